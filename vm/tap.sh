@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# TAP for the shell steps of a VM plan, in the kselftest format that
+# scripts/verdict.py reads: each group is framed by
+# "=== RSVA-TAP <group> BEGIN" and "=== RSVA-TAP <group> END rc=<n>".
+
+tap_begin() {
+	TAP_GROUP=$1
+	TAP_N=0
+	TAP_FAILED=0
+	echo "=== RSVA-TAP $TAP_GROUP BEGIN"
+	echo "TAP version 13"
+}
+
+tap_ok() {
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N $*"
+}
+
+tap_fail() {
+	TAP_N=$((TAP_N + 1))
+	TAP_FAILED=1
+	echo "not ok $TAP_N $*"
+}
+
+tap_skip() {
+	local name=$1
+	shift
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N $name # SKIP $*"
+}
+
+# tap_check NAME CMD...: one case that passes when CMD succeeds.
+tap_check() {
+	local name=$1
+	shift
+	if "$@"; then tap_ok "$name"; else tap_fail "$name"; fi
+}
+
+tap_end() {
+	echo "1..$TAP_N"
+	echo "=== RSVA-TAP $TAP_GROUP END rc=$TAP_FAILED"
+}
+
+# run_selftest BIN: run one kselftest binary, framed for the verdict.
+run_selftest() {
+	local name=$(basename "$1") rc
+	echo "=== RSVA-TAP $name BEGIN"
+	"$1"
+	rc=$?
+	echo "=== RSVA-TAP $name END rc=$rc"
+}
+
+# load_module NAME: modprobe an in-tree module, reporting the errno text.
+load_module() {
+	LOAD_ERR=$(modprobe "$1" 2>&1)
+}
