@@ -19,17 +19,20 @@ build_modules() {
 		M="$RSVA_TOP" MO="$RSVA_OUT/modules" -j"$RSVA_JOBS" modules
 }
 
-# rustfmt with the kernel's settings, checkpatch on the C sources. The
-# exports of Rust functions cannot follow their definitions: EXPORT_SYMBOL is
-# the one checkpatch rule that does not apply.
+# rustfmt with the kernel's settings; checkpatch on the C sources, strict on
+# kernel code, plain on the user-space tests (whose types are C's, not the
+# kernel's). The exports of Rust functions cannot follow their definitions:
+# EXPORT_SYMBOL is the one checkpatch rule that does not apply.
 lint() {
-	local rs c
-	mapfile -t rs < <(cd "$RSVA_TOP" && git ls-files -co --exclude-standard '*.rs')
-	mapfile -t c < <(cd "$RSVA_TOP" && git ls-files -co --exclude-standard '*.c' '*.h')
-	(cd "$RSVA_TOP" &&
-	 /usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" "${rs[@]}" &&
-	 perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet --strict \
-		--ignore EXPORT_SYMBOL -f "${c[@]}")
+	local rs kc uc
+	cd "$RSVA_TOP"
+	mapfile -t rs < <(git ls-files -co --exclude-standard '*.rs')
+	mapfile -t kc < <(git ls-files -co --exclude-standard 'rust/*.[ch]' 'include/*.h' 'selftests/modules/*.c')
+	mapfile -t uc < <(git ls-files -co --exclude-standard 'selftests/*.[ch]')
+	/usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" "${rs[@]}"
+	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet --strict --ignore EXPORT_SYMBOL -f "${kc[@]}"
+	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f "${uc[@]}"
+	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet patches/*.patch
 }
 
 build_selftests() {

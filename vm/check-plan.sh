@@ -17,13 +17,51 @@ fi
 tap_check "rsva loads" insmod /lib/rsva/rsva.ko
 tap_check "rsva debugfs directory exists" test -d /sys/kernel/debug/rsva
 tap_check "rsva_client loads and calls rsva" insmod /lib/rsva/rsva_client.ko
+tap_check "rsva_sim refuses devices=0" sh -c '! insmod /lib/rsva/rsva_sim.ko devices=0 2>/dev/null'
+tap_check "rsva_sim refuses pasid_bits=21" sh -c '! insmod /lib/rsva/rsva_sim.ko pasid_bits=21 2>/dev/null'
+tap_check "rsva_sim loads" insmod /lib/rsva/rsva_sim.ko
+tap_check "rsva_sim devices are in IOMMU groups" \
+	test -e /sys/bus/rsva_sim/devices/rsva_sim0/iommu_group
+tap_check "rsva_sim accelerators have char devices" \
+	test -c /dev/rsva_accel0 -a -c /dev/rsva_accel1
 tap_end
 
-for t in /tests/*; do
-	run_selftest "$t"
-done
+run_selftest /tests/rsva_debugfs_test
+run_selftest /tests/rsva_sim_test
+
+tap_begin sim_unload
+sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
+holder=$!
+for i in $(seq 50); do grep -q bound /tmp/holder.out 2>/dev/null && break; sleep 0.1; done
+tap_check "a shell binds by opening /dev/rsva_accel0" grep -q bound /tmp/holder.out
+tap_check "rsva_sim refuses to unload while a process is bound" \
+	sh -c '! rmmod rsva_sim 2>/dev/null'
+kill $holder
+wait $holder 2>/dev/null
+tap_check "rsva_sim unloads once the process is gone" rmmod rsva_sim
+tap_check "rsva_sim bus is gone" test ! -e /sys/bus/rsva_sim
+tap_check "rsva_sim loads 3 devices in one group with 2-bit PASIDs" \
+	insmod /lib/rsva/rsva_sim.ko devices=3 group_size=3 pasid_bits=2
+tap_check "the 3 devices share one IOMMU group" sh -c \
+	'[ "$(readlink /sys/bus/rsva_sim/devices/rsva_sim0/iommu_group)" = "$(readlink /sys/bus/rsva_sim/devices/rsva_sim2/iommu_group)" ]'
+tap_end
+
+run_selftest /tests/rsva_sim_group_test
+
+# The IOTLB test must be able to fail: with invalidations ignored on
+# purpose, it does (its output is not part of the counts).
+tap_begin sim_honesty
+tap_check "rsva_sim unloads" rmmod rsva_sim
+tap_check "rsva_sim loads with test_skip_invalidation=1" \
+	insmod /lib/rsva/rsva_sim.ko test_skip_invalidation=1
+tap_check "the IOTLB test fails when invalidations are skipped" \
+	sh -c '! /tests/rsva_sim_test -t iotlb_follows_the_page_tables >/tmp/honesty.out 2>&1'
+tap_check "and the device saw stale or wrong translations" \
+	grep -q -E "stale_translations|dst\[" /tmp/honesty.out
+tap_end
 
 tap_begin unload
+tap_check "rsva_sim unloads" rmmod rsva_sim
 tap_check "rsva refuses to unload while rsva_client uses it" \
 	sh -c '! rmmod rsva 2>/dev/null'
 tap_check "rsva_client unloads" rmmod rsva_client

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/kernel/debug/rsva_sim/`: what the simulated hardware holds.
+//!
+//! - `devN/pasid_table`: one line per PASID, `PASID active|cleared`.
+//! - `devN/iotlb`: hits, misses, flushes, stale walks, entries in use.
+//! - `devN/faults`: the total, then the last faults, oldest first.
+//! - `devN/counters`: bytes moved, releases seen, the device's group.
+//! - `groupN/dma_owner`: whether the group's DMA is claimed by an owner.
+
+use core::fmt;
+
+use kernel::{
+    bindings,
+    debugfs::{Dir, File},
+    prelude::*,
+    str::CString,
+    sync::{atomic::Relaxed, Arc},
+};
+
+use crate::device::{SimDevice, SimGroup};
+
+fn show_pasid_table(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut r = Ok(());
+    dev.for_each_entry(|pasid, cleared| {
+        if r.is_ok() {
+            r = writeln!(
+                f,
+                "{} {}",
+                pasid,
+                if cleared { "cleared" } else { "active" }
+            );
+        }
+    });
+    r
+}
+
+fn show_iotlb(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let (s, used) = dev.iotlb_stats();
+    writeln!(
+        f,
+        "hits {}\nmisses {}\nflushes {}\nstale_walks {}\nentries {}",
+        s.hits, s.misses, s.flushes, s.stale_walks, used
+    )
+}
+
+fn show_faults(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "total {}", dev.fault_total())?;
+    let mut r = Ok(());
+    dev.for_each_fault(|fault| {
+        if r.is_ok() {
+            r = writeln!(f, "{fault}");
+        }
+    });
+    r
+}
+
+fn show_counters(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "bytes {}\nreleases {}\nstale_translations {}\ngroup {}\npasid_bits {}",
+        dev.counters.bytes.load(Relaxed),
+        dev.counters.releases.load(Relaxed),
+        dev.counters.stale_translations.load(Relaxed),
+        dev.group.id,
+        dev.pasid_bits
+    )
+}
+
+fn show_dma_owner(group: &Arc<SimGroup>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let claimed = match group.get() {
+        Ok(raw) => {
+            // SAFETY: `raw` is a referenced group.
+            let c = unsafe { bindings::iommu_group_dma_owner_claimed(raw) };
+            // SAFETY: Drops the reference `get` took.
+            unsafe { bindings::iommu_group_put(raw) };
+            c
+        }
+        Err(_) => false,
+    };
+    writeln!(f, "claimed {}", u8::from(claimed))
+}
+
+/// The debugfs tree; removed when dropped.
+pub(crate) struct Debugfs {
+    _dev_files: KVec<Pin<KBox<File<Arc<SimDevice>>>>>,
+    _group_files: KVec<Pin<KBox<File<Arc<SimGroup>>>>>,
+    _root: Dir,
+}
+
+impl Debugfs {
+    pub(crate) fn new(devices: &[Arc<SimDevice>], groups: &[Arc<SimGroup>]) -> Result<Self> {
+        let root = Dir::new(c"rsva_sim");
+        let mut dev_files = KVec::new();
+        for dev in devices {
+            let name = CString::try_from_fmt(fmt!("dev{}", dev.id))?;
+            let dir = root.subdir(&name);
+            dev_files.push(
+                KBox::pin_init(
+                    dir.read_callback_file(c"pasid_table", dev.clone(), &show_pasid_table),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+            dev_files.push(
+                KBox::pin_init(
+                    dir.read_callback_file(c"iotlb", dev.clone(), &show_iotlb),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+            dev_files.push(
+                KBox::pin_init(
+                    dir.read_callback_file(c"faults", dev.clone(), &show_faults),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+            dev_files.push(
+                KBox::pin_init(
+                    dir.read_callback_file(c"counters", dev.clone(), &show_counters),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+        }
+        let mut group_files = KVec::new();
+        for group in groups {
+            let name = CString::try_from_fmt(fmt!("group{}", group.id))?;
+            let dir = root.subdir(&name);
+            group_files.push(
+                KBox::pin_init(
+                    dir.read_callback_file(c"dma_owner", group.clone(), &show_dma_owner),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            _dev_files: dev_files,
+            _group_files: group_files,
+            _root: root,
+        })
+    }
+}

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A device of the simulated SVA platform: its PASID table, its IOTLB, its
+//! fault log, and the address translation its DMA engine goes through.
+//!
+//! Translation works as an SVA IOMMU does: the IOTLB first; on a miss, the
+//! PASID table names the SVA domain and so the mm, and the page tables of
+//! that mm are walked like an I/O page fault is handled (`mmget_not_zero()`
+//! first, so a dead mm is a fault, then `get_user_pages_remote()` under the
+//! mmap read lock). A page is referenced only while it is accessed; the
+//! IOTLB keeps a bare page frame number that only invalidations keep right.
+
+use core::ptr::{null_mut, NonNull};
+
+use kernel::{
+    bindings,
+    mm::{Mm, MmWithUser},
+    new_spinlock,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex, SpinLock,
+    },
+    xarray::{AllocKind, XArray},
+};
+
+use crate::{
+    fault_log::{Fault, FaultLog, FaultReason},
+    glue,
+    iotlb::{Iotlb, IotlbStats},
+};
+
+/// An IOMMU group of the platform: `group_size` consecutive devices share one.
+#[pin_data(PinnedDrop)]
+pub(crate) struct SimGroup {
+    #[pin]
+    /// The group, allocated when its first device is probed.
+    raw: Mutex<*mut bindings::iommu_group>,
+    pub(crate) id: u32,
+}
+
+// SAFETY: The raw group pointer is only used under the mutex, with the IOMMU
+// core's reference counting, from any thread.
+unsafe impl Send for SimGroup {}
+// SAFETY: See above.
+unsafe impl Sync for SimGroup {}
+
+impl SimGroup {
+    pub(crate) fn new(id: u32) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                raw <- kernel::new_mutex!(null_mut()),
+                id,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The group for a device being probed, with a reference for the caller
+    /// (the IOMMU core's `device_group` contract).
+    pub(crate) fn get(&self) -> Result<*mut bindings::iommu_group> {
+        let mut raw = self.raw.lock();
+        if raw.is_null() {
+            // SAFETY: Allocates a new group; returns a referenced group or an
+            // ERR_PTR.
+            *raw = glue::from_err_ptr(unsafe { bindings::iommu_group_alloc() })?;
+        }
+        // SAFETY: `*raw` is a live group: we hold the reference it was
+        // allocated with until `drop`.
+        Ok(unsafe { bindings::iommu_group_ref_get(*raw) })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for SimGroup {
+    fn drop(self: Pin<&mut Self>) {
+        let raw = *self.raw.lock();
+        if !raw.is_null() {
+            // SAFETY: Drops the reference taken by `iommu_group_alloc()`.
+            unsafe { bindings::iommu_group_put(raw) };
+        }
+    }
+}
+
+/// What the PASID table holds for one PASID: the SVA domain attached to it.
+///
+/// # Invariants
+///
+/// While the entry is in a device's table, `mm` is the address space of
+/// the attached SVA domain, which holds an `mmgrab()` reference on it (the
+/// domain is freed only after it is detached, which removes the entry).
+pub(crate) struct PasidEntry {
+    mm: NonNull<bindings::mm_struct>,
+    domain: *const c_void,
+    /// Set by the mm's release: the process is exiting and the entry no
+    /// longer translates (the hardware's "present" bit cleared).
+    cleared: bool,
+}
+
+// SAFETY: The pointers are only dereferenced under the table lock, while
+// the invariants keep them valid, from any thread.
+unsafe impl Send for PasidEntry {}
+// SAFETY: See above.
+unsafe impl Sync for PasidEntry {}
+
+/// Per-device counters.
+pub(crate) struct DeviceCounters {
+    pub(crate) bytes: Atomic<u64>,
+    pub(crate) releases: Atomic<u64>,
+    pub(crate) stale_translations: Atomic<u64>,
+}
+
+impl DeviceCounters {
+    fn new() -> Self {
+        Self {
+            bytes: Atomic::new(0),
+            releases: Atomic::new(0),
+            stale_translations: Atomic::new(0),
+        }
+    }
+}
+
+/// One simulated SVA-capable device.
+#[pin_data]
+pub(crate) struct SimDevice {
+    pub(crate) id: u32,
+    pub(crate) group: Arc<SimGroup>,
+    pub(crate) pasid_bits: u32,
+    /// The IOMMU serving the device; it outlives the device.
+    iommu: usize,
+    /// The `struct device` on the simulated bus; set once it is created.
+    raw: Atomic<usize>,
+    #[pin]
+    table: XArray<KBox<PasidEntry>>,
+    #[pin]
+    iotlb: SpinLock<Iotlb>,
+    #[pin]
+    faults: SpinLock<FaultLog>,
+    pub(crate) counters: DeviceCounters,
+}
+
+impl SimDevice {
+    pub(crate) fn new(
+        id: u32,
+        group: Arc<SimGroup>,
+        pasid_bits: u32,
+        iommu: *mut bindings::iommu_device,
+    ) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                id,
+                group,
+                pasid_bits,
+                iommu: iommu as usize,
+                raw: Atomic::new(0),
+                table <- XArray::new(AllocKind::Alloc),
+                iotlb <- new_spinlock!(Iotlb::new()),
+                faults <- new_spinlock!(FaultLog::new()),
+                counters: DeviceCounters::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Records the `struct device` created for this device.
+    pub(crate) fn set_raw(&self, dev: *mut bindings::device) {
+        self.raw.store(dev as usize, Relaxed);
+    }
+
+    /// The `struct device` of this device, null before it is created.
+    pub(crate) fn raw(&self) -> *mut bindings::device {
+        self.raw.load(Relaxed) as *mut bindings::device
+    }
+
+    /// The IOMMU serving this device.
+    pub(crate) fn iommu(&self) -> *mut bindings::iommu_device {
+        self.iommu as *mut bindings::iommu_device
+    }
+
+    /// The simulated device behind `dev`, or `None` for a device of
+    /// another bus.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device, and the returned reference must not be
+    /// used after the device is destroyed (the module's devices outlive every
+    /// IOMMU callback on them).
+    pub(crate) unsafe fn from_raw<'a>(dev: *mut bindings::device) -> Option<&'a SimDevice> {
+        // SAFETY: `dev` is valid by the safety requirements.
+        let data = unsafe { glue::rsva_sim_device_data(dev) };
+        // SAFETY: The data of a device of our bus is the `SimDevice` the
+        // module keeps alive for as long as the device exists.
+        unsafe { data.cast::<SimDevice>().as_ref() }
+    }
+
+    /// The PASID width of this device.
+    pub(crate) fn max_pasids(&self) -> u32 {
+        1u32 << self.pasid_bits
+    }
+
+    /// Points `pasid` at an SVA domain whose address space is `mm`.
+    pub(crate) fn install(
+        &self,
+        pasid: u32,
+        mm: NonNull<bindings::mm_struct>,
+        domain: *const c_void,
+    ) -> Result {
+        let entry = KBox::new(
+            PasidEntry {
+                mm,
+                domain,
+                cleared: false,
+            },
+            GFP_KERNEL,
+        )?;
+        let index = usize::try_from(pasid).map_err(|_| EINVAL)?;
+        self.table
+            .lock()
+            .store(index, entry, GFP_KERNEL)
+            .map_err(|e| e.error)?;
+        self.iotlb.lock().flush_pasid(pasid);
+        Ok(())
+    }
+
+    /// Removes the entry of `pasid` (detach); harmless when there is none.
+    pub(crate) fn remove(&self, pasid: u32) {
+        if let Ok(index) = usize::try_from(pasid) {
+            drop(self.table.lock().remove(index));
+        }
+        self.iotlb.lock().flush_pasid(pasid);
+    }
+
+    /// Clears the entry of `pasid` if it still belongs to `domain`: it stays
+    /// in the table, so that unbind finds it, but no longer translates. Safe
+    /// to call any number of times; frees nothing.
+    pub(crate) fn clear(&self, pasid: u32, domain: *const c_void) {
+        if let Ok(index) = usize::try_from(pasid) {
+            let mut table = self.table.lock();
+            if let Some(entry) = table.get_mut(index) {
+                if entry.domain == domain {
+                    entry.cleared = true;
+                }
+            }
+        }
+        self.iotlb.lock().flush_pasid(pasid);
+    }
+
+    /// Invalidates cached translations of `pasid` in `[start, end)`,
+    /// unless the `test_skip_invalidation` parameter breaks the IOMMU on
+    /// purpose.
+    pub(crate) fn flush_range(&self, pasid: u32, start: u64, end: u64) {
+        if crate::module_parameters::test_skip_invalidation.value() {
+            return;
+        }
+        self.iotlb.lock().flush_range(pasid, start, end);
+    }
+
+    /// Visits the PASID table: `(pasid, cleared)` in PASID order.
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, bool)) {
+        let table = self.table.lock();
+        for pasid in 0..self.max_pasids() {
+            if let Some(e) = table.get(pasid as usize) {
+                f(pasid, e.cleared);
+            }
+        }
+    }
+
+    pub(crate) fn iotlb_stats(&self) -> (IotlbStats, usize) {
+        let t = self.iotlb.lock();
+        (t.stats(), t.occupancy())
+    }
+
+    pub(crate) fn fault_total(&self) -> u64 {
+        self.faults.lock().total()
+    }
+
+    /// Visits the fault log, oldest first.
+    pub(crate) fn for_each_fault(&self, f: impl FnMut(&Fault)) {
+        let log = self.faults.lock();
+        log.iter().for_each(f);
+    }
+
+    fn fault(&self, pasid: u32, addr: u64, write: bool, reason: FaultReason) -> Fault {
+        let fault = Fault {
+            pasid,
+            addr,
+            write,
+            reason,
+        };
+        self.faults.lock().push(fault);
+        if reason == FaultReason::StaleTranslation {
+            self.counters.stale_translations.add(1, Relaxed);
+            pr_err!(
+                "rsva_sim{}: DMA through a stale IOTLB entry: pasid {} addr {:#x}\n",
+                self.id,
+                pasid,
+                addr
+            );
+        }
+        fault
+    }
+
+    /// The mm of `pasid` with a user reference, taken under the table lock
+    /// while the entry (and so the domain's mmgrab) keeps the mm valid.
+    fn mm_of(
+        &self,
+        pasid: u32,
+        addr: u64,
+        write: bool,
+    ) -> core::result::Result<ARef<MmWithUser>, Fault> {
+        let index = usize::try_from(pasid)
+            .map_err(|_| self.fault(pasid, addr, write, FaultReason::NoPasid))?;
+        let table = self.table.lock();
+        let reason = match table.get(index) {
+            None => FaultReason::NoPasid,
+            Some(e) if e.cleared => FaultReason::PasidCleared,
+            Some(e) => {
+                // SAFETY: By the type invariant of `PasidEntry`, the mm is
+                // valid (mmgrab held by the domain) while the entry is in the
+                // table, and we hold the table lock.
+                let mm = unsafe { Mm::from_raw(e.mm.as_ptr()) };
+                match mm.mmget_not_zero() {
+                    Some(mm) => return Ok(mm),
+                    None => FaultReason::MmGone,
+                }
+            }
+        };
+        drop(table);
+        Err(self.fault(pasid, addr, write, reason))
+    }
+
+    /// One DMA access of the device through `pasid`: reads `buf.len()` bytes
+    /// at `addr` into `buf`, or writes them from `buf` when `write`. The
+    /// access must not cross a page boundary.
+    pub(crate) fn dma(
+        &self,
+        pasid: u32,
+        addr: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> core::result::Result<(), Fault> {
+        let page_size = PAGE_SIZE as u64;
+        let offset = addr % page_size;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if offset + buf.len() as u64 > page_size {
+            return Err(self.fault(pasid, addr, write, FaultReason::NotMapped));
+        }
+        let vpn = addr >> PAGE_SHIFT;
+
+        // Fast path: a cached translation, used under the IOTLB lock so that
+        // an invalidation waits for the access to end.
+        let seq = {
+            let mut tlb = self.iotlb.lock();
+            if let Some(pfn) = tlb.lookup(pasid, vpn, write) {
+                // SAFETY: Only reads the page's reference count; a page the
+                // IOMMU was told to forget has none and is refused.
+                let page = unsafe { glue::rsva_sim_pfn_get_page(pfn as c_ulong) };
+                if page.is_null() {
+                    drop(tlb);
+                    return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
+                }
+                self.access(page, offset, buf, write);
+                return Ok(());
+            }
+            tlb.seq()
+        };
+
+        // Miss: walk the page tables like an I/O page fault handler.
+        let mm = self.mm_of(pasid, addr, write)?;
+        let page = walk(&mm, addr, write)
+            .map_err(|_| self.fault(pasid, addr, write, FaultReason::NotMapped))?;
+        // Dropping the user reference may run exit_mmap() and so the
+        // notifier's release here: no lock of ours is held.
+        drop(mm);
+
+        let mut tlb = self.iotlb.lock();
+        // SAFETY: `page` is referenced by the walk.
+        let pfn = unsafe { glue::rsva_sim_page_to_pfn(page) };
+        // When an invalidation came during the walk, the translation is not
+        // cached; the access itself is still safe, the page being referenced.
+        tlb.insert(seq, pasid, vpn, pfn as u64, write);
+        self.access(page, offset, buf, write);
+        Ok(())
+    }
+
+    /// Copies between `buf` and a referenced page, then drops the reference.
+    fn access(&self, page: *mut bindings::page, offset: u64, buf: &mut [u8], write: bool) {
+        // Both fit in c_uint: offset and length are below PAGE_SIZE.
+        let (off, len) = (offset as c_uint, buf.len() as c_uint);
+        // SAFETY: `page` is referenced by the caller; `offset + len` is within
+        // the page; `buf` is valid for `len` bytes.
+        unsafe { glue::rsva_sim_page_access(page, off, buf.as_mut_ptr().cast(), len, write) };
+        // SAFETY: Drops the reference the caller took.
+        unsafe { glue::rsva_sim_put_page(page) };
+        self.counters.bytes.add(buf.len() as u64, Relaxed);
+    }
+}
+
+/// Walks the page tables of `mm` for `addr`, faulting the page in as an I/O
+/// page fault would; returns the page with a reference.
+fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> {
+    let _lock = mm.mmap_read_lock();
+    let mut page: *mut bindings::page = null_mut();
+    let flags = if write { bindings::FOLL_WRITE } else { 0 };
+    // SAFETY: `mm` has a user reference and its mmap lock is held for
+    // reading; `page` has room for one page pointer.
+    let n = unsafe {
+        bindings::get_user_pages_remote(
+            mm.as_raw(),
+            addr as c_ulong,
+            1,
+            flags as c_uint,
+            &mut page,
+            null_mut(),
+        )
+    };
+    if n == 1 && !page.is_null() {
+        Ok(page)
+    } else {
+        Err(EFAULT)
+    }
+}

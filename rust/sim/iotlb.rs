@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The IOTLB of a simulated device: a small direct-mapped cache of
+//! translations `(PASID, virtual page) -> physical page`, as an IOMMU keeps.
+//!
+//! Like a real one, it holds no reference on the pages it caches: a cached
+//! translation is only right until the IOMMU is told to invalidate it, which
+//! the SVA domain's mmu notifier does before the CPU page tables change (see
+//! `sva_domain.rs`). Every invalidation bumps a sequence number; a page walk
+//! that began before the bump must not be cached, which closes the race
+//! between a walk and a concurrent invalidation the way
+//! `mmu_interval_read_retry()` does for HMM.
+
+use kernel::prelude::*;
+
+/// Number of entries.
+pub(crate) const IOTLB_ENTRIES: usize = 64;
+
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    valid: bool,
+    writable: bool,
+    pasid: u32,
+    vpn: u64,
+    pfn: u64,
+}
+
+/// Counters of an IOTLB, for debugfs and the stats ioctl.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct IotlbStats {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) flushes: u64,
+    pub(crate) stale_walks: u64,
+}
+
+/// A direct-mapped translation cache. Callers serialise access (the device
+/// keeps it under a spinlock, so that an invalidation also waits for an
+/// access that is using a translation, as an IOMMU's invalidation-wait does).
+pub(crate) struct Iotlb {
+    entries: [Entry; IOTLB_ENTRIES],
+    seq: u64,
+    stats: IotlbStats,
+}
+
+impl Iotlb {
+    /// An empty IOTLB.
+    pub(crate) const fn new() -> Self {
+        Self {
+            entries: [Entry {
+                valid: false,
+                writable: false,
+                pasid: 0,
+                vpn: 0,
+                pfn: 0,
+            }; IOTLB_ENTRIES],
+            seq: 0,
+            stats: IotlbStats {
+                hits: 0,
+                misses: 0,
+                flushes: 0,
+                stale_walks: 0,
+            },
+        }
+    }
+
+    fn slot(pasid: u32, vpn: u64) -> usize {
+        let h = vpn ^ u64::from(pasid).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The remainder is below IOTLB_ENTRIES, so it fits in usize.
+        (h % IOTLB_ENTRIES as u64) as usize
+    }
+
+    /// The cached page frame for `(pasid, vpn)`, if any and if it allows
+    /// the access (`write`); counts a hit or a miss.
+    pub(crate) fn lookup(&mut self, pasid: u32, vpn: u64, write: bool) -> Option<u64> {
+        let e = &self.entries[Self::slot(pasid, vpn)];
+        if e.valid && e.pasid == pasid && e.vpn == vpn && (e.writable || !write) {
+            self.stats.hits += 1;
+            Some(e.pfn)
+        } else {
+            self.stats.misses += 1;
+            None
+        }
+    }
+
+    /// The invalidation sequence number, to be read before a page walk.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Caches a translation found by a walk that began at sequence `seq`.
+    /// Returns `false`, caching nothing, when an invalidation came since.
+    pub(crate) fn insert(
+        &mut self,
+        seq: u64,
+        pasid: u32,
+        vpn: u64,
+        pfn: u64,
+        writable: bool,
+    ) -> bool {
+        if seq != self.seq {
+            self.stats.stale_walks += 1;
+            return false;
+        }
+        self.entries[Self::slot(pasid, vpn)] = Entry {
+            valid: true,
+            writable,
+            pasid,
+            vpn,
+            pfn,
+        };
+        true
+    }
+
+    fn invalidate(&mut self, keep: impl Fn(&Entry) -> bool) {
+        for e in self.entries.iter_mut() {
+            if e.valid && !keep(e) {
+                e.valid = false;
+            }
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.flushes += 1;
+    }
+
+    /// Invalidates the translations of `pasid` for addresses in
+    /// `[start, end)`; `end == u64::MAX` means to the end of the space.
+    pub(crate) fn flush_range(&mut self, pasid: u32, start: u64, end: u64) {
+        let first = start >> kernel::page::PAGE_SHIFT;
+        let last = end.saturating_sub(1) >> kernel::page::PAGE_SHIFT;
+        self.invalidate(|e| e.pasid != pasid || e.vpn < first || e.vpn > last);
+    }
+
+    /// Invalidates every translation of `pasid`.
+    pub(crate) fn flush_pasid(&mut self, pasid: u32) {
+        self.invalidate(|e| e.pasid != pasid);
+    }
+
+    /// Counters so far.
+    pub(crate) fn stats(&self) -> IotlbStats {
+        self.stats
+    }
+
+    /// How many entries hold a translation.
+    pub(crate) fn occupancy(&self) -> usize {
+        self.entries.iter().filter(|e| e.valid).count()
+    }
+}
+
+#[kunit_tests(rsva_sim_iotlb)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_what_was_inserted() {
+        let mut t = Iotlb::new();
+        assert_eq!(t.lookup(5, 0x10, false), None);
+        let seq = t.seq();
+        assert!(t.insert(seq, 5, 0x10, 0x1234, false));
+        assert_eq!(t.lookup(5, 0x10, false), Some(0x1234));
+        // Another PASID, the same page: not the same address space.
+        assert_eq!(t.lookup(6, 0x10, false), None);
+        assert_eq!(t.stats().hits, 1);
+        assert_eq!(t.stats().misses, 2);
+    }
+
+    #[test]
+    fn read_only_translation_does_not_serve_a_write() {
+        let mut t = Iotlb::new();
+        let seq = t.seq();
+        assert!(t.insert(seq, 1, 7, 70, false));
+        assert_eq!(t.lookup(1, 7, true), None);
+        let seq = t.seq();
+        assert!(t.insert(seq, 1, 7, 70, true));
+        assert_eq!(t.lookup(1, 7, true), Some(70));
+    }
+
+    #[test]
+    fn flush_range_drops_only_the_range() {
+        let mut t = Iotlb::new();
+        for vpn in 0..8u64 {
+            let seq = t.seq();
+            assert!(t.insert(seq, 3, vpn, 100 + vpn, true));
+        }
+        let page = 1u64 << kernel::page::PAGE_SHIFT;
+        t.flush_range(3, 2 * page, 5 * page);
+        for vpn in 0..8u64 {
+            let cached = t.lookup(3, vpn, false).is_some();
+            assert_eq!(cached, !(2..5).contains(&vpn));
+        }
+        t.flush_range(3, 0, u64::MAX);
+        assert_eq!(t.occupancy(), 0);
+    }
+
+    #[test]
+    fn flush_pasid_keeps_other_address_spaces() {
+        let mut t = Iotlb::new();
+        let seq = t.seq();
+        assert!(t.insert(seq, 1, 1, 11, true));
+        let seq = t.seq();
+        assert!(t.insert(seq, 2, 2, 22, true));
+        t.flush_pasid(1);
+        assert_eq!(t.lookup(1, 1, false), None);
+        assert_eq!(t.lookup(2, 2, false), Some(22));
+    }
+
+    #[test]
+    fn walk_raced_by_an_invalidation_is_not_cached() {
+        let mut t = Iotlb::new();
+        let seq = t.seq();
+        // The CPU page table changes while the walk runs.
+        t.flush_range(9, 0, u64::MAX);
+        assert!(!t.insert(seq, 9, 4, 44, true));
+        assert_eq!(t.lookup(9, 4, false), None);
+        assert_eq!(t.stats().stale_walks, 1);
+    }
+}

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A work queue of a simulated accelerator: the descriptors one opener
+//! submitted, run in order by a work item on the DMA engine, in the
+//! opener's address space through its PASID.
+//!
+//! Stopping (close, uacce's stop_queue, the bond's release) drops what has
+//! not started, ends the running descriptor at its next access, and waits
+//! for it; only then may the caller unbind, so that the device never uses a
+//! PASID after it was given back.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    bindings, new_condvar, new_spinlock,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, SpinLock,
+    },
+    transmute::AsBytes,
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+};
+
+use crate::{
+    device::SimDevice,
+    engine,
+    uapi::{self, Desc, Stats},
+};
+
+/// How many descriptors a queue holds before `submit` says `EAGAIN`.
+pub(crate) const QUEUE_DEPTH: usize = 256;
+
+/// An SVA bond made with `iommu_sva_bind_device()`, unbound on drop.
+///
+/// # Invariants
+///
+/// `handle` was returned by `iommu_sva_bind_device()` and is not unbound.
+pub(crate) struct Bond {
+    handle: NonNull<bindings::iommu_sva>,
+    pasid: u32,
+}
+
+// SAFETY: A bond may be unbound from any thread.
+unsafe impl Send for Bond {}
+// SAFETY: `&Bond` only reads the PASID.
+unsafe impl Sync for Bond {}
+
+impl Bond {
+    /// Binds `mm` to `dev` through whichever implementation serves
+    /// `iommu_sva_bind_device()`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device and `mm` a valid mm with a user
+    /// reference held by the caller.
+    pub(crate) unsafe fn bind(
+        dev: *mut bindings::device,
+        mm: *mut bindings::mm_struct,
+    ) -> Result<Self> {
+        // SAFETY: By the safety requirements.
+        let handle = unsafe { bindings::iommu_sva_bind_device(dev, mm) };
+        let handle = crate::glue::from_err_ptr(handle)?;
+        let handle = NonNull::new(handle).ok_or(ENODEV)?;
+        // SAFETY: `handle` is a live bond.
+        let pasid = unsafe { bindings::iommu_sva_get_pasid(handle.as_ptr()) };
+        let bond = Bond { handle, pasid };
+        // IOMMU_PASID_INVALID is (-1U).
+        if pasid == u32::MAX {
+            // Dropping the bond unbinds it.
+            return Err(ENODEV);
+        }
+        Ok(bond)
+    }
+
+    pub(crate) fn pasid(&self) -> u32 {
+        self.pasid
+    }
+}
+
+impl Drop for Bond {
+    fn drop(&mut self) {
+        // SAFETY: Not unbound yet by the type invariant; unbound once here.
+        unsafe { bindings::iommu_sva_unbind_device(self.handle.as_ptr()) };
+    }
+}
+
+struct Ring {
+    descs: KVec<Desc>,
+    head: usize,
+    len: usize,
+    stopped: bool,
+    running: bool,
+}
+
+struct Counters {
+    submitted: Atomic<u64>,
+    completed: Atomic<u64>,
+    faults: Atomic<u64>,
+    aborted: Atomic<u64>,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            submitted: Atomic::new(0),
+            completed: Atomic::new(0),
+            faults: Atomic::new(0),
+            aborted: Atomic::new(0),
+        }
+    }
+}
+
+/// A queue bound to one PASID of one device.
+#[pin_data]
+pub(crate) struct Queue {
+    pub(crate) dev: Arc<SimDevice>,
+    pub(crate) pasid: u32,
+    #[pin]
+    ring: SpinLock<Ring>,
+    #[pin]
+    idle: CondVar,
+    #[pin]
+    work: Work<Queue>,
+    counters: Counters,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Queue { self.work }
+}
+
+impl Queue {
+    pub(crate) fn new(dev: Arc<SimDevice>, pasid: u32) -> Result<Arc<Self>> {
+        let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL)?;
+        descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL)?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                dev,
+                pasid,
+                ring <- new_spinlock!(Ring {
+                    descs,
+                    head: 0,
+                    len: 0,
+                    stopped: false,
+                    running: false,
+                }),
+                idle <- new_condvar!(),
+                work <- new_work!("rsva_sim::Queue::work"),
+                counters: Counters::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Queues `desc`: `EINVAL`/`EOVERFLOW` for a bad descriptor, `EAGAIN`
+    /// when full, `ESHUTDOWN` once stopped.
+    pub(crate) fn submit(self: &Arc<Self>, desc: Desc) -> Result {
+        desc.validate()?;
+        let mut ring = self.ring.lock();
+        if ring.stopped {
+            return Err(ESHUTDOWN);
+        }
+        if ring.len == QUEUE_DEPTH {
+            return Err(EAGAIN);
+        }
+        let tail = (ring.head + ring.len) % QUEUE_DEPTH;
+        ring.descs[tail] = desc;
+        ring.len += 1;
+        self.counters.submitted.add(1, Relaxed);
+        if !ring.running {
+            ring.running = true;
+            // Not queued yet (not running), so this cannot fail.
+            let _ = workqueue::system_unbound().enqueue(self.clone());
+        }
+        Ok(())
+    }
+
+    /// Waits until every submitted descriptor has ended; `EINTR` when a
+    /// signal comes first.
+    pub(crate) fn wait(&self) -> Result {
+        let mut ring = self.ring.lock();
+        while ring.len > 0 || ring.running {
+            if self.idle.wait_interruptible(&mut ring) {
+                return Err(EINTR);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the queue: drops what has not started, ends the running
+    /// descriptor early and waits for it. Idempotent.
+    pub(crate) fn stop(&self) {
+        let mut ring = self.ring.lock();
+        ring.stopped = true;
+        self.counters.aborted.add(ring.len as u64, Relaxed);
+        ring.len = 0;
+        while ring.running {
+            self.idle.wait(&mut ring);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.ring.lock().stopped
+    }
+
+    /// Counters of the queue and its device.
+    pub(crate) fn stats(&self) -> Stats {
+        let (tlb, _) = self.dev.iotlb_stats();
+        Stats {
+            submitted: self.counters.submitted.load(Relaxed),
+            completed: self.counters.completed.load(Relaxed),
+            faults: self.counters.faults.load(Relaxed),
+            dev_faults: self.dev.fault_total(),
+            dev_iotlb_hits: tlb.hits,
+            dev_iotlb_misses: tlb.misses,
+            dev_iotlb_flushes: tlb.flushes,
+            dev_bytes: self.dev.counters.bytes.load(Relaxed),
+        }
+    }
+
+    fn run_one(&self, desc: &Desc, buf: &mut [u8]) {
+        let out = engine::execute(&self.dev, self.pasid, desc, buf, || self.stopped());
+        if out.fault.is_some() {
+            self.counters.faults.add(1, Relaxed);
+        }
+        if desc.flags & uapi::F_COMPLETION != 0 {
+            let mut record = [0u8; core::mem::size_of::<uapi::Completion>()];
+            record.copy_from_slice(out.completion.as_bytes());
+            // The record is 32-byte aligned, so within one page. When it
+            // cannot be written (the PASID is gone), the fault is logged.
+            if self
+                .dev
+                .dma(self.pasid, desc.completion, &mut record, true)
+                .is_err()
+            {
+                self.counters.faults.add(1, Relaxed);
+            }
+        }
+        self.counters.completed.add(1, Relaxed);
+    }
+}
+
+impl WorkItem for Queue {
+    type Pointer = Arc<Queue>;
+
+    fn run(this: Arc<Queue>) {
+        let mut buf = KVec::new();
+        let scratch = buf.resize(2 * PAGE_SIZE, 0u8, GFP_KERNEL);
+        loop {
+            let desc = {
+                let mut ring = this.ring.lock();
+                if ring.stopped || ring.len == 0 || scratch.is_err() {
+                    this.counters.aborted.add(ring.len as u64, Relaxed);
+                    ring.len = 0;
+                    ring.running = false;
+                    this.idle.notify_all();
+                    return;
+                }
+                let d = ring.descs[ring.head];
+                ring.head = (ring.head + 1) % QUEUE_DEPTH;
+                ring.len -= 1;
+                d
+            };
+            this.run_one(&desc, &mut buf);
+        }
+    }
+}

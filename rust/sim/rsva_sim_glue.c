@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rsva_sim: the C side of the simulated SVA platform.
+ *
+ * The platform's logic is in Rust (rust/sim/). This file holds what Rust
+ * cannot define or reach directly: the bus its devices sit on, device
+ * creation through the IOMMU core's mock-device path, the prototypes of the
+ * IOMMU core's bus registration (private to drivers/iommu, exported under
+ * CONFIG_IOMMUFD_TEST), and wrappers of static inline helpers.
+ */
+#include <linux/device.h>
+#include <linux/err.h>
+#include <linux/highmem.h>
+#include <linux/iommu.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/sched.h>
+#include <linux/property.h>
+#include <linux/slab.h>
+#include <linux/uacce.h>
+
+#include "rsva_sim_glue.h"
+
+static const struct bus_type rsva_sim_bus = {
+	.name = "rsva_sim",
+};
+
+/* A device of the simulated bus and the Rust object that models it. */
+struct rsva_sim_device {
+	struct device dev;
+	void *data;
+};
+
+static void rsva_sim_device_release(struct device *dev)
+{
+	kfree(container_of(dev, struct rsva_sim_device, dev));
+}
+
+int rsva_sim_bus_register(void)
+{
+	return bus_register(&rsva_sim_bus);
+}
+
+void rsva_sim_bus_unregister(void)
+{
+	bus_unregister(&rsva_sim_bus);
+}
+
+int rsva_sim_iommu_register(struct iommu_device *iommu,
+			    const struct iommu_ops *ops,
+			    struct notifier_block *nb)
+{
+	int rc;
+
+	/* The core links each probed device to the IOMMU in sysfs. */
+	rc = iommu_device_sysfs_add(iommu, NULL, NULL, "rsva_sim_iommu");
+	if (rc)
+		return rc;
+	rc = iommu_device_register_bus(iommu, ops, &rsva_sim_bus, nb);
+	if (rc)
+		iommu_device_sysfs_remove(iommu);
+	return rc;
+}
+
+void rsva_sim_iommu_unregister(struct iommu_device *iommu,
+			       struct notifier_block *nb)
+{
+	iommu_device_unregister_bus(iommu, &rsva_sim_bus, nb);
+	iommu_device_sysfs_remove(iommu);
+}
+
+struct device *rsva_sim_device_create(struct iommu_device *iommu,
+				      unsigned int id, unsigned int pasid_bits,
+				      void *data)
+{
+	struct property_entry props[] = {
+		PROPERTY_ENTRY_U32("pasid-num-bits", pasid_bits),
+		{}
+	};
+	struct rsva_sim_device *sdev;
+	int rc;
+
+	sdev = kzalloc_obj(*sdev);
+	if (!sdev)
+		return ERR_PTR(-ENOMEM);
+
+	device_initialize(&sdev->dev);
+	sdev->dev.bus = &rsva_sim_bus;
+	sdev->dev.release = rsva_sim_device_release;
+	sdev->data = data;
+	rc = dev_set_name(&sdev->dev, "rsva_sim%u", id);
+	if (rc)
+		goto err_put;
+	rc = device_create_managed_software_node(&sdev->dev, props, NULL);
+	if (rc)
+		goto err_put;
+	/* Sets the fwspec to our IOMMU and adds the device: the core probes it. */
+	rc = iommu_mock_device_add(&sdev->dev, iommu);
+	if (rc)
+		goto err_put;
+	return &sdev->dev;
+
+err_put:
+	put_device(&sdev->dev);
+	return ERR_PTR(rc);
+}
+
+void rsva_sim_device_destroy(struct device *dev)
+{
+	device_unregister(dev);
+}
+
+void *rsva_sim_device_data(struct device *dev)
+{
+	if (!dev || dev->bus != &rsva_sim_bus)
+		return NULL;
+	return container_of(dev, struct rsva_sim_device, dev)->data;
+}
+
+void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
+			  unsigned int len, bool write)
+{
+	void *va = kmap_local_page(page);
+
+	if (write)
+		memcpy(va + offset, buf, len);
+	else
+		memcpy(buf, va + offset, len);
+	kunmap_local(va);
+}
+
+struct page *rsva_sim_pfn_get_page(unsigned long pfn)
+{
+	struct page *page = pfn_to_page(pfn);
+
+	return get_page_unless_zero(page) ? page : NULL;
+}
+
+unsigned long rsva_sim_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+void rsva_sim_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+/*
+ * current->mm, read in C: on this configuration bindgen's layout of
+ * struct task_struct does not match the compiler's, so the field cannot be
+ * read from Rust (see Documentation/simulated-platform.rst).
+ */
+struct mm_struct *rsva_sim_current_mm(void)
+{
+	return current->mm;
+}
+
+/* Offsets of the fields Rust writes or reads, checked by KUnit. */
+size_t rsva_sim_c_offset(enum rsva_sim_field field)
+{
+	switch (field) {
+	case RSVA_SIM_DOMAIN_OPS:
+		return offsetof(struct iommu_domain, ops);
+	case RSVA_SIM_DOMAIN_MM:
+		return offsetof(struct iommu_domain, mm);
+	case RSVA_SIM_IOMMU_MAX_PASIDS:
+		return offsetof(struct iommu_device, max_pasids);
+	case RSVA_SIM_NOTIFIER_OPS:
+		return offsetof(struct mmu_notifier, ops);
+	case RSVA_SIM_UACCE_PRIV:
+		return offsetof(struct uacce_device, priv);
+	case RSVA_SIM_UACCE_ALGS:
+		return offsetof(struct uacce_device, algs);
+	case RSVA_SIM_UACCE_API_VER:
+		return offsetof(struct uacce_device, api_ver);
+	case RSVA_SIM_QUEUE_PRIV:
+		return offsetof(struct uacce_queue, priv);
+	case RSVA_SIM_IFACE_FLAGS:
+		return offsetof(struct uacce_interface, flags);
+	case RSVA_SIM_IFACE_OPS:
+		return offsetof(struct uacce_interface, ops);
+	}
+	return SIZE_MAX;
+}
+
+int rsva_sim_err(const void *ptr)
+{
+	return IS_ERR(ptr) ? PTR_ERR(ptr) : 0;
+}
+
+void *rsva_sim_err_ptr(int err)
+{
+	return ERR_PTR(err);
+}

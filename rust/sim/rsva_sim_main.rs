@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rsva_sim: a simulated SVA platform, so that shared virtual addressing
+//! runs for real in a VM whose emulated devices have no PASID capability.
+//!
+//! It registers a software IOMMU with the kernel's IOMMU core for a bus of
+//! its own (`iommu.rs`), creates `devices` devices on it in IOMMU groups of
+//! `group_size` (`device.rs`), each with a PASID table, an IOTLB that obeys
+//! invalidations and a fault log, and gives each a DSA-like accelerator
+//! (`accel.rs`, `queue.rs`, `engine.rs`) whose DMA engine works in the
+//! submitter's address space through its PASID. Binds go through
+//! `iommu_sva_bind_device()`, so whichever implementation serves that API
+//! is what runs. See Documentation/simulated-platform.rst.
+
+use kernel::{bindings, error::to_result, prelude::*, sync::Arc};
+
+mod accel;
+mod debugfs;
+mod device;
+mod engine;
+mod fault_log;
+mod glue;
+mod iommu;
+mod iotlb;
+mod queue;
+mod sva_domain;
+mod uapi;
+
+use accel::{Accel, MAX_ACCELS};
+use device::{SimDevice, SimGroup};
+use iommu::SimIommu;
+
+module! {
+    type: RsvaSim,
+    name: "rsva_sim",
+    authors: ["The rsva developers"],
+    description: "Simulated SVA platform: software IOMMU with PASIDs and a DSA-like accelerator",
+    license: "GPL",
+    params: {
+        devices: u32 {
+            default: 2,
+            description: "Number of simulated accelerators (1-8)",
+        },
+        group_size: u32 {
+            default: 1,
+            description: "Devices per IOMMU group (1-8)",
+        },
+        pasid_bits: u32 {
+            default: 20,
+            description: "PASID width of each device in bits (1-20)",
+        },
+        test_skip_invalidation: bool {
+            default: false,
+            description: "Test only: ignore IOTLB range invalidations, to show that the tests catch it",
+        },
+    },
+}
+
+/// The bus, registered while this lives.
+struct Bus;
+
+impl Bus {
+    fn register() -> Result<Self> {
+        // SAFETY: Registers the module's static bus type once.
+        to_result(unsafe { glue::rsva_sim_bus_register() })?;
+        Ok(Bus)
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `register`; every device is gone by now.
+        unsafe { glue::rsva_sim_bus_unregister() };
+    }
+}
+
+/// The devices on the bus, removed from it when dropped.
+struct Devices(KVec<Arc<SimDevice>>);
+
+impl Drop for Devices {
+    fn drop(&mut self) {
+        for dev in self.0.iter().rev() {
+            let raw = dev.raw();
+            if !raw.is_null() {
+                // SAFETY: Created by `rsva_sim_device_create` and removed once.
+                unsafe { glue::rsva_sim_device_destroy(raw) };
+            }
+        }
+    }
+}
+
+/// Dropped last: waits until every SVA domain's notifier was freed (they go
+/// through SRCU after `mmu_notifier_put()`), before the module's code goes.
+struct NotifierSync;
+
+impl Drop for NotifierSync {
+    fn drop(&mut self) {
+        // SAFETY: No locks held; waits for pending free_notifier calls.
+        unsafe { bindings::mmu_notifier_synchronize() };
+    }
+}
+
+/// The module. Fields drop in order: user interfaces first, then the
+/// devices, the IOMMU, the bus, the groups, and last the notifier barrier.
+struct RsvaSim {
+    _debugfs: debugfs::Debugfs,
+    _accels: KVec<Pin<KBox<Accel>>>,
+    _devices: Devices,
+    _iommu: Pin<KBox<SimIommu>>,
+    _bus: Bus,
+    _groups: KVec<Arc<SimGroup>>,
+    _sync: NotifierSync,
+}
+
+fn param_in(value: u32, min: u32, max: u32, name: &str) -> Result<u32> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        pr_err!("{name}={value} is outside [{min}, {max}]\n");
+        Err(EINVAL)
+    }
+}
+
+impl kernel::Module for RsvaSim {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let ndev = param_in(
+            module_parameters::devices.value(),
+            1,
+            MAX_ACCELS as u32,
+            "devices",
+        )?;
+        let gsize = param_in(
+            module_parameters::group_size.value(),
+            1,
+            MAX_ACCELS as u32,
+            "group_size",
+        )?;
+        let bits = param_in(module_parameters::pasid_bits.value(), 1, 20, "pasid_bits")?;
+
+        let sync = NotifierSync;
+        let mut groups = KVec::new();
+        for g in 0..ndev.div_ceil(gsize) {
+            groups.push(SimGroup::new(g)?, GFP_KERNEL)?;
+        }
+        let bus = Bus::register()?;
+        let iommu = KBox::pin_init(SimIommu::register(1 << 20), GFP_KERNEL)?;
+        let mut devices = Devices(KVec::new());
+        for id in 0..ndev {
+            let group = groups[(id / gsize) as usize].clone();
+            let dev = SimDevice::new(id, group, bits, iommu.raw())?;
+            // SAFETY: The IOMMU is registered; the device data is the
+            // `SimDevice`, which `devices` keeps alive past the device.
+            let raw = glue::from_err_ptr(unsafe {
+                glue::rsva_sim_device_create(
+                    iommu.raw(),
+                    id,
+                    bits,
+                    Arc::as_ptr(&dev).cast_mut().cast(),
+                )
+            })?;
+            dev.set_raw(raw);
+            devices.0.push(dev, GFP_KERNEL)?;
+        }
+        let mut accels = KVec::new();
+        for dev in devices.0.iter() {
+            accels.push(Accel::new(dev.clone())?, GFP_KERNEL)?;
+        }
+        let debugfs = debugfs::Debugfs::new(&devices.0, &groups)?;
+        pr_info!("{ndev} devices, {gsize} per IOMMU group, {bits}-bit PASIDs\n");
+        Ok(Self {
+            _debugfs: debugfs,
+            _accels: accels,
+            _devices: devices,
+            _iommu: iommu,
+            _bus: bus,
+            _groups: groups,
+            _sync: sync,
+        })
+    }
+}

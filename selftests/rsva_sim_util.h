@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for the tests of the simulated accelerator (include/uapi/rsva_sim.h).
+ */
+#ifndef _RSVA_SIM_UTIL_H
+#define _RSVA_SIM_UTIL_H
+
+#include <errno.h>
+#include <stdalign.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <rsva_sim.h>
+
+#define ACCEL_DEV "/dev/rsva_accel%d"
+#define SIM_DEBUGFS "/sys/kernel/debug/rsva_sim"
+
+static inline int accel_open(int n)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), ACCEL_DEV, n);
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/* Returns 0 or -errno. */
+static inline int accel_submit(int fd, const struct rsva_sim_desc *d)
+{
+	return ioctl(fd, RSVA_SIM_IOC_SUBMIT, d) ? -errno : 0;
+}
+
+static inline int accel_wait(int fd)
+{
+	return ioctl(fd, RSVA_SIM_IOC_WAIT) ? -errno : 0;
+}
+
+/* The PASID of the bond behind @fd, or -errno. */
+static inline long accel_pasid(int fd)
+{
+	__u32 pasid;
+
+	if (ioctl(fd, RSVA_SIM_IOC_GET_PASID, &pasid))
+		return -errno;
+	return pasid;
+}
+
+static inline int accel_stats(int fd, struct rsva_sim_stats *s)
+{
+	return ioctl(fd, RSVA_SIM_IOC_GET_STATS, s) ? -errno : 0;
+}
+
+/* Submits one descriptor with a completion record and waits for it. */
+static inline int accel_run(int fd, struct rsva_sim_desc *d,
+			    struct rsva_sim_completion *c)
+{
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	d->flags |= RSVA_SIM_F_COMPLETION;
+	d->completion = (uintptr_t)c;
+	ret = accel_submit(fd, d);
+	if (ret)
+		return ret;
+	return accel_wait(fd);
+}
+
+/* Reads a debugfs file of the simulator into @buf (NUL-terminated). */
+static inline int sim_read(const char *file, char *buf, size_t size)
+{
+	char path[128];
+	ssize_t n, total = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), SIM_DEBUGFS "/%s", file);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf + total, size - 1 - total)) > 0)
+		total += n;
+	close(fd);
+	buf[total] = '\0';
+	return n < 0 ? -errno : (int)total;
+}
+
+/* The value after "@key " in a debugfs file of "key value" lines, or -1. */
+static inline long long sim_counter(const char *file, const char *key)
+{
+	char buf[4096], *p;
+	size_t klen = strlen(key);
+
+	if (sim_read(file, buf, sizeof(buf)) < 0)
+		return -1;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, klen) && p[klen] == ' ')
+			return atoll(p + klen + 1);
+	return -1;
+}
+
+/* State of @pasid in device @dev's table: 1 active, 2 cleared, 0 absent. */
+static inline int sim_pasid_state(int dev, long pasid)
+{
+	char file[64], buf[8192], *line;
+	long p;
+	char state[16];
+
+	snprintf(file, sizeof(file), "dev%d/pasid_table", dev);
+	if (sim_read(file, buf, sizeof(buf)) < 0)
+		return -1;
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		if (sscanf(line, "%ld %15s", &p, state) == 2 && p == pasid)
+			return strcmp(state, "cleared") ? 1 : 2;
+	return 0;
+}
+
+/* crc32_le() of the kernel: reflected, polynomial 0xedb88320, no inversion. */
+static inline uint32_t crc32_le(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int k;
+
+	while (len--) {
+		crc ^= *p++;
+		for (k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320 & -(crc & 1));
+	}
+	return crc;
+}
+
+static inline void fill_random(void *buf, size_t len, unsigned int seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	uint8_t *p = buf;
+
+	while (len--) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		*p++ = x;
+	}
+}
+
+#endif /* _RSVA_SIM_UTIL_H */
