@@ -8,6 +8,7 @@
 #   make kernel     fetch, patch, configure and build Linux 7.3 (cached)
 #   make run        boot a VM with the modules and show them at work
 #   make check      every test in the VM, ending with "N passed, N failed"
+#   make bench      every benchmark in one VM boot, side by side
 #   make clean      remove out/ (the kernel cache stays)
 
 export KDIR
@@ -32,7 +33,10 @@ run:
 check:
 	@scripts/check.sh
 
+bench:
+	@scripts/bench.sh
+
 clean:
 	rm -rf out
 
-.PHONY: all kernel modules lint selftests run check clean
+.PHONY: all kernel modules lint selftests run check bench clean

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# 'make bench': boot one VM that runs every benchmark side by side
+# (vm/bench-plan.sh), print the figures and keep them as JSON in
+# out/bench.json.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$RSVA_TOP/scripts/kernel.sh"
+"$RSVA_TOP/scripts/build.sh" modules
+"$RSVA_TOP/scripts/build.sh" selftests
+"$RSVA_TOP/scripts/build.sh" initramfs bench
+"$RSVA_TOP/scripts/vm.sh" bench
+log=$RSVA_OUT/vm-bench/user.log
+tr -d '\r' <"$log" | sed -n '/=== RSVA-BENCH BEGIN/,/=== RSVA-BENCH END/p' | grep '^bench: ' | sed 's/^bench: /  /'
+tr -d '\r' <"$log" | sed -n 's/^bench-json: //p' >"$RSVA_OUT/bench.json"
+grep -q '=== RSVA-BENCH END rc=0' <(tr -d '\r' <"$log") || die "a benchmark failed; see $log"
+[ -s "$RSVA_OUT/bench.json" ] || die "no figures; see $log"
+log "figures in $RSVA_OUT/bench.json"
