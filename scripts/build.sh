@@ -32,7 +32,12 @@ lint() {
 	/usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" "${rs[@]}"
 	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet --strict --ignore EXPORT_SYMBOL -f "${kc[@]}"
 	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f "${uc[@]}"
-	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet patches/*.patch
+	# Patches go through standard input: given a path inside a git work
+	# tree, checkpatch reads a patch as a plain file.
+	local p
+	for p in patches/*.patch; do
+		perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet - <"$p"
+	done
 }
 
 build_selftests() {
