@@ -81,10 +81,30 @@ fn show_dma_owner(group: &Arc<SimGroup>, f: &mut fmt::Formatter<'_>) -> fmt::Res
     writeln!(f, "claimed {}", u8::from(claimed))
 }
 
+/// Files whose data is an `Arc<T>`.
+type Files<T> = KVec<Pin<KBox<File<Arc<T>>>>>;
+
+/// Adds a read-only file `name` in `dir` showing `data` with `show`.
+fn add<T, F>(
+    files: &mut Files<T>,
+    dir: &Dir,
+    name: &'static CStr,
+    data: &Arc<T>,
+    show: &'static F,
+) -> Result
+where
+    T: Send + Sync + 'static,
+    F: Fn(&Arc<T>, &mut fmt::Formatter<'_>) -> fmt::Result + Send + Sync,
+{
+    let file = KBox::pin_init(dir.read_callback_file(name, data.clone(), show), GFP_KERNEL)?;
+    files.push(file, GFP_KERNEL)?;
+    Ok(())
+}
+
 /// The debugfs tree; removed when dropped.
 pub(crate) struct Debugfs {
-    _dev_files: KVec<Pin<KBox<File<Arc<SimDevice>>>>>,
-    _group_files: KVec<Pin<KBox<File<Arc<SimGroup>>>>>,
+    _dev_files: Files<SimDevice>,
+    _group_files: Files<SimGroup>,
     _root: Dir,
 }
 
@@ -93,48 +113,16 @@ impl Debugfs {
         let root = Dir::new(c"rsva_sim");
         let mut dev_files = KVec::new();
         for dev in devices {
-            let name = CString::try_from_fmt(fmt!("dev{}", dev.id))?;
-            let dir = root.subdir(&name);
-            dev_files.push(
-                KBox::pin_init(
-                    dir.read_callback_file(c"pasid_table", dev.clone(), &show_pasid_table),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
-            dev_files.push(
-                KBox::pin_init(
-                    dir.read_callback_file(c"iotlb", dev.clone(), &show_iotlb),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
-            dev_files.push(
-                KBox::pin_init(
-                    dir.read_callback_file(c"faults", dev.clone(), &show_faults),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
-            dev_files.push(
-                KBox::pin_init(
-                    dir.read_callback_file(c"counters", dev.clone(), &show_counters),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
+            let dir = root.subdir(&CString::try_from_fmt(fmt!("dev{}", dev.id))?);
+            add(&mut dev_files, &dir, c"pasid_table", dev, &show_pasid_table)?;
+            add(&mut dev_files, &dir, c"iotlb", dev, &show_iotlb)?;
+            add(&mut dev_files, &dir, c"faults", dev, &show_faults)?;
+            add(&mut dev_files, &dir, c"counters", dev, &show_counters)?;
         }
         let mut group_files = KVec::new();
         for group in groups {
-            let name = CString::try_from_fmt(fmt!("group{}", group.id))?;
-            let dir = root.subdir(&name);
-            group_files.push(
-                KBox::pin_init(
-                    dir.read_callback_file(c"dma_owner", group.clone(), &show_dma_owner),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
+            let dir = root.subdir(&CString::try_from_fmt(fmt!("group{}", group.id))?);
+            add(&mut group_files, &dir, c"dma_owner", group, &show_dma_owner)?;
         }
         Ok(Self {
             _dev_files: dev_files,

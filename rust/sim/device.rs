@@ -424,3 +424,71 @@ fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> 
         Err(EFAULT)
     }
 }
+
+#[kunit_tests(rsva_sim_pasid_table)]
+mod tests {
+    use super::*;
+
+    /// The table logic the SVA domain's release relies on: clearing only
+    /// marks the entry, twice is the same as once, another domain's clear
+    /// changes nothing, and only detach removes the entry.
+    #[test]
+    fn release_clears_idempotently_and_detach_removes() {
+        let Ok(group) = SimGroup::new(0) else {
+            return;
+        };
+        let dev = SimDevice::new(0, group, 4, null_mut());
+        assert!(dev.is_ok());
+        let Ok(dev) = dev else {
+            return;
+        };
+        // Never dereferenced: no DMA runs in this test.
+        let mm = NonNull::<bindings::mm_struct>::dangling();
+        let (mine, other) = (0x1000 as *const c_void, 0x2000 as *const c_void);
+        let state = |pasid| {
+            let mut found = None;
+            dev.for_each_entry(|p, cleared| {
+                if p == pasid {
+                    found = Some(cleared);
+                }
+            });
+            found
+        };
+
+        assert!(dev.install(5, mm, mine).is_ok());
+        assert_eq!(state(5), Some(false));
+        dev.clear(5, other);
+        assert_eq!(state(5), Some(false));
+        dev.clear(5, mine);
+        assert_eq!(state(5), Some(true));
+        dev.clear(5, mine);
+        assert_eq!(state(5), Some(true));
+        dev.remove(5);
+        assert_eq!(state(5), None);
+        dev.remove(5);
+        dev.clear(5, mine);
+        assert_eq!(state(5), None);
+    }
+
+    /// A cleared PASID does not translate: the access is a fault, logged
+    /// with its reason, and nothing is dereferenced.
+    #[test]
+    fn cleared_or_missing_pasid_faults() {
+        let Ok(group) = SimGroup::new(0) else {
+            return;
+        };
+        let Ok(dev) = SimDevice::new(0, group, 4, null_mut()) else {
+            return;
+        };
+        let mm = NonNull::<bindings::mm_struct>::dangling();
+        let key = 0x1000 as *const c_void;
+        let mut buf = [0u8; 8];
+        let r = dev.dma(3, 0x1000, &mut buf, false);
+        assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::NoPasid));
+        assert!(dev.install(3, mm, key).is_ok());
+        dev.clear(3, key);
+        let r = dev.dma(3, 0x1000, &mut buf, true);
+        assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::PasidCleared));
+        assert_eq!(dev.fault_total(), 2);
+    }
+}
