@@ -33,7 +33,9 @@ SPLATS = [
     (re.compile(r"refcount_t: "), "refcount warning"),
     (re.compile(r"kmemleak: \d+ new suspected memory leaks"), "kmemleak leak"),
     (re.compile(r"kernel BUG at|BUG: "), "BUG"),
-    (re.compile(r"WARNING: CPU: \d+ PID: \d+ at |WARNING: at "), "WARN"),
+    # 7.3: "WARNING: file:line at func, CPU#n: comm/pid"; older kernels:
+    # "WARNING: CPU: n PID: n at ...". Lockdep's WARNINGs matched above.
+    (re.compile(r"^WARNING: "), "WARN"),
     (re.compile(r"Oops: |Oops\b|general protection fault"), "Oops"),
     (re.compile(r"Kernel panic"), "panic"),
     (re.compile(r"panicked at "), "Rust panic"),

@@ -104,6 +104,8 @@ class VerdictTest(unittest.TestCase):
 
     def test_warn_turns_red_even_when_all_pass(self):
         for splat in ["WARNING: CPU: 1 PID: 77 at rust/rsva_main.rs:10 init+0x1/0x2",
+                      "WARNING: selftests/modules/rsva_client.c:45 at init_module+0x39/0x1000"
+                      " [rsva_client], CPU#0: insmod/71",
                       "BUG: KASAN: slab-use-after-free in rsva_unbind+0x10/0x20",
                       "WARNING: possible circular locking dependency detected",
                       "refcount_t: underflow; use-after-free.",
@@ -114,6 +116,8 @@ class VerdictTest(unittest.TestCase):
             v, out = run(console=KUNIT_GREEN + f"[    9.000000] {splat}\n")
             self.assertTrue(v.red, splat)
             self.assertTrue(any(l.startswith("PROBLEM: kernel log") for l in out), splat)
+            if splat.startswith("WARNING: selftests"):
+                self.assertIn("PROBLEM: kernel log: WARN", out)
 
     def test_vm_that_does_not_finish_is_red(self):
         v, _ = run(user=USER_GREEN.replace("=== RSVA-VM END\n", ""), rc="124")
