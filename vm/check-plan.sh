@@ -28,6 +28,7 @@ tap_end
 
 run_selftest /tests/rsva_debugfs_test
 run_selftest /tests/rsva_sim_test
+run_selftest /tests/rsva_sim_stress_test
 
 tap_begin sim_unload
 sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
@@ -58,6 +59,7 @@ tap_check "the IOTLB test fails when invalidations are skipped" \
 	sh -c '! /tests/rsva_sim_test -t iotlb_follows_the_page_tables >/tmp/honesty.out 2>&1'
 tap_check "and the device saw stale or wrong translations" \
 	grep -q -E "stale_translations|dst\[" /tmp/honesty.out
+grep -E "Expected|stale IOTLB" /tmp/honesty.out | sed 's/^/# caught: /'
 tap_end
 
 tap_begin unload

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The IOTLB of a simulated device: a small direct-mapped cache of
-//! translations `(PASID, virtual page) -> physical page`, as an IOMMU keeps.
+//! The IOTLB of a simulated device: a small fully associative cache of
+//! translations `(PASID, virtual page) -> physical page`, as an IOMMU keeps,
+//! replacing entries round-robin when full. Being fully associative, a
+//! translation stays cached until it is invalidated or 64 newer ones pushed
+//! it out, so the tests know which translations are still cached.
 //!
 //! Like a real one, it holds no reference on the pages it caches: a cached
 //! translation is only right until the IOMMU is told to invalidate it, which
@@ -34,11 +37,13 @@ pub(crate) struct IotlbStats {
     pub(crate) stale_walks: u64,
 }
 
-/// A direct-mapped translation cache. Callers serialise access (the device
+/// A fully associative translation cache. Callers serialise access (the device
 /// keeps it under a spinlock, so that an invalidation also waits for an
 /// access that is using a translation, as an IOMMU's invalidation-wait does).
 pub(crate) struct Iotlb {
     entries: [Entry; IOTLB_ENTRIES],
+    /// The entry replaced next when every entry is valid.
+    victim: usize,
     seq: u64,
     stats: IotlbStats,
 }
@@ -54,6 +59,7 @@ impl Iotlb {
                 vpn: 0,
                 pfn: 0,
             }; IOTLB_ENTRIES],
+            victim: 0,
             seq: 0,
             stats: IotlbStats {
                 hits: 0,
@@ -64,22 +70,24 @@ impl Iotlb {
         }
     }
 
-    fn slot(pasid: u32, vpn: u64) -> usize {
-        let h = vpn ^ u64::from(pasid).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // The remainder is below IOTLB_ENTRIES, so it fits in usize.
-        (h % IOTLB_ENTRIES as u64) as usize
+    fn find(&self, pasid: u32, vpn: u64) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.valid && e.pasid == pasid && e.vpn == vpn)
     }
 
     /// The cached page frame for `(pasid, vpn)`, if any and if it allows
     /// the access (`write`); counts a hit or a miss.
     pub(crate) fn lookup(&mut self, pasid: u32, vpn: u64, write: bool) -> Option<u64> {
-        let e = &self.entries[Self::slot(pasid, vpn)];
-        if e.valid && e.pasid == pasid && e.vpn == vpn && (e.writable || !write) {
-            self.stats.hits += 1;
-            Some(e.pfn)
-        } else {
-            self.stats.misses += 1;
-            None
+        match self.find(pasid, vpn).map(|i| self.entries[i]) {
+            Some(e) if e.writable || !write => {
+                self.stats.hits += 1;
+                Some(e.pfn)
+            }
+            _ => {
+                self.stats.misses += 1;
+                None
+            }
         }
     }
 
@@ -102,7 +110,18 @@ impl Iotlb {
             self.stats.stale_walks += 1;
             return false;
         }
-        self.entries[Self::slot(pasid, vpn)] = Entry {
+        let slot = match self.find(pasid, vpn) {
+            Some(i) => i,
+            None => match self.entries.iter().position(|e| !e.valid) {
+                Some(i) => i,
+                None => {
+                    let i = self.victim;
+                    self.victim = (i + 1) % IOTLB_ENTRIES;
+                    i
+                }
+            },
+        };
+        self.entries[slot] = Entry {
             valid: true,
             writable,
             pasid,
@@ -201,6 +220,23 @@ mod tests {
         t.flush_pasid(1);
         assert_eq!(t.lookup(1, 1, false), None);
         assert_eq!(t.lookup(2, 2, false), Some(22));
+    }
+
+    #[test]
+    fn keeps_every_translation_until_full_then_replaces_round_robin() {
+        let mut t = Iotlb::new();
+        let n = IOTLB_ENTRIES as u64;
+        for vpn in 0..n {
+            let seq = t.seq();
+            assert!(t.insert(seq, 1, vpn, vpn, false));
+        }
+        assert_eq!(t.occupancy(), IOTLB_ENTRIES);
+        assert!((0..n).all(|vpn| t.lookup(1, vpn, false) == Some(vpn)));
+        // Full: the next one replaces the first inserted, nothing else.
+        let seq = t.seq();
+        assert!(t.insert(seq, 1, n, n, false));
+        assert_eq!(t.lookup(1, 0, false), None);
+        assert!((1..=n).all(|vpn| t.lookup(1, vpn, false) == Some(vpn)));
     }
 
     #[test]
