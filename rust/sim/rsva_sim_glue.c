@@ -129,11 +129,25 @@ void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
 	kunmap_local(va);
 }
 
+/*
+ * A reference on the folio of @pfn's page for the duration of an access, or
+ * NULL when the folio is free (a translation the IOMMU should have
+ * forgotten). Pages of a large folio (THP) have no reference count of their
+ * own: the folio's is the one to take, as gup's try_get_folio() does.
+ */
 struct page *rsva_sim_pfn_get_page(unsigned long pfn)
 {
 	struct page *page = pfn_to_page(pfn);
+	struct folio *folio = page_folio(page);
 
-	return get_page_unless_zero(page) ? page : NULL;
+	if (!folio_try_get(folio))
+		return NULL;
+	if (unlikely(page_folio(page) != folio)) {
+		/* Split or freed and reused meanwhile. */
+		folio_put(folio);
+		return NULL;
+	}
+	return page;
 }
 
 unsigned long rsva_sim_page_to_pfn(struct page *page)
