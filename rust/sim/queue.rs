@@ -98,7 +98,6 @@ struct Counters {
     submitted: Atomic<u64>,
     completed: Atomic<u64>,
     faults: Atomic<u64>,
-    aborted: Atomic<u64>,
 }
 
 impl Counters {
@@ -107,7 +106,6 @@ impl Counters {
             submitted: Atomic::new(0),
             completed: Atomic::new(0),
             faults: Atomic::new(0),
-            aborted: Atomic::new(0),
         }
     }
 }
@@ -193,7 +191,6 @@ impl Queue {
     pub(crate) fn stop(&self) {
         let mut ring = self.ring.lock();
         ring.stopped = true;
-        self.counters.aborted.add(ring.len as u64, Relaxed);
         ring.len = 0;
         while ring.running {
             self.idle.wait(&mut ring);
@@ -251,7 +248,6 @@ impl WorkItem for Queue {
             let desc = {
                 let mut ring = this.ring.lock();
                 if ring.stopped || ring.len == 0 || scratch.is_err() {
-                    this.counters.aborted.add(ring.len as u64, Relaxed);
                     ring.len = 0;
                     ring.running = false;
                     this.idle.notify_all();
