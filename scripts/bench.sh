@@ -7,10 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-"$RSVA_TOP/scripts/kernel.sh"
-"$RSVA_TOP/scripts/build.sh" modules
-"$RSVA_TOP/scripts/build.sh" selftests
-"$RSVA_TOP/scripts/build.sh" initramfs bench
+build_for_vm bench
 "$RSVA_TOP/scripts/vm.sh" bench
 log=$RSVA_OUT/vm-bench/user.log
 tr -d '\r' <"$log" | sed -n '/=== RSVA-BENCH BEGIN/,/=== RSVA-BENCH END/p' | grep '^bench: ' | sed 's/^bench: /  /'

@@ -15,11 +15,8 @@ if ! out=$(python3 "$RSVA_TOP/scripts/verdict_test.py" 2>&1); then
 fi
 log "verdict parser self-test: $(echo "$out" | grep -E '^Ran ')"
 
-"$RSVA_TOP/scripts/kernel.sh"
+build_for_vm check
 "$RSVA_TOP/scripts/build.sh" lint
-"$RSVA_TOP/scripts/build.sh" modules
-"$RSVA_TOP/scripts/build.sh" selftests
-"$RSVA_TOP/scripts/build.sh" initramfs check
 "$RSVA_TOP/scripts/vm.sh" check
 log "check took $((SECONDS - t0)) s; logs in $RSVA_OUT/vm-check/"
 exec python3 "$RSVA_TOP/scripts/verdict.py" "$RSVA_OUT/vm-check"

@@ -27,6 +27,15 @@ timed() {
 	log "$label took $((SECONDS - t0)) s"
 }
 
+# build_for_vm PLAN: the kernel (cache or KDIR=), the modules, the selftests
+# and the initramfs of vm/PLAN-plan.sh: everything a VM run needs.
+build_for_vm() {
+	"$RSVA_TOP/scripts/kernel.sh"
+	"$RSVA_TOP/scripts/build.sh" modules
+	"$RSVA_TOP/scripts/build.sh" selftests
+	"$RSVA_TOP/scripts/build.sh" initramfs "$1"
+}
+
 # Load the kernel location written by scripts/kernel.sh (or by KDIR=):
 # KBUILD (the tree make -C is pointed at), KSRC (its sources), KHDR
 # (installed uapi headers).

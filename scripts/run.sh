@@ -6,9 +6,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-"$RSVA_TOP/scripts/kernel.sh"
-"$RSVA_TOP/scripts/build.sh" modules
-"$RSVA_TOP/scripts/build.sh" selftests
-"$RSVA_TOP/scripts/build.sh" initramfs run
+build_for_vm run
 "$RSVA_TOP/scripts/vm.sh" run --follow
 log "kernel log: $RSVA_OUT/vm-run/console.log"
