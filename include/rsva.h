@@ -10,6 +10,10 @@
 
 #include <linux/types.h>
 
+struct device;
+struct iommu_sva;
+struct mm_struct;
+
 /* Width of a PCIe PASID in bits, and the largest PASID a device can carry. */
 #define RSVA_PASID_BITS		20
 #define RSVA_PASID_MAX		((1U << RSVA_PASID_BITS) - 1)
@@ -24,5 +28,114 @@
  * @max is below @min, or @max exceeds %RSVA_PASID_MAX.
  */
 int rsva_pasid_range_check(u32 min, u32 max);
+
+/**
+ * typedef rsva_sva_stop_t - a driver's stop callback for a bond
+ * @handle: the bond, as returned by rsva_sva_bind_device_stop()
+ * @data: the driver's data given at bind
+ *
+ * Stops the device's work on the PASID of @handle. Called when the bound
+ * address space goes away (its exit_mmap), before the IOMMU clears the
+ * PASID entry; at most once per bond, and never after
+ * rsva_sva_unbind_device() returned.
+ *
+ * Context: process context, may sleep; the mmap lock is not held.
+ */
+typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
+
+/**
+ * rsva_sva_bind_device() - bind an address space to a device through rsva
+ * @dev: a device with an IOMMU group and a driver bound
+ * @mm: the address space; the caller holds a user reference (mmget)
+ *
+ * As iommu_sva_bind_device(): one bond per (@dev, @mm), so binding again
+ * returns the same handle with one more reference; every bind needs one
+ * rsva_sva_unbind_device(). The PASID is the mm's, shared by all its bonds
+ * and kept until the mm is freed. Works while rsva serves SVA
+ * (rsva_sva_serving()).
+ *
+ * Context: process context, may sleep; the mmap lock must not be held.
+ * Return: the handle, or an ERR_PTR: -EINVAL (NULL @dev or @mm), -ESRCH
+ * (@mm has no users left), -ENODEV (no IOMMU group, or rsva is not
+ * serving), -EOPNOTSUPP (no PASID or SVA support), -EOVERFLOW (the mm's
+ * PASID does not fit the device), -ENOSPC (no PASID left), -EDQUOT (the
+ * user holds rsva's pasids_per_user limit), -EBUSY (the IOMMU refused the
+ * PASID, or the mm cannot be shared with devices), -ENOMEM.
+ */
+struct iommu_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm);
+
+/**
+ * rsva_sva_bind_device_stop() - bind, with a stop callback
+ * @dev: as for rsva_sva_bind_device()
+ * @mm: as for rsva_sva_bind_device()
+ * @stop: called when @mm goes away, before the PASID entry is cleared
+ * @data: passed to @stop
+ *
+ * As rsva_sva_bind_device(). The callback belongs to the bond: binding an
+ * existing bond again with another callback fails.
+ *
+ * Context: as rsva_sva_bind_device().
+ * Return: as rsva_sva_bind_device(); also -EINVAL for a NULL @stop and
+ * -EBUSY when the bond exists with another callback.
+ */
+struct iommu_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct *mm,
+					    rsva_sva_stop_t stop, void *data);
+
+/**
+ * rsva_sva_bind_current() - bind the current task's address space
+ * @dev: as for rsva_sva_bind_device()
+ *
+ * Context: process context of a user task.
+ * Return: as rsva_sva_bind_device(); -EINVAL in a kernel thread.
+ */
+struct iommu_sva *rsva_sva_bind_current(struct device *dev);
+
+/**
+ * rsva_sva_unbind_device() - drop one reference to a bond
+ * @handle: a handle returned by one of rsva's bind functions
+ *
+ * The last reference stops the bond's callback from running, detaches the
+ * PASID from the device and frees the SVA domain when no other device uses
+ * it. The PASID stays with the mm. Safe after the mm died.
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EINVAL for NULL, -ENOENT for a handle that rsva did not
+ * make or that is already unbound.
+ */
+int rsva_sva_unbind_device(struct iommu_sva *handle);
+
+/**
+ * rsva_sva_get_pasid() - the PASID of a bond
+ * @handle: a handle returned by one of rsva's bind functions
+ *
+ * Context: process context.
+ * Return: the PASID, or IOMMU_PASID_INVALID for NULL or an unknown handle.
+ */
+u32 rsva_sva_get_pasid(struct iommu_sva *handle);
+
+/**
+ * rsva_pasid_get_mm() - the address space a PASID belongs to
+ * @pasid: a PASID rsva gave to an mm
+ *
+ * For fault and completion handlers that only have the PASID: the mm is
+ * returned with an mmgrab() reference, which the caller drops with
+ * mmdrop(); mmget_not_zero() on it tells whether the mm is still alive.
+ *
+ * Context: any context but hard interrupts.
+ * Return: the mm, or an ERR_PTR: -EINVAL for PASID 0 or one beyond
+ * %RSVA_PASID_MAX, -ENOENT when no live mm of rsva's has @pasid.
+ */
+struct mm_struct *rsva_pasid_get_mm(u32 pasid);
+
+/**
+ * rsva_sva_serving() - whether rsva serves the kernel's SVA API
+ *
+ * While it does, iommu_sva_bind_device() binds through rsva, and rsva's
+ * own bind functions work.
+ *
+ * Context: any context.
+ * Return: true while rsva serves.
+ */
+bool rsva_sva_serving(void);
 
 #endif /* _RSVA_H */

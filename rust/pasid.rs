@@ -1,20 +1,58 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! PASIDs: the ranges allocations draw from.
+//! The PASID service: one PASID per process address space (mm).
 //!
 //! A PASID (Process Address Space ID, PCIe 20 bits) names one address space
-//! on a device. PASID 0 is reserved for DMA without a PASID (RID_PASID), so a
-//! range that allocations may draw from is `[min, max]` with
-//! `1 <= min <= max <= PASID_MAX`. The per-mm PASID service is built on this
-//! type.
+//! on a device. PASID 0 is reserved for DMA without a PASID (RID_PASID), so
+//! PASIDs are drawn from a [`PasidRange`] `[min, max]` with
+//! `1 <= min <= max <= PASID_MAX`, out of the kernel's system-wide space
+//! (`iommu_alloc_global_pasid_range()`), which IDXD's kernel PASID and the
+//! IOMMU core's own SVA PASIDs come from too, so none can clash.
+//!
+//! An mm gets one PASID, the first time it is bound, and keeps it for as
+//! long as it lives: it is published in `mm->iommu_mm` exactly as the IOMMU
+//! core does, so ENQCMD finds it and the core frees it in `__mmdrop()`
+//! (`mm_pasid_drop()`). Unbinding never frees it; binding again reuses it.
+//!
+//! rsva holds each such PASID through an [`MmPasid`]: it keeps the mm
+//! grabbed (so the PASID cannot be freed under it), is charged to the user
+//! that allocated it ([`crate::pasid_charge`]), maps the PASID back to its mm
+//! for [`PasidService::find_mm`], and carries the mm's bonds
+//! ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
+//! mmu notifier's `release`, from exit_mmap) or at module exit, and the
+//! last reference may be dropped in any context (a work item, an RCU
+//! callback): nothing here uses `current` after allocation.
 
-use kernel::prelude::*;
+use core::ptr;
+
+use kernel::{
+    bindings,
+    mm::{Mm, MmWithUser},
+    new_mutex,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Arc, Mutex,
+    },
+    types::Opaque,
+    xarray::{AllocKind, XArray},
+};
+
+use crate::{
+    glue::{self, MmGrab},
+    pasid_charge::{Charges, UserCharge},
+    sva_bind::MmBonds,
+};
 
 /// Width of a PCIe PASID in bits.
 pub(crate) const PASID_BITS: u32 = 20;
 
 /// The largest PASID a PCIe device can carry.
 pub(crate) const PASID_MAX: u32 = (1 << PASID_BITS) - 1;
+
+/// `IOMMU_PASID_INVALID`: no PASID (bindgen types the C macro as `i32`).
+pub(crate) const PASID_INVALID: u32 = u32::MAX;
 
 /// A range `[min, max]` of PASIDs, both ends included.
 ///
@@ -63,9 +101,340 @@ impl PasidRange {
         self.max - self.min + 1
     }
 
+    /// The PASIDs in both `self` and `other`, if any.
+    pub(crate) fn intersect(&self, other: Self) -> Option<Self> {
+        let (min, max) = (self.min.max(other.min), self.max.min(other.max));
+        // INVARIANT: both ranges satisfy it, so does their non-empty meet.
+        (min <= max).then_some(Self { min, max })
+    }
+
     /// Whether `pasid` lies in the range.
     pub(crate) fn contains(&self, pasid: u32) -> bool {
         (self.min..=self.max).contains(&pasid)
+    }
+}
+
+/// A PASID taken from the system-wide space; freed when dropped, in any
+/// context, unless given to an mm.
+struct GlobalPasid(u32);
+
+impl GlobalPasid {
+    /// Allocates a free PASID in `range`, or fails with `ENOSPC`.
+    fn alloc(range: PasidRange) -> Result<Self> {
+        // SAFETY: Allocates from the global IDA; no pointers involved.
+        let pasid = unsafe { bindings::iommu_alloc_global_pasid_range(range.min(), range.max()) };
+        if pasid == PASID_INVALID {
+            return Err(ENOSPC);
+        }
+        Ok(Self(pasid))
+    }
+
+    /// Publishes the PASID as `mm`'s; the IOMMU core frees it from now on.
+    fn give_to(self, mm: &MmWithUser) -> Result<u32> {
+        // SAFETY: `mm` is a live mm; the helper checks it has no PASID yet.
+        kernel::error::to_result(unsafe { glue::rsva_mm_set_pasid(mm.as_raw(), self.0) })?;
+        let pasid = self.0;
+        core::mem::forget(self);
+        Ok(pasid)
+    }
+}
+
+impl Drop for GlobalPasid {
+    fn drop(&mut self) {
+        // SAFETY: Allocated in `alloc` and not given away (`give_to` forgets
+        // it); `iommu_free_global_pasid()` may be called in any context.
+        unsafe { bindings::iommu_free_global_pasid(self.0) };
+    }
+}
+
+/// The PASID of a live mm, as held by rsva.
+///
+/// # Invariants
+///
+/// - `mm`'s PASID (`mm->iommu_mm->pasid`) is `pasid`; the [`MmGrab`]
+///   (`mmgrab`, like `ARef<Mm>` but droppable in any context) keeps the
+///   mm, and so the PASID, from being freed.
+/// - While `leased` is true, `notifier` is registered on `mm` and holds a
+///   reference to this object (given up in `free_notifier`), and `service`
+///   maps `pasid` to this object. `leased` goes from true to false once.
+/// - `service` outlives this object's lease: module exit ends every lease
+///   and waits for the notifiers before the service goes.
+#[pin_data]
+pub(crate) struct MmPasid {
+    notifier: Opaque<bindings::mmu_notifier>,
+    mm: MmGrab,
+    pasid: u32,
+    charge: UserCharge,
+    leased: Atomic<bool>,
+    service: *const PasidService,
+    /// The bonds of this mm.
+    #[pin]
+    pub(crate) bonds: MmBonds,
+}
+
+// SAFETY: The raw `service` pointer is only read, and the service is `Sync`
+// and outlives the lease (type invariant); every other field is `Send`.
+unsafe impl Send for MmPasid {}
+// SAFETY: As for `Send`; shared access goes through atomics and locks.
+unsafe impl Sync for MmPasid {}
+
+static LEASE_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+    release: Some(lease_release),
+    free_notifier: Some(lease_free),
+    ..pin_init::zeroed()
+};
+
+impl MmPasid {
+    /// The PASID.
+    pub(crate) fn pasid(&self) -> u32 {
+        self.pasid
+    }
+
+    /// The mm, with the `mmgrab` reference this object holds.
+    pub(crate) fn mm(&self) -> &Mm {
+        self.mm.mm()
+    }
+
+    /// The user the PASID is charged to.
+    pub(crate) fn uid(&self) -> u32 {
+        self.charge.uid()
+    }
+
+    /// Ends the lease, once: the notifier's reference goes after an SRCU
+    /// grace period and the PASID no longer maps to the mm. Process context
+    /// (the mm's release, or module exit). Returns whether this call ended
+    /// it.
+    fn end_lease(&self) -> bool {
+        if !self.leased.xchg(false, Relaxed) {
+            return false;
+        }
+        // SAFETY: Registered while `leased` was true; this is the one put,
+        // which `mmu_notifier_put()` allows from `release` too. Put first:
+        // the notifier's free then waits for this SRCU reader, and module
+        // exit waits for that free once the map no longer holds this lease
+        // (see `PasidService::end_all`), so the service outlives us.
+        unsafe { bindings::mmu_notifier_put(self.notifier.get()) };
+        // SAFETY: The service outlives the lease (type invariant).
+        let service = unsafe { &*self.service };
+        let mut map = service.mms.lock();
+        let ours = map
+            .get(self.pasid as usize)
+            .is_some_and(|m| ptr::eq(&*m, self));
+        let removed = if ours {
+            map.remove(self.pasid as usize)
+        } else {
+            None
+        };
+        drop(map);
+        drop(removed);
+        true
+    }
+}
+
+/// The mm goes away (exit_mmap): the PASID's lease ends. Runs once for a
+/// notifier that is put, never frees anything itself.
+///
+/// # Safety
+///
+/// `mn` is the notifier of a live `MmPasid`.
+unsafe extern "C" fn lease_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
+    // SAFETY: The notifier holds a reference to its `MmPasid` until
+    // `lease_free`, which runs after SRCU readers such as this are done.
+    let this = unsafe {
+        &*kernel::container_of!(
+            mn.cast::<Opaque<bindings::mmu_notifier>>(),
+            MmPasid,
+            notifier
+        )
+    };
+    this.end_lease();
+}
+
+/// Drops the notifier's reference, after the last put and a grace period.
+///
+/// # Safety
+///
+/// `mn` is the notifier of an `MmPasid`, called once.
+unsafe extern "C" fn lease_free(mn: *mut bindings::mmu_notifier) {
+    // SAFETY: The reference given to the notifier in `PasidService::get`.
+    drop(unsafe {
+        Arc::from_raw(kernel::container_of!(
+            mn.cast::<Opaque<bindings::mmu_notifier>>(),
+            MmPasid,
+            notifier
+        ))
+    });
+}
+
+/// The PASIDs rsva handed out, by PASID, and what they are charged to.
+///
+/// # Invariants
+///
+/// `mms` maps every PASID whose lease is live to its `MmPasid`; `top` is at
+/// least the largest PASID ever stored in it.
+#[pin_data]
+pub(crate) struct PasidService {
+    #[pin]
+    mms: XArray<Arc<MmPasid>>,
+    #[pin]
+    charges: Charges,
+    /// Serialises the first binds of mms (allocation, publication, lease).
+    #[pin]
+    slow: Mutex<()>,
+    /// The range new PASIDs are drawn from.
+    #[pin]
+    pub(crate) range: Mutex<PasidRange>,
+    limit: Atomic<u32>,
+    top: Atomic<u32>,
+}
+
+impl PasidService {
+    /// A service drawing from `range`, with at most `limit` PASIDs a user.
+    pub(crate) fn new(range: PasidRange, limit: u32) -> impl PinInit<Self> {
+        pin_init!(Self {
+            mms <- XArray::new(AllocKind::Alloc),
+            charges <- Charges::new(),
+            slow <- new_mutex!(()),
+            range <- new_mutex!(range),
+            limit: Atomic::new(limit),
+            top: Atomic::new(0),
+        })
+    }
+
+    /// The PASID of `mm` held by this service, if it has one.
+    fn lookup(&self, mm: &MmWithUser) -> Option<Arc<MmPasid>> {
+        // SAFETY: `mm` is live.
+        let pasid = unsafe { glue::rsva_mm_pasid(mm.as_raw()) };
+        if pasid == PASID_INVALID {
+            return None;
+        }
+        let map = self.mms.lock();
+        let m = map.get(pasid as usize)?;
+        ptr::eq(m.mm().as_raw(), mm.as_raw()).then(|| m.into())
+    }
+
+    /// The PASID of `mm`, allocated in `range` (intersected with the
+    /// service's range) and charged to `uid` if `mm` has none yet.
+    ///
+    /// Errors: `EOVERFLOW` when the mm's PASID lies outside `range`;
+    /// `ENOSPC` when the range has no free PASID (or does not meet the
+    /// service's); `EDQUOT` when `uid` holds its limit; `EBUSY` when the mm
+    /// cannot share its page tables with a device (x86 LAM); `ENOMEM`.
+    pub(crate) fn get(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid>> {
+        let found = match self.lookup(mm) {
+            Some(m) => m,
+            None => self.lease(mm, range, uid)?,
+        };
+        if !range.contains(found.pasid) {
+            return Err(EOVERFLOW);
+        }
+        Ok(found)
+    }
+
+    /// Slow path of [`Self::get`]: adopts or allocates the mm's PASID and
+    /// starts the lease.
+    fn lease(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid>> {
+        let _slow = self.slow.lock();
+        if let Some(m) = self.lookup(mm) {
+            return Ok(m);
+        }
+        let charge = self.charges.charge(uid, self.limit())?;
+        let grab = MmGrab::new(mm)?;
+        // SAFETY: `mm` is live.
+        let mut pasid = unsafe { glue::rsva_mm_pasid(mm.as_raw()) };
+        if pasid == PASID_INVALID {
+            let within = self.range.lock().intersect(range).ok_or(ENOSPC)?;
+            pasid = GlobalPasid::alloc(within)?.give_to(mm)?;
+        }
+        let this = Arc::pin_init(
+            pin_init!(MmPasid {
+                notifier: Opaque::zeroed(),
+                mm: grab,
+                pasid,
+                charge,
+                leased: Atomic::new(false),
+                service: ptr::from_ref(self),
+                bonds <- MmBonds::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: Not shared yet.
+        unsafe { (*this.notifier.get()).ops = &LEASE_OPS };
+        let raw = Arc::into_raw(this.clone());
+        // SAFETY: The notifier is initialised and `mm` has users.
+        let ret = unsafe { bindings::mmu_notifier_register(this.notifier.get(), mm.as_raw()) };
+        if ret != 0 {
+            // SAFETY: Not registered: the reference returns to us.
+            drop(unsafe { Arc::from_raw(raw) });
+            return Err(Error::from_errno(ret));
+        }
+        this.leased.store(true, Release);
+        let mut map = self.mms.lock();
+        if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {
+            drop(map);
+            drop(e.value);
+            this.end_lease();
+            return Err(e.error);
+        }
+        drop(map);
+        if self.top.load(Relaxed) < pasid {
+            self.top.store(pasid, Relaxed);
+        }
+        Ok(this)
+    }
+
+    /// The mm whose PASID is `pasid`, with an `mmgrab` reference, while its
+    /// lease lasts; `mmget_not_zero()` on it gives a user reference if the
+    /// mm is still alive.
+    pub(crate) fn find_mm(&self, pasid: u32) -> Option<ARef<Mm>> {
+        let map = self.mms.lock();
+        map.get(pasid as usize).map(|m| ARef::from(m.mm()))
+    }
+
+    /// How many PASIDs one user may hold.
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit.load(Relaxed)
+    }
+
+    /// Sets how many PASIDs one user may hold from now on; PASIDs held
+    /// beyond a lowered limit stay until they are freed.
+    pub(crate) fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Relaxed);
+    }
+
+    /// How many PASIDs `uid` holds through this service.
+    pub(crate) fn held_by(&self, uid: u32) -> u32 {
+        self.charges.held_by(uid)
+    }
+
+    /// Ends every lease (module exit). The caller then waits for the
+    /// notifiers with `mmu_notifier_synchronize()`: a lease whose mm is
+    /// being released leaves the map only after its put, so once the map
+    /// is empty every put is queued, and that wait covers them all.
+    pub(crate) fn end_all(&self) {
+        for pasid in 1..=self.top.load(Acquire) as usize {
+            loop {
+                let m = self.mms.lock().get(pasid).map(Arc::from);
+                let Some(m) = m else {
+                    break;
+                };
+                if !m.end_lease() {
+                    // The mm's release ends it right now.
+                    // SAFETY: Sleeps; no locks held.
+                    unsafe { bindings::msleep(1) };
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every live lease (for debugfs).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&MmPasid)) {
+        for pasid in 1..=self.top.load(Acquire) as usize {
+            let m = self.mms.lock().get(pasid).map(Arc::from);
+            if let Some(m) = m {
+                f(&m);
+            }
+        }
     }
 }
 
@@ -107,5 +476,182 @@ mod tests {
             assert!(!r.contains(32));
             assert!(!r.contains(0));
         }
+    }
+}
+
+#[kunit_tests(rsva_pasid_service)]
+mod service_tests {
+    use super::*;
+    use core::ptr::NonNull;
+    use kernel::{sync::Completion, workqueue};
+
+    /// A fresh mm with one user (`mm_alloc()`), `mmput()` when dropped.
+    fn test_mm() -> Result<ARef<MmWithUser>> {
+        // SAFETY: Allocates an mm with one user reference.
+        let mm = NonNull::new(unsafe { glue::rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
+        // SAFETY: We own the user reference `mm_alloc()` returned.
+        Ok(unsafe { ARef::from_raw(mm.cast()) })
+    }
+
+    fn service(range: PasidRange, limit: u32) -> Result<Pin<KBox<PasidService>>> {
+        KBox::pin_init(PasidService::new(range, limit), GFP_KERNEL)
+    }
+
+    /// One PASID from the top of the space, where nothing else allocates.
+    fn single(pasid: u32) -> Result<PasidRange> {
+        PasidRange::new(pasid, pasid)
+    }
+
+    /// Waits for leases ended by `mmput()` to be freed, and so for their
+    /// mms and PASIDs.
+    fn settle() {
+        // SAFETY: No locks held.
+        unsafe { bindings::mmu_notifier_synchronize() };
+    }
+
+    #[test]
+    fn one_pasid_per_mm_kept_until_the_mm_dies() -> Result {
+        let svc = service(single(PASID_MAX - 1)?, 8)?;
+        let mm = test_mm()?;
+        let a = svc.get(&mm, PasidRange::FULL, 0)?;
+        let b = svc.get(&mm, PasidRange::FULL, 0)?;
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.pasid(), PASID_MAX - 1);
+        // Published where the IOMMU core and ENQCMD look.
+        // SAFETY: `mm` is live.
+        assert_eq!(unsafe { glue::rsva_mm_pasid(mm.as_raw()) }, a.pasid());
+        let found = svc.find_mm(a.pasid()).map(|m| m.as_raw());
+        assert_eq!(found, Some(mm.as_raw()));
+        assert_eq!(svc.held_by(0), 1);
+        // Dropping every reference (as unbind does) keeps the PASID.
+        drop((a, b));
+        assert!(svc.find_mm(PASID_MAX - 1).is_some());
+        assert_eq!(svc.get(&mm, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 1);
+        drop(mm);
+        // The mm's release ended the lease.
+        assert!(svc.find_mm(PASID_MAX - 1).is_none());
+        settle();
+        assert_eq!(svc.held_by(0), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn exhaustion_gives_enospc_and_recovers() -> Result {
+        let svc = service(single(PASID_MAX - 2)?, 8)?;
+        let mm1 = test_mm()?;
+        let mm2 = test_mm()?;
+        let p1 = svc.get(&mm1, PasidRange::FULL, 0)?.pasid();
+        assert_eq!(svc.get(&mm2, PasidRange::FULL, 0).err(), Some(ENOSPC));
+        drop(mm1);
+        settle();
+        // The PASID was freed (by the core, at the mm's last mmdrop).
+        assert_eq!(svc.get(&mm2, PasidRange::FULL, 0)?.pasid(), p1);
+        Ok(())
+    }
+
+    #[test]
+    fn ranges_are_checked() -> Result {
+        let svc = service(single(PASID_MAX - 3)?, 8)?;
+        let mm = test_mm()?;
+        // The service's range does not meet the caller's.
+        assert_eq!(svc.get(&mm, PasidRange::new(1, 15)?, 0).err(), Some(ENOSPC));
+        let p = svc.get(&mm, PasidRange::FULL, 0)?.pasid();
+        // The mm's PASID does not fit a narrower device.
+        assert_eq!(
+            svc.get(&mm, PasidRange::new(1, 15)?, 0).err(),
+            Some(EOVERFLOW)
+        );
+        assert_eq!(svc.get(&mm, PasidRange::FULL, 0)?.pasid(), p);
+        Ok(())
+    }
+
+    #[test]
+    fn per_user_limit_and_uncharge_to_the_owner() -> Result {
+        let svc = service(PasidRange::new(PASID_MAX - 15, PASID_MAX - 10)?, 1)?;
+        let mm1 = test_mm()?;
+        let mm2 = test_mm()?;
+        let a = svc.get(&mm1, PasidRange::FULL, 500)?;
+        assert_eq!(a.uid(), 500);
+        assert_eq!(svc.get(&mm2, PasidRange::FULL, 500).err(), Some(EDQUOT));
+        // Another user is not limited by the first.
+        assert_eq!(svc.get(&mm2, PasidRange::FULL, 501)?.uid(), 501);
+        drop(a);
+        drop(mm1);
+        settle();
+        // Uncharged from user 500, whoever ended the lease.
+        assert_eq!((svc.held_by(500), svc.held_by(501)), (0, 1));
+        drop(mm2);
+        settle();
+        assert_eq!(svc.held_by(501), 0);
+        Ok(())
+    }
+
+    #[repr(C)]
+    struct RcuDrop {
+        head: bindings::callback_head,
+        held: Option<Arc<MmPasid>>,
+    }
+
+    /// # Safety
+    ///
+    /// `head` is the head of a boxed `RcuDrop`, called once.
+    unsafe extern "C" fn rcu_drop(head: *mut bindings::callback_head) {
+        // SAFETY: `head` is the first field of a `KBox<RcuDrop>`.
+        drop(unsafe { KBox::from_raw(head.cast::<RcuDrop>()) });
+    }
+
+    /// The last reference to a PASID dropped in an RCU callback frees it,
+    /// uncharged from its user, without any task context.
+    #[test]
+    fn last_put_in_rcu_callback() -> Result {
+        let svc = service(single(PASID_MAX - 4)?, 8)?;
+        let mm = test_mm()?;
+        let other = test_mm()?;
+        let held = svc.get(&mm, PasidRange::FULL, 42)?;
+        drop(mm);
+        settle();
+        // Still held: neither the PASID nor the charge went.
+        assert_eq!(svc.get(&other, PasidRange::FULL, 0).err(), Some(ENOSPC));
+        assert_eq!(svc.held_by(42), 1);
+        let boxed = KBox::new(
+            RcuDrop {
+                head: pin_init::zeroed(),
+                held: Some(held),
+            },
+            GFP_KERNEL,
+        )?;
+        let raw = KBox::into_raw(boxed);
+        // SAFETY: `raw` stays valid until `rcu_drop` frees it.
+        unsafe {
+            bindings::call_rcu(&raw mut (*raw).head, Some(rcu_drop));
+            bindings::rcu_barrier();
+        }
+        // The charge went in the callback; the mm's last `mmdrop()`, which
+        // frees the PASID, was moved to a work item.
+        assert_eq!(svc.held_by(42), 0);
+        glue::flush_deferred_mmdrops();
+        assert_eq!(svc.get(&other, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 4);
+        Ok(())
+    }
+
+    /// The same from a work item.
+    #[test]
+    fn last_put_in_work_item() -> Result {
+        let svc = service(single(PASID_MAX - 5)?, 8)?;
+        let mm = test_mm()?;
+        let other = test_mm()?;
+        let held = svc.get(&mm, PasidRange::FULL, 43)?;
+        drop(mm);
+        settle();
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let signal = done.clone();
+        workqueue::system().try_spawn(GFP_KERNEL, move || {
+            drop(held);
+            signal.complete_all();
+        })?;
+        done.wait_for_completion();
+        assert_eq!(svc.held_by(43), 0);
+        assert_eq!(svc.get(&other, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 5);
+        Ok(())
     }
 }

@@ -9,3 +9,10 @@
 #include <rsva.h>
 
 EXPORT_SYMBOL_GPL(rsva_pasid_range_check);
+EXPORT_SYMBOL_GPL(rsva_sva_bind_device);
+EXPORT_SYMBOL_GPL(rsva_sva_bind_device_stop);
+EXPORT_SYMBOL_GPL(rsva_sva_bind_current);
+EXPORT_SYMBOL_GPL(rsva_sva_unbind_device);
+EXPORT_SYMBOL_GPL(rsva_sva_get_pasid);
+EXPORT_SYMBOL_GPL(rsva_pasid_get_mm);
+EXPORT_SYMBOL_GPL(rsva_sva_serving);

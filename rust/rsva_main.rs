@@ -4,13 +4,23 @@
 //! DMA ownership, with the lifetime rules of the C implementation enforced by
 //! types, and a C API for drivers (`include/rsva.h`).
 //!
-//! This is the crate root of `rsva.ko`. It owns the module's debugfs
-//! directory, `/sys/kernel/debug/rsva/`:
+//! This is the crate root of `rsva.ko`: the PASID service (`pasid.rs`,
+//! `pasid_charge.rs`), SVA bonds (`sva_bind.rs`), serving the kernel's SVA
+//! API (`provider.rs`) and the C API (`c_api.rs`). It owns the module's
+//! debugfs directory, `/sys/kernel/debug/rsva/`:
 //!
 //! - `version`: the module's name and version.
-//! - `pasid_range`: the PASID range allocations draw from, as
+//! - `pasid_range`: the PASID range new PASIDs are drawn from, as
 //!   `"MIN MAX COUNT\n"`; writing `"MIN MAX"` sets it, and a write of an
 //!   invalid range fails with `EINVAL` and leaves the range as it was.
+//! - `serve`: `1` while rsva serves `iommu_sva_bind_device()`; writing `0`
+//!   or `1` switches (`EBUSY` while bonds of the other side live).
+//! - `sva`: counters, one `name value` per line (binds, unbinds, live
+//!   bonds, binds that shared a group attachment, SVA domains allocated,
+//!   PASIDs leased).
+//! - `pasids`: one line per PASID rsva holds: `PASID UID BONDS`.
+//! - `pasids_per_user`: how many PASIDs one user (real uid) may hold,
+//!   initially the `pasids_per_user` parameter; writable.
 
 use core::fmt;
 
@@ -19,16 +29,20 @@ use kernel::{
         Dir,
         File, //
     },
-    new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::atomic::Relaxed,
     uaccess::UserSliceReader,
 };
 
 mod c_api;
+mod glue;
 mod pasid;
+mod pasid_charge;
+mod provider;
+mod sva_bind;
 
 use pasid::PasidRange;
+use provider::{service, Service};
 
 module! {
     type: Rsva,
@@ -36,25 +50,79 @@ module! {
     authors: ["The rsva developers"],
     description: "Shared virtual addressing, PASIDs, HMM mirror and DMA ownership in Rust",
     license: "GPL",
+    params: {
+        serve: bool {
+            default: true,
+            description: "Serve the kernel's SVA API (iommu_sva_bind_device) from load on",
+        },
+        pasids_per_user: u32 {
+            default: 16384,
+            description: "PASIDs one user may hold through rsva; beyond it binds fail with EDQUOT",
+        },
+    },
 }
 
 /// The version `debugfs/rsva/version` reports.
-const VERSION: &str = "0.1.0";
+const VERSION: &str = "0.2.0";
 
-/// The module: its debugfs directory and files, removed on unload.
+/// The service, shut down (no provider, leases ended, notifiers done)
+/// before it is freed.
+struct OwnedService(Pin<KBox<Service>>);
+
+impl Drop for OwnedService {
+    fn drop(&mut self) {
+        self.0.shut_down();
+    }
+}
+
+/// The C glue's state (a workqueue for deferred `mmdrop()`s), torn down
+/// last, once every reference it may run has been dropped.
+struct Glue;
+
+impl Glue {
+    fn init() -> Result<Self> {
+        // SAFETY: Called once, at module init.
+        kernel::error::to_result(unsafe { glue::rsva_glue_init() })?;
+        Ok(Glue)
+    }
+}
+
+impl Drop for Glue {
+    fn drop(&mut self) {
+        // SAFETY: Initialised in `init`; drains the pending work.
+        unsafe { glue::rsva_glue_exit() };
+    }
+}
+
+/// The module. Fields drop in order: the debugfs files, the service, and
+/// the glue.
 struct Rsva {
-    _version: Pin<KBox<File<()>>>,
-    _pasid_range: Pin<KBox<File<Mutex<PasidRange>>>>,
+    _files: KVec<Pin<KBox<File<()>>>>,
     _dir: Dir,
+    _service: OwnedService,
+    _glue: Glue,
 }
 
 fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "rsva {VERSION}")
 }
 
-fn show_pasid_range(range: &Mutex<PasidRange>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let r = *range.lock();
+fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Some(s) = service() else {
+        return Ok(());
+    };
+    let r = *s.sva.pasids.range.lock();
     writeln!(f, "{} {} {}", r.min(), r.max(), r.count())
+}
+
+/// Reads a short user write into `buf`, returning the bytes.
+fn read_small<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 32]) -> Result<&'a [u8]> {
+    let len = reader.len();
+    if len >= buf.len() {
+        return Err(EINVAL);
+    }
+    reader.read_slice(&mut buf[..len])?;
+    Ok(&buf[..len])
 }
 
 /// Parses `"MIN MAX"` (decimal, surrounding white space allowed).
@@ -69,38 +137,140 @@ fn parse_range(text: &[u8]) -> Result<PasidRange> {
     PasidRange::new(min, max)
 }
 
-fn store_pasid_range(range: &Mutex<PasidRange>, reader: &mut UserSliceReader) -> Result {
+fn store_pasid_range(_: &(), reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let len = reader.len();
-    if len >= buf.len() {
-        return Err(EINVAL);
+    let range = parse_range(read_small(reader, &mut buf)?)?;
+    *service().ok_or(ENODEV)?.sva.pasids.range.lock() = range;
+    Ok(())
+}
+
+fn show_serve(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", u8::from(service().is_some_and(|s| s.serving())))
+}
+
+fn store_serve(_: &(), reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 32];
+    let on = match read_small(reader, &mut buf)?.trim_ascii() {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(EINVAL),
+    };
+    service().ok_or(ENODEV)?.set_serving(on)
+}
+
+fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Some(s) = service() else {
+        return Ok(());
+    };
+    let c = &s.sva.counters;
+    let mut leased = 0;
+    s.sva.pasids.for_each(|_| leased += 1);
+    writeln!(f, "serving {}", u8::from(s.serving()))?;
+    writeln!(f, "binds {}", c.binds.load(Relaxed))?;
+    writeln!(f, "unbinds {}", c.unbinds.load(Relaxed))?;
+    writeln!(f, "live {}", c.live.load(Relaxed))?;
+    writeln!(f, "shared {}", c.shared.load(Relaxed))?;
+    writeln!(f, "domains {}", c.domains.load(Relaxed))?;
+    writeln!(f, "pasids {leased}")
+}
+
+fn show_pasids(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Some(s) = service() else {
+        return Ok(());
+    };
+    let mut res = Ok(());
+    s.sva.pasids.for_each(|m| {
+        if res.is_ok() {
+            res = writeln!(f, "{} {} {}", m.pasid(), m.uid(), m.bonds.count());
+        }
+    });
+    res
+}
+
+fn show_limit(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match service() {
+        Some(s) => writeln!(f, "{}", s.sva.pasids.limit()),
+        None => Ok(()),
     }
-    reader.read_slice(&mut buf[..len])?;
-    *range.lock() = parse_range(&buf[..len])?;
+}
+
+fn store_limit(_: &(), reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 32];
+    let text = core::str::from_utf8(read_small(reader, &mut buf)?).map_err(|_| EINVAL)?;
+    let limit = text.trim().parse().map_err(|_| EINVAL)?;
+    service().ok_or(ENODEV)?.sva.pasids.set_limit(limit);
     Ok(())
 }
 
 impl kernel::Module for Rsva {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let glue = Glue::init()?;
+        let service = KBox::pin_init(
+            Service::new(PasidRange::FULL, module_parameters::pasids_per_user.value()),
+            GFP_KERNEL,
+        )?;
+        service.as_ref().publish();
+        let service = OwnedService(service);
+        if module_parameters::serve.value() {
+            if let Err(e) = service.0.set_serving(true) {
+                pr_info!("not serving the SVA API: {e:?}\n");
+            }
+        }
         let dir = Dir::new(c"rsva");
-        let version = KBox::pin_init(
-            dir.read_callback_file(c"version", (), &show_version),
+        let mut files = KVec::new();
+        files.push(
+            KBox::pin_init(
+                dir.read_callback_file(c"version", (), &show_version),
+                GFP_KERNEL,
+            )?,
             GFP_KERNEL,
         )?;
-        let pasid_range = KBox::pin_init(
-            dir.read_write_callback_file(
-                c"pasid_range",
-                new_mutex!(PasidRange::FULL),
-                &show_pasid_range,
-                &store_pasid_range,
-            ),
+        files.push(
+            KBox::pin_init(
+                dir.read_write_callback_file(
+                    c"pasid_range",
+                    (),
+                    &show_pasid_range,
+                    &store_pasid_range,
+                ),
+                GFP_KERNEL,
+            )?,
             GFP_KERNEL,
         )?;
-        pr_info!("rsva {VERSION} loaded\n");
+        files.push(
+            KBox::pin_init(
+                dir.read_write_callback_file(c"serve", (), &show_serve, &store_serve),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(dir.read_callback_file(c"sva", (), &show_sva), GFP_KERNEL)?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                dir.read_callback_file(c"pasids", (), &show_pasids),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                dir.read_write_callback_file(c"pasids_per_user", (), &show_limit, &store_limit),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        pr_info!(
+            "rsva {VERSION} loaded, {}serving the SVA API\n",
+            if service.0.serving() { "" } else { "not " }
+        );
         Ok(Self {
-            _version: version,
-            _pasid_range: pasid_range,
+            _files: files,
             _dir: dir,
+            _service: service,
+            _glue: glue,
         })
     }
 }

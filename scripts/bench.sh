@@ -11,7 +11,9 @@ build_for_vm bench
 "$RSVA_TOP/scripts/vm.sh" bench
 log=$RSVA_OUT/vm-bench/user.log
 tr -d '\r' <"$log" | sed -n '/=== RSVA-BENCH BEGIN/,/=== RSVA-BENCH END/p' | grep '^bench: ' | sed 's/^bench: /  /'
-tr -d '\r' <"$log" | sed -n 's/^bench-json: //p' >"$RSVA_OUT/bench.json"
+tr -d '\r' <"$log" | sed -n 's/^bench-json: //p' |
+	python3 -c 'import json, sys; d = {}; [d.update(json.loads(l)) for l in sys.stdin]; print(json.dumps(d, indent=1))' \
+	>"$RSVA_OUT/bench.json"
 grep -q '=== RSVA-BENCH END rc=0' <(tr -d '\r' <"$log") || die "a benchmark failed; see $log"
 [ -s "$RSVA_OUT/bench.json" ] || die "no figures; see $log"
 log "figures in $RSVA_OUT/bench.json"

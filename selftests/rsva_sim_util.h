@@ -69,14 +69,12 @@ static inline int accel_run(int fd, struct rsva_sim_desc *d,
 	return accel_wait(fd);
 }
 
-/* Reads a debugfs file of the simulator into @buf (NUL-terminated). */
-static inline int sim_read(const char *file, char *buf, size_t size)
+/* Reads the file at @path into @buf (NUL-terminated); bytes or -errno. */
+static inline int read_text(const char *path, char *buf, size_t size)
 {
-	char path[128];
 	ssize_t n, total = 0;
 	int fd;
 
-	snprintf(path, sizeof(path), SIM_DEBUGFS "/%s", file);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
@@ -87,18 +85,51 @@ static inline int sim_read(const char *file, char *buf, size_t size)
 	return n < 0 ? -errno : (int)total;
 }
 
-/* The value after "@key " in a debugfs file of "key value" lines, or -1. */
-static inline long long sim_counter(const char *file, const char *key)
+/* Writes @text to the file at @path in one write; 0 or -errno. */
+static inline int write_text(const char *path, const char *text)
+{
+	ssize_t n;
+	int fd, err;
+
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+/* The value after "@key " in a file of "key value" lines, or -1. */
+static inline long long text_counter(const char *path, const char *key)
 {
 	char buf[4096], *p;
 	size_t klen = strlen(key);
 
-	if (sim_read(file, buf, sizeof(buf)) < 0)
+	if (read_text(path, buf, sizeof(buf)) < 0)
 		return -1;
 	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (!strncmp(p, key, klen) && p[klen] == ' ')
 			return atoll(p + klen + 1);
 	return -1;
+}
+
+/* Reads a debugfs file of the simulator into @buf (NUL-terminated). */
+static inline int sim_read(const char *file, char *buf, size_t size)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SIM_DEBUGFS "/%s", file);
+	return read_text(path, buf, size);
+}
+
+/* The value after "@key " in a simulator debugfs file, or -1. */
+static inline long long sim_counter(const char *file, const char *key)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SIM_DEBUGFS "/%s", file);
+	return text_counter(path, key);
 }
 
 /* State of @pasid in device @dev's table: 1 active, 2 cleared, 0 absent. */

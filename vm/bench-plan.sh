@@ -4,8 +4,14 @@
 # side by side.
 
 modprobe uacce
+insmod /lib/rsva/rsva.ko
 insmod /lib/rsva/rsva_sim.ko
+insmod /lib/rsva/rsva_client.ko
 echo "=== RSVA-BENCH BEGIN"
-/tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}"
-echo "=== RSVA-BENCH END rc=$?"
+rc=0
+/tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
+/tests/rsva_sva_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
+echo "=== RSVA-BENCH END rc=$rc"
+rmmod rsva_client
 rmmod rsva_sim
+rmmod rsva

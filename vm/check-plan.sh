@@ -2,6 +2,8 @@
 #
 # The test plan of 'make check', sourced by /init.
 
+RSVA_SERVE=/sys/kernel/debug/rsva/serve
+
 tap_begin modules
 load_module uacce && tap_ok "uacce loads" || tap_fail "uacce loads: $LOAD_ERR"
 load_module test_hmm && tap_ok "test_hmm loads" || tap_fail "test_hmm loads: $LOAD_ERR"
@@ -16,7 +18,7 @@ fi
 # rsva's KUnit suites run while it loads, the client's while it loads.
 tap_check "rsva loads" insmod /lib/rsva/rsva.ko
 tap_check "rsva debugfs directory exists" test -d /sys/kernel/debug/rsva
-tap_check "rsva_client loads and calls rsva" insmod /lib/rsva/rsva_client.ko
+tap_check "rsva serves the SVA API" grep -qx 1 $RSVA_SERVE
 tap_check "rsva_sim refuses devices=0" sh -c '! insmod /lib/rsva/rsva_sim.ko devices=0 2>/dev/null'
 tap_check "rsva_sim refuses pasid_bits=21" sh -c '! insmod /lib/rsva/rsva_sim.ko pasid_bits=21 2>/dev/null'
 tap_check "rsva_sim loads" insmod /lib/rsva/rsva_sim.ko
@@ -24,11 +26,24 @@ tap_check "rsva_sim devices are in IOMMU groups" \
 	test -e /sys/bus/rsva_sim/devices/rsva_sim0/iommu_group
 tap_check "rsva_sim accelerators have char devices" \
 	test -c /dev/rsva_accel0 -a -c /dev/rsva_accel1
+tap_check "rsva_client loads and calls rsva on rsva_sim" insmod /lib/rsva/rsva_client.ko
 tap_end
 
 run_selftest /tests/rsva_debugfs_test
-run_selftest /tests/rsva_sim_test
-run_selftest /tests/rsva_sim_stress_test
+
+# The simulated platform's suite, once bound by the IOMMU core's C code
+# and once by rsva.
+tap_begin serve_c
+tap_check "rsva stops serving" sh -c "echo 0 > $RSVA_SERVE"
+tap_end
+run_selftest /tests/rsva_sim_test c
+run_selftest /tests/rsva_sim_stress_test c
+tap_begin serve_rsva
+tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
+tap_end
+run_selftest /tests/rsva_sim_test rsva
+run_selftest /tests/rsva_sim_stress_test rsva
+run_selftest /tests/rsva_sva_test
 
 tap_begin sim_unload
 sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
@@ -37,6 +52,13 @@ for i in $(seq 50); do grep -q bound /tmp/holder.out 2>/dev/null && break; sleep
 tap_check "a shell binds by opening /dev/rsva_accel0" grep -q bound /tmp/holder.out
 tap_check "rsva_sim refuses to unload while a process is bound" \
 	sh -c '! rmmod rsva_sim 2>/dev/null'
+tap_check "rsva refuses to unload while rsva_client uses it" \
+	sh -c '! rmmod rsva 2>/dev/null'
+tap_check "rsva_client unloads" rmmod rsva_client
+tap_check "rsva refuses to unload while a process is bound through it" \
+	sh -c '! rmmod rsva 2>/dev/null'
+tap_check "rsva refuses to stop serving while a process is bound" \
+	sh -c "! echo 0 > $RSVA_SERVE 2>/dev/null"
 kill $holder
 wait $holder 2>/dev/null
 tap_check "rsva_sim unloads once the process is gone" rmmod rsva_sim
@@ -47,7 +69,14 @@ tap_check "the 3 devices share one IOMMU group" sh -c \
 	'[ "$(readlink /sys/bus/rsva_sim/devices/rsva_sim0/iommu_group)" = "$(readlink /sys/bus/rsva_sim/devices/rsva_sim2/iommu_group)" ]'
 tap_end
 
-run_selftest /tests/rsva_sim_group_test
+run_selftest /tests/rsva_sim_group_test rsva
+tap_begin serve_c_group
+tap_check "rsva stops serving" sh -c "echo 0 > $RSVA_SERVE"
+tap_end
+run_selftest /tests/rsva_sim_group_test c
+tap_begin serve_rsva_group
+tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
+tap_end
 
 # The IOTLB test must be able to fail: with invalidations ignored on
 # purpose, it does (its output is not part of the counts).
@@ -62,13 +91,21 @@ tap_check "and the device saw stale or wrong translations" \
 grep -E "Expected|stale IOTLB" /tmp/honesty.out | sed 's/^/# caught: /'
 tap_end
 
+# Load, bind, unload, again: kmemleak (scanned at the end) must stay silent.
 tap_begin unload
 tap_check "rsva_sim unloads" rmmod rsva_sim
-tap_check "rsva refuses to unload while rsva_client uses it" \
-	sh -c '! rmmod rsva 2>/dev/null'
-tap_check "rsva_client unloads" rmmod rsva_client
 tap_check "rsva unloads" rmmod rsva
 tap_check "rsva debugfs directory is gone" test ! -e /sys/kernel/debug/rsva
-tap_check "rsva loads again" insmod /lib/rsva/rsva.ko
-tap_check "rsva unloads again" rmmod rsva
+cycles=0
+for i in 1 2 3 4 5; do
+	insmod /lib/rsva/rsva.ko || break
+	insmod /lib/rsva/rsva_sim.ko || break
+	sh -c 'exec 3</dev/rsva_accel0 4</dev/rsva_accel1' || break
+	grep -q "^binds 2$" /sys/kernel/debug/rsva/sva || break
+	rmmod rsva_sim && rmmod rsva || break
+	cycles=$i
+done
+tap_check "5 cycles of load, bind through rsva, unload" test "$cycles" = 5
+tap_check "the C implementation serves again after rsva is gone" sh -c \
+	'insmod /lib/rsva/rsva_sim.ko && sh -c "exec 3</dev/rsva_accel0" && rmmod rsva_sim'
 tap_end

@@ -8,8 +8,8 @@ modprobe uacce
 modprobe test_hmm
 modprobe idxd 2>/dev/null || echo "(idxd: no DSA hardware in this VM, as expected)"
 insmod /lib/rsva/rsva.ko
-insmod /lib/rsva/rsva_client.ko
 insmod /lib/rsva/rsva_sim.ko devices=2
+insmod /lib/rsva/rsva_client.ko
 echo "--- modules"
 lsmod
 echo "--- IOMMU groups (q35 + intel-iommu, and the simulated bus)"
@@ -33,7 +33,7 @@ echo "--- rsva's own debugfs"
 for f in /sys/kernel/debug/rsva/*; do
 	printf '%s: %s\n' "$f" "$(cat "$f")"
 done
-rmmod rsva_sim
 rmmod rsva_client
+rmmod rsva_sim
 rmmod rsva
 echo "--- all modules unloaded; the kernel log is in out/vm-run/console.log"

@@ -42,9 +42,10 @@ tap_end() {
 	echo "=== RSVA-TAP $TAP_GROUP END rc=$TAP_FAILED"
 }
 
-# run_selftest BIN: run one kselftest binary, framed for the verdict.
+# run_selftest BIN [LABEL]: run one kselftest binary, framed for the
+# verdict; LABEL tells runs of one binary apart (reported as BIN@LABEL).
 run_selftest() {
-	local name=$(basename "$1") rc
+	local name=$(basename "$1")${2:+@$2} rc
 	echo "=== RSVA-TAP $name BEGIN"
 	"$1"
 	rc=$?

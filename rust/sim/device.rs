@@ -257,6 +257,13 @@ impl SimDevice {
         self.iotlb.lock().flush_range(pasid, start, end);
     }
 
+    /// Whether the entry of `pasid` translates (`Some(true)`), was cleared
+    /// by the mm's release (`Some(false)`), or is absent (`None`).
+    pub(crate) fn entry_live(&self, pasid: u32) -> Option<bool> {
+        let table = self.table.lock();
+        table.get(usize::try_from(pasid).ok()?).map(|e| !e.cleared)
+    }
+
     /// Visits the PASID table: `(pasid, cleared)` in PASID order.
     pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, bool)) {
         let table = self.table.lock();
@@ -422,6 +429,20 @@ fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> 
         Ok(page)
     } else {
         Err(EFAULT)
+    }
+}
+
+/// `rsva_sim_pasid_state()` of `include/rsva_sim.h`, for test modules.
+#[no_mangle]
+extern "C" fn rsva_sim_pasid_state(dev: *mut bindings::device, pasid: u32) -> c_int {
+    // SAFETY: Test modules pass a device from `rsva_sim_get_device()`,
+    // whose reference they hold; `from_raw` refuses other buses' devices.
+    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+        return ENODEV.to_errno();
+    };
+    match sdev.entry_live(pasid) {
+        Some(live) => c_int::from(live),
+        None => ENOENT.to_errno(),
     }
 }
 

@@ -18,6 +18,7 @@
 #include <linux/property.h>
 #include <linux/slab.h>
 #include <linux/uacce.h>
+#include <rsva_sim.h>
 
 #include "rsva_sim_glue.h"
 
@@ -207,3 +208,18 @@ void *rsva_sim_err_ptr(int err)
 {
 	return ERR_PTR(err);
 }
+
+/*
+ * For test modules (selftests/modules/), include/rsva_sim.h: the simulated
+ * devices, and what their PASID tables hold.
+ */
+struct device *rsva_sim_get_device(unsigned int id)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "rsva_sim%u", id);
+	return bus_find_device_by_name(&rsva_sim_bus, NULL, name);
+}
+EXPORT_SYMBOL_GPL(rsva_sim_get_device);
+
+EXPORT_SYMBOL_GPL(rsva_sim_pasid_state);

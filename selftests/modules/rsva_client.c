@@ -1,13 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * rsva_client: a C module that uses rsva's exported API the way a driver
- * does. Its KUnit suite runs when it is loaded and checks each answer, so a
- * broken export, prototype or errno turns the test run red.
+ * does, on the devices of the simulated platform (rsva_sim). Its KUnit
+ * suites run when it is loaded and check each answer, so a broken export,
+ * prototype, errno or lifetime rule turns the test run red.
  */
 #include <kunit/test.h>
+#include <linux/debugfs.h>
+#include <linux/device.h>
+#include <linux/err.h>
 #include <linux/errno.h>
+#include <linux/iommu.h>
 #include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/uaccess.h>
 #include <rsva.h>
+#include <rsva_sim.h>
+
+/* mm_alloc() is exported for KUnit only. */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
 
 static void rsva_client_range_valid(struct kunit *test)
 {
@@ -27,6 +39,217 @@ static void rsva_client_range_invalid(struct kunit *test)
 			-EINVAL);
 }
 
+/* Per-test state: two simulated devices and an address space. */
+struct client_ctx {
+	struct device *dev0;
+	struct device *dev1;
+	struct mm_struct *mm;
+};
+
+static int client_init(struct kunit *test)
+{
+	struct client_ctx *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	c->dev0 = rsva_sim_get_device(0);
+	c->dev1 = rsva_sim_get_device(1);
+	KUNIT_ASSERT_NOT_NULL(test, c->dev0);
+	KUNIT_ASSERT_NOT_NULL(test, c->dev1);
+	c->mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, c->mm);
+	KUNIT_ASSERT_TRUE(test, rsva_sva_serving());
+	test->priv = c;
+	return 0;
+}
+
+static void client_exit(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+
+	if (c->mm)
+		mmput(c->mm);
+	put_device(c->dev1);
+	put_device(c->dev0);
+}
+
+/* One bond per (device, mm): the same handle, counted. */
+static void rsva_client_bind_refcount(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *h1, *h2;
+	struct mm_struct *found;
+	u32 pasid;
+
+	h1 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h1));
+	h2 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_EXPECT_PTR_EQ(test, h1, h2);
+	pasid = rsva_sva_get_pasid(h1);
+	KUNIT_EXPECT_NE(test, pasid, IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+
+	found = rsva_pasid_get_mm(pasid);
+	KUNIT_EXPECT_PTR_EQ(test, found, c->mm);
+	if (!IS_ERR(found))
+		mmdrop(found);
+
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), 0);
+	/* One reference left: still attached. */
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h2), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	/* Double unbind. */
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h1), IOMMU_PASID_INVALID);
+
+	/* The mm keeps its PASID across unbind and bind. */
+	h1 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h1));
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h1), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), 0);
+}
+
+/* Devices bound to one mm share its PASID; each has its own bond. */
+static void rsva_client_two_devices_share_the_pasid(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *h0, *h1;
+	u32 pasid;
+
+	h0 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h0));
+	h1 = rsva_sva_bind_device(c->dev1, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h1));
+	KUNIT_EXPECT_PTR_NE(test, h0, h1);
+	pasid = rsva_sva_get_pasid(h0);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h1), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h0), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), 0);
+}
+
+/* The kernel's API is served by rsva: its handles are rsva's bonds. */
+static void rsva_client_kernel_api_is_served(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *core, *own;
+
+	core = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+	own = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_EXPECT_PTR_EQ(test, own, core);
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(core), rsva_sva_get_pasid(own));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), 0);
+	iommu_sva_unbind_device(core);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(core), IOMMU_PASID_INVALID);
+}
+
+static void rsva_client_bad_input(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva foreign = {};
+	struct mm_struct *dead;
+	struct device *nogroup;
+
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(NULL, c->mm)), -EINVAL);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev0, NULL)), -EINVAL);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device_stop(c->dev0, c->mm, NULL, NULL)),
+			-EINVAL);
+	/* A kernel thread has no mm of its own. */
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_current(c->dev0)), -EINVAL);
+
+	/* An mm without users. */
+	dead = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, dead);
+	mmgrab(dead);
+	mmput(dead);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev0, dead)), -ESRCH);
+	mmdrop(dead);
+
+	/* A device without IOMMU group. */
+	nogroup = root_device_register("rsva_client_nogroup");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(nogroup));
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(nogroup, c->mm)), -ENODEV);
+	root_device_unregister(nogroup);
+
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(&foreign), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(NULL), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(&foreign), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(0)), -EINVAL);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(RSVA_PASID_MAX + 1)), -EINVAL);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(RSVA_PASID_MAX)), -ENOENT);
+}
+
+/* What a stop callback saw. */
+struct stop_record {
+	struct device *dev;
+	u32 pasid;
+	int calls;
+	int entry_at_stop;
+};
+
+static void client_stop(struct iommu_sva *handle, void *data)
+{
+	struct stop_record *r = data;
+
+	r->calls++;
+	r->entry_at_stop = rsva_sim_pasid_state(r->dev, r->pasid);
+}
+
+/*
+ * The mm goes away while bound: the driver's stop callback runs first,
+ * while the IOMMU still translates the PASID, then the IOMMU clears the
+ * entry; the bond outlives the mm until unbind.
+ */
+static void rsva_client_stop_runs_before_the_entry_is_cleared(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct stop_record r = { .dev = c->dev0 };
+	struct iommu_sva *h, *other;
+
+	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	r.pasid = rsva_sva_get_pasid(h);
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+
+	/* Another callback for the same bond is refused; none is fine. */
+	other = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &h);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(other), -EBUSY);
+	KUNIT_EXPECT_PTR_EQ(test, rsva_sva_bind_device(c->dev0, c->mm), h);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+
+	/* The last user goes: exit_mmap runs the notifiers. */
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, r.calls, 1);
+	KUNIT_EXPECT_EQ(test, r.entry_at_stop, 1);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, r.pasid), 0);
+
+	/* Unbind after the mm died. */
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, r.calls, 1);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, r.pasid), -ENOENT);
+}
+
+/* After unbind the callback is never called. */
+static void rsva_client_no_stop_after_unbind(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct stop_record r = { .dev = c->dev0 };
+	struct iommu_sva *h;
+
+	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+}
+
 static struct kunit_case rsva_client_cases[] = {
 	KUNIT_CASE(rsva_client_range_valid),
 	KUNIT_CASE(rsva_client_range_invalid),
@@ -38,18 +261,100 @@ static struct kunit_suite rsva_client_suite = {
 	.test_cases = rsva_client_cases,
 };
 
-kunit_test_suite(rsva_client_suite);
+static struct kunit_case rsva_client_bond_cases[] = {
+	KUNIT_CASE(rsva_client_bind_refcount),
+	KUNIT_CASE(rsva_client_two_devices_share_the_pasid),
+	KUNIT_CASE(rsva_client_kernel_api_is_served),
+	KUNIT_CASE(rsva_client_bad_input),
+	KUNIT_CASE(rsva_client_stop_runs_before_the_entry_is_cleared),
+	KUNIT_CASE(rsva_client_no_stop_after_unbind),
+	{}
+};
+
+static struct kunit_suite rsva_client_bond_suite = {
+	.name = "rsva_c_bonds",
+	.init = client_init,
+	.exit = client_exit,
+	.test_cases = rsva_client_bond_cases,
+};
+
+kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
+
+/*
+ * The benchmark hook, debugfs rsva_client/bench: writing "bind DEV N" binds
+ * and unbinds the writer's mm on simulated device DEV N times through
+ * iommu_sva_bind_device(), so whichever implementation serves that API
+ * (debugfs rsva/serve) is measured; "pasid DEV N" does it N times on a
+ * fresh mm each, so every cycle also allocates and frees a PASID. The
+ * write returns when done; the caller times it.
+ */
+static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
+{
+	struct iommu_sva *h;
+	struct mm_struct *mm;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		mm = fresh_mm ? mm_alloc() : current->mm;
+		if (!mm)
+			return fresh_mm ? -ENOMEM : -EINVAL;
+		h = iommu_sva_bind_device(dev, mm);
+		if (!IS_ERR(h))
+			iommu_sva_unbind_device(h);
+		if (fresh_mm)
+			mmput(mm);
+		if (IS_ERR(h))
+			return PTR_ERR(h);
+		cond_resched();
+	}
+	return 0;
+}
+
+static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
+				  size_t len, loff_t *ppos)
+{
+	unsigned int id, n;
+	struct device *dev;
+	char buf[32], mode[8];
+	int ret;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sscanf(buf, "%7s %u %u", mode, &id, &n) != 3 || !n || n > 1000000)
+		return -EINVAL;
+	if (strcmp(mode, "bind") && strcmp(mode, "pasid"))
+		return -EINVAL;
+	dev = rsva_sim_get_device(id);
+	if (!dev)
+		return -ENODEV;
+	ret = client_bench(dev, !strcmp(mode, "pasid"), n);
+	put_device(dev);
+	return ret ?: len;
+}
+
+static const struct file_operations client_bench_fops = {
+	.owner = THIS_MODULE,
+	.write = client_bench_write,
+};
+
+static struct dentry *client_dir;
 
 static int __init rsva_client_init(void)
 {
 	pr_info("rsva_client: rsva_pasid_range_check(1, %u) = %d\n",
 		RSVA_PASID_MAX, rsva_pasid_range_check(1, RSVA_PASID_MAX));
+	client_dir = debugfs_create_dir("rsva_client", NULL);
+	debugfs_create_file("bench", 0200, client_dir, NULL, &client_bench_fops);
 	return 0;
 }
 module_init(rsva_client_init);
 
 static void __exit rsva_client_exit(void)
 {
+	debugfs_remove(client_dir);
 }
 module_exit(rsva_client_exit);
 

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The functions of `rsva_glue.c` (prototypes in `rsva_glue.h`), and the
+//! safe wrappers the rest of the crate uses.
+
+use core::ptr::NonNull;
+
+use kernel::{bindings, mm::Mm, prelude::*};
+
+/// `struct rsva_mm_ref` of `rsva_glue.c`.
+#[repr(C)]
+pub(crate) struct RawMmRef {
+    _opaque: [u8; 0],
+}
+
+// The prototypes name kernel structures only behind pointers; their layout
+// does not cross the boundary.
+#[expect(improper_ctypes)]
+extern "C" {
+    pub(crate) fn rsva_glue_init() -> c_int;
+    pub(crate) fn rsva_glue_exit();
+    fn rsva_glue_flush();
+    fn rsva_mm_ref_get(mm: *mut bindings::mm_struct) -> *mut RawMmRef;
+    fn rsva_mm_ref_mm(r: *mut RawMmRef) -> *mut bindings::mm_struct;
+    fn rsva_mm_ref_put(r: *mut RawMmRef);
+    fn rsva_current_uid() -> u32;
+    fn rsva_current_mm() -> *mut bindings::mm_struct;
+    pub(crate) fn rsva_mm_pasid(mm: *mut bindings::mm_struct) -> u32;
+    pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
+    pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
+    pub(crate) fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
+    pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
+    pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
+    pub(crate) fn rsva_sva_domain_alloc(
+        dev: *mut bindings::device,
+        mm: *mut bindings::mm_struct,
+    ) -> *mut bindings::iommu_domain;
+    fn rsva_serve_lock(write: bool);
+    fn rsva_serve_unlock(write: bool);
+}
+
+/// An `mmgrab()` reference, like `ARef<Mm>`, that may be dropped in any
+/// context (a work item, an RCU callback): outside task context the last
+/// `mmdrop()`, which frees the mm and its PASID, runs from a work item.
+///
+/// # Invariants
+///
+/// `0` was returned by `rsva_mm_ref_get()` and holds an `mmgrab()` on its
+/// mm until dropped.
+pub(crate) struct MmGrab(NonNull<RawMmRef>);
+
+// SAFETY: The reference may be dropped on any thread, in any context.
+unsafe impl Send for MmGrab {}
+// SAFETY: Shared access only reads the mm pointer.
+unsafe impl Sync for MmGrab {}
+
+impl MmGrab {
+    /// Grabs `mm`. Process context (allocates).
+    pub(crate) fn new(mm: &Mm) -> Result<Self> {
+        // SAFETY: `mm` is valid: the caller holds a reference.
+        let r = unsafe { rsva_mm_ref_get(mm.as_raw()) };
+        // INVARIANT: just got.
+        NonNull::new(r).map(Self).ok_or(ENOMEM)
+    }
+
+    /// The grabbed mm.
+    pub(crate) fn mm(&self) -> &Mm {
+        // SAFETY: The mm is grabbed while `self` lives (type invariant).
+        unsafe { Mm::from_raw(rsva_mm_ref_mm(self.0.as_ptr())) }
+    }
+}
+
+impl Drop for MmGrab {
+    fn drop(&mut self) {
+        // SAFETY: Got in `new`, put once; any context.
+        unsafe { rsva_mm_ref_put(self.0.as_ptr()) };
+    }
+}
+
+/// Waits until every `mmdrop()` that [`MmGrab`] deferred so far has run.
+pub(crate) fn flush_deferred_mmdrops() {
+    // SAFETY: The workqueue exists while the module is loaded.
+    unsafe { rsva_glue_flush() };
+}
+
+/// The user id (in the initial user namespace) of the current task.
+pub(crate) fn current_uid() -> u32 {
+    // SAFETY: Reads the current task's credentials.
+    unsafe { rsva_current_uid() }
+}
+
+/// The current task's mm, or null for a kernel thread. Read in C:
+/// `CurrentTask::mm()` reads `task_struct` through bindgen's layout, which
+/// does not match the compiler's on this configuration.
+pub(crate) fn current_mm() -> *mut bindings::mm_struct {
+    // SAFETY: Reads `current->mm`, which only the current task changes.
+    unsafe { rsva_current_mm() }
+}
+
+/// The rw-semaphore that serialises rsva's own bind entry points against
+/// the switch that turns serving on and off; held while the guard lives.
+pub(crate) struct ServeLock {
+    write: bool,
+}
+
+impl ServeLock {
+    /// Takes the semaphore for reading (`write == false`) or writing.
+    pub(crate) fn lock(write: bool) -> Self {
+        // SAFETY: A static rw-semaphore; released in `drop`.
+        unsafe { rsva_serve_lock(write) };
+        Self { write }
+    }
+}
+
+impl Drop for ServeLock {
+    fn drop(&mut self) {
+        // SAFETY: Taken in `lock` in the same mode.
+        unsafe { rsva_serve_unlock(self.write) };
+    }
+}

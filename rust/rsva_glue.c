@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rsva: C helpers for the Rust crate; prototypes and purpose in
+ * rsva_glue.h, users in rust/glue.rs.
+ */
+#include <linux/cred.h>
+#include <linux/iommu.h>
+#include <linux/lockdep.h>
+#include <linux/mm.h>
+#include <linux/mmu_context.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/rwsem.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/user_namespace.h>
+#include <linux/workqueue.h>
+
+#include "rsva_glue.h"
+
+/* mm_alloc() is exported for KUnit only; rsva's KUnit suites use it. */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
+
+/* Taken for reading by rsva's own bind entry points, for writing by the switch. */
+static DECLARE_RWSEM(rsva_serve_rwsem);
+
+/* Runs the mmdrop()s that may not run where their reference was dropped. */
+static struct workqueue_struct *rsva_wq;
+
+int rsva_glue_init(void)
+{
+	rsva_wq = alloc_workqueue("rsva", WQ_UNBOUND, 0);
+	return rsva_wq ? 0 : -ENOMEM;
+}
+
+void rsva_glue_exit(void)
+{
+	destroy_workqueue(rsva_wq);
+}
+
+/* Waits for the deferred mmdrop()s queued so far. */
+void rsva_glue_flush(void)
+{
+	flush_workqueue(rsva_wq);
+}
+
+/*
+ * An mmgrab() reference that may be dropped in any context. The last
+ * mmdrop() runs __mmdrop(), which frees page tables (taking locks that are
+ * not softirq-safe) and may IPI other CPUs: outside task context it is
+ * moved to rsva's workqueue. The work item is allocated with the
+ * reference, so dropping it cannot fail.
+ */
+struct rsva_mm_ref {
+	struct work_struct work;
+	struct mm_struct *mm;
+};
+
+static void rsva_mm_ref_work(struct work_struct *work)
+{
+	struct rsva_mm_ref *ref = container_of(work, struct rsva_mm_ref, work);
+
+	mmdrop(ref->mm);
+	kfree(ref);
+}
+
+struct rsva_mm_ref *rsva_mm_ref_get(struct mm_struct *mm)
+{
+	struct rsva_mm_ref *ref = kzalloc_obj(*ref);
+
+	if (!ref)
+		return NULL;
+	INIT_WORK(&ref->work, rsva_mm_ref_work);
+	mmgrab(mm);
+	ref->mm = mm;
+	return ref;
+}
+
+struct mm_struct *rsva_mm_ref_mm(struct rsva_mm_ref *ref)
+{
+	return ref->mm;
+}
+
+void rsva_mm_ref_put(struct rsva_mm_ref *ref)
+{
+	if (in_task()) {
+		rsva_mm_ref_work(&ref->work);
+		return;
+	}
+	queue_work(rsva_wq, &ref->work);
+}
+
+u32 rsva_current_uid(void)
+{
+	return from_kuid(&init_user_ns, current_uid());
+}
+
+struct mm_struct *rsva_current_mm(void)
+{
+	return current->mm;
+}
+
+/* The mm's PASID as ENQCMD and the IOMMU core see it, or IOMMU_PASID_INVALID. */
+u32 rsva_mm_pasid(struct mm_struct *mm)
+{
+	struct iommu_mm_data *iommu_mm = READ_ONCE(mm->iommu_mm);
+
+	return iommu_mm ? iommu_mm->pasid : IOMMU_PASID_INVALID;
+}
+
+/*
+ * Publish @pasid as the mm's PASID exactly as the IOMMU core does
+ * (iommu_alloc_mm_data()): from now on the core owns it and frees it in
+ * __mmdrop() -> mm_pasid_drop(). rsva serialises its callers; the core
+ * does not publish while rsva serves the SVA API.
+ */
+int rsva_mm_set_pasid(struct mm_struct *mm, u32 pasid)
+{
+	struct iommu_mm_data *iommu_mm;
+
+	if (mm->iommu_mm || !arch_pgtable_dma_compat(mm))
+		return -EBUSY;
+	iommu_mm = kzalloc_obj(*iommu_mm);
+	if (!iommu_mm)
+		return -ENOMEM;
+	iommu_mm->pasid = pasid;
+	iommu_mm->mm = mm;
+	INIT_LIST_HEAD(&iommu_mm->sva_domains);
+	INIT_LIST_HEAD(&iommu_mm->mm_list_elm);
+	/* Readers (ENQCMD's #GP fixup) must see the fields initialised. */
+	smp_store_release(&mm->iommu_mm, iommu_mm);
+	return 0;
+}
+
+void rsva_assert_mmap_unlocked(struct mm_struct *mm)
+{
+	lockdep_assert_not_held(&mm->mmap_lock);
+}
+
+struct mm_struct *rsva_test_mm_alloc(void)
+{
+	return mm_alloc();
+}
+
+struct iommu_group *rsva_dev_group(struct device *dev)
+{
+	return dev->iommu_group;
+}
+
+u32 rsva_dev_max_pasids(struct device *dev)
+{
+	return dev->iommu ? dev->iommu->max_pasids : 0;
+}
+
+/*
+ * rsva does not serve I/O page faults: the devices it binds work on pinned
+ * or already present pages (the simulated platform walks the page tables
+ * itself). A fault is answered INVALID instead of being left pending.
+ */
+static int rsva_iopf_handler(struct iopf_group *group)
+{
+	iopf_group_response(group, IOMMU_PAGE_RESP_INVALID);
+	iopf_free_group(group);
+	return 0;
+}
+
+/*
+ * An SVA domain for @mm on @dev, set up as iommu_sva_domain_alloc() does:
+ * the domain holds mmgrab() on @mm, dropped by iommu_domain_free().
+ */
+struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
+					   struct mm_struct *mm)
+{
+	const struct iommu_ops *ops;
+	struct iommu_domain *domain;
+
+	if (!dev->iommu || !dev->iommu->iommu_dev)
+		return ERR_PTR(-ENODEV);
+	ops = dev->iommu->iommu_dev->ops;
+	if (!ops->domain_alloc_sva)
+		return ERR_PTR(-EOPNOTSUPP);
+
+	domain = ops->domain_alloc_sva(dev, mm);
+	if (IS_ERR(domain))
+		return domain;
+
+	domain->type = IOMMU_DOMAIN_SVA;
+	domain->cookie_type = IOMMU_COOKIE_SVA;
+	mmgrab(mm);
+	domain->mm = mm;
+	domain->owner = ops;
+	domain->iopf_handler = rsva_iopf_handler;
+	return domain;
+}
+
+void rsva_serve_lock(bool write)
+{
+	if (write)
+		down_write(&rsva_serve_rwsem);
+	else
+		down_read(&rsva_serve_rwsem);
+}
+
+void rsva_serve_unlock(bool write)
+{
+	if (write)
+		up_write(&rsva_serve_rwsem);
+	else
+		up_read(&rsva_serve_rwsem);
+}

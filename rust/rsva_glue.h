@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rsva: C helpers for the Rust crate (rust/glue.rs), for what Rust cannot
+ * reach: static inlines, macros, and fields whose bindgen layout is not
+ * trusted (see Documentation/simulated-platform.rst on task_struct).
+ * Internal to rsva.ko; nothing here is exported.
+ */
+#ifndef _RSVA_GLUE_H
+#define _RSVA_GLUE_H
+
+#include <linux/types.h>
+
+struct device;
+struct iommu_domain;
+struct iommu_group;
+struct mm_struct;
+
+struct rsva_mm_ref;
+
+int rsva_glue_init(void);
+void rsva_glue_exit(void);
+void rsva_glue_flush(void);
+struct rsva_mm_ref *rsva_mm_ref_get(struct mm_struct *mm);
+struct mm_struct *rsva_mm_ref_mm(struct rsva_mm_ref *ref);
+void rsva_mm_ref_put(struct rsva_mm_ref *ref);
+
+u32 rsva_current_uid(void);
+struct mm_struct *rsva_current_mm(void);
+
+u32 rsva_mm_pasid(struct mm_struct *mm);
+int rsva_mm_set_pasid(struct mm_struct *mm, u32 pasid);
+void rsva_assert_mmap_unlocked(struct mm_struct *mm);
+struct mm_struct *rsva_test_mm_alloc(void);
+
+struct iommu_group *rsva_dev_group(struct device *dev);
+u32 rsva_dev_max_pasids(struct device *dev);
+struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
+					   struct mm_struct *mm);
+
+void rsva_serve_lock(bool write);
+void rsva_serve_unlock(bool write);
+
+#endif /* _RSVA_GLUE_H */

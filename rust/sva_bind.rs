@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! SVA bonds: bind a process address space (mm) to a device, unbind it,
+//! and the PASID of a bond.
+//!
+//! The rules, from the threads rsva grew out of (shared/seeds/000, 002)
+//! and from `drivers/iommu/iommu-sva.c`:
+//!
+//! - One bond per (device, mm): binding again returns the same handle with
+//!   one more reference; each bind needs one unbind.
+//! - All devices bound to an mm use the mm's one PASID ([`PasidService`]),
+//!   and share one SVA domain where the IOMMU accepts it (the domain is
+//!   tried on the new device first); devices of one IOMMU group share the
+//!   group's PASID attachment.
+//! - The domain comes from the IOMMU driver's `domain_alloc_sva` and holds
+//!   `mmgrab()` on the mm; the driver's mmu notifier on it only clears and
+//!   invalidates in `release`; it is freed by `iommu_domain_free()` when its
+//!   last attachment goes.
+//! - A bond may carry the driver's stop callback: it runs when the mm goes
+//!   away, before the IOMMU clears the PASID entry (its notifier is
+//!   registered after the domain's, and the mm's notifiers run newest
+//!   first), once, and never after unbind returned.
+//! - Bonds outlive the mm's release until unbind; unbinding after the mm
+//!   died is safe (the bond holds the mm grabbed, not its users).
+//! - Every mm with a bond is on the IOMMU core's list for kernel page-table
+//!   invalidation (`iommu_sva_track_mm()`).
+//!
+//! Types say which mm reference is held: binding needs an
+//! [`MmWithUser`] (a live mm, `mmget`), a bond keeps an `ARef<Mm>`
+//! (`mmgrab`, through its [`MmPasid`]).
+//!
+//! Lock order: the serve lock (rsva's own entry points, read) ->
+//! [`PasidService`]'s first-bind mutex -> `mmap_lock` (notifier
+//! registration) ; [`MmBonds`]' mutex -> `mmap_lock` (the IOMMU driver's
+//! `domain_alloc_sva`) and -> the group mutex (attach, detach) and ->
+//! `iommu_sva_lock` (track) ; the handle registry's spinlock is innermost.
+//! The bind paths check with lockdep that the mmap lock is not held.
+
+use core::ptr::{self, NonNull};
+
+use kernel::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    mm::MmWithUser,
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+    types::Opaque,
+    xarray::{AllocKind, XArray},
+};
+
+use crate::{
+    glue,
+    pasid::{MmPasid, PasidRange, PasidService},
+};
+
+/// A driver's stop callback: stops the device's work on the PASID of the
+/// handle before the IOMMU stops translating it. Called at most once per
+/// bond, from the mm's release (process context, may sleep).
+pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut bindings::iommu_sva, data: *mut c_void);
+
+/// What tells two stop callbacks apart: the function's address and data.
+fn stop_key(stop: Option<(StopFn, usize)>) -> Option<(usize, usize)> {
+    stop.map(|(f, data)| (f as usize, data))
+}
+
+/// A counted reference to a `struct device`.
+///
+/// # Invariants
+///
+/// Holds a reference (`get_device()`) on a valid device.
+struct DeviceRef(NonNull<bindings::device>);
+
+impl DeviceRef {
+    /// # Safety
+    ///
+    /// `dev` must be a valid device with a reference held during the call.
+    unsafe fn get(dev: NonNull<bindings::device>) -> Self {
+        // SAFETY: By the safety requirements.
+        unsafe { bindings::get_device(dev.as_ptr()) };
+        // INVARIANT: just taken.
+        Self(dev)
+    }
+
+    fn as_raw(&self) -> *mut bindings::device {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for DeviceRef {
+    fn drop(&mut self) {
+        // SAFETY: The reference taken in `get` (type invariant).
+        unsafe { bindings::put_device(self.0.as_ptr()) };
+    }
+}
+
+// SAFETY: Device references may be dropped on any thread.
+unsafe impl Send for DeviceRef {}
+// SAFETY: `DeviceRef` gives out only the pointer.
+unsafe impl Sync for DeviceRef {}
+
+/// One bond of a device and an mm: what `bind` returns to drivers.
+///
+/// # Invariants
+///
+/// - `sva` is the handle drivers see; `sva.dev` is `dev`. Its attach
+///   handle is unused (the group's [`GroupAttach`] has the one in use).
+/// - While `stop` is set, `stop_notifier` is registered on the mm from
+///   bind until unbind unregisters it.
+/// - `stopped` becomes true once: the first of release and unbind.
+#[pin_data]
+pub(crate) struct Bond {
+    sva: Opaque<bindings::iommu_sva>,
+    stop_notifier: Opaque<bindings::mmu_notifier>,
+    dev: DeviceRef,
+    group: *mut bindings::iommu_group,
+    mm: Arc<MmPasid>,
+    stop: Option<(StopFn, usize)>,
+    stopped: Atomic<bool>,
+}
+
+// SAFETY: `group` is only passed to the IOMMU core, valid while `dev` (held)
+// is in it; every other field is `Send`.
+unsafe impl Send for Bond {}
+// SAFETY: As for `Send`; the mutable state is atomic or under `MmBonds`.
+unsafe impl Sync for Bond {}
+
+static STOP_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+    release: Some(stop_release),
+    ..pin_init::zeroed()
+};
+
+impl Bond {
+    /// The handle drivers see.
+    pub(crate) fn handle(&self) -> *mut bindings::iommu_sva {
+        self.sva.get()
+    }
+
+    /// The PASID of the bond (the mm's).
+    pub(crate) fn pasid(&self) -> u32 {
+        self.mm.pasid()
+    }
+
+    /// Calls the stop callback unless it ran or the bond is unbound.
+    fn stop_once(&self) {
+        if let Some((stop, data)) = self.stop {
+            if !self.stopped.xchg(true, Relaxed) {
+                // SAFETY: The driver gave `stop` and `data` for this handle
+                // and keeps them valid until unbind, which waits for us.
+                unsafe { stop(self.handle(), data as *mut c_void) };
+            }
+        }
+    }
+
+    /// Registry key of a handle: its address, which is 8-byte aligned.
+    fn key(handle: *const bindings::iommu_sva) -> usize {
+        handle as usize >> 3
+    }
+}
+
+/// The mm goes away: stop the device's work before the IOMMU clears the
+/// PASID entry. Frees nothing; idempotent.
+///
+/// # Safety
+///
+/// `mn` is the stop notifier of a live bond.
+unsafe extern "C" fn stop_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
+    // SAFETY: Unbind unregisters the notifier, synchronously, before the
+    // bond can go: the bond is alive while this runs.
+    let bond = unsafe {
+        &*kernel::container_of!(
+            mn.cast::<Opaque<bindings::mmu_notifier>>(),
+            Bond,
+            stop_notifier
+        )
+    };
+    bond.stop_once();
+}
+
+/// A bond and the number of binds it answered, less unbinds.
+struct BondUse {
+    bond: Arc<Bond>,
+    users: u32,
+}
+
+/// The mm's PASID attached to one IOMMU group.
+///
+/// # Invariants
+///
+/// `handle` is the attach handle of (`group`, PASID) in the IOMMU core
+/// while this exists; `domain` is attached there.
+struct GroupAttach {
+    handle: Opaque<bindings::iommu_attach_handle>,
+    group: *mut bindings::iommu_group,
+    domain: *mut bindings::iommu_domain,
+    users: u32,
+}
+
+/// An SVA domain of the mm and its number of group attachments.
+struct DomainUse {
+    domain: *mut bindings::iommu_domain,
+    users: u32,
+}
+
+struct BondsInner {
+    bonds: KVec<BondUse>,
+    attaches: KVec<KBox<GroupAttach>>,
+    domains: KVec<DomainUse>,
+}
+
+// SAFETY: The raw pointers are IOMMU core objects, used under the mutex of
+// `MmBonds` from any thread.
+unsafe impl Send for BondsInner {}
+
+/// The bonds of one mm, with their attachments and domains.
+#[pin_data]
+pub(crate) struct MmBonds {
+    #[pin]
+    inner: Mutex<BondsInner>,
+}
+
+impl MmBonds {
+    /// No bonds.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_mutex!(BondsInner {
+                bonds: KVec::new(),
+                attaches: KVec::new(),
+                domains: KVec::new(),
+            }),
+        })
+    }
+
+    /// How many devices the mm is bound to.
+    pub(crate) fn count(&self) -> usize {
+        self.inner.lock().bonds.len()
+    }
+}
+
+/// Statistics for debugfs and the benchmarks.
+pub(crate) struct Counters {
+    pub(crate) binds: Atomic<u64>,
+    pub(crate) unbinds: Atomic<u64>,
+    pub(crate) shared: Atomic<u64>,
+    pub(crate) domains: Atomic<u64>,
+    pub(crate) live: Atomic<u64>,
+}
+
+/// The SVA service: the PASIDs and every bond rsva made.
+///
+/// # Invariants
+///
+/// `handles` maps [`Bond::key`] of the handle of every bond with users to
+/// the bond.
+#[pin_data]
+pub(crate) struct Sva {
+    #[pin]
+    pub(crate) pasids: PasidService,
+    #[pin]
+    handles: XArray<Arc<Bond>>,
+    pub(crate) counters: Counters,
+    provider: *const bindings::iommu_sva_provider,
+}
+
+// SAFETY: `provider` points to a static that is only read.
+unsafe impl Send for Sva {}
+// SAFETY: As for `Send`; everything else is synchronised.
+unsafe impl Sync for Sva {}
+
+impl Sva {
+    /// An SVA service drawing PASIDs from `range`, `limit` per user; its
+    /// handles name `provider` as their maker.
+    pub(crate) fn new(
+        range: PasidRange,
+        limit: u32,
+        provider: *const bindings::iommu_sva_provider,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            pasids <- PasidService::new(range, limit),
+            handles <- XArray::new(AllocKind::Alloc),
+            counters: Counters {
+                binds: Atomic::new(0),
+                unbinds: Atomic::new(0),
+                shared: Atomic::new(0),
+                domains: Atomic::new(0),
+                live: Atomic::new(0),
+            },
+            provider,
+        })
+    }
+
+    /// Binds `mm` to `dev`, or takes one more reference to their bond.
+    ///
+    /// Errors: `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
+    /// no SVA in the IOMMU), `EBUSY` (the bond has another stop callback,
+    /// or the IOMMU refused the PASID), the errors of
+    /// [`PasidService::get`] (`EOVERFLOW`, `ENOSPC`, `EDQUOT`), `ENOMEM`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device with a driver bound (the IOMMU core's
+    /// rule for PASID attachment), kept so until the bond is unbound.
+    pub(crate) unsafe fn bind(
+        &self,
+        dev: NonNull<bindings::device>,
+        mm: &MmWithUser,
+        stop: Option<(StopFn, usize)>,
+    ) -> Result<Arc<Bond>> {
+        // SAFETY: `mm` is live.
+        unsafe { glue::rsva_assert_mmap_unlocked(mm.as_raw()) };
+        // SAFETY: `dev` is valid.
+        let group = unsafe { glue::rsva_dev_group(dev.as_ptr()) };
+        if group.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: `dev` is valid.
+        let max_pasids = unsafe { glue::rsva_dev_max_pasids(dev.as_ptr()) };
+        let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
+        let lease = self.pasids.get(mm, range, glue::current_uid())?;
+
+        let mut inner = lease.bonds.inner.lock();
+        if let Some(b) = inner
+            .bonds
+            .iter_mut()
+            .find(|b| b.bond.dev.as_raw() == dev.as_ptr())
+        {
+            if stop.is_some() && stop_key(b.bond.stop) != stop_key(stop) {
+                return Err(EBUSY);
+            }
+            b.users += 1;
+            self.counters.binds.add(1, Relaxed);
+            return Ok(b.bond.clone());
+        }
+        inner.bonds.reserve(1, GFP_KERNEL)?;
+        let attach = self.attach(&mut inner, dev, group, &lease)?;
+        // SAFETY: `dev` is valid, its reference held by the caller.
+        let devref = unsafe { DeviceRef::get(dev) };
+        let bond = match self.new_bond(devref, group, &lease, mm, stop) {
+            Ok(b) => b,
+            Err(e) => {
+                // SAFETY: Attached just above for this device.
+                unsafe { self.detach(&mut inner, attach, dev.as_ptr(), lease.pasid()) };
+                return Err(e);
+            }
+        };
+        if inner.bonds.is_empty() {
+            // SAFETY: The mm's PASID is published (it has a lease), so
+            // `mm->iommu_mm` is set; it was not tracked without bonds.
+            unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
+        }
+        // Cannot fail: reserved above.
+        inner.bonds.push(
+            BondUse {
+                bond: bond.clone(),
+                users: 1,
+            },
+            GFP_KERNEL,
+        )?;
+        self.counters.binds.add(1, Relaxed);
+        self.counters.live.add(1, Relaxed);
+        Ok(bond)
+    }
+
+    /// Makes the bond object, registers its handle and its stop notifier.
+    fn new_bond(
+        &self,
+        dev: DeviceRef,
+        group: *mut bindings::iommu_group,
+        lease: &Arc<MmPasid>,
+        mm: &MmWithUser,
+        stop: Option<(StopFn, usize)>,
+    ) -> Result<Arc<Bond>> {
+        let raw_dev = dev.as_raw();
+        let bond = Arc::pin_init(
+            pin_init!(Bond {
+                sva: Opaque::zeroed(),
+                stop_notifier: Opaque::zeroed(),
+                dev,
+                group,
+                mm: lease.clone(),
+                stop,
+                stopped: Atomic::new(false),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: Not shared yet.
+        unsafe {
+            (*bond.sva.get()).dev = raw_dev;
+            (*bond.sva.get()).provider = self.provider;
+        }
+        let key = Bond::key(bond.handle());
+        self.handles
+            .lock()
+            .store(key, bond.clone(), GFP_KERNEL)
+            .map_err(|e| e.error)?;
+        if bond.stop.is_some() {
+            // SAFETY: Not shared yet.
+            unsafe { (*bond.stop_notifier.get()).ops = &STOP_OPS };
+            // SAFETY: Initialised; `mm` has users. Registered after the
+            // domain's notifier, so `release` reaches this one first.
+            let ret = to_result(unsafe {
+                bindings::mmu_notifier_register(bond.stop_notifier.get(), mm.as_raw())
+            });
+            if let Err(e) = ret {
+                drop(self.handles.lock().remove(key));
+                return Err(e);
+            }
+        }
+        Ok(bond)
+    }
+
+    /// Attaches the mm's PASID to `group` (through `dev`), or takes one
+    /// more reference to its attachment; returns the attachment's index.
+    fn attach(
+        &self,
+        inner: &mut BondsInner,
+        dev: NonNull<bindings::device>,
+        group: *mut bindings::iommu_group,
+        lease: &MmPasid,
+    ) -> Result<usize> {
+        if let Some(i) = inner.attaches.iter().position(|a| a.group == group) {
+            inner.attaches[i].users += 1;
+            self.counters.shared.add(1, Relaxed);
+            return Ok(i);
+        }
+        inner.attaches.reserve(1, GFP_KERNEL)?;
+        inner.domains.reserve(1, GFP_KERNEL)?;
+        let a = KBox::new(
+            GroupAttach {
+                handle: Opaque::zeroed(),
+                group,
+                domain: ptr::null_mut(),
+                users: 1,
+            },
+            GFP_KERNEL,
+        )?;
+        let pasid = lease.pasid();
+        // An SVA domain of this mm that the IOMMU accepts for the device.
+        let shared = inner.domains.iter().position(|d| {
+            // SAFETY: `d.domain` is a live SVA domain of the mm, `dev` a
+            // valid device and the handle lives in `a` until detach.
+            let ret = unsafe {
+                bindings::iommu_attach_device_pasid(d.domain, dev.as_ptr(), pasid, a.handle.get())
+            };
+            ret == 0
+        });
+        if let Some(j) = shared {
+            inner.domains[j].users += 1;
+            let domain = inner.domains[j].domain;
+            return Ok(self.push_attach(inner, a, domain));
+        }
+        // SAFETY: `dev` is valid; the mm has users (the caller's).
+        let raw = unsafe { glue::rsva_sva_domain_alloc(dev.as_ptr(), lease.mm().as_raw()) };
+        let domain = from_err_ptr(raw)?;
+        // SAFETY: As above, with the new domain.
+        let ret = unsafe {
+            bindings::iommu_attach_device_pasid(domain, dev.as_ptr(), pasid, a.handle.get())
+        };
+        if ret != 0 {
+            // SAFETY: Allocated above and attached nowhere.
+            unsafe { bindings::iommu_domain_free(domain) };
+            return Err(Error::from_errno(ret));
+        }
+        self.counters.domains.add(1, Relaxed);
+        // Cannot fail: reserved above.
+        let _ = inner
+            .domains
+            .push(DomainUse { domain, users: 1 }, GFP_KERNEL);
+        Ok(self.push_attach(inner, a, domain))
+    }
+
+    fn push_attach(
+        &self,
+        inner: &mut BondsInner,
+        mut a: KBox<GroupAttach>,
+        domain: *mut bindings::iommu_domain,
+    ) -> usize {
+        a.domain = domain;
+        // Cannot fail: reserved by the caller.
+        let _ = inner.attaches.push(a, GFP_KERNEL);
+        inner.attaches.len() - 1
+    }
+
+    /// Drops one reference to attachment `i`; the last detaches the PASID
+    /// and drops the domain's, and the domain's last frees it.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device of the attachment's group.
+    unsafe fn detach(
+        &self,
+        inner: &mut BondsInner,
+        i: usize,
+        dev: *mut bindings::device,
+        pasid: u32,
+    ) {
+        let a = &mut inner.attaches[i];
+        a.users -= 1;
+        if a.users > 0 {
+            return;
+        }
+        let domain = a.domain;
+        // SAFETY: Attached to the group of `dev` with this PASID.
+        unsafe { bindings::iommu_detach_device_pasid(domain, dev, pasid) };
+        drop(inner.attaches.remove(i));
+        if let Some(j) = inner.domains.iter().position(|d| d.domain == domain) {
+            inner.domains[j].users -= 1;
+            if inner.domains[j].users == 0 {
+                drop(inner.domains.remove(j));
+                // SAFETY: Attached nowhere any more; drops its mmgrab.
+                unsafe { bindings::iommu_domain_free(domain) };
+            }
+        }
+    }
+
+    /// The live bond whose handle is `handle`, or `ENOENT` for a handle
+    /// that rsva did not make or that was unbound.
+    pub(crate) fn lookup(&self, handle: *const bindings::iommu_sva) -> Result<Arc<Bond>> {
+        let handles = self.handles.lock();
+        let b = handles.get(Bond::key(handle)).ok_or(ENOENT)?;
+        if !ptr::eq(b.handle(), handle) {
+            return Err(ENOENT);
+        }
+        Ok(b.into())
+    }
+
+    /// Drops one reference to the bond of `handle`; the last stops the
+    /// device's work (if the mm's release did not) and detaches the PASID.
+    /// Safe after the mm died. `ENOENT` for an unknown or unbound handle.
+    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
+        let bond = self.lookup(handle)?;
+        let lease = bond.mm.clone();
+        let mut inner = lease.bonds.inner.lock();
+        let i = inner
+            .bonds
+            .iter()
+            .position(|b| Arc::ptr_eq(&b.bond, &bond))
+            .ok_or(ENOENT)?;
+        self.counters.unbinds.add(1, Relaxed);
+        inner.bonds[i].users -= 1;
+        if inner.bonds[i].users > 0 {
+            return Ok(());
+        }
+        drop(inner.bonds.remove(i));
+        drop(self.handles.lock().remove(Bond::key(handle)));
+        if bond.stop.is_some() {
+            // Release must not call the driver once unbind returned;
+            // unregistering waits for a release in progress.
+            bond.stopped.store(true, Relaxed);
+            // SAFETY: Registered at bind; the mm is grabbed by the lease.
+            unsafe {
+                bindings::mmu_notifier_unregister(bond.stop_notifier.get(), lease.mm().as_raw())
+            };
+        }
+        let dev = bond.dev.as_raw();
+        if let Some(a) = inner.attaches.iter().position(|a| a.group == bond.group) {
+            // SAFETY: `dev` is held by the bond and in the group.
+            unsafe { self.detach(&mut inner, a, dev, lease.pasid()) };
+        }
+        if inner.bonds.is_empty() {
+            // SAFETY: Tracked when the first bond was made.
+            unsafe { bindings::iommu_sva_untrack_mm(lease.mm().as_raw()) };
+        }
+        self.counters.live.fetch_sub(1, Relaxed);
+        Ok(())
+    }
+
+    /// How many bonds have users.
+    pub(crate) fn live(&self) -> u64 {
+        self.counters.live.load(Relaxed)
+    }
+}

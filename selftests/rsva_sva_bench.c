@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rsva's SVA core against the kernel's C implementation, in one boot: the
+ * same work goes through iommu_sva_bind_device() with debugfs rsva/serve
+ * at 0 (the IOMMU core's C code) and at 1 (rsva), in alternating rounds.
+ *
+ *   bind        bind+unbind of this process's mm on simulated device 0
+ *   pasid       bind+unbind of a fresh mm each time: a PASID allocated
+ *               and freed per cycle
+ *   concurrent  two processes, devices 0 and 1 (separate IOMMU groups),
+ *               bind+unbind at once: total cycles per second
+ *
+ * The cycles run in the kernel (debugfs rsva_client/bench) so that the
+ * figures are the bind paths, not system calls. Prints
+ * "bench: NAME VALUE UNIT" lines, the Rust/C ratios and a JSON object.
+ * Needs rsva, rsva_sim and rsva_client loaded.
+ * Usage: rsva_sva_bench [seconds per figure and implementation, default 2]
+ */
+#include <sys/wait.h>
+#include <time.h>
+
+#include "rsva_sim_util.h"
+
+#define SERVE "/sys/kernel/debug/rsva/serve"
+#define BENCH "/sys/kernel/debug/rsva_client/bench"
+#define ROUNDS 3
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void serve(int rsva)
+{
+	if (write_text(SERVE, rsva ? "1" : "0")) {
+		fprintf(stderr, "cannot set %s to %d\n", SERVE, rsva);
+		exit(1);
+	}
+}
+
+/* Runs "@mode @dev @n" in the kernel; seconds it took. */
+static double run(const char *mode, int dev, unsigned int n)
+{
+	char cmd[64];
+	double t0 = now();
+	int err;
+
+	snprintf(cmd, sizeof(cmd), "%s %d %u", mode, dev, n);
+	err = write_text(BENCH, cmd);
+	if (err) {
+		fprintf(stderr, "%s: %s\n", cmd, strerror(-err));
+		exit(1);
+	}
+	return now() - t0;
+}
+
+/* How many cycles of @mode take about @secs (calibrated on 50). */
+static unsigned int calibrate(const char *mode, double secs)
+{
+	double t = run(mode, 0, 50);
+	double n = 50 * secs / (t > 1e-6 ? t : 1e-6);
+
+	return n < 50 ? 50 : n > 1000000 ? 1000000 : (unsigned int)n;
+}
+
+/* Cycles per second of @mode, one process. */
+static double single(const char *mode, unsigned int n)
+{
+	return n / run(mode, 0, n);
+}
+
+/* Total cycles per second of two processes binding at once. */
+static double concurrent(unsigned int n)
+{
+	double t0 = now();
+	pid_t pids[2];
+	int i, status, ok = 1;
+
+	for (i = 0; i < 2; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			run("bind", i, n);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 2; i++)
+		if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			ok = 0;
+	if (!ok) {
+		fprintf(stderr, "two processes binding at once: one failed\n");
+		exit(1);
+	}
+	return 2.0 * n / (now() - t0);
+}
+
+static double best(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+int main(int argc, char **argv)
+{
+	double secs = argc > 1 ? atof(argv[1]) : 2.0;
+	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 };
+	unsigned int nb, np;
+	int round, impl;
+
+	/* Calibrate on the C path; both implementations then do the same n. */
+	serve(0);
+	nb = calibrate("bind", secs / ROUNDS);
+	np = calibrate("pasid", secs / ROUNDS);
+	for (round = 0; round < ROUNDS; round++) {
+		for (impl = 0; impl < 2; impl++) {
+			serve(impl);
+			bind[impl] = best(bind[impl], single("bind", nb));
+			pasid[impl] = best(pasid[impl], single("pasid", np));
+			conc[impl] = best(conc[impl], concurrent(nb));
+		}
+	}
+	serve(1);
+
+	printf("bench: bind_unbind_c %.0f cycles/s\n", bind[0]);
+	printf("bench: bind_unbind_rsva %.0f cycles/s\n", bind[1]);
+	printf("bench: bind_unbind_rsva_time_vs_c %.3f ratio (target <= 0.9)\n",
+	       bind[0] / bind[1]);
+	printf("bench: pasid_alloc_free_c %.0f cycles/s\n", pasid[0]);
+	printf("bench: pasid_alloc_free_rsva %.0f cycles/s\n", pasid[1]);
+	printf("bench: pasid_alloc_free_rsva_time_vs_c %.3f ratio\n", pasid[0] / pasid[1]);
+	printf("bench: concurrent_c %.0f cycles/s\n", conc[0]);
+	printf("bench: concurrent_rsva %.0f cycles/s\n", conc[1]);
+	printf("bench: concurrent_rsva_vs_c %.3f ratio (target >= 1.5)\n", conc[1] / conc[0]);
+	printf("bench-json: {");
+	printf("\"bind_unbind_c_per_s\": %.0f, ", bind[0]);
+	printf("\"bind_unbind_rsva_per_s\": %.0f, ", bind[1]);
+	printf("\"bind_rsva_time_vs_c\": %.3f, ", bind[0] / bind[1]);
+	printf("\"pasid_c_per_s\": %.0f, ", pasid[0]);
+	printf("\"pasid_rsva_per_s\": %.0f, ", pasid[1]);
+	printf("\"pasid_rsva_time_vs_c\": %.3f, ", pasid[0] / pasid[1]);
+	printf("\"concurrent_c_per_s\": %.0f, ", conc[0]);
+	printf("\"concurrent_rsva_per_s\": %.0f, ", conc[1]);
+	printf("\"concurrent_rsva_vs_c\": %.3f}\n", conc[1] / conc[0]);
+	return 0;
+}
