@@ -17,8 +17,9 @@
 //! rsva holds each such PASID through an [`MmPasid`]: it keeps the mm
 //! grabbed (so the PASID cannot be freed under it), is charged to the user
 //! that allocated it ([`crate::pasid_charge`]), maps the PASID back to its mm
-//! for [`PasidService::find_mm`], and carries the mm's bonds
-//! ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
+//! for [`PasidService::find_mm`], keeps the mm on the IOMMU core's list for
+//! kernel page-table invalidation (`iommu_sva_track_mm()`), and carries the
+//! mm's bonds ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
 //! mmu notifier's `release`, from exit_mmap) or at module exit, and the
 //! last reference may be dropped in any context (a work item, an RCU
 //! callback): nothing here uses `current` after allocation.
@@ -155,8 +156,9 @@ impl Drop for GlobalPasid {
 ///   (`mmgrab`, like `ARef<Mm>` but droppable in any context) keeps the
 ///   mm, and so the PASID, from being freed.
 /// - While `leased` is true, `notifier` is registered on `mm` and holds a
-///   reference to this object (given up in `free_notifier`), and `service`
-///   maps `pasid` to this object. `leased` goes from true to false once.
+///   reference to this object (given up in `free_notifier`), `service`
+///   maps `pasid` to this object, and the mm is on the IOMMU core's KVA
+///   invalidation list. `leased` goes from true to false once.
 /// - `service` outlives this object's lease: module exit ends every lease
 ///   and waits for the notifiers before the service goes.
 #[pin_data]
@@ -208,6 +210,9 @@ impl MmPasid {
         if !self.leased.xchg(false, Relaxed) {
             return false;
         }
+        // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives as
+        // long as the mm, which `self` grabs.
+        unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
         // SAFETY: Registered while `leased` was true; this is the one put,
         // which `mmu_notifier_put()` allows from `release` too. Put first:
         // the notifier's free then waits for this SRCU reader, and module
@@ -368,6 +373,9 @@ impl PasidService {
             drop(unsafe { Arc::from_raw(raw) });
             return Err(Error::from_errno(ret));
         }
+        // SAFETY: `mm->iommu_mm` is set (just published or adopted) and
+        // the mm is not on the list: its previous lease, if any, ended.
+        unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
         this.leased.store(true, Release);
         let mut map = self.mms.lock();
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {

@@ -11,8 +11,9 @@
 //!
 //! [`Service::set_serving`] is the switch (module parameter `serve` at
 //! load, `debugfs/rsva/serve` at run time). Turning it on is refused while
-//! the IOMMU core has bonds of its own, turning it off while rsva has any:
-//! the two implementations never manage one mm at the same time. rsva's own
+//! the IOMMU core has bonds of its own, turning it off while rsva has any;
+//! turning it off ends rsva's PASID leases (the PASIDs stay with their
+//! mms): the two implementations never manage one mm at the same time. rsva's own
 //! entry points (`rsva_sva_bind_device()`, ...) work only while it serves,
 //! and hold the serve lock for reading so the switch cannot pass them.
 
@@ -115,6 +116,9 @@ impl Service {
             }
             // SAFETY: As above; refused while handles of ours are bound.
             to_result(unsafe { bindings::iommu_sva_clear_provider(&PROVIDER.0) })?;
+            // The IOMMU core may bind these mms from now on: their PASIDs
+            // stay in `mm->iommu_mm`, but rsva lets go of them.
+            self.sva.pasids.end_all();
         }
         self.serving.store(on, Relaxed);
         Ok(())

@@ -22,8 +22,9 @@
 //!   first), once, and never after unbind returned.
 //! - Bonds outlive the mm's release until unbind; unbinding after the mm
 //!   died is safe (the bond holds the mm grabbed, not its users).
-//! - Every mm with a bond is on the IOMMU core's list for kernel page-table
-//!   invalidation (`iommu_sva_track_mm()`).
+//! - Every mm whose PASID rsva holds, so every bound mm, is on the IOMMU
+//!   core's list for kernel page-table invalidation (`iommu_sva_track_mm()`,
+//!   done by [`PasidService`]).
 //!
 //! Types say which mm reference is held: binding needs an
 //! [`MmWithUser`] (a live mm, `mmget`), a bond keeps an `ARef<Mm>`
@@ -31,25 +32,26 @@
 //!
 //! Lock order: the serve lock (rsva's own entry points, read) ->
 //! [`PasidService`]'s first-bind mutex -> `mmap_lock` (notifier
-//! registration) ; [`MmBonds`]' mutex -> `mmap_lock` (the IOMMU driver's
-//! `domain_alloc_sva`) and -> the group mutex (attach, detach) and ->
-//! `iommu_sva_lock` (track) ; the handle registry's spinlock is innermost.
-//! The bind paths check with lockdep that the mmap lock is not held.
+//! registration) and -> `iommu_sva_lock` (track) ; [`MmBonds`]' mutex ->
+//! `mmap_lock` (the IOMMU driver's `domain_alloc_sva`) and -> the group
+//! mutex (attach, detach) ; the handle registry's spinlock is innermost.
+//! The bind paths check with lockdep that the mmap lock is not held. Only
+//! an mm's first bind takes a global mutex; the hot path allocates one
+//! object (the bond), as the C implementation does (its handle).
 
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
     mm::MmWithUser,
-    new_mutex,
+    new_mutex, new_spinlock,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, SpinLock,
     },
     types::Opaque,
-    xarray::{AllocKind, XArray},
 };
 
 use crate::{
@@ -107,7 +109,8 @@ unsafe impl Sync for DeviceRef {}
 /// # Invariants
 ///
 /// - `sva` is the handle drivers see; `sva.dev` is `dev`. Its attach
-///   handle is unused (the group's [`GroupAttach`] has the one in use).
+///   handle is the one of the group's [`GroupAttach`] when this bond made
+///   the attachment (it then lives as long as the attachment).
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
 ///   bind until unbind unregisters it.
 /// - `stopped` becomes true once: the first of release and unbind.
@@ -155,9 +158,9 @@ impl Bond {
         }
     }
 
-    /// Registry key of a handle: its address, which is 8-byte aligned.
+    /// Registry key of a handle: its address.
     fn key(handle: *const bindings::iommu_sva) -> usize {
-        handle as usize >> 3
+        handle as usize
     }
 }
 
@@ -190,10 +193,11 @@ struct BondUse {
 ///
 /// # Invariants
 ///
-/// `handle` is the attach handle of (`group`, PASID) in the IOMMU core
-/// while this exists; `domain` is attached there.
+/// The attach handle of (`group`, PASID) in the IOMMU core is the one in
+/// `_owner`'s `struct iommu_sva` while this exists; `domain` is attached.
 struct GroupAttach {
-    handle: Opaque<bindings::iommu_attach_handle>,
+    /// The bond that made the attachment, kept for its attach handle.
+    _owner: Arc<Bond>,
     group: *mut bindings::iommu_group,
     domain: *mut bindings::iommu_domain,
     users: u32,
@@ -207,7 +211,7 @@ struct DomainUse {
 
 struct BondsInner {
     bonds: KVec<BondUse>,
-    attaches: KVec<KBox<GroupAttach>>,
+    attaches: KVec<GroupAttach>,
     domains: KVec<DomainUse>,
 }
 
@@ -249,18 +253,61 @@ pub(crate) struct Counters {
     pub(crate) live: Atomic<u64>,
 }
 
+/// Number of buckets of [`Handles`].
+const HANDLE_BUCKETS: usize = 256;
+
+/// The handles of live bonds, by address: what tells rsva's handles from
+/// foreign pointers, which are never dereferenced. Buckets keep their
+/// capacity, so registering a handle does not allocate once warm.
+struct Handles {
+    buckets: [KVec<(usize, Arc<Bond>)>; HANDLE_BUCKETS],
+}
+
+impl Handles {
+    const fn new() -> Self {
+        Self {
+            buckets: [const { KVec::new() }; HANDLE_BUCKETS],
+        }
+    }
+
+    fn bucket(key: usize) -> usize {
+        // Fibonacci hashing of the address.
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) % HANDLE_BUCKETS
+    }
+
+    /// Registers `bond` under `key`. May allocate (atomically) to grow.
+    fn insert(&mut self, key: usize, bond: Arc<Bond>) -> Result {
+        self.buckets[Self::bucket(key)].push((key, bond), GFP_ATOMIC)?;
+        Ok(())
+    }
+
+    fn get(&self, key: usize) -> Option<&Arc<Bond>> {
+        self.buckets[Self::bucket(key)]
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, b)| b)
+    }
+
+    fn remove(&mut self, key: usize) -> Option<Arc<Bond>> {
+        let bucket = &mut self.buckets[Self::bucket(key)];
+        let i = bucket.iter().position(|(k, _)| *k == key)?;
+        let last = bucket.len() - 1;
+        bucket.swap(i, last);
+        bucket.pop().map(|(_, b)| b)
+    }
+}
+
 /// The SVA service: the PASIDs and every bond rsva made.
 ///
 /// # Invariants
 ///
-/// `handles` maps [`Bond::key`] of the handle of every bond with users to
-/// the bond.
+/// `handles` holds the handle of every bond with users.
 #[pin_data]
 pub(crate) struct Sva {
     #[pin]
     pub(crate) pasids: PasidService,
     #[pin]
-    handles: XArray<Arc<Bond>>,
+    handles: SpinLock<Handles>,
     pub(crate) counters: Counters,
     provider: *const bindings::iommu_sva_provider,
 }
@@ -280,7 +327,7 @@ impl Sva {
     ) -> impl PinInit<Self> {
         pin_init!(Self {
             pasids <- PasidService::new(range, limit),
-            handles <- XArray::new(AllocKind::Alloc),
+            handles <- new_spinlock!(Handles::new()),
             counters: Counters {
                 binds: Atomic::new(0),
                 unbinds: Atomic::new(0),
@@ -335,21 +382,15 @@ impl Sva {
             return Ok(b.bond.clone());
         }
         inner.bonds.reserve(1, GFP_KERNEL)?;
-        let attach = self.attach(&mut inner, dev, group, &lease)?;
         // SAFETY: `dev` is valid, its reference held by the caller.
         let devref = unsafe { DeviceRef::get(dev) };
-        let bond = match self.new_bond(devref, group, &lease, mm, stop) {
-            Ok(b) => b,
-            Err(e) => {
-                // SAFETY: Attached just above for this device.
-                unsafe { self.detach(&mut inner, attach, dev.as_ptr(), lease.pasid()) };
-                return Err(e);
-            }
-        };
-        if inner.bonds.is_empty() {
-            // SAFETY: The mm's PASID is published (it has a lease), so
-            // `mm->iommu_mm` is set; it was not tracked without bonds.
-            unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
+        let bond = self.new_bond(devref, group, &lease, stop)?;
+        // SAFETY: `dev` is the bond's device, valid.
+        unsafe { self.attach(&mut inner, &bond, &lease) }?;
+        if let Err(e) = self.register(&bond, mm) {
+            // SAFETY: Attached just above for this bond's device.
+            unsafe { self.detach(&mut inner, &bond) };
+            return Err(e);
         }
         // Cannot fail: reserved above.
         inner.bonds.push(
@@ -364,13 +405,12 @@ impl Sva {
         Ok(bond)
     }
 
-    /// Makes the bond object, registers its handle and its stop notifier.
+    /// Makes the bond object.
     fn new_bond(
         &self,
         dev: DeviceRef,
         group: *mut bindings::iommu_group,
         lease: &Arc<MmPasid>,
-        mm: &MmWithUser,
         stop: Option<(StopFn, usize)>,
     ) -> Result<Arc<Bond>> {
         let raw_dev = dev.as_raw();
@@ -391,120 +431,113 @@ impl Sva {
             (*bond.sva.get()).dev = raw_dev;
             (*bond.sva.get()).provider = self.provider;
         }
-        let key = Bond::key(bond.handle());
-        self.handles
-            .lock()
-            .store(key, bond.clone(), GFP_KERNEL)
-            .map_err(|e| e.error)?;
-        if bond.stop.is_some() {
-            // SAFETY: Not shared yet.
-            unsafe { (*bond.stop_notifier.get()).ops = &STOP_OPS };
-            // SAFETY: Initialised; `mm` has users. Registered after the
-            // domain's notifier, so `release` reaches this one first.
-            let ret = to_result(unsafe {
-                bindings::mmu_notifier_register(bond.stop_notifier.get(), mm.as_raw())
-            });
-            if let Err(e) = ret {
-                drop(self.handles.lock().remove(key));
-                return Err(e);
-            }
-        }
         Ok(bond)
     }
 
-    /// Attaches the mm's PASID to `group` (through `dev`), or takes one
-    /// more reference to its attachment; returns the attachment's index.
-    fn attach(
-        &self,
-        inner: &mut BondsInner,
-        dev: NonNull<bindings::device>,
-        group: *mut bindings::iommu_group,
-        lease: &MmPasid,
-    ) -> Result<usize> {
-        if let Some(i) = inner.attaches.iter().position(|a| a.group == group) {
-            inner.attaches[i].users += 1;
+    /// Registers the bond's handle, and its stop notifier if it has a stop
+    /// callback.
+    fn register(&self, bond: &Arc<Bond>, mm: &MmWithUser) -> Result {
+        let key = Bond::key(bond.handle());
+        self.handles.lock().insert(key, bond.clone())?;
+        if bond.stop.is_none() {
+            return Ok(());
+        }
+        // SAFETY: Not shared with the notifier core yet.
+        unsafe { (*bond.stop_notifier.get()).ops = &STOP_OPS };
+        // SAFETY: Initialised; `mm` has users. Registered after the
+        // domain's notifier, so `release` reaches this one first.
+        let ret = to_result(unsafe {
+            bindings::mmu_notifier_register(bond.stop_notifier.get(), mm.as_raw())
+        });
+        if ret.is_err() {
+            let registered = self.handles.lock().remove(key);
+            drop(registered);
+        }
+        ret
+    }
+
+    /// Attaches the mm's PASID to the bond's group, or takes one more
+    /// reference to the group's attachment.
+    ///
+    /// # Safety
+    ///
+    /// The bond's device must be valid, with a driver bound.
+    unsafe fn attach(&self, inner: &mut BondsInner, bond: &Arc<Bond>, lease: &MmPasid) -> Result {
+        if let Some(a) = inner.attaches.iter_mut().find(|a| a.group == bond.group) {
+            a.users += 1;
             self.counters.shared.add(1, Relaxed);
-            return Ok(i);
+            return Ok(());
         }
         inner.attaches.reserve(1, GFP_KERNEL)?;
         inner.domains.reserve(1, GFP_KERNEL)?;
-        let a = KBox::new(
+        let (dev, pasid) = (bond.dev.as_raw(), lease.pasid());
+        // SAFETY: Not yet known to the IOMMU core.
+        let handle = unsafe { &raw mut (*bond.sva.get()).handle };
+        // An SVA domain of this mm that the IOMMU accepts for the device.
+        let shared = inner.domains.iter().position(|d| {
+            // SAFETY: `d.domain` is a live SVA domain of the mm, `dev` a
+            // valid device; the handle lives in the bond, which the
+            // attachment keeps until detach.
+            unsafe { bindings::iommu_attach_device_pasid(d.domain, dev, pasid, handle) == 0 }
+        });
+        let domain = match shared {
+            Some(j) => {
+                inner.domains[j].users += 1;
+                inner.domains[j].domain
+            }
+            None => {
+                // SAFETY: `dev` is valid; the mm has users (the caller's).
+                let raw = unsafe { glue::rsva_sva_domain_alloc(dev, lease.mm().as_raw()) };
+                let domain = from_err_ptr(raw)?;
+                // SAFETY: As above, with the new domain.
+                let ret =
+                    unsafe { bindings::iommu_attach_device_pasid(domain, dev, pasid, handle) };
+                if ret != 0 {
+                    // SAFETY: Allocated above and attached nowhere.
+                    unsafe { bindings::iommu_domain_free(domain) };
+                    return Err(Error::from_errno(ret));
+                }
+                self.counters.domains.add(1, Relaxed);
+                // Cannot fail: reserved above.
+                inner
+                    .domains
+                    .push(DomainUse { domain, users: 1 }, GFP_KERNEL)?;
+                domain
+            }
+        };
+        // Cannot fail: reserved above.
+        inner.attaches.push(
             GroupAttach {
-                handle: Opaque::zeroed(),
-                group,
-                domain: ptr::null_mut(),
+                _owner: bond.clone(),
+                group: bond.group,
+                domain,
                 users: 1,
             },
             GFP_KERNEL,
         )?;
-        let pasid = lease.pasid();
-        // An SVA domain of this mm that the IOMMU accepts for the device.
-        let shared = inner.domains.iter().position(|d| {
-            // SAFETY: `d.domain` is a live SVA domain of the mm, `dev` a
-            // valid device and the handle lives in `a` until detach.
-            let ret = unsafe {
-                bindings::iommu_attach_device_pasid(d.domain, dev.as_ptr(), pasid, a.handle.get())
-            };
-            ret == 0
-        });
-        if let Some(j) = shared {
-            inner.domains[j].users += 1;
-            let domain = inner.domains[j].domain;
-            return Ok(self.push_attach(inner, a, domain));
-        }
-        // SAFETY: `dev` is valid; the mm has users (the caller's).
-        let raw = unsafe { glue::rsva_sva_domain_alloc(dev.as_ptr(), lease.mm().as_raw()) };
-        let domain = from_err_ptr(raw)?;
-        // SAFETY: As above, with the new domain.
-        let ret = unsafe {
-            bindings::iommu_attach_device_pasid(domain, dev.as_ptr(), pasid, a.handle.get())
-        };
-        if ret != 0 {
-            // SAFETY: Allocated above and attached nowhere.
-            unsafe { bindings::iommu_domain_free(domain) };
-            return Err(Error::from_errno(ret));
-        }
-        self.counters.domains.add(1, Relaxed);
-        // Cannot fail: reserved above.
-        let _ = inner
-            .domains
-            .push(DomainUse { domain, users: 1 }, GFP_KERNEL);
-        Ok(self.push_attach(inner, a, domain))
+        Ok(())
     }
 
-    fn push_attach(
-        &self,
-        inner: &mut BondsInner,
-        mut a: KBox<GroupAttach>,
-        domain: *mut bindings::iommu_domain,
-    ) -> usize {
-        a.domain = domain;
-        // Cannot fail: reserved by the caller.
-        let _ = inner.attaches.push(a, GFP_KERNEL);
-        inner.attaches.len() - 1
-    }
-
-    /// Drops one reference to attachment `i`; the last detaches the PASID
-    /// and drops the domain's, and the domain's last frees it.
+    /// Drops the bond's reference to its group's attachment; the last
+    /// detaches the PASID and drops the domain's, and the domain's last
+    /// frees it.
     ///
     /// # Safety
     ///
-    /// `dev` must be a valid device of the attachment's group.
-    unsafe fn detach(
-        &self,
-        inner: &mut BondsInner,
-        i: usize,
-        dev: *mut bindings::device,
-        pasid: u32,
-    ) {
+    /// The bond's device must be valid and in the attachment's group.
+    unsafe fn detach(&self, inner: &mut BondsInner, bond: &Bond) {
+        let Some(i) = inner.attaches.iter().position(|a| a.group == bond.group) else {
+            return;
+        };
         let a = &mut inner.attaches[i];
         a.users -= 1;
         if a.users > 0 {
             return;
         }
         let domain = a.domain;
-        // SAFETY: Attached to the group of `dev` with this PASID.
-        unsafe { bindings::iommu_detach_device_pasid(domain, dev, pasid) };
+        // SAFETY: Attached to the group of the bond's device with the mm's
+        // PASID; the attach handle lives in the attachment's owner.
+        unsafe { bindings::iommu_detach_device_pasid(domain, bond.dev.as_raw(), bond.pasid()) };
         drop(inner.attaches.remove(i));
         if let Some(j) = inner.domains.iter().position(|d| d.domain == domain) {
             inner.domains[j].users -= 1;
@@ -517,14 +550,11 @@ impl Sva {
     }
 
     /// The live bond whose handle is `handle`, or `ENOENT` for a handle
-    /// that rsva did not make or that was unbound.
+    /// that rsva did not make or that was unbound. `handle` is only
+    /// compared, never dereferenced.
     pub(crate) fn lookup(&self, handle: *const bindings::iommu_sva) -> Result<Arc<Bond>> {
         let handles = self.handles.lock();
-        let b = handles.get(Bond::key(handle)).ok_or(ENOENT)?;
-        if !ptr::eq(b.handle(), handle) {
-            return Err(ENOENT);
-        }
-        Ok(b.into())
+        handles.get(Bond::key(handle)).cloned().ok_or(ENOENT)
     }
 
     /// Drops one reference to the bond of `handle`; the last stops the
@@ -545,7 +575,8 @@ impl Sva {
             return Ok(());
         }
         drop(inner.bonds.remove(i));
-        drop(self.handles.lock().remove(Bond::key(handle)));
+        let registered = self.handles.lock().remove(Bond::key(handle));
+        drop(registered);
         if bond.stop.is_some() {
             // Release must not call the driver once unbind returned;
             // unregistering waits for a release in progress.
@@ -555,15 +586,8 @@ impl Sva {
                 bindings::mmu_notifier_unregister(bond.stop_notifier.get(), lease.mm().as_raw())
             };
         }
-        let dev = bond.dev.as_raw();
-        if let Some(a) = inner.attaches.iter().position(|a| a.group == bond.group) {
-            // SAFETY: `dev` is held by the bond and in the group.
-            unsafe { self.detach(&mut inner, a, dev, lease.pasid()) };
-        }
-        if inner.bonds.is_empty() {
-            // SAFETY: Tracked when the first bond was made.
-            unsafe { bindings::iommu_sva_untrack_mm(lease.mm().as_raw()) };
-        }
+        // SAFETY: The bond holds its device, which is in the group.
+        unsafe { self.detach(&mut inner, &bond) };
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())
     }

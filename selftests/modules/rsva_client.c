@@ -284,9 +284,11 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * The benchmark hook, debugfs rsva_client/bench: writing "bind DEV N" binds
  * and unbinds the writer's mm on simulated device DEV N times through
  * iommu_sva_bind_device(), so whichever implementation serves that API
- * (debugfs rsva/serve) is measured; "pasid DEV N" does it N times on a
- * fresh mm each, so every cycle also allocates and frees a PASID. The
- * write returns when done; the caller times it.
+ * (debugfs rsva/serve) is measured; "pasid DEV N" gives each cycle a fresh
+ * mm that is bound, dies while bound and is then unbound, as a process
+ * that exits does (exit_mmap comes before the driver's release), so every
+ * cycle also allocates and frees a PASID. The write returns when done; the
+ * caller times it.
  */
 static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 {
@@ -299,12 +301,11 @@ static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 		if (!mm)
 			return fresh_mm ? -ENOMEM : -EINVAL;
 		h = iommu_sva_bind_device(dev, mm);
-		if (!IS_ERR(h))
-			iommu_sva_unbind_device(h);
 		if (fresh_mm)
 			mmput(mm);
 		if (IS_ERR(h))
 			return PTR_ERR(h);
+		iommu_sva_unbind_device(h);
 		cond_resched();
 	}
 	return 0;
