@@ -23,7 +23,7 @@
 
 #define SERVE "/sys/kernel/debug/rsva/serve"
 #define BENCH "/sys/kernel/debug/rsva_client/bench"
-#define ROUNDS 3
+#define ROUNDS 5
 
 static double now(void)
 {
@@ -41,14 +41,25 @@ static void serve(int rsva)
 	}
 }
 
+/*
+ * Lets the work a previous run left behind (SRCU callbacks freeing
+ * domains, exiting children) finish, so that it is not charged to the
+ * next run.
+ */
+static void settle(void)
+{
+	usleep(300000);
+}
+
 /* Runs "@mode @dev @n" in the kernel; seconds it took. */
 static double run(const char *mode, int dev, unsigned int n)
 {
 	char cmd[64];
-	double t0 = now();
+	double t0;
 	int err;
 
 	snprintf(cmd, sizeof(cmd), "%s %d %u", mode, dev, n);
+	t0 = now();
 	err = write_text(BENCH, cmd);
 	if (err) {
 		fprintf(stderr, "%s: %s\n", cmd, strerror(-err));
@@ -69,16 +80,19 @@ static unsigned int calibrate(const char *mode, double secs)
 /* Cycles per second of @mode, one process. */
 static double single(const char *mode, unsigned int n)
 {
+	settle();
 	return n / run(mode, 0, n);
 }
 
 /* Total cycles per second of two processes binding at once. */
 static double concurrent(unsigned int n)
 {
-	double t0 = now();
 	pid_t pids[2];
 	int i, status, ok = 1;
+	double t0;
 
+	settle();
+	t0 = now();
 	for (i = 0; i < 2; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0) {
@@ -115,10 +129,17 @@ int main(int argc, char **argv)
 	np = calibrate("pasid", secs / ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
 		for (impl = 0; impl < 2; impl++) {
+			double b, p, c;
+
 			serve(impl);
-			bind[impl] = best(bind[impl], single("bind", nb));
-			pasid[impl] = best(pasid[impl], single("pasid", np));
-			conc[impl] = best(conc[impl], concurrent(nb));
+			b = single("bind", nb);
+			p = single("pasid", np);
+			c = concurrent(nb);
+			printf("# round %d %s: bind %.0f/s pasid %.0f/s concurrent %.0f/s\n",
+			       round, impl ? "rsva" : "c", b, p, c);
+			bind[impl] = best(bind[impl], b);
+			pasid[impl] = best(pasid[impl], p);
+			conc[impl] = best(conc[impl], c);
 		}
 	}
 	serve(1);
