@@ -35,6 +35,8 @@ extern "C" {
         dev: *mut bindings::device,
         mm: *mut bindings::mm_struct,
     ) -> *mut bindings::iommu_domain;
+    pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
+    pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
     fn rsva_serve_lock(write: bool);
     fn rsva_serve_unlock(write: bool);
 }

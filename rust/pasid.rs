@@ -197,6 +197,11 @@ impl MmPasid {
         self.mm.mm()
     }
 
+    /// Whether the lease lasts (the mm is alive and rsva holds it).
+    pub(crate) fn leased(&self) -> bool {
+        self.leased.load(Relaxed)
+    }
+
     /// The user the PASID is charged to.
     pub(crate) fn uid(&self) -> u32 {
         self.charge.uid()
@@ -213,6 +218,8 @@ impl MmPasid {
         // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives as
         // long as the mm, which `self` grabs.
         unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
+        // Nothing rebinds the mm through this lease: free what is kept.
+        self.bonds.drop_kept();
         // SAFETY: Registered while `leased` was true; this is the one put,
         // which `mmu_notifier_put()` allows from `release` too. Put first:
         // the notifier's free then waits for this SRCU reader, and module

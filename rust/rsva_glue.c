@@ -4,6 +4,8 @@
  * rsva_glue.h, users in rust/glue.rs.
  */
 #include <linux/cred.h>
+#include <linux/device.h>
+#include <linux/list.h>
 #include <linux/iommu.h>
 #include <linux/lockdep.h>
 #include <linux/mm.h>
@@ -192,6 +194,82 @@ struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
 	domain->owner = ops;
 	domain->iopf_handler = rsva_iopf_handler;
 	return domain;
+}
+
+/*
+ * Device watches. rsva keeps an mm's SVA domain for reuse when its last
+ * bond goes (see rust/sva_bind.rs); the domain belongs to the IOMMU driver
+ * of the device it was last attached through, which may be a module. A
+ * devres action on that device frees the kept domains when the device is
+ * deleted or its driver unbound, while the IOMMU driver is still there.
+ * Each watch pins rsva, so the action never outlives rsva's code.
+ */
+struct rsva_watch {
+	struct list_head node;
+	struct device *dev;
+	unsigned int kept;
+};
+
+static LIST_HEAD(rsva_watches);
+static DEFINE_MUTEX(rsva_watches_lock);
+
+static void rsva_watch_release(void *data)
+{
+	/* Frees what is kept for the device, which unkeeps it. */
+	rsva_device_gone(data);
+	module_put(THIS_MODULE);
+}
+
+/* One more domain kept for @dev: watch @dev unless it is watched. */
+int rsva_keep_for(struct device *dev)
+{
+	struct rsva_watch *w;
+	int ret;
+
+	guard(mutex)(&rsva_watches_lock);
+	list_for_each_entry(w, &rsva_watches, node) {
+		if (w->dev == dev) {
+			w->kept++;
+			return 0;
+		}
+	}
+	w = kzalloc_obj(*w);
+	if (!w)
+		return -ENOMEM;
+	if (!try_module_get(THIS_MODULE)) {
+		kfree(w);
+		return -ENODEV;
+	}
+	ret = devm_add_action(dev, rsva_watch_release, dev);
+	if (ret) {
+		module_put(THIS_MODULE);
+		kfree(w);
+		return ret;
+	}
+	w->dev = dev;
+	w->kept = 1;
+	list_add(&w->node, &rsva_watches);
+	return 0;
+}
+
+/* One domain kept for @dev less: the last one ends the watch. */
+void rsva_unkeep_for(struct device *dev)
+{
+	struct rsva_watch *w;
+
+	guard(mutex)(&rsva_watches_lock);
+	list_for_each_entry(w, &rsva_watches, node) {
+		if (w->dev != dev)
+			continue;
+		if (--w->kept)
+			return;
+		list_del(&w->node);
+		kfree(w);
+		/* Fails when the action runs right now: it puts rsva itself. */
+		if (!devm_remove_action_nowarn(dev, rsva_watch_release, dev))
+			module_put(THIS_MODULE);
+		return;
+	}
 }
 
 void rsva_serve_lock(bool write)

@@ -37,6 +37,11 @@ u32 rsva_dev_max_pasids(struct device *dev);
 struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
 					   struct mm_struct *mm);
 
+int rsva_keep_for(struct device *dev);
+void rsva_unkeep_for(struct device *dev);
+/* In Rust (rust/sva_bind.rs): frees the domains kept for @dev. */
+void rsva_device_gone(struct device *dev);
+
 void rsva_serve_lock(bool write);
 void rsva_serve_unlock(bool write);
 

@@ -17,7 +17,7 @@
 //!   or `1` switches (`EBUSY` while bonds of the other side live).
 //! - `sva`: counters, one `name value` per line (binds, unbinds, live
 //!   bonds, binds that shared a group attachment, SVA domains allocated,
-//!   PASIDs leased).
+//!   binds that reused a kept domain, domains kept now, PASIDs leased).
 //! - `pasids`: one line per PASID rsva holds: `PASID UID BONDS`.
 //! - `pasids_per_user`: how many PASIDs one user (real uid) may hold,
 //!   initially the `pasids_per_user` parameter; writable.
@@ -163,14 +163,19 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
         return Ok(());
     };
     let c = &s.sva.counters;
-    let mut leased = 0;
-    s.sva.pasids.for_each(|_| leased += 1);
+    let (mut leased, mut kept) = (0, 0);
+    s.sva.pasids.for_each(|m| {
+        leased += 1;
+        kept += m.bonds.kept();
+    });
     writeln!(f, "serving {}", u8::from(s.serving()))?;
     writeln!(f, "binds {}", c.binds.load(Relaxed))?;
     writeln!(f, "unbinds {}", c.unbinds.load(Relaxed))?;
     writeln!(f, "live {}", c.live.load(Relaxed))?;
     writeln!(f, "shared {}", c.shared.load(Relaxed))?;
     writeln!(f, "domains {}", c.domains.load(Relaxed))?;
+    writeln!(f, "reused {}", c.reused.load(Relaxed))?;
+    writeln!(f, "kept {kept}")?;
     writeln!(f, "pasids {leased}")
 }
 

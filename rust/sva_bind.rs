@@ -14,8 +14,13 @@
 //!   group's PASID attachment.
 //! - The domain comes from the IOMMU driver's `domain_alloc_sva` and holds
 //!   `mmgrab()` on the mm; the driver's mmu notifier on it only clears and
-//!   invalidates in `release`; it is freed by `iommu_domain_free()` when its
-//!   last attachment goes.
+//!   invalidates in `release`. When its last attachment goes it is kept,
+//!   attached nowhere, for the mm's next bind (binding again then costs an
+//!   attach, not a domain allocation and an mmu notifier registration); it
+//!   is freed by `iommu_domain_free()` when the PASID's lease ends (the mm's
+//!   release, switching rsva off) or when the device it was detached from
+//!   goes away (a devres action, `rsva_keep_for()`, so that a modular IOMMU
+//!   driver is still there to free it).
 //! - A bond may carry the driver's stop callback: it runs when the mm goes
 //!   away, before the IOMMU clears the PASID entry (its notifier is
 //!   registered after the domain's, and the mm's notifiers run newest
@@ -204,9 +209,33 @@ struct GroupAttach {
 }
 
 /// An SVA domain of the mm and its number of group attachments.
+///
+/// A domain whose last attachment went (`users == 0`) is kept for the
+/// mm's next bind until the PASID's lease ends or `watched`, the device it
+/// was first detached from, goes away: `rsva_keep_for()` watches that
+/// device for as long as the domain exists (or until it goes). A domain
+/// that was never kept has a null `watched`.
 struct DomainUse {
     domain: *mut bindings::iommu_domain,
     users: u32,
+    watched: *mut bindings::device,
+}
+
+impl DomainUse {
+    /// Frees the domain, which is attached nowhere, and ends its watch.
+    ///
+    /// # Safety
+    ///
+    /// `users` must be 0, and the domain must leave the mm's list.
+    unsafe fn free(&self) {
+        // SAFETY: Attached nowhere; this drops its mmgrab. The IOMMU driver
+        // is still there: the device it was detached from is watched.
+        unsafe { bindings::iommu_domain_free(self.domain) };
+        if !self.watched.is_null() {
+            // SAFETY: Watched in `Sva::detach`.
+            unsafe { glue::rsva_unkeep_for(self.watched) };
+        }
+    }
 }
 
 struct BondsInner {
@@ -242,6 +271,56 @@ impl MmBonds {
     pub(crate) fn count(&self) -> usize {
         self.inner.lock().bonds.len()
     }
+
+    /// How many domains are kept for reuse.
+    pub(crate) fn kept(&self) -> usize {
+        self.inner
+            .lock()
+            .domains
+            .iter()
+            .filter(|d| d.users == 0)
+            .count()
+    }
+
+    /// Frees the domains kept for reuse. Process context.
+    pub(crate) fn drop_kept(&self) {
+        self.inner.lock().domains.retain(|d| {
+            if d.users > 0 {
+                return true;
+            }
+            // SAFETY: Attached nowhere, and leaves the list.
+            unsafe { d.free() };
+            false
+        });
+    }
+
+    /// `dev` goes away: frees the domains kept while it is watched, and
+    /// stops watching it for those in use.
+    fn device_gone(&self, dev: *mut bindings::device) {
+        self.inner.lock().domains.retain(|d| {
+            if d.watched != dev {
+                return true;
+            }
+            if d.users > 0 {
+                // SAFETY: Watched in `Sva::detach`.
+                unsafe { glue::rsva_unkeep_for(dev) };
+                d.watched = core::ptr::null_mut();
+                return true;
+            }
+            // SAFETY: Attached nowhere, and leaves the list.
+            unsafe { d.free() };
+            false
+        });
+    }
+}
+
+/// Called by the devres action of a watched device that goes away: frees
+/// the domains kept for it, while its IOMMU driver is still there.
+#[no_mangle]
+extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
+    if let Some(s) = crate::provider::service() {
+        s.sva.pasids.for_each(|m| m.bonds.device_gone(dev));
+    }
 }
 
 /// Statistics for debugfs and the benchmarks.
@@ -250,6 +329,7 @@ pub(crate) struct Counters {
     pub(crate) unbinds: Atomic<u64>,
     pub(crate) shared: Atomic<u64>,
     pub(crate) domains: Atomic<u64>,
+    pub(crate) reused: Atomic<u64>,
     pub(crate) live: Atomic<u64>,
 }
 
@@ -333,6 +413,7 @@ impl Sva {
                 unbinds: Atomic::new(0),
                 shared: Atomic::new(0),
                 domains: Atomic::new(0),
+                reused: Atomic::new(0),
                 live: Atomic::new(0),
             },
             provider,
@@ -482,8 +563,12 @@ impl Sva {
         });
         let domain = match shared {
             Some(j) => {
-                inner.domains[j].users += 1;
-                inner.domains[j].domain
+                let d = &mut inner.domains[j];
+                if d.users == 0 {
+                    self.counters.reused.add(1, Relaxed);
+                }
+                d.users += 1;
+                d.domain
             }
             None => {
                 // SAFETY: `dev` is valid; the mm has users (the caller's).
@@ -499,9 +584,14 @@ impl Sva {
                 }
                 self.counters.domains.add(1, Relaxed);
                 // Cannot fail: reserved above.
-                inner
-                    .domains
-                    .push(DomainUse { domain, users: 1 }, GFP_KERNEL)?;
+                inner.domains.push(
+                    DomainUse {
+                        domain,
+                        users: 1,
+                        watched: core::ptr::null_mut(),
+                    },
+                    GFP_KERNEL,
+                )?;
                 domain
             }
         };
@@ -519,8 +609,9 @@ impl Sva {
     }
 
     /// Drops the bond's reference to its group's attachment; the last
-    /// detaches the PASID and drops the domain's, and the domain's last
-    /// frees it.
+    /// detaches the PASID and drops the domain's. The domain's last keeps it
+    /// for the mm's next bind while the PASID is leased and its device can
+    /// be watched, and frees it otherwise.
     ///
     /// # Safety
     ///
@@ -540,11 +631,25 @@ impl Sva {
         unsafe { bindings::iommu_detach_device_pasid(domain, bond.dev.as_raw(), bond.pasid()) };
         drop(inner.attaches.remove(i));
         if let Some(j) = inner.domains.iter().position(|d| d.domain == domain) {
-            inner.domains[j].users -= 1;
-            if inner.domains[j].users == 0 {
-                drop(inner.domains.remove(j));
-                // SAFETY: Attached nowhere any more; drops its mmgrab.
-                unsafe { bindings::iommu_domain_free(domain) };
+            let d = &mut inner.domains[j];
+            d.users -= 1;
+            if d.users > 0 {
+                return;
+            }
+            if bond.mm.leased() {
+                if !d.watched.is_null() {
+                    return;
+                }
+                let dev = bond.dev.as_raw();
+                // SAFETY: `dev` is valid (the bond holds it).
+                if unsafe { glue::rsva_keep_for(dev) } == 0 {
+                    d.watched = dev;
+                    return;
+                }
+            }
+            if let Ok(d) = inner.domains.remove(j) {
+                // SAFETY: Attached nowhere any more, and off the list.
+                unsafe { d.free() };
             }
         }
     }
@@ -577,17 +682,20 @@ impl Sva {
         drop(inner.bonds.remove(i));
         let registered = self.handles.lock().remove(Bond::key(handle));
         drop(registered);
+        // Release must not call the driver once unbind returned.
+        bond.stopped.store(true, Relaxed);
+        // SAFETY: The bond holds its device, which is in the group.
+        unsafe { self.detach(&mut inner, &bond) };
+        drop(inner);
         if bond.stop.is_some() {
-            // Release must not call the driver once unbind returned;
-            // unregistering waits for a release in progress.
-            bond.stopped.store(true, Relaxed);
+            // Unregistering waits for a release in progress (an SRCU grace
+            // period), so not under the mm's bonds lock, which the mm's
+            // release takes.
             // SAFETY: Registered at bind; the mm is grabbed by the lease.
             unsafe {
                 bindings::mmu_notifier_unregister(bond.stop_notifier.get(), lease.mm().as_raw())
             };
         }
-        // SAFETY: The bond holds its device, which is in the group.
-        unsafe { self.detach(&mut inner, &bond) };
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())
     }

@@ -168,6 +168,47 @@ TEST(pasid_of_a_live_mm_is_stable_across_unbind_and_rebind)
 	close(fd);
 }
 
+/*
+ * The last unbind keeps the mm's SVA domain; the next bind reuses it
+ * (an attach, not an allocation) and DMA through it is right; the mm's
+ * exit frees it.
+ */
+TEST(a_rebind_reuses_the_kept_domain)
+{
+	long long domains = rsva_counter("domains"), reused = rsva_counter("reused");
+	long long kept = rsva_counter("kept");
+	int status, fd;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		fd = accel_open(0);
+		if (fd < 0 || checked_copy(fd, 7))
+			_exit(10);
+		close(fd);
+		if (rsva_counter("domains") != domains + 1 || rsva_counter("kept") != kept + 1)
+			_exit(11);
+		fd = accel_open(0);
+		if (fd < 0 || checked_copy(fd, 8))
+			_exit(12);
+		if (rsva_counter("domains") != domains + 1 || rsva_counter("reused") != reused + 1 ||
+		    rsva_counter("kept") != kept)
+			_exit(13);
+		close(fd);
+		pause();
+		_exit(0);
+	}
+	/* The child waits with its domain kept; its death frees it. */
+	while (rsva_counter("kept") != kept + 1 && !waitpid(pid, &status, WNOHANG))
+		usleep(10000);
+	EXPECT_EQ(kept + 1, rsva_counter("kept"));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("child exit %d", WEXITSTATUS(status));
+	EXPECT_EQ(kept, rsva_counter_settles("kept", kept));
+}
+
 /* A child started with --exec-child: binds and copies in its new mm. */
 static int exec_child(void)
 {

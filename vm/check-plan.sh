@@ -48,8 +48,13 @@ run_selftest /tests/rsva_sva_test
 tap_begin sim_unload
 sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
 holder=$!
-for i in $(seq 50); do grep -q bound /tmp/holder.out 2>/dev/null && break; sleep 0.1; done
+# A second shell binds and unbinds: rsva keeps its SVA domain while it lives.
+sh -c 'exec 3</dev/rsva_accel1; exec 3<&-; echo kept; sleep 600; :' >/tmp/keeper.out &
+keeper=$!
+for i in $(seq 50); do grep -q bound /tmp/holder.out 2>/dev/null && grep -q kept /tmp/keeper.out && break; sleep 0.1; done
 tap_check "a shell binds by opening /dev/rsva_accel0" grep -q bound /tmp/holder.out
+tap_check "rsva keeps the domain of a shell that bound and unbound" \
+	grep -q "^kept [1-9]" /sys/kernel/debug/rsva/sva
 tap_check "rsva_sim refuses to unload while a process is bound" \
 	sh -c '! rmmod rsva_sim 2>/dev/null'
 tap_check "rsva refuses to unload while rsva_client uses it" \
@@ -61,7 +66,10 @@ tap_check "rsva refuses to stop serving while a process is bound" \
 	sh -c "! echo 0 > $RSVA_SERVE 2>/dev/null"
 kill $holder
 wait $holder 2>/dev/null
-tap_check "rsva_sim unloads once the process is gone" rmmod rsva_sim
+tap_check "rsva_sim unloads once the process is gone, with a domain kept" rmmod rsva_sim
+tap_check "the kept domain was freed with its device" grep -q "^kept 0$" /sys/kernel/debug/rsva/sva
+kill $keeper
+wait $keeper 2>/dev/null
 tap_check "rsva_sim bus is gone" test ! -e /sys/bus/rsva_sim
 tap_check "rsva_sim loads 3 devices in one group with 2-bit PASIDs" \
 	insmod /lib/rsva/rsva_sim.ko devices=3 group_size=3 pasid_bits=2
