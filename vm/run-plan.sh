@@ -19,6 +19,12 @@ for g in /sys/kernel/iommu_groups/*; do
 	echo
 done
 echo "--- accelerators: $(ls /dev | grep rsva_accel | tr '\n' ' ')"
+echo "--- rsva serves iommu_sva_bind_device(): a uacce open binds through it"
+u=$(ls /dev | grep '^rsva_accel-' | head -1)
+echo "rsva before: $(grep -E '^(binds|live) ' /sys/kernel/debug/rsva/sva | tr '\n' ' ')"
+sh -c "exec 3</dev/$u
+	echo \"rsva while a shell holds /dev/$u open: \$(grep -E '^(binds|live) ' /sys/kernel/debug/rsva/sva | tr '\n' ' ')\"
+	echo \"rsva's PASIDs (PASID UID BONDS): \$(cat /sys/kernel/debug/rsva/pasids)\""
 echo "--- SVA at work: CPU memcpy vs the accelerator's DMA through a PASID, and bind/unbind"
 /tests/rsva_sim_bench 0.5 | grep '^bench:'
 echo "--- a process binds, queues 800 MiB of copies and is killed mid-DMA"
