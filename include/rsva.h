@@ -138,4 +138,70 @@ struct mm_struct *rsva_pasid_get_mm(u32 pasid);
  */
 bool rsva_sva_serving(void);
 
+/**
+ * rsva_dma_claim_group() - claim the IOMMU group of a device for DMA
+ * @dev: a device of the group
+ * @owner: the owner's identity (any non-NULL pointer it keeps)
+ *
+ * As iommu_group_claim_dma_owner(): the group's devices are blocked from
+ * DMA until the claim is released, and neither the DMA API (drivers
+ * without driver_managed_dma) nor SVA binds can use the group meanwhile.
+ * rsva keeps the claim until rsva_dma_release_group() or its unload.
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EINVAL for NULL @dev or @owner, -ENODEV when @dev has no
+ * group, -EPERM when another owner holds it, -EBUSY when drivers using the
+ * DMA API hold it (the kernel itself answers -EPERM there), the group is not
+ * on its default domain or has a PASID attached (an SVA bond), -ENOMEM.
+ */
+int rsva_dma_claim_group(struct device *dev, const void *owner);
+
+/**
+ * rsva_dma_release_group() - release a claim of rsva_dma_claim_group()
+ * @dev: a device of the claimed group
+ * @owner: the owner that claimed it
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EINVAL for NULL @dev, -ENOENT when @owner holds no group
+ * claim through rsva on that group (never claimed, or released already).
+ */
+int rsva_dma_release_group(struct device *dev, const void *owner);
+
+/**
+ * rsva_dma_claim_device() - claim a device (its group) for DMA
+ * @dev: the device
+ * @owner: the owner's identity; the same owner may claim a device again
+ *
+ * As iommu_device_claim_dma_owner(); each claim needs one
+ * rsva_dma_release_device().
+ *
+ * Context: process context, may sleep.
+ * Return: as rsva_dma_claim_group().
+ */
+int rsva_dma_claim_device(struct device *dev, const void *owner);
+
+/**
+ * rsva_dma_release_device() - release one claim of rsva_dma_claim_device()
+ * @dev: the device
+ * @owner: the owner that claimed it
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EINVAL for NULL @dev, -ENOENT when @owner holds no device
+ * claim through rsva on @dev.
+ */
+int rsva_dma_release_device(struct device *dev, const void *owner);
+
+/**
+ * rsva_dma_claimed() - whether a device's group is claimed for DMA
+ * @dev: the device
+ *
+ * True while an owner that manages DMA itself holds the group (its domain
+ * is the blocking domain of a claim, or a domain that owner attached),
+ * whoever claimed it; false when it is free or used by the DMA API.
+ *
+ * Context: process context.
+ * Return: 1 or 0; -EINVAL for NULL, -ENODEV when @dev has no group.
+ */
+int rsva_dma_claimed(struct device *dev);
+
 #endif /* _RSVA_H */

@@ -6,9 +6,45 @@
 #ifndef _RSVA_SIM_H
 #define _RSVA_SIM_H
 
+#include <linux/device/driver.h>
 #include <linux/types.h>
 
 struct device;
+
+/**
+ * struct rsva_sim_driver - a driver of the simulated bus
+ * @driver: the driver core's part; set @driver.name
+ * @driver_managed_dma: the driver manages DMA itself (it claims the group, as
+ *	VFIO does) instead of using the DMA API; the bus's dma_configure then
+ *	takes no DMA-API ownership for it
+ * @probe: binds a device; an error fails the bind
+ * @remove: unbinds a device
+ */
+struct rsva_sim_driver {
+	struct device_driver driver;
+	bool driver_managed_dma;
+	int (*probe)(struct device *dev);
+	void (*remove)(struct device *dev);
+};
+
+/**
+ * rsva_sim_driver_register() - register a driver on the simulated bus
+ * @drv: the driver
+ *
+ * Devices bind to it by writing their name to its sysfs ``bind`` file (set
+ * /sys/bus/rsva_sim/drivers_autoprobe to 0 first, or it binds every free
+ * device).
+ *
+ * Context: process context.
+ * Return: 0 or a negative errno.
+ */
+int rsva_sim_driver_register(struct rsva_sim_driver *drv);
+
+/**
+ * rsva_sim_driver_unregister() - unregister a driver of the simulated bus
+ * @drv: the driver
+ */
+void rsva_sim_driver_unregister(struct rsva_sim_driver *drv);
 
 /**
  * rsva_sim_get_device() - a simulated device

@@ -101,3 +101,64 @@ extern "C" fn rsva_pasid_get_mm(pasid: u32) -> *mut bindings::mm_struct {
 extern "C" fn rsva_sva_serving() -> bool {
     service().is_some_and(|s| s.serving())
 }
+
+/// Runs a claim operation of the C API on `dev`.
+fn claim_op(dev: *mut bindings::device, f: impl FnOnce(&'static Service) -> Result) -> c_int {
+    if dev.is_null() {
+        return EINVAL.to_errno();
+    }
+    match service().ok_or(ENODEV).and_then(f) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// See `rsva_dma_claim_group()` in `include/rsva.h`.
+#[no_mangle]
+extern "C" fn rsva_dma_claim_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
+    // SAFETY: C callers pass a valid device (checked non-null).
+    claim_op(dev, |s| unsafe {
+        s.claims.claim_group(dev, owner.cast_mut())
+    })
+}
+
+/// See `rsva_dma_release_group()` in `include/rsva.h`.
+#[no_mangle]
+extern "C" fn rsva_dma_release_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
+    // SAFETY: As above.
+    claim_op(dev, |s| unsafe {
+        s.claims.release(dev, owner.cast_mut(), true)
+    })
+}
+
+/// See `rsva_dma_claim_device()` in `include/rsva.h`.
+#[no_mangle]
+extern "C" fn rsva_dma_claim_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
+    // SAFETY: As above.
+    claim_op(dev, |s| unsafe {
+        s.claims.claim_device(dev, owner.cast_mut())
+    })
+}
+
+/// See `rsva_dma_release_device()` in `include/rsva.h`.
+#[no_mangle]
+extern "C" fn rsva_dma_release_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
+    // SAFETY: As above.
+    claim_op(dev, |s| unsafe {
+        s.claims.release(dev, owner.cast_mut(), false)
+    })
+}
+
+/// See `rsva_dma_claimed()` in `include/rsva.h`.
+#[no_mangle]
+extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
+    if dev.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: C callers pass a valid device.
+    if unsafe { crate::glue::rsva_dev_group(dev) }.is_null() {
+        return ENODEV.to_errno();
+    }
+    // SAFETY: As above.
+    c_int::from(unsafe { crate::glue::rsva_dev_user_owned(dev) })
+}

@@ -37,8 +37,12 @@ extern "C" {
     ) -> *mut bindings::iommu_domain;
     pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
-    fn rsva_serve_lock(write: bool);
-    fn rsva_serve_unlock(write: bool);
+    fn rsva_rwsem_lock(which: c_int, write: bool);
+    fn rsva_rwsem_unlock(which: c_int, write: bool);
+    pub(crate) fn rsva_dev_user_owned(dev: *mut bindings::device) -> bool;
+    pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
+    pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
+    pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
 }
 
 /// An `mmgrab()` reference, like `ARef<Mm>`, that may be dropped in any
@@ -99,24 +103,33 @@ pub(crate) fn current_mm() -> *mut bindings::mm_struct {
     unsafe { rsva_current_mm() }
 }
 
-/// The rw-semaphore that serialises rsva's own bind entry points against
-/// the switch that turns serving on and off; held while the guard lives.
-pub(crate) struct ServeLock {
+/// The rw-semaphores of `rsva_glue.c`.
+#[derive(Clone, Copy)]
+pub(crate) enum Rwsem {
+    /// rsva's own bind entry points (read) against the serving switch.
+    Serve = 0,
+    /// Every bind (read) against rsva's DMA ownership claims (write).
+    Owner = 1,
+}
+
+/// One of the rw-semaphores, held while the guard lives.
+pub(crate) struct RwsemGuard {
+    which: Rwsem,
     write: bool,
 }
 
-impl ServeLock {
-    /// Takes the semaphore for reading (`write == false`) or writing.
-    pub(crate) fn lock(write: bool) -> Self {
+impl RwsemGuard {
+    /// Takes `which` for reading (`write == false`) or writing.
+    pub(crate) fn lock(which: Rwsem, write: bool) -> Self {
         // SAFETY: A static rw-semaphore; released in `drop`.
-        unsafe { rsva_serve_lock(write) };
-        Self { write }
+        unsafe { rsva_rwsem_lock(which as c_int, write) };
+        Self { which, write }
     }
 }
 
-impl Drop for ServeLock {
+impl Drop for RwsemGuard {
     fn drop(&mut self) {
         // SAFETY: Taken in `lock` in the same mode.
-        unsafe { rsva_serve_unlock(self.write) };
+        unsafe { rsva_rwsem_unlock(self.which as c_int, self.write) };
     }
 }

@@ -31,7 +31,8 @@ use kernel::{
 };
 
 use crate::{
-    glue::{self, ServeLock},
+    dma_claims::Claims,
+    glue::{self, Rwsem, RwsemGuard},
     pasid::{PasidRange, PASID_INVALID},
     sva_bind::{Bond, StopFn, Sva},
 };
@@ -49,12 +50,15 @@ pub(crate) static PROVIDER: ProviderOps = ProviderOps(bindings::iommu_sva_provid
     get_pasid: Some(provider_get_pasid),
 });
 
-/// rsva's SVA service and whether it serves the kernel's SVA API.
+/// rsva's SVA service, whether it serves the kernel's SVA API, and the DMA
+/// ownership claims made through its C API.
 #[pin_data]
 pub(crate) struct Service {
     #[pin]
     pub(crate) sva: Sva,
     serving: Atomic<bool>,
+    #[pin]
+    pub(crate) claims: Claims,
 }
 
 /// The module's service; set while the module is initialised.
@@ -75,6 +79,7 @@ impl Service {
         pin_init!(Self {
             sva <- Sva::new(range, limit, &PROVIDER.0),
             serving: Atomic::new(false),
+            claims <- Claims::new(),
         })
     }
 
@@ -103,7 +108,7 @@ impl Service {
     /// Turns serving on or off. `EBUSY` when the IOMMU core has live bonds
     /// (on) or rsva has (off), or another provider is set.
     pub(crate) fn set_serving(&self, on: bool) -> Result {
-        let _switch = ServeLock::lock(true);
+        let _switch = RwsemGuard::lock(Rwsem::Serve, true);
         if on == self.serving() {
             return Ok(());
         }
@@ -132,7 +137,7 @@ impl Service {
         mm: *mut bindings::mm_struct,
         stop: Option<(StopFn, usize)>,
     ) -> Result<Arc<Bond>> {
-        let _read = ServeLock::lock(false);
+        let _read = RwsemGuard::lock(Rwsem::Serve, false);
         if !self.serving() {
             return Err(ENODEV);
         }

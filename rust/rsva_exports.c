@@ -16,3 +16,8 @@ EXPORT_SYMBOL_GPL(rsva_sva_unbind_device);
 EXPORT_SYMBOL_GPL(rsva_sva_get_pasid);
 EXPORT_SYMBOL_GPL(rsva_pasid_get_mm);
 EXPORT_SYMBOL_GPL(rsva_sva_serving);
+EXPORT_SYMBOL_GPL(rsva_dma_claim_group);
+EXPORT_SYMBOL_GPL(rsva_dma_release_group);
+EXPORT_SYMBOL_GPL(rsva_dma_claim_device);
+EXPORT_SYMBOL_GPL(rsva_dma_release_device);
+EXPORT_SYMBOL_GPL(rsva_dma_claimed);

@@ -12,6 +12,7 @@
 #include <linux/mmu_context.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -26,6 +27,13 @@ MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
 
 /* Taken for reading by rsva's own bind entry points, for writing by the switch. */
 static DECLARE_RWSEM(rsva_serve_rwsem);
+
+/*
+ * Taken for reading by every rsva bind (across its ownership check and the
+ * PASID attach), for writing by rsva's DMA ownership claims: a claim and a
+ * bind on one group cannot pass each other.
+ */
+static DECLARE_RWSEM(rsva_owner_rwsem);
 
 /* Runs the mmdrop()s that may not run where their reference was dropped. */
 static struct workqueue_struct *rsva_wq;
@@ -272,18 +280,62 @@ void rsva_unkeep_for(struct device *dev)
 	}
 }
 
-void rsva_serve_lock(bool write)
+static struct rw_semaphore *rsva_rwsem(int which)
 {
-	if (write)
-		down_write(&rsva_serve_rwsem);
-	else
-		down_read(&rsva_serve_rwsem);
+	return which ? &rsva_owner_rwsem : &rsva_serve_rwsem;
 }
 
-void rsva_serve_unlock(bool write)
+void rsva_rwsem_lock(int which, bool write)
 {
 	if (write)
-		up_write(&rsva_serve_rwsem);
+		down_write(rsva_rwsem(which));
 	else
-		up_read(&rsva_serve_rwsem);
+		down_read(rsva_rwsem(which));
+}
+
+void rsva_rwsem_unlock(int which, bool write)
+{
+	if (write)
+		up_write(rsva_rwsem(which));
+	else
+		up_read(rsva_rwsem(which));
+}
+
+/*
+ * Whether @dev's group is owned by an owner that manages DMA itself (the
+ * blocking domain of a claim, or the unmanaged domain VFIO attaches then),
+ * rather than used by the DMA API or free.
+ */
+bool rsva_dev_user_owned(struct device *dev)
+{
+	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+
+	return domain && (domain->type == IOMMU_DOMAIN_BLOCKED ||
+			  domain->type == IOMMU_DOMAIN_UNMANAGED);
+}
+
+/* For KUnit: a device without IOMMU group, and its removal. */
+struct device *rsva_test_device_new(void)
+{
+	return root_device_register("rsva_test");
+}
+
+void rsva_test_device_free(struct device *dev)
+{
+	root_device_unregister(dev);
+}
+
+/* For KUnit: a PCI device with an IOMMU group and no driver, referenced. */
+struct device *rsva_test_free_pci_device(void)
+{
+	struct pci_dev *pdev = NULL;
+
+	while ((pdev = pci_get_device(PCI_ANY_ID, PCI_ANY_ID, pdev))) {
+		if (pdev->dev.iommu_group && !pdev->dev.driver) {
+			get_device(&pdev->dev);
+			pci_dev_put(pdev);
+			return &pdev->dev;
+		}
+	}
+	return NULL;
 }

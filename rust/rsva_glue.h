@@ -42,7 +42,11 @@ void rsva_unkeep_for(struct device *dev);
 /* In Rust (rust/sva_bind.rs): frees the domains kept for @dev. */
 void rsva_device_gone(struct device *dev);
 
-void rsva_serve_lock(bool write);
-void rsva_serve_unlock(bool write);
+void rsva_rwsem_lock(int which, bool write);
+void rsva_rwsem_unlock(int which, bool write);
+bool rsva_dev_user_owned(struct device *dev);
+struct device *rsva_test_free_pci_device(void);
+struct device *rsva_test_device_new(void);
+void rsva_test_device_free(struct device *dev);
 
 #endif /* _RSVA_GLUE_H */

@@ -35,6 +35,12 @@ use kernel::{
 };
 
 mod c_api;
+mod dma_claims;
+#[expect(
+    dead_code,
+    reason = "DmaApiUse serves rsva_sim's bus, which compiles this file too"
+)]
+mod dma_owner;
 mod glue;
 mod pasid;
 mod pasid_charge;

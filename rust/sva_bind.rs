@@ -60,7 +60,7 @@ use kernel::{
 };
 
 use crate::{
-    glue,
+    glue::{self, Rwsem, RwsemGuard},
     pasid::{MmPasid, PasidRange, PasidService},
 };
 
@@ -423,8 +423,9 @@ impl Sva {
     /// Binds `mm` to `dev`, or takes one more reference to their bond.
     ///
     /// Errors: `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
-    /// no SVA in the IOMMU), `EBUSY` (the bond has another stop callback,
-    /// or the IOMMU refused the PASID), the errors of
+    /// no SVA in the IOMMU), `EBUSY` (the group is claimed by an owner that
+    /// manages DMA itself, the bond has another stop callback, or the IOMMU
+    /// refused the PASID), the errors of
     /// [`PasidService::get`] (`EOVERFLOW`, `ENOSPC`, `EDQUOT`), `ENOMEM`.
     ///
     /// # Safety
@@ -449,6 +450,13 @@ impl Sva {
         let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
         let lease = self.pasids.get(mm, range, glue::current_uid())?;
 
+        // A group owned by an owner that manages DMA itself takes no PASID
+        // (its release would find the PASID attached); rsva's claims wait.
+        let _owners = RwsemGuard::lock(Rwsem::Owner, false);
+        // SAFETY: `dev` is valid.
+        if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
+            return Err(EBUSY);
+        }
         let mut inner = lease.bonds.inner.lock();
         if let Some(b) = inner
             .bonds

@@ -9,6 +9,9 @@
  *               and freed per cycle
  *   concurrent  two processes, devices 0 and 1 (separate IOMMU groups),
  *               bind+unbind at once: total cycles per second
+ *   claim       DMA ownership claim+release of device 0's group through
+ *               rsva's C API against iommu_group_claim_dma_owner() called
+ *               directly (no switch involved)
  *
  * The cycles run in the kernel (debugfs rsva_client/bench) so that the
  * figures are the bind paths, not system calls. Prints
@@ -119,14 +122,15 @@ static double best(double a, double b)
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
-	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 };
-	unsigned int nb, np;
+	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 }, claims[2] = { 0 };
+	unsigned int nb, np, nc;
 	int round, impl;
 
 	/* Calibrate on the C path; both implementations then do the same n. */
 	serve(0);
 	nb = calibrate("bind", secs / ROUNDS);
 	np = calibrate("pasid", secs / ROUNDS);
+	nc = calibrate("claimc", secs / ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
 		for (impl = 0; impl < 2; impl++) {
 			double b, p, c;
@@ -143,6 +147,10 @@ int main(int argc, char **argv)
 		}
 	}
 	serve(1);
+	for (round = 0; round < ROUNDS; round++) {
+		claims[0] = best(claims[0], single("claimc", nc));
+		claims[1] = best(claims[1], single("claim", nc));
+	}
 
 	printf("bench: bind_unbind_c %.0f cycles/s\n", bind[0]);
 	printf("bench: bind_unbind_rsva %.0f cycles/s\n", bind[1]);
@@ -154,7 +162,13 @@ int main(int argc, char **argv)
 	printf("bench: concurrent_c %.0f cycles/s\n", conc[0]);
 	printf("bench: concurrent_rsva %.0f cycles/s\n", conc[1]);
 	printf("bench: concurrent_rsva_vs_c %.3f ratio (target >= 1.5)\n", conc[1] / conc[0]);
+	printf("bench: claim_release_c %.0f cycles/s\n", claims[0]);
+	printf("bench: claim_release_rsva %.0f cycles/s\n", claims[1]);
+	printf("bench: claim_release_rsva_time_vs_c %.3f ratio\n", claims[0] / claims[1]);
 	printf("bench-json: {");
+	printf("\"claim_c_per_s\": %.0f, ", claims[0]);
+	printf("\"claim_rsva_per_s\": %.0f, ", claims[1]);
+	printf("\"claim_rsva_time_vs_c\": %.3f, ", claims[0] / claims[1]);
 	printf("\"bind_unbind_c_per_s\": %.0f, ", bind[0]);
 	printf("\"bind_unbind_rsva_per_s\": %.0f, ", bind[1]);
 	printf("\"bind_rsva_time_vs_c\": %.3f, ", bind[0] / bind[1]);

@@ -86,6 +86,17 @@ tap_begin serve_rsva_group
 tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
 tap_end
 
+# DMA ownership on the group of three (rust/dma_owner.rs on both sides).
+tap_begin dma_owner
+tap_check "rsva_sim drivers do not bind by themselves" \
+	sh -c 'echo 0 > /sys/bus/rsva_sim/drivers_autoprobe'
+tap_check "rsva_sim_drivers loads" insmod /lib/rsva/rsva_sim_drivers.ko
+tap_end
+run_selftest /tests/rsva_dma_owner_test
+tap_begin dma_owner_unload
+tap_check "rsva_sim_drivers unloads" rmmod rsva_sim_drivers
+tap_end
+
 # The IOTLB test must be able to fail: with invalidations ignored on
 # purpose, it does (its output is not part of the counts).
 tap_begin sim_honesty

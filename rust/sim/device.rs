@@ -27,6 +27,7 @@ use kernel::{
 };
 
 use crate::{
+    dma_owner::DmaApiUse,
     fault_log::{Fault, FaultLog, FaultReason},
     glue,
     iotlb::{Iotlb, IotlbStats},
@@ -139,6 +140,8 @@ pub(crate) struct SimDevice {
     #[pin]
     faults: SpinLock<FaultLog>,
     pub(crate) counters: DeviceCounters,
+    /// The DMA API's use of the group by the driver bound to the device.
+    pub(crate) dma_api: DmaApiUse,
 }
 
 impl SimDevice {
@@ -159,6 +162,7 @@ impl SimDevice {
                 iotlb <- new_spinlock!(Iotlb::new()),
                 faults <- new_spinlock!(FaultLog::new()),
                 counters: DeviceCounters::new(),
+                dma_api: DmaApiUse::new(),
             }),
             GFP_KERNEL,
         )
@@ -429,6 +433,34 @@ fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> 
         Ok(page)
     } else {
         Err(EFAULT)
+    }
+}
+
+/// The bus's `dma_configure` (from `rsva_sim_glue.c`): DMA-API ownership
+/// for a driver without `driver_managed_dma`.
+#[no_mangle]
+extern "C" fn rsva_sim_dma_configure(
+    dev: *mut bindings::device,
+    driver_managed_dma: bool,
+) -> c_int {
+    // SAFETY: The driver core passes a device of our bus, alive.
+    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+        return ENODEV.to_errno();
+    };
+    // SAFETY: `dev` is `sdev`'s device; called under the device lock.
+    match unsafe { sdev.dma_api.configure(dev, driver_managed_dma) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The bus's `dma_cleanup`: gives back what `dma_configure` took, once.
+#[no_mangle]
+extern "C" fn rsva_sim_dma_cleanup(dev: *mut bindings::device) {
+    // SAFETY: As in `rsva_sim_dma_configure`.
+    if let Some(sdev) = unsafe { SimDevice::from_raw(dev) } {
+        // SAFETY: As in `rsva_sim_dma_configure`.
+        unsafe { sdev.dma_api.cleanup(dev) };
     }
 }
 

@@ -22,9 +22,53 @@
 
 #include "rsva_sim_glue.h"
 
+#define to_rsva_sim_driver(d) container_of_const(d, struct rsva_sim_driver, driver)
+
+static int rsva_sim_bus_dma_configure(struct device *dev)
+{
+	return rsva_sim_dma_configure(dev, to_rsva_sim_driver(dev->driver)->driver_managed_dma);
+}
+
+static void rsva_sim_bus_dma_cleanup(struct device *dev)
+{
+	rsva_sim_dma_cleanup(dev);
+}
+
+static int rsva_sim_bus_probe(struct device *dev)
+{
+	const struct rsva_sim_driver *drv = to_rsva_sim_driver(dev->driver);
+
+	return drv->probe ? drv->probe(dev) : 0;
+}
+
+static void rsva_sim_bus_remove(struct device *dev)
+{
+	const struct rsva_sim_driver *drv = to_rsva_sim_driver(dev->driver);
+
+	if (drv->remove)
+		drv->remove(dev);
+}
+
 static const struct bus_type rsva_sim_bus = {
 	.name = "rsva_sim",
+	.probe = rsva_sim_bus_probe,
+	.remove = rsva_sim_bus_remove,
+	.dma_configure = rsva_sim_bus_dma_configure,
+	.dma_cleanup = rsva_sim_bus_dma_cleanup,
 };
+
+int rsva_sim_driver_register(struct rsva_sim_driver *drv)
+{
+	drv->driver.bus = &rsva_sim_bus;
+	return driver_register(&drv->driver);
+}
+EXPORT_SYMBOL_GPL(rsva_sim_driver_register);
+
+void rsva_sim_driver_unregister(struct rsva_sim_driver *drv)
+{
+	driver_unregister(&drv->driver);
+}
+EXPORT_SYMBOL_GPL(rsva_sim_driver_unregister);
 
 /* A device of the simulated bus and the Rust object that models it. */
 struct rsva_sim_device {

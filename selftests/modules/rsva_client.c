@@ -250,6 +250,62 @@ static void rsva_client_no_stop_after_unbind(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, r.calls, 0);
 }
 
+/*
+ * DMA ownership through rsva's C API: one owner at a time, SVA binds
+ * refused on a claimed group, a claim refused while an SVA bond lives and
+ * accepted once it is unbound, every release exactly once.
+ */
+static void rsva_client_dma_claims(struct kunit *test)
+{
+	static const char a, b;
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *h;
+	struct device *nogroup;
+
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+	KUNIT_ASSERT_EQ(test, rsva_dma_claim_group(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 1);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, &b), -EPERM);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_device(c->dev0, &b), -EPERM);
+	/* An SVA bind on a claimed group is refused. */
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev0, c->mm)), -EBUSY);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_group(c->dev0, &b), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_group(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_group(c->dev0, &a), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+
+	/* The same owner twice on a device: two claims, two releases. */
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_device(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_device(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_device(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 1);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_device(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_device(c->dev0, &a), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+
+	/* An SVA bond blocks a claim; after unbind (domain kept) it works. */
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, &a), -EBUSY);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, &a), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_group(c->dev0, &a), 0);
+
+	/* Bad input. */
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(NULL, &a), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_device(c->dev0, NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_dma_release_device(NULL, &a), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(NULL), -EINVAL);
+	nogroup = root_device_register("rsva_client_nogroup");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(nogroup));
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(nogroup, &a), -ENODEV);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_device(nogroup, &a), -ENODEV);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(nogroup), -ENODEV);
+	root_device_unregister(nogroup);
+}
+
 static struct kunit_case rsva_client_cases[] = {
 	KUNIT_CASE(rsva_client_range_valid),
 	KUNIT_CASE(rsva_client_range_invalid),
@@ -268,6 +324,7 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_bad_input),
 	KUNIT_CASE(rsva_client_stop_runs_before_the_entry_is_cleared),
 	KUNIT_CASE(rsva_client_no_stop_after_unbind),
+	KUNIT_CASE(rsva_client_dma_claims),
 	{}
 };
 
@@ -311,6 +368,33 @@ static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 	return 0;
 }
 
+/* Claim and release @dev's group @n times, through rsva or directly. */
+static int client_bench_claims(struct device *dev, bool direct, unsigned int n)
+{
+	static const char owner;
+	struct iommu_group *group;
+	unsigned int i;
+	int ret = 0;
+
+	group = iommu_group_get(dev);
+	if (!group)
+		return -ENODEV;
+	for (i = 0; i < n && !ret; i++) {
+		if (direct) {
+			ret = iommu_group_claim_dma_owner(group, (void *)&owner);
+			if (!ret)
+				iommu_group_release_dma_owner(group);
+		} else {
+			ret = rsva_dma_claim_group(dev, &owner);
+			if (!ret)
+				ret = rsva_dma_release_group(dev, &owner);
+		}
+		cond_resched();
+	}
+	iommu_group_put(group);
+	return ret;
+}
+
 static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 				  size_t len, loff_t *ppos)
 {
@@ -326,12 +410,15 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 	buf[len] = '\0';
 	if (sscanf(buf, "%7s %u %u", mode, &id, &n) != 3 || !n || n > 1000000)
 		return -EINVAL;
-	if (strcmp(mode, "bind") && strcmp(mode, "pasid"))
-		return -EINVAL;
 	dev = rsva_sim_get_device(id);
 	if (!dev)
 		return -ENODEV;
-	ret = client_bench(dev, !strcmp(mode, "pasid"), n);
+	if (!strcmp(mode, "bind") || !strcmp(mode, "pasid"))
+		ret = client_bench(dev, !strcmp(mode, "pasid"), n);
+	else if (!strcmp(mode, "claim") || !strcmp(mode, "claimc"))
+		ret = client_bench_claims(dev, !strcmp(mode, "claimc"), n);
+	else
+		ret = -EINVAL;
 	put_device(dev);
 	return ret ?: len;
 }
