@@ -7,7 +7,8 @@
 //! [`GroupClaim`] or [`DeviceClaim`] guard, so a claim is released once and
 //! only by a matching release call (`ENOENT` otherwise), and all of them go
 //! at module exit. Claims hold [`Rwsem::Owner`] for writing, so a claim and
-//! an rsva SVA bind on the same group cannot pass each other.
+//! an rsva SVA bind on the same group cannot pass each other (a bind checks
+//! the group's domain and attaches its PASID under it for reading).
 
 use kernel::{bindings, new_mutex, prelude::*, sync::Mutex};
 
@@ -111,7 +112,7 @@ impl Claims {
         }
         // SAFETY: `dev` is valid.
         let dev_group = unsafe { glue::rsva_dev_group(dev) };
-        let _owners = RwsemGuard::lock(Rwsem::Owner, true);
+        // No need to exclude binds: a release only lets them succeed.
         let mut list = self.list.lock();
         let i = list
             .iter()
