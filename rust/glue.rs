@@ -43,6 +43,20 @@ extern "C" {
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
+    pub(crate) fn rsva_mni_set_seq(sub: *mut bindings::mmu_interval_notifier, seq: c_ulong);
+    pub(crate) fn rsva_mni_read_retry(
+        sub: *mut bindings::mmu_interval_notifier,
+        seq: c_ulong,
+    ) -> bool;
+    pub(crate) fn rsva_mn_range_blockable(range: *const bindings::mmu_notifier_range) -> bool;
+    pub(crate) fn rsva_mn_range_start(range: *const bindings::mmu_notifier_range) -> c_ulong;
+    pub(crate) fn rsva_mn_range_end(range: *const bindings::mmu_notifier_range) -> c_ulong;
+    pub(crate) fn rsva_test_mmap(
+        mm: *mut bindings::mm_struct,
+        len: c_ulong,
+        touch: bool,
+    ) -> c_ulong;
+    pub(crate) fn rsva_test_munmap(mm: *mut bindings::mm_struct, addr: c_ulong, len: c_ulong);
 }
 
 /// An `mmgrab()` reference, like `ARef<Mm>`, that may be dropped in any

@@ -4,6 +4,9 @@
  * rsva_glue.h, users in rust/glue.rs.
  */
 #include <linux/cred.h>
+#include <linux/hmm.h>
+#include <linux/kthread.h>
+#include <linux/mman.h>
 #include <linux/device.h>
 #include <linux/list.h>
 #include <linux/iommu.h>
@@ -338,4 +341,54 @@ struct device *rsva_test_free_pci_device(void)
 		}
 	}
 	return NULL;
+}
+
+/* mmu interval notifiers (rust/interval_notifier.rs): the static inlines. */
+void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq)
+{
+	mmu_interval_set_seq(sub, seq);
+}
+
+bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq)
+{
+	return mmu_interval_read_retry(sub, seq);
+}
+
+bool rsva_mn_range_blockable(const struct mmu_notifier_range *range)
+{
+	return mmu_notifier_range_blockable(range);
+}
+
+unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range)
+{
+	return range->start;
+}
+
+unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range)
+{
+	return range->end;
+}
+
+/* For KUnit: anonymous memory in @mm, mapped and touched from a kthread. */
+unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch)
+{
+	unsigned long addr;
+
+	kthread_use_mm(mm);
+	addr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	if (!IS_ERR_VALUE(addr) && touch &&
+	    clear_user((void __user *)addr, len)) {
+		vm_munmap(addr, len);
+		addr = -EFAULT;
+	}
+	kthread_unuse_mm(mm);
+	return addr;
+}
+
+void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len)
+{
+	kthread_use_mm(mm);
+	vm_munmap(addr, len);
+	kthread_unuse_mm(mm);
 }

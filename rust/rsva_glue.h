@@ -49,4 +49,15 @@ struct device *rsva_test_free_pci_device(void);
 struct device *rsva_test_device_new(void);
 void rsva_test_device_free(struct device *dev);
 
+struct mmu_interval_notifier;
+struct mmu_notifier_range;
+
+void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq);
+bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq);
+bool rsva_mn_range_blockable(const struct mmu_notifier_range *range);
+unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range);
+unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
+unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch);
+void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len);
+
 #endif /* _RSVA_GLUE_H */

@@ -42,6 +42,7 @@ mod dma_claims;
 )]
 mod dma_owner;
 mod glue;
+mod interval_notifier;
 mod pasid;
 mod pasid_charge;
 mod provider;

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! mmu interval notifiers and `hmm_range_fault()`, with the sequence
+//! protocol of Documentation/mm/hmm.rst in the types.
+//!
+//! A device that mirrors part of an address space must never use a
+//! translation that an invalidation has revoked. The kernel's protocol:
+//! the reader takes a sequence number (`mmu_interval_read_begin()`), faults
+//! the range (`hmm_range_fault()` under the mmap read lock), then takes the
+//! driver's lock and checks `mmu_interval_read_retry()`, starting over if an
+//! invalidation ran; the invalidation callback takes the same lock and
+//! calls `mmu_interval_set_seq()`. Here the lock is part of the notifier
+//! ([`IntervalNotifier`] owns a `Mutex<T>`): the callback always sets the
+//! sequence under it before [`Invalidate::invalidate`] sees the state, and
+//! [`IntervalNotifier::fault`] gives the faulted entries and the state to
+//! the caller only under it after the retry check passed, so no caller can
+//! skip the check. A callback that may not block (`!blockable`) only
+//! try-locks, and asks to be called again when the lock is taken.
+
+use core::ptr::null_mut;
+
+use kernel::{
+    bindings,
+    mm::MmWithUser,
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
+    types::Opaque,
+};
+
+use crate::glue;
+
+/// What a mirror does when part of the address space changes.
+pub(crate) trait Invalidate: Send + Unpin + 'static {
+    /// Forgets what was mirrored of `[start, end)`. Called with the
+    /// notifier's lock held, after the sequence was bumped; must not sleep
+    /// when the invalidation is not blockable.
+    fn invalidate(&mut self, start: usize, end: usize);
+}
+
+/// How [`IntervalNotifier::fault`] treats pages that are not present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultMode {
+    /// Report what is mapped, fault nothing in (`HMM_DMIRROR_SNAPSHOT`).
+    Snapshot,
+    /// Fault pages in for reading.
+    Read,
+    /// Fault pages in for writing (breaking COW).
+    Write,
+}
+
+const PFN_VALID: c_ulong = bindings::hmm_pfn_flags_HMM_PFN_VALID as c_ulong;
+const PFN_WRITE: c_ulong = bindings::hmm_pfn_flags_HMM_PFN_WRITE as c_ulong;
+const PFN_ERROR: c_ulong = bindings::hmm_pfn_flags_HMM_PFN_ERROR as c_ulong;
+const PFN_ORDER_SHIFT: u32 = bindings::hmm_pfn_flags_HMM_PFN_ORDER_SHIFT as u32;
+const PFN_FLAGS: c_ulong = bindings::hmm_pfn_flags_HMM_PFN_FLAGS as c_ulong;
+
+impl FaultMode {
+    fn default_flags(self) -> c_ulong {
+        match self {
+            FaultMode::Snapshot => 0,
+            FaultMode::Read => PFN_VALID,
+            FaultMode::Write => PFN_VALID | PFN_WRITE,
+        }
+    }
+}
+
+/// One entry `hmm_range_fault()` wrote: a page frame and its flags.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HmmPfn(c_ulong);
+
+impl HmmPfn {
+    /// The page is present and may be read.
+    pub(crate) fn valid(self) -> bool {
+        self.0 & PFN_VALID != 0
+    }
+
+    /// The page may be written.
+    pub(crate) fn writable(self) -> bool {
+        self.valid() && self.0 & PFN_WRITE != 0
+    }
+
+    /// The address is not mappable (no VMA, or a fault was refused).
+    pub(crate) fn error(self) -> bool {
+        self.0 & PFN_ERROR != 0
+    }
+
+    /// The page frame number, for a valid entry.
+    pub(crate) fn pfn(self) -> Option<usize> {
+        self.valid().then_some(self.0 & !PFN_FLAGS)
+    }
+
+    /// log2 of the number of pages the mapping covers (9 for a 2 MiB THP).
+    pub(crate) fn order(self) -> u32 {
+        ((self.0 >> PFN_ORDER_SHIFT) & 0x1f) as u32
+    }
+}
+
+/// An mmu interval notifier over `[start, start + len)` of one mm, with
+/// the state it protects.
+///
+/// # Invariants
+///
+/// While `registered` is true, `sub` is inserted in its mm (which it holds
+/// with `mmgrab()`) with [`IntervalNotifier::OPS`]; it is removed in drop.
+#[pin_data(PinnedDrop)]
+pub(crate) struct IntervalNotifier<T: Invalidate> {
+    sub: Opaque<bindings::mmu_interval_notifier>,
+    #[pin]
+    state: Mutex<T>,
+    registered: Atomic<bool>,
+}
+
+// SAFETY: The C part is used by the notifier core from any thread; the
+// state is behind the mutex.
+unsafe impl<T: Invalidate> Send for IntervalNotifier<T> {}
+// SAFETY: As for `Send`.
+unsafe impl<T: Invalidate> Sync for IntervalNotifier<T> {}
+
+impl<T: Invalidate> IntervalNotifier<T> {
+    const OPS: bindings::mmu_interval_notifier_ops = bindings::mmu_interval_notifier_ops {
+        invalidate: Some(Self::invalidate_cb),
+        ..pin_init::zeroed()
+    };
+
+    /// A notifier holding `state`, not registered yet.
+    pub(crate) fn new(state: T) -> impl PinInit<Self> {
+        pin_init!(Self {
+            sub: Opaque::zeroed(),
+            state <- new_mutex!(state),
+            registered: Atomic::new(false),
+        })
+    }
+
+    /// Registers on `mm` over `[start, start + len)`: from now on
+    /// invalidations of the range reach the state. Once only (`EBUSY`).
+    pub(crate) fn register(self: Pin<&Self>, mm: &MmWithUser, start: usize, len: usize) -> Result {
+        if self.registered.load(Relaxed) {
+            return Err(EBUSY);
+        }
+        // SAFETY: `sub` is pinned and not inserted; `mm` has users; the ops
+        // live forever (a promoted constant).
+        let ret = unsafe {
+            bindings::mmu_interval_notifier_insert(
+                self.sub.get(),
+                mm.as_raw(),
+                start,
+                len,
+                &Self::OPS,
+            )
+        };
+        kernel::error::to_result(ret)?;
+        self.registered.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// The invalidation callback.
+    ///
+    /// # Safety
+    ///
+    /// Called by the notifier core with the `sub` of a registered notifier.
+    unsafe extern "C" fn invalidate_cb(
+        sub: *mut bindings::mmu_interval_notifier,
+        range: *const bindings::mmu_notifier_range,
+        cur_seq: c_ulong,
+    ) -> bool {
+        // SAFETY: `sub` is the field of a live notifier: it is removed
+        // (which waits for callbacks) before it is freed.
+        let this = unsafe {
+            &*kernel::container_of!(
+                sub.cast::<Opaque<bindings::mmu_interval_notifier>>(),
+                Self,
+                sub
+            )
+        };
+        // SAFETY: The core passes a valid range.
+        let blockable = unsafe { glue::rsva_mn_range_blockable(range) };
+        let mut state = if blockable {
+            this.state.lock()
+        } else {
+            match this.state.try_lock() {
+                Some(guard) => guard,
+                None => return false,
+            }
+        };
+        // SAFETY: Under the lock the readers check the sequence with.
+        unsafe { glue::rsva_mni_set_seq(sub, cur_seq) };
+        // SAFETY: The core passes a valid range.
+        let (start, end) = unsafe {
+            (
+                glue::rsva_mn_range_start(range),
+                glue::rsva_mn_range_end(range),
+            )
+        };
+        state.invalidate(start, end);
+        true
+    }
+
+    /// Faults `[start, start + 4 KiB * pfns.len())` of `mm` in `mode` and,
+    /// once no invalidation ran since, calls `f` with the state (under the
+    /// lock) and the entries; retries for up to a second otherwise
+    /// (`EBUSY`). `EFAULT` when an address is not mapped in a fault mode,
+    /// `EPERM` when writing a read-only page, `EINVAL` outside the
+    /// notifier's range or unaligned.
+    pub(crate) fn fault<R>(
+        &self,
+        mm: &MmWithUser,
+        start: usize,
+        mode: FaultMode,
+        pfns: &mut [c_ulong],
+        f: impl FnOnce(&mut T, &[HmmPfn]) -> R,
+    ) -> Result<R> {
+        if !self.registered.load(Relaxed) || start % kernel::page::PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let end = pfns
+            .len()
+            .checked_mul(kernel::page::PAGE_SIZE)
+            .and_then(|len| start.checked_add(len))
+            .ok_or(EINVAL)?;
+        // SAFETY: Reads the jiffies counter.
+        let now = unsafe { bindings::jiffies };
+        // SAFETY: A pure conversion.
+        let deadline = now.wrapping_add(unsafe { bindings::__msecs_to_jiffies(1000) });
+        loop {
+            // SAFETY: Reads the jiffies counter.
+            if (unsafe { bindings::jiffies }.wrapping_sub(deadline) as isize) > 0 {
+                return Err(EBUSY);
+            }
+            // SAFETY: `sub` is registered (checked above).
+            let seq = unsafe { bindings::mmu_interval_read_begin(self.sub.get()) };
+            let mut range = bindings::hmm_range {
+                notifier: self.sub.get(),
+                notifier_seq: seq,
+                start,
+                end,
+                hmm_pfns: pfns.as_mut_ptr(),
+                default_flags: mode.default_flags(),
+                pfn_flags_mask: 0,
+                dev_private_owner: null_mut(),
+            };
+            let ret = {
+                let _lock = mm.mmap_read_lock();
+                // SAFETY: The range is initialised, its array holds one entry
+                // a page, and the mmap lock is held for reading.
+                unsafe { bindings::hmm_range_fault(&mut range) }
+            };
+            if ret == EBUSY.to_errno() {
+                continue;
+            }
+            kernel::error::to_result(ret)?;
+            let mut state = self.state.lock();
+            // SAFETY: `sub` is registered; checked under the lock that
+            // the callback sets the sequence under.
+            if unsafe { glue::rsva_mni_read_retry(self.sub.get(), seq) } {
+                continue;
+            }
+            // SAFETY: `HmmPfn` is a transparent `c_ulong`.
+            let entries =
+                unsafe { core::slice::from_raw_parts(pfns.as_ptr().cast::<HmmPfn>(), pfns.len()) };
+            return Ok(f(&mut state, entries));
+        }
+    }
+
+    /// Runs `f` on the state, under the lock.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.state.lock())
+    }
+}
+
+#[pinned_drop]
+impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
+    fn drop(self: Pin<&mut Self>) {
+        if self.registered.load(Relaxed) {
+            // SAFETY: Inserted in `register`; removal waits for callbacks in
+            // progress and drops the mm's grab. Safe after exit_mmap.
+            unsafe { bindings::mmu_interval_notifier_remove(self.sub.get()) };
+        }
+    }
+}
+
+#[kunit_tests(rsva_interval_notifier)]
+mod tests {
+    use super::*;
+    use kernel::{mm::MmWithUser, page::PAGE_SIZE, sync::aref::ARef};
+
+    /// Counts what was invalidated.
+    #[derive(Default)]
+    struct Seen {
+        calls: usize,
+        start: usize,
+        end: usize,
+    }
+
+    impl Invalidate for Seen {
+        fn invalidate(&mut self, start: usize, end: usize) {
+            self.calls += 1;
+            self.start = start;
+            self.end = end;
+        }
+    }
+
+    fn test_mm() -> Result<ARef<MmWithUser>> {
+        // SAFETY: Allocates an mm with one user reference.
+        let mm = core::ptr::NonNull::new(unsafe { glue::rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
+        // SAFETY: We own the user reference `mm_alloc()` returned.
+        Ok(unsafe { ARef::from_raw(mm.cast()) })
+    }
+
+    fn map(mm: &MmWithUser, len: usize, touch: bool) -> Result<usize> {
+        // SAFETY: `mm` is live; the helper maps in it from this kthread.
+        let addr = unsafe { glue::rsva_test_mmap(mm.as_raw(), len, touch) };
+        if addr > usize::MAX - 4095 {
+            return Err(Error::from_errno(addr as c_int));
+        }
+        Ok(addr)
+    }
+
+    #[test]
+    fn snapshot_read_and_invalidate() -> Result {
+        let mm = test_mm()?;
+        let len = 4 * PAGE_SIZE;
+        let touched = map(&mm, len, true)?;
+        let fresh = map(&mm, len, false)?;
+        let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
+        n.as_ref().register(&mm, 0, usize::MAX / 2)?;
+        let mut pfns = [0 as c_ulong; 4];
+
+        // Touched pages are present and writable; fresh ones are not.
+        let ok = n.fault(&mm, touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+            e.iter()
+                .all(|p| p.valid() && p.writable() && p.pfn().is_some())
+        })?;
+        assert!(ok);
+        let none = n.fault(&mm, fresh, FaultMode::Snapshot, &mut pfns, |_, e| {
+            e.iter().all(|p| !p.valid())
+        })?;
+        assert!(none);
+        // Reading faults them in (the zero page: present, read-only).
+        let read = n.fault(&mm, fresh, FaultMode::Read, &mut pfns, |_, e| {
+            e.iter().all(|p| p.valid() && !p.writable())
+        })?;
+        assert!(read);
+        let written = n.fault(&mm, fresh, FaultMode::Write, &mut pfns, |_, e| {
+            e.iter().all(|p| p.writable())
+        })?;
+        assert!(written);
+
+        // Unmapping invalidates the range, under the lock, before it goes.
+        let before = n.with_state(|s| s.calls);
+        // SAFETY: `mm` is live; unmaps what `map` mapped.
+        unsafe { glue::rsva_test_munmap(mm.as_raw(), touched, len) };
+        let (calls, start, end) = n.with_state(|s| (s.calls, s.start, s.end));
+        assert!(calls > before);
+        assert!(start <= touched && end >= touched + len);
+        // And a fault there is refused now.
+        let gone = n.fault(&mm, touched, FaultMode::Read, &mut pfns, |_, _| ());
+        assert_eq!(gone.err(), Some(EFAULT));
+        let snap = n.fault(&mm, touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+            e.iter().all(|p| p.error() || !p.valid())
+        })?;
+        assert!(snap);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() -> Result {
+        let mm = test_mm()?;
+        let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
+        let mut pfns = [0 as c_ulong; 2];
+        // Not registered yet.
+        let r = n.fault(&mm, 0x10000, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        assert_eq!(r.err(), Some(EINVAL));
+        n.as_ref().register(&mm, 0, usize::MAX / 2)?;
+        assert_eq!(n.as_ref().register(&mm, 0, 4096).err(), Some(EBUSY));
+        let unaligned = n.fault(&mm, 0x10001, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        assert_eq!(unaligned.err(), Some(EINVAL));
+        let wraps = n.fault(
+            &mm,
+            usize::MAX & !4095,
+            FaultMode::Snapshot,
+            &mut pfns,
+            |_, _| (),
+        );
+        assert_eq!(wraps.err(), Some(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn pfn_entries_decode() {
+        let v = HmmPfn(PFN_VALID | PFN_WRITE | 0x1234);
+        assert!(v.valid() && v.writable() && !v.error());
+        assert_eq!(v.pfn(), Some(0x1234));
+        let ro = HmmPfn(PFN_VALID | 7);
+        assert!(ro.valid() && !ro.writable());
+        let none = HmmPfn(0);
+        assert!(!none.valid() && !none.writable() && none.pfn().is_none());
+        let err = HmmPfn(PFN_ERROR);
+        assert!(err.error() && !err.valid());
+        let thp = HmmPfn(PFN_VALID | (9 << PFN_ORDER_SHIFT) | 0x200);
+        assert_eq!((thp.order(), thp.pfn()), (9, Some(0x200)));
+    }
+}
