@@ -4,6 +4,7 @@
  * rsva_glue.h, users in rust/glue.rs.
  */
 #include <linux/cred.h>
+#include <linux/highmem.h>
 #include <linux/hmm.h>
 #include <linux/kthread.h>
 #include <linux/mman.h>
@@ -391,4 +392,49 @@ void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long le
 	kthread_use_mm(mm);
 	vm_munmap(addr, len);
 	kthread_unuse_mm(mm);
+}
+
+/* The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. */
+
+/*
+ * A reference to the page of @pfn, which the caller knows to be mapped:
+ * the mirror's lock is held and no invalidation ran since it was faulted.
+ */
+struct page *rsva_pfn_page_get(unsigned long pfn)
+{
+	struct page *page = pfn_to_page(pfn);
+
+	get_page(page);
+	return page;
+}
+
+/*
+ * Copies @n whole pages to (or from) user memory from @uaddr on and drops
+ * the references rsva_pfn_page_get() took. Returns the pages copied; fewer
+ * than @n when user memory faulted.
+ */
+unsigned long rsva_pages_copy_user(struct page **pages, unsigned long n,
+				   u64 uaddr, bool to_user)
+{
+	unsigned long i, done = 0;
+
+	for (i = 0; i < n; i++) {
+		void *kaddr = kmap_local_page(pages[i]);
+		void __user *u = u64_to_user_ptr(uaddr + i * PAGE_SIZE);
+		unsigned long left = 0;
+
+		if (done == i)
+			left = to_user ? copy_to_user(u, kaddr, PAGE_SIZE) :
+					 copy_from_user(kaddr, u, PAGE_SIZE);
+		kunmap_local(kaddr);
+		put_page(pages[i]);
+		if (done == i && !left)
+			done++;
+	}
+	return done;
+}
+
+bool rsva_is_zero_pfn(unsigned long pfn)
+{
+	return is_zero_pfn(pfn);
 }

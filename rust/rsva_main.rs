@@ -29,6 +29,7 @@ use kernel::{
         Dir,
         File, //
     },
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     sync::atomic::Relaxed,
     uaccess::UserSliceReader,
@@ -42,7 +43,9 @@ mod dma_claims;
 )]
 mod dma_owner;
 mod glue;
+mod hmm_mirror;
 mod interval_notifier;
+mod mirror_dev;
 mod pasid;
 mod pasid_charge;
 mod provider;
@@ -101,9 +104,10 @@ impl Drop for Glue {
     }
 }
 
-/// The module. Fields drop in order: the debugfs files, the service, and
-/// the glue.
+/// The module. Fields drop in order: the mirror device, the debugfs files,
+/// the service, and the glue.
 struct Rsva {
+    _mirror: Pin<KBox<MiscDeviceRegistration<mirror_dev::MirrorFile>>>,
     _files: KVec<Pin<KBox<File<()>>>>,
     _dir: Dir,
     _service: OwnedService,
@@ -278,7 +282,14 @@ impl kernel::Module for Rsva {
             "rsva {VERSION} loaded, {}serving the SVA API\n",
             if service.0.serving() { "" } else { "not " }
         );
+        let mirror = KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"rsva_mirror0",
+            }),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
+            _mirror: mirror,
             _files: files,
             _dir: dir,
             _service: service,

@@ -4,6 +4,7 @@
 # side by side.
 
 modprobe uacce
+modprobe test_hmm
 insmod /lib/rsva/rsva.ko
 insmod /lib/rsva/rsva_sim.ko
 insmod /lib/rsva/rsva_client.ko
@@ -11,6 +12,7 @@ echo "=== RSVA-BENCH BEGIN"
 rc=0
 /tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
 /tests/rsva_sva_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
+/tests/rsva_mirror_bench 1 || rc=1
 echo "=== RSVA-BENCH END rc=$rc"
 rmmod rsva_client
 rmmod rsva_sim

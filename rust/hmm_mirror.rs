@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The HMM mirror: a device's copy of part of a process's page table.
+//!
+//! The rules of shared/seeds/001 (the `struct hmm` lifetime thread):
+//!
+//! - A mirror holds `mmgrab()` on its mm for its whole life (an
+//!   [`ARef<Mm>`]): no "dead" flag, no mm pointer that may become null.
+//! - Every fault takes a user reference with `mmget_not_zero()` first and
+//!   answers `EFAULT` once the mm is gone; the mirror itself stays valid and
+//!   can be dropped (which removes its interval notifier) after exit_mmap.
+//! - The mirror's table only caches frames: the interval notifier clears
+//!   the entries an invalidation covers, under the mirror's lock, and every
+//!   use of an entry happens under that lock after the retry check
+//!   ([`IntervalNotifier`]), so a frame the CPU page table dropped is never
+//!   used. Pages are referenced under the lock and copied after it.
+//!
+//! The operations follow `lib/test_hmm.c` (`HMM_DMIRROR_READ`, `WRITE`,
+//! `SNAPSHOT`), with the same results, but fault, copy and snapshot in
+//! batches of [`BATCH`] pages, copy once (between the page and user memory,
+//! without test_hmm's bounce buffer), and snapshot through the mirror's own
+//! notifier instead of one per batch.
+
+use kernel::{
+    bindings,
+    mm::{Mm, MmWithUser},
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode},
+    sync::aref::ARef,
+};
+
+use crate::{
+    glue,
+    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
+};
+
+/// Pages faulted, collected or snapshot at a time.
+pub(crate) const BATCH: usize = 512;
+
+/// Pages a table chunk covers.
+const CHUNK: usize = 512;
+
+/// An entry of the table: `pfn << 2 | WRITE | PRESENT`, or 0.
+const PRESENT: usize = 1;
+const WRITE: usize = 2;
+
+/// `HMM_DMIRROR_PROT_*` of lib/test_hmm_uapi.h.
+pub(crate) mod prot {
+    pub(crate) const ERROR: u8 = 0xff;
+    pub(crate) const NONE: u8 = 0x00;
+    pub(crate) const READ: u8 = 0x01;
+    pub(crate) const WRITE: u8 = 0x02;
+    pub(crate) const PMD: u8 = 0x04;
+    pub(crate) const PUD: u8 = 0x08;
+    pub(crate) const ZERO: u8 = 0x10;
+}
+
+/// The snapshot code of an entry, as test_hmm's `dmirror_mkentry()`.
+pub(crate) fn prot_of(e: HmmPfn) -> u8 {
+    if e.error() {
+        return prot::ERROR;
+    }
+    let Some(pfn) = e.pfn() else {
+        return prot::NONE;
+    };
+    // SAFETY: Only compares the frame number.
+    let mut p = if unsafe { glue::rsva_is_zero_pfn(pfn) } {
+        prot::ZERO
+    } else {
+        prot::NONE
+    };
+    p |= if e.writable() {
+        prot::WRITE
+    } else {
+        prot::READ
+    };
+    match e.order() {
+        9 => p | prot::PMD,
+        18 => p | prot::PUD,
+        _ => p,
+    }
+}
+
+/// The mirrored frames, in chunks of [`CHUNK`] pages keyed by page index /
+/// [`CHUNK`]; chunks are allocated before faults (not under the lock, which
+/// invalidations from reclaim take) and only their entries change after.
+pub(crate) struct MirrorTable {
+    chunks: RBTree<usize, KBox<[usize; CHUNK]>>,
+}
+
+impl Invalidate for MirrorTable {
+    fn invalidate(&mut self, start: usize, end: usize) {
+        let (first, last) = (start / PAGE_SIZE, end.saturating_sub(1) / PAGE_SIZE);
+        for (&key, chunk) in self.chunks.iter_mut() {
+            let base = key * CHUNK;
+            if base > last || base + CHUNK <= first {
+                continue;
+            }
+            let from = first.saturating_sub(base);
+            let to = (last - base).min(CHUNK - 1);
+            for e in &mut chunk[from..=to] {
+                *e = 0;
+            }
+        }
+    }
+}
+
+impl MirrorTable {
+    fn entry(&self, page: usize) -> usize {
+        self.chunks
+            .get(&(page / CHUNK))
+            .map_or(0, |c| c[page % CHUNK])
+    }
+
+    fn set(&mut self, page: usize, value: usize) {
+        if let Some(c) = self.chunks.get_mut(&(page / CHUNK)) {
+            c[page % CHUNK] = value;
+        }
+    }
+}
+
+/// A mirror of one mm.
+///
+/// # Invariants
+///
+/// `notifier` is registered on `mm` over the whole user address space.
+pub(crate) struct Mirror {
+    mm: ARef<Mm>,
+    notifier: Pin<KBox<IntervalNotifier<MirrorTable>>>,
+}
+
+/// Where a collected page goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    ToUser,
+    FromUser,
+}
+
+impl Mirror {
+    /// Mirrors `mm` (its user address space, `[0, ULONG_MAX & PAGE_MASK)`).
+    pub(crate) fn new(mm: &MmWithUser) -> Result<Self> {
+        let notifier = KBox::pin_init(
+            IntervalNotifier::new(MirrorTable {
+                chunks: RBTree::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        notifier
+            .as_ref()
+            .register(mm, 0, usize::MAX & !(PAGE_SIZE - 1))?;
+        // INVARIANT: registered just above.
+        Ok(Self {
+            mm: ARef::from(&**mm),
+            notifier,
+        })
+    }
+
+    /// A user reference on the mm, or `EFAULT` once it is gone.
+    fn user(&self) -> Result<ARef<MmWithUser>> {
+        self.mm.mmget_not_zero().ok_or(EFAULT)
+    }
+
+    /// Checks `[start, start + npages pages)` and returns its end.
+    fn span(start: usize, npages: usize) -> Result<usize> {
+        if start % PAGE_SIZE != 0 || npages == 0 {
+            return Err(EINVAL);
+        }
+        npages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| start.checked_add(len))
+            .ok_or(EINVAL)
+    }
+
+    /// Makes the table chunks of `[first, first + n)` pages exist.
+    fn prepare(&self, first: usize, n: usize) -> Result {
+        for key in first / CHUNK..=(first + n - 1) / CHUNK {
+            if self.notifier.with_state(|t| t.chunks.get(&key).is_some()) {
+                continue;
+            }
+            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
+            let node = RBTreeNode::new(key, chunk, GFP_KERNEL)?;
+            self.notifier.with_state(|t| {
+                if t.chunks.get(&key).is_none() {
+                    drop(t.chunks.insert(node));
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Faults `[start, start + npages pages)` into the table, for writing
+    /// if `write`. `EFAULT` for a page that cannot be mapped or a dead mm,
+    /// `EPERM` when writing a read-only page.
+    pub(crate) fn fault(&self, start: usize, npages: usize, write: bool) -> Result {
+        Self::span(start, npages)?;
+        let mm = self.user()?;
+        let mode = if write {
+            FaultMode::Write
+        } else {
+            FaultMode::Read
+        };
+        let mut pfns = KVec::from_elem(0 as c_ulong, BATCH.min(npages), GFP_KERNEL)?;
+        let mut done = 0;
+        while done < npages {
+            let n = BATCH.min(npages - done);
+            let first = start / PAGE_SIZE + done;
+            self.prepare(first, n)?;
+            let addr = start + done * PAGE_SIZE;
+            self.notifier
+                .fault(&mm, addr, mode, &mut pfns[..n], |table, entries| {
+                    for (i, e) in entries.iter().enumerate() {
+                        let value = e.pfn().map_or(0, |pfn| {
+                            pfn << 2 | PRESENT | if e.writable() { WRITE } else { 0 }
+                        });
+                        table.set(first + i, value);
+                    }
+                })?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Takes references on the mirrored pages from `first` on, at most
+    /// `max` (within one chunk), stopping at the first missing one (or
+    /// read-only one, when `write`): what is mirrored now, under the lock.
+    fn collect(&self, first: usize, max: usize, write: bool, out: &mut KVec<*mut bindings::page>) {
+        out.clear();
+        self.notifier.with_state(|t| {
+            let Some(chunk) = t.chunks.get(&(first / CHUNK)) else {
+                return;
+            };
+            let from = first % CHUNK;
+            for &e in &chunk[from..(from + max).min(CHUNK)] {
+                if e & PRESENT == 0 || (write && e & WRITE == 0) {
+                    break;
+                }
+                // SAFETY: The frame is mapped: no invalidation ran since it
+                // was mirrored (invalidations clear entries under this lock).
+                let p = unsafe { glue::rsva_pfn_page_get(e >> 2) };
+                // Cannot fail: `out` has room for a chunk.
+                let _ = out.push(p, GFP_ATOMIC);
+            }
+        });
+    }
+
+    /// Copies `npages` pages between the mirror at `start` and user memory
+    /// at `uptr`, a chunk at a time: the pages are referenced under the lock
+    /// and copied after it is dropped (user memory is not touched under the
+    /// lock, which invalidations of this address space take), faulting what
+    /// is not mirrored; returns the pages copied and the number of faults,
+    /// as test_hmm's `cpages` and `faults` (one fault for each run of pages
+    /// that were not mirrored).
+    fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
+        Self::span(start, npages)?;
+        let write = dir == Copy::FromUser;
+        let mut pages = KVec::with_capacity(CHUNK, GFP_KERNEL)?;
+        let (mut done, mut faults, mut faulting) = (0usize, 0u64, false);
+        while done < npages {
+            let first = start / PAGE_SIZE + done;
+            let n = (CHUNK - first % CHUNK).min(npages - done);
+            self.collect(first, n, write, &mut pages);
+            let got = pages.len();
+            let at = uptr + (done * PAGE_SIZE) as u64;
+            // SAFETY: The pages are referenced (the call drops them); `at`
+            // is a user address.
+            let copied = unsafe {
+                glue::rsva_pages_copy_user(pages.as_mut_ptr(), got, at, dir == Copy::ToUser)
+            };
+            // The references are gone.
+            pages.clear();
+            done += copied;
+            if copied < got {
+                return Err(EFAULT);
+            }
+            if got < n {
+                // Fault what is missing of this chunk; a run of missing
+                // pages counts as one fault.
+                if !faulting {
+                    faults += 1;
+                }
+                faulting = true;
+                self.fault(start + done * PAGE_SIZE, n - got, write)?;
+            } else {
+                faulting = false;
+            }
+        }
+        Ok((done as u64, faults))
+    }
+
+    /// `HMM_DMIRROR_READ`: the mirror's view of `npages` pages at `start`,
+    /// into user memory at `uptr`.
+    pub(crate) fn read(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
+        self.copy(start, npages, uptr, Copy::ToUser)
+    }
+
+    /// `HMM_DMIRROR_WRITE`: writes `npages` pages from user memory at
+    /// `uptr` through the mirror.
+    pub(crate) fn write(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
+        self.copy(start, npages, uptr, Copy::FromUser)
+    }
+
+    /// `HMM_DMIRROR_SNAPSHOT`: the protection code of each of `npages`
+    /// pages at `start` (faulting nothing), one byte each at `uptr`.
+    pub(crate) fn snapshot(&self, start: usize, npages: usize, uptr: u64) -> Result<u64> {
+        Self::span(start, npages)?;
+        let mm = self.user()?;
+        let mut pfns = KVec::from_elem(0 as c_ulong, BATCH.min(npages), GFP_KERNEL)?;
+        let mut perms = KVec::from_elem(0u8, BATCH.min(npages), GFP_KERNEL)?;
+        let mut done = 0;
+        while done < npages {
+            let n = BATCH.min(npages - done);
+            let addr = start + done * PAGE_SIZE;
+            self.notifier.fault(
+                &mm,
+                addr,
+                FaultMode::Snapshot,
+                &mut pfns[..n],
+                |_, entries| {
+                    for (p, &e) in perms.iter_mut().zip(entries) {
+                        *p = prot_of(e);
+                    }
+                },
+            )?;
+            let mut w = kernel::uaccess::UserSlice::new(
+                kernel::uaccess::UserPtr::from_addr((uptr + done as u64) as usize),
+                n,
+            )
+            .writer();
+            w.write_slice(&perms[..n])?;
+            done += n;
+        }
+        Ok(done as u64)
+    }
+}
+
+#[kunit_tests(rsva_hmm_mirror)]
+mod tests {
+    use super::*;
+
+    fn table_with(keys: &[usize]) -> Result<MirrorTable> {
+        let mut t = MirrorTable {
+            chunks: RBTree::new(),
+        };
+        for &k in keys {
+            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
+            drop(t.chunks.insert(RBTreeNode::new(k, chunk, GFP_KERNEL)?));
+        }
+        Ok(t)
+    }
+
+    #[test]
+    fn invalidation_clears_exactly_its_range() -> Result {
+        let mut t = table_with(&[0, 1, 7])?;
+        for page in 0..2 * CHUNK {
+            t.set(page, page << 2 | PRESENT);
+        }
+        t.set(7 * CHUNK + 3, 1 << 2 | PRESENT | WRITE);
+        // Pages 10..=600, across the first two chunks.
+        t.invalidate(10 * PAGE_SIZE, 601 * PAGE_SIZE);
+        assert_eq!(t.entry(9), 9 << 2 | PRESENT);
+        assert_eq!(t.entry(10), 0);
+        assert_eq!(t.entry(600), 0);
+        assert_eq!(t.entry(601), 601 << 2 | PRESENT);
+        // Unaligned ends cover the pages they touch.
+        t.invalidate(700 * PAGE_SIZE + 1, 700 * PAGE_SIZE + 2);
+        assert_eq!(t.entry(700), 0);
+        assert_eq!(t.entry(701), 701 << 2 | PRESENT);
+        // exit_mmap invalidates everything.
+        t.invalidate(0, usize::MAX);
+        assert_eq!(t.entry(7 * CHUNK + 3), 0);
+        assert_eq!(t.entry(2 * CHUNK - 1), 0);
+        // Pages without a chunk read as absent, and setting them is ignored.
+        t.set(3 * CHUNK, PRESENT);
+        assert_eq!(t.entry(3 * CHUNK), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn spans_are_checked() {
+        assert_eq!(Mirror::span(0x1000, 1), Ok(0x2000));
+        assert_eq!(Mirror::span(0x1001, 1), Err(EINVAL));
+        assert_eq!(Mirror::span(0x1000, 0), Err(EINVAL));
+        assert_eq!(Mirror::span(usize::MAX & !0xfff, 2), Err(EINVAL));
+        assert_eq!(Mirror::span(0, usize::MAX), Err(EINVAL));
+    }
+}

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rsva's HMM mirror device against the kernel's test_hmm: every scenario
+ * runs the same calls on /dev/hmm_dmirror0 and /dev/rsva_mirror0 and checks
+ * both the expected result and that the two devices agree (return value,
+ * cpages, faults, data, snapshot codes). The scenarios follow the mirroring
+ * tests of tools/testing/selftests/mm/hmm-tests.c.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+#include "rsva_sim_util.h"
+#include <test_hmm_uapi.h>
+
+#define NDEV 2
+static const char *const devices[NDEV] = { "/dev/hmm_dmirror0", "/dev/rsva_mirror0" };
+#define PAGE 4096UL
+
+/* One command; 0 or -errno, with the command's outputs in @out. */
+static int dmirror(int fd, unsigned long req, void *addr, void *ptr,
+		   unsigned long npages, struct hmm_dmirror_cmd *out)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr, .ptr = (uintptr_t)ptr, .npages = npages,
+	};
+	int ret = ioctl(fd, req, &cmd) ? -errno : 0;
+
+	if (out)
+		*out = cmd;
+	return ret;
+}
+
+static void *map_anon(size_t len, int prot, int flags)
+{
+	void *p = mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+FIXTURE(mirror) {
+	int fd[NDEV];
+};
+
+FIXTURE_SETUP(mirror)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++) {
+		self->fd[i] = open(devices[i], O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, self->fd[i]) TH_LOG("%s: %s", devices[i], strerror(errno));
+	}
+}
+
+FIXTURE_TEARDOWN(mirror)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++)
+		close(self->fd[i]);
+}
+
+/* Reads a filled anonymous region through each device, twice. */
+TEST_F(mirror, anon_read_and_read_again)
+{
+	unsigned long npages = 64, i, d;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < len / sizeof(*p); i++)
+		p[i] = i;
+	for (d = 0; d < NDEV; d++) {
+		memset(buf, 0xa5, len);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		EXPECT_EQ(1, c.faults) TH_LOG("%s", devices[d]);
+		EXPECT_EQ(0, memcmp(p, buf, len)) TH_LOG("%s", devices[d]);
+		/* Mirrored now: no fault the second time. */
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, &c));
+		EXPECT_EQ(0, c.faults) TH_LOG("%s", devices[d]);
+		EXPECT_EQ(0, memcmp(p, buf, len));
+	}
+	munmap(p, len);
+	free(buf);
+}
+
+/* Writes through each device; the process sees the data. */
+TEST_F(mirror, anon_write)
+{
+	unsigned long npages = 32, i, d;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	for (d = 0; d < NDEV; d++) {
+		for (i = 0; i < len / sizeof(*buf); i++)
+			buf[i] = i * 7 + d;
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_WRITE, p, buf, npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		EXPECT_EQ(1, c.faults);
+		EXPECT_EQ(0, memcmp(p, buf, len)) TH_LOG("%s", devices[d]);
+	}
+	munmap(p, len);
+	free(buf);
+}
+
+/* PROT_NONE cannot be read, read-only memory cannot be written. */
+TEST_F(mirror, protection_errors_agree)
+{
+	unsigned long npages = 8, d;
+	size_t len = npages * PAGE;
+	char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf = malloc(len);
+	int got[NDEV];
+
+	ASSERT_NE(NULL, p);
+	memset(p, 1, len);
+	ASSERT_EQ(0, mprotect(p, len, PROT_NONE));
+	for (d = 0; d < NDEV; d++)
+		got[d] = dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, NULL);
+	EXPECT_EQ(-EFAULT, got[0]);
+	EXPECT_EQ(got[0], got[1]);
+	ASSERT_EQ(0, mprotect(p, len, PROT_READ));
+	for (d = 0; d < NDEV; d++)
+		got[d] = dmirror(self->fd[d], HMM_DMIRROR_WRITE, p, buf, npages, NULL);
+	EXPECT_EQ(-EPERM, got[0]);
+	EXPECT_EQ(got[0], got[1]);
+	for (d = 0; d < NDEV; d++)
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, NULL));
+	munmap(p, len);
+	free(buf);
+}
+
+/* Bad commands get the same errors. */
+TEST_F(mirror, bad_commands_agree)
+{
+	char *p = map_anon(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char buf[PAGE];
+	int d;
+
+	ASSERT_NE(NULL, p);
+	for (d = 0; d < NDEV; d++) {
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_READ, p + 1, buf, 1, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, 0, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, p, buf,
+					   1UL << 60, NULL));
+		/* Nothing mapped at the top of user space. */
+		EXPECT_EQ(-EFAULT, dmirror(self->fd[d], HMM_DMIRROR_READ,
+					   (void *)(0x7fffffff0000UL), buf, 1, NULL));
+	}
+	EXPECT_EQ(-EOPNOTSUPP, dmirror(self->fd[1], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, 1, NULL));
+	munmap(p, PAGE);
+}
+
+/* The protection codes of a mixed region are the same on both. */
+TEST_F(mirror, snapshots_agree)
+{
+	unsigned long npages = 7, i;
+	size_t len = npages * PAGE;
+	unsigned char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned char perm[NDEV][7];
+	struct hmm_dmirror_cmd c;
+	int d;
+
+	ASSERT_NE(NULL, p);
+	/* 0: untouched, 1: read (zero page), 2: written, 3: written then
+	 * read-only, 4: PROT_NONE, 5: unmapped, 6: written.
+	 */
+	/* A read fault maps the zero page. */
+	EXPECT_EQ(0, __atomic_load_n(p + PAGE, __ATOMIC_RELAXED));
+	p[2 * PAGE] = 1;
+	p[3 * PAGE] = 1;
+	p[4 * PAGE] = 1;
+	p[6 * PAGE] = 1;
+	ASSERT_EQ(0, mprotect(p + 3 * PAGE, PAGE, PROT_READ));
+	ASSERT_EQ(0, mprotect(p + 4 * PAGE, PAGE, PROT_NONE));
+	ASSERT_EQ(0, munmap(p + 5 * PAGE, PAGE));
+	for (d = 0; d < NDEV; d++) {
+		memset(perm[d], 0xee, npages);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, p, perm[d], npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+	}
+	EXPECT_EQ(HMM_DMIRROR_PROT_NONE, perm[0][0]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ, perm[0][1]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_WRITE, perm[0][2]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_READ, perm[0][3]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_ERROR, perm[0][5]);
+	for (i = 0; i < npages; i++)
+		EXPECT_EQ(perm[0][i], perm[1][i]) TH_LOG("page %lu", i);
+	munmap(p, len);
+}
+
+/* A transparent huge page shows as PMD on both. */
+TEST_F(mirror, thp_snapshot_agrees)
+{
+	size_t len = 4UL << 20;
+	unsigned char perm[NDEV][512];
+	char *raw = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE), *p;
+	int d;
+
+	ASSERT_NE(NULL, raw);
+	p = (char *)(((uintptr_t)raw + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+	madvise(p, 2UL << 20, MADV_HUGEPAGE);
+	memset(p, 3, 2UL << 20);
+	for (d = 0; d < NDEV; d++)
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, p, perm[d], 512, NULL));
+	EXPECT_EQ(0, memcmp(perm[0], perm[1], sizeof(perm[0])));
+	TH_LOG("first page code 0x%x", perm[0][0]);
+	munmap(raw, len);
+}
+
+/* MAP_SHARED memory and a tmpfs file, read and written through both. */
+TEST_F(mirror, shared_and_file_backed)
+{
+	unsigned long npages = 16;
+	size_t len = npages * PAGE;
+	char *shared = map_anon(len, PROT_READ | PROT_WRITE, MAP_SHARED);
+	char *buf = malloc(len), *file;
+	int memfd = memfd_create("rsva_mirror", 0), d;
+
+	ASSERT_NE(NULL, shared);
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, ftruncate(memfd, len));
+	file = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	ASSERT_NE(MAP_FAILED, file);
+	for (d = 0; d < NDEV; d++) {
+		memset(buf, 0x40 + d, len);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_WRITE, shared, buf, npages, NULL));
+		EXPECT_EQ(0x40 + d, shared[len - 1]);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_WRITE, file, buf, npages, NULL));
+		EXPECT_EQ(0x40 + d, file[0]);
+		memset(file, 0x60 + d, len);
+		memset(buf, 0, len);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, file, buf, npages, NULL));
+		EXPECT_EQ(0x60 + d, buf[len / 2]);
+	}
+	munmap(file, len);
+	close(memfd);
+	munmap(shared, len);
+	free(buf);
+}
+
+/* A forked child mirrors its own copy: the parent's writes after fork are
+ * not what the child's mirror reads, on both devices.
+ */
+TEST(fork_child_mirrors_its_own_copy)
+{
+	size_t len = 8 * PAGE;
+	char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int d, status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, p);
+	memset(p, 'p', len);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char buf[8 * PAGE];
+
+		usleep(100000);
+		for (d = 0; d < NDEV; d++) {
+			int fd = open(devices[d], O_RDWR);
+
+			if (fd < 0 || dmirror(fd, HMM_DMIRROR_READ, p, buf, 8, NULL) ||
+			    buf[0] != 'p' || buf[len - 1] != 'p')
+				_exit(10 + d);
+			close(fd);
+		}
+		_exit(0);
+	}
+	memset(p, 'q', len);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	munmap(p, len);
+}
+
+/* The mirrored process exits while its mirror is open elsewhere (the
+ * parent took the files with pidfd_getfd()): a read then fails with EFAULT
+ * on both, and the mirror closes cleanly.
+ */
+TEST(mirror_outlives_its_mm)
+{
+	int p[2], d, fds[NDEV], mine[NDEV], pidfd;
+	char buf[PAGE];
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (d = 0; d < NDEV; d++)
+			fds[d] = open(devices[d], O_RDWR);
+		if (write(p[1], fds, sizeof(fds)) != sizeof(fds))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_EQ(sizeof(fds), read(p[0], fds, sizeof(fds)));
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_LE(0, pidfd);
+	for (d = 0; d < NDEV; d++) {
+		mine[d] = syscall(SYS_pidfd_getfd, pidfd, fds[d], 0);
+		ASSERT_LE(0, mine[d]) TH_LOG("pidfd_getfd: %s", strerror(errno));
+	}
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+	for (d = 0; d < NDEV; d++) {
+		/* Any address: the mm is gone before it is looked at. */
+		EXPECT_EQ(-EFAULT, dmirror(mine[d], HMM_DMIRROR_READ, (void *)0x10000, buf, 1, NULL))
+			TH_LOG("%s", devices[d]);
+		close(mine[d]);
+	}
+	close(pidfd);
+	close(p[0]);
+	close(p[1]);
+}
+
+struct storm {
+	char *p;
+	size_t len;
+	atomic_int stop;
+};
+
+static void *storm_cpu(void *arg)
+{
+	struct storm *s = arg;
+	int i = 0;
+
+	while (!atomic_load(&s->stop)) {
+		switch (i++ % 4) {
+		case 0:
+			munmap(s->p, s->len);
+			mmap(s->p, s->len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			memset(s->p, i, s->len / 2);
+			break;
+		case 1:
+			mprotect(s->p, s->len, PROT_READ);
+			mprotect(s->p, s->len, PROT_READ | PROT_WRITE);
+			break;
+		case 2:
+			if (fork() == 0)
+				_exit(0);
+			wait(NULL);
+			break;
+		default:
+			madvise(s->p, s->len, MADV_DONTNEED);
+			break;
+		}
+	}
+	return NULL;
+}
+
+FIXTURE(storm) {
+	int unused;
+};
+
+FIXTURE_SETUP(storm)
+{
+}
+
+FIXTURE_TEARDOWN(storm)
+{
+}
+
+/* Faults against munmap, mprotect, fork and DONTNEED storms: each read
+ * either works or fails with EFAULT/EPERM/EBUSY, nothing hangs, no splat.
+ */
+TEST_F_TIMEOUT(storm, faults_against_address_space_storms, 120)
+{
+	struct storm s = { .len = 64 * PAGE };
+	unsigned int rounds = 0, ok = 0, i;
+	char *buf = malloc(s.len);
+	pthread_t t;
+	int fd = open(devices[1], O_RDWR);
+
+	ASSERT_LE(0, fd);
+	s.p = map_anon(s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(NULL, s.p);
+	ASSERT_EQ(0, pthread_create(&t, NULL, storm_cpu, &s));
+	for (i = 0; i < 3000; i++) {
+		int r = dmirror(fd, i & 1 ? HMM_DMIRROR_READ : HMM_DMIRROR_SNAPSHOT,
+				s.p, buf, 64, NULL);
+
+		rounds++;
+		ok += !r;
+		if (r && r != -EFAULT && r != -EPERM && r != -EBUSY) {
+			TH_LOG("unexpected %d", r);
+			break;
+		}
+	}
+	atomic_store(&s.stop, 1);
+	pthread_join(t, NULL);
+	TH_LOG("%u rounds, %u succeeded", rounds, ok);
+	EXPECT_EQ(3000, rounds);
+	EXPECT_LT(0, ok);
+	close(fd);
+	free(buf);
+}
+
+TEST_HARNESS_MAIN
