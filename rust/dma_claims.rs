@@ -58,18 +58,11 @@ impl Claims {
         dev: *mut bindings::device,
         owner: *mut c_void,
     ) -> Result {
-        if dev.is_null() {
-            return Err(EINVAL);
-        }
-        let _owners = RwsemGuard::lock(Rwsem::Owner, true);
-        let mut list = self.list.lock();
-        list.reserve(1, GFP_KERNEL)?;
-        // SAFETY: `dev` is valid; the C caller keeps `owner` as its
-        // identity until it releases the claim.
-        let claim = unsafe { GroupClaim::with_cookie(dev, owner) };
-        let claim = claim.map_err(|e| busy_if_dma_api(dev, e))?;
-        list.push(Claim::Group(claim), GFP_KERNEL)?;
-        Ok(())
+        self.claim(dev, || {
+            // SAFETY: `dev` is valid (checked non-null by `claim`); the C
+            // caller keeps `owner` as its identity until it releases the claim.
+            unsafe { GroupClaim::with_cookie(dev, owner) }.map(Claim::Group)
+        })
     }
 
     /// Claims `dev` for `owner` (again, if it holds it already).
@@ -82,16 +75,22 @@ impl Claims {
         dev: *mut bindings::device,
         owner: *mut c_void,
     ) -> Result {
+        self.claim(dev, || {
+            // SAFETY: As in `claim_group`.
+            unsafe { DeviceClaim::with_cookie(dev, owner) }.map(Claim::Device)
+        })
+    }
+
+    /// Makes a claim with `make` and keeps it, excluding rsva's binds.
+    fn claim(&self, dev: *mut bindings::device, make: impl FnOnce() -> Result<Claim>) -> Result {
         if dev.is_null() {
             return Err(EINVAL);
         }
         let _owners = RwsemGuard::lock(Rwsem::Owner, true);
         let mut list = self.list.lock();
         list.reserve(1, GFP_KERNEL)?;
-        // SAFETY: As in `claim_group`.
-        let claim = unsafe { DeviceClaim::with_cookie(dev, owner) };
-        let claim = claim.map_err(|e| busy_if_dma_api(dev, e))?;
-        list.push(Claim::Device(claim), GFP_KERNEL)?;
+        let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
+        list.push(claim, GFP_KERNEL)?;
         Ok(())
     }
 

@@ -296,9 +296,4 @@ impl DmaApiUse {
             unsafe { bindings::iommu_device_unuse_default_domain(dev) };
         }
     }
-
-    /// Whether the device holds a DMA-API use.
-    pub(crate) fn used(&self) -> bool {
-        self.used.load(Relaxed)
-    }
 }

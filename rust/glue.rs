@@ -28,7 +28,7 @@ extern "C" {
     pub(crate) fn rsva_mm_pasid(mm: *mut bindings::mm_struct) -> u32;
     pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
     pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
-    pub(crate) fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
+    fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
     pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
     pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
     pub(crate) fn rsva_sva_domain_alloc(
@@ -103,6 +103,15 @@ impl Drop for MmGrab {
         // SAFETY: Got in `new`, put once; any context.
         unsafe { rsva_mm_ref_put(self.0.as_ptr()) };
     }
+}
+
+/// For KUnit: a fresh mm with one user (`mm_alloc()`), `mmput()` when
+/// dropped.
+pub(crate) fn test_mm() -> Result<kernel::sync::aref::ARef<kernel::mm::MmWithUser>> {
+    // SAFETY: Allocates an mm with one user reference.
+    let mm = NonNull::new(unsafe { rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
+    // SAFETY: We own the user reference `mm_alloc()` returned.
+    Ok(unsafe { kernel::sync::aref::ARef::from_raw(mm.cast()) })
 }
 
 /// Waits until every `mmdrop()` that [`MmGrab`] deferred so far has run.

@@ -286,7 +286,7 @@ impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
 #[kunit_tests(rsva_interval_notifier)]
 mod tests {
     use super::*;
-    use kernel::{mm::MmWithUser, page::PAGE_SIZE, sync::aref::ARef};
+    use kernel::{mm::MmWithUser, page::PAGE_SIZE};
 
     /// Counts what was invalidated.
     #[derive(Default)]
@@ -304,13 +304,6 @@ mod tests {
         }
     }
 
-    fn test_mm() -> Result<ARef<MmWithUser>> {
-        // SAFETY: Allocates an mm with one user reference.
-        let mm = core::ptr::NonNull::new(unsafe { glue::rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
-        // SAFETY: We own the user reference `mm_alloc()` returned.
-        Ok(unsafe { ARef::from_raw(mm.cast()) })
-    }
-
     fn map(mm: &MmWithUser, len: usize, touch: bool) -> Result<usize> {
         // SAFETY: `mm` is live; the helper maps in it from this kthread.
         let addr = unsafe { glue::rsva_test_mmap(mm.as_raw(), len, touch) };
@@ -322,7 +315,7 @@ mod tests {
 
     #[test]
     fn snapshot_read_and_invalidate() -> Result {
-        let mm = test_mm()?;
+        let mm = glue::test_mm()?;
         let len = 4 * PAGE_SIZE;
         let touched = map(&mm, len, true)?;
         let fresh = map(&mm, len, false)?;
@@ -369,7 +362,7 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() -> Result {
-        let mm = test_mm()?;
+        let mm = glue::test_mm()?;
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         let mut pfns = [0 as c_ulong; 2];
         // Not registered yet.

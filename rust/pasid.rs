@@ -497,16 +497,7 @@ mod tests {
 #[kunit_tests(rsva_pasid_service)]
 mod service_tests {
     use super::*;
-    use core::ptr::NonNull;
     use kernel::{sync::Completion, workqueue};
-
-    /// A fresh mm with one user (`mm_alloc()`), `mmput()` when dropped.
-    fn test_mm() -> Result<ARef<MmWithUser>> {
-        // SAFETY: Allocates an mm with one user reference.
-        let mm = NonNull::new(unsafe { glue::rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
-        // SAFETY: We own the user reference `mm_alloc()` returned.
-        Ok(unsafe { ARef::from_raw(mm.cast()) })
-    }
 
     fn service(range: PasidRange, limit: u32) -> Result<Pin<KBox<PasidService>>> {
         KBox::pin_init(PasidService::new(range, limit), GFP_KERNEL)
@@ -527,7 +518,7 @@ mod service_tests {
     #[test]
     fn one_pasid_per_mm_kept_until_the_mm_dies() -> Result {
         let svc = service(single(PASID_MAX - 1)?, 8)?;
-        let mm = test_mm()?;
+        let mm = glue::test_mm()?;
         let a = svc.get(&mm, PasidRange::FULL, 0)?;
         let b = svc.get(&mm, PasidRange::FULL, 0)?;
         assert!(Arc::ptr_eq(&a, &b));
@@ -553,8 +544,8 @@ mod service_tests {
     #[test]
     fn exhaustion_gives_enospc_and_recovers() -> Result {
         let svc = service(single(PASID_MAX - 2)?, 8)?;
-        let mm1 = test_mm()?;
-        let mm2 = test_mm()?;
+        let mm1 = glue::test_mm()?;
+        let mm2 = glue::test_mm()?;
         let p1 = svc.get(&mm1, PasidRange::FULL, 0)?.pasid();
         assert_eq!(svc.get(&mm2, PasidRange::FULL, 0).err(), Some(ENOSPC));
         drop(mm1);
@@ -567,7 +558,7 @@ mod service_tests {
     #[test]
     fn ranges_are_checked() -> Result {
         let svc = service(single(PASID_MAX - 3)?, 8)?;
-        let mm = test_mm()?;
+        let mm = glue::test_mm()?;
         // The service's range does not meet the caller's.
         assert_eq!(svc.get(&mm, PasidRange::new(1, 15)?, 0).err(), Some(ENOSPC));
         let p = svc.get(&mm, PasidRange::FULL, 0)?.pasid();
@@ -583,8 +574,8 @@ mod service_tests {
     #[test]
     fn per_user_limit_and_uncharge_to_the_owner() -> Result {
         let svc = service(PasidRange::new(PASID_MAX - 15, PASID_MAX - 10)?, 1)?;
-        let mm1 = test_mm()?;
-        let mm2 = test_mm()?;
+        let mm1 = glue::test_mm()?;
+        let mm2 = glue::test_mm()?;
         let a = svc.get(&mm1, PasidRange::FULL, 500)?;
         assert_eq!(a.uid(), 500);
         assert_eq!(svc.get(&mm2, PasidRange::FULL, 500).err(), Some(EDQUOT));
@@ -620,8 +611,8 @@ mod service_tests {
     #[test]
     fn last_put_in_rcu_callback() -> Result {
         let svc = service(single(PASID_MAX - 4)?, 8)?;
-        let mm = test_mm()?;
-        let other = test_mm()?;
+        let mm = glue::test_mm()?;
+        let other = glue::test_mm()?;
         let held = svc.get(&mm, PasidRange::FULL, 42)?;
         drop(mm);
         settle();
@@ -653,8 +644,8 @@ mod service_tests {
     #[test]
     fn last_put_in_work_item() -> Result {
         let svc = service(single(PASID_MAX - 5)?, 8)?;
-        let mm = test_mm()?;
-        let other = test_mm()?;
+        let mm = glue::test_mm()?;
+        let other = glue::test_mm()?;
         let held = svc.get(&mm, PasidRange::FULL, 43)?;
         drop(mm);
         settle();

@@ -234,50 +234,34 @@ impl kernel::Module for Rsva {
         }
         let dir = Dir::new(c"rsva");
         let mut files = KVec::new();
-        files.push(
-            KBox::pin_init(
-                dir.read_callback_file(c"version", (), &show_version),
-                GFP_KERNEL,
-            )?,
+        let mut add = |file: Result<Pin<KBox<File<()>>>>| -> Result {
+            files.push(file?, GFP_KERNEL)?;
+            Ok(())
+        };
+        add(KBox::pin_init(
+            dir.read_callback_file(c"version", (), &show_version),
             GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_write_callback_file(
-                    c"pasid_range",
-                    (),
-                    &show_pasid_range,
-                    &store_pasid_range,
-                ),
-                GFP_KERNEL,
-            )?,
+        ))?;
+        add(KBox::pin_init(
+            dir.read_write_callback_file(c"pasid_range", (), &show_pasid_range, &store_pasid_range),
             GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_write_callback_file(c"serve", (), &show_serve, &store_serve),
-                GFP_KERNEL,
-            )?,
+        ))?;
+        add(KBox::pin_init(
+            dir.read_write_callback_file(c"serve", (), &show_serve, &store_serve),
             GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(dir.read_callback_file(c"sva", (), &show_sva), GFP_KERNEL)?,
+        ))?;
+        add(KBox::pin_init(
+            dir.read_callback_file(c"sva", (), &show_sva),
             GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_callback_file(c"pasids", (), &show_pasids),
-                GFP_KERNEL,
-            )?,
+        ))?;
+        add(KBox::pin_init(
+            dir.read_callback_file(c"pasids", (), &show_pasids),
             GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_write_callback_file(c"pasids_per_user", (), &show_limit, &store_limit),
-                GFP_KERNEL,
-            )?,
+        ))?;
+        add(KBox::pin_init(
+            dir.read_write_callback_file(c"pasids_per_user", (), &show_limit, &store_limit),
             GFP_KERNEL,
-        )?;
+        ))?;
         pr_info!(
             "rsva {VERSION} loaded, {}serving the SVA API\n",
             if service.0.serving() { "" } else { "not " }
