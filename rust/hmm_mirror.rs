@@ -247,15 +247,15 @@ impl Mirror {
     /// Copies `npages` pages between the mirror at `start` and user memory
     /// at `uptr`, a chunk at a time: the pages are referenced under the lock
     /// and copied after it is dropped (user memory is not touched under the
-    /// lock, which invalidations of this address space take), faulting what
-    /// is not mirrored; returns the pages copied and the number of faults,
-    /// as test_hmm's `cpages` and `faults` (one fault for each run of pages
-    /// that were not mirrored).
+    /// lock, which invalidations of this address space take). At the first
+    /// page that is not mirrored, the rest of the request is faulted, as
+    /// test_hmm's `dmirror_read()` does; returns the pages copied and the
+    /// number of faults, as test_hmm's `cpages` and `faults`.
     fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
         Self::span(start, npages)?;
         let write = dir == Copy::FromUser;
         let mut pages = KVec::with_capacity(CHUNK, GFP_KERNEL)?;
-        let (mut done, mut faults, mut faulting) = (0usize, 0u64, false);
+        let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
             let first = start / PAGE_SIZE + done;
             let n = (CHUNK - first % CHUNK).min(npages - done);
@@ -274,15 +274,8 @@ impl Mirror {
                 return Err(EFAULT);
             }
             if got < n {
-                // Fault what is missing of this chunk; a run of missing
-                // pages counts as one fault.
-                if !faulting {
-                    faults += 1;
-                }
-                faulting = true;
-                self.fault(start + done * PAGE_SIZE, n - got, write)?;
-            } else {
-                faulting = false;
+                faults += 1;
+                self.fault(start + done * PAGE_SIZE, npages - done, write)?;
             }
         }
         Ok((done as u64, faults))

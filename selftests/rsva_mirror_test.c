@@ -91,6 +91,35 @@ TEST_F(mirror, anon_read_and_read_again)
 	free(buf);
 }
 
+/*
+ * A read across a 2 MiB boundary (the edge of rsva's table chunks) faults
+ * once, like test_hmm: the rest of the request is faulted at the first
+ * page that is not mirrored.
+ */
+TEST_F(mirror, read_across_2mib_boundary_faults_once)
+{
+	unsigned long npages = 64, d;
+	size_t len = npages * PAGE, span = 4UL << 20;
+	char *area = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf = malloc(len), *p;
+
+	ASSERT_NE(NULL, area);
+	madvise(area, span, MADV_NOHUGEPAGE);
+	p = (char *)((((uintptr_t)area + (2UL << 20)) & ~((2UL << 20) - 1)) - len / 2);
+	memset(p, 0x3c, len);
+	for (d = 0; d < NDEV; d++) {
+		struct hmm_dmirror_cmd c;
+
+		memset(buf, 0, len);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		EXPECT_EQ(1, c.faults) TH_LOG("%s", devices[d]);
+		EXPECT_EQ(0, memcmp(p, buf, len)) TH_LOG("%s", devices[d]);
+	}
+	munmap(area, span);
+	free(buf);
+}
+
 /* Writes through each device; the process sees the data. */
 TEST_F(mirror, anon_write)
 {

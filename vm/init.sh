@@ -18,6 +18,10 @@ exec >/dev/ttyS1 2>&1 </dev/null
 export PATH=/bin:/sbin:/tests
 . /lib/rsva/tap.sh
 
+# No proactive compaction: it migrates pages at random, and each migration
+# invalidates HMM mirrors, which makes the tests' and benchmarks' fault
+# counts depend on timing.
+echo 0 >/proc/sys/vm/compaction_proactiveness 2>/dev/null
 echo "=== RSVA-VM BEGIN $(uname -r) plan=$(cat /plan.name)"
 # Boot-time objects are not ours: only leaks made from here on count.
 [ -e /sys/kernel/debug/kmemleak ] && echo clear >/sys/kernel/debug/kmemleak
