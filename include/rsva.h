@@ -13,6 +13,7 @@
 struct device;
 struct iommu_sva;
 struct mm_struct;
+struct rsva_mirror;
 
 /* Width of a PCIe PASID in bits, and the largest PASID a device can carry. */
 #define RSVA_PASID_BITS		20
@@ -203,5 +204,87 @@ int rsva_dma_release_device(struct device *dev, const void *owner);
  * Return: 1 or 0; -EINVAL for NULL, -ENODEV when @dev has no group.
  */
 int rsva_dma_claimed(struct device *dev);
+
+/**
+ * struct rsva_mirror_ops - what a driver's HMM mirror is told
+ * @invalidate: the pages of [@start, @end) of the mirrored mm are about to
+ *	change: the device must forget every one of them it uses before
+ *	returning. Called under the mirror's lock (the one @update runs
+ *	under), from any context the mm's page tables change in, reclaim and
+ *	the OOM reaper included: must not sleep or allocate. Required.
+ * @update: called by rsva_mirror_fault(), under the same lock, with
+ *	entries that no invalidation touched since they were faulted: the
+ *	place to program the device's page table. The entries are in
+ *	hmm_range_fault()'s encoding (%HMM_PFN_VALID, %HMM_PFN_WRITE,
+ *	hmm_pfn_to_page()). Must not sleep. May be NULL.
+ */
+struct rsva_mirror_ops {
+	void (*invalidate)(void *priv, unsigned long start, unsigned long end);
+	void (*update)(void *priv, unsigned long start,
+		       const unsigned long *hmm_pfns, unsigned long npages);
+};
+
+/* Flags of rsva_mirror_fault(). */
+#define RSVA_MIRROR_WRITE	0x1	/* fault for writing (breaks COW) */
+#define RSVA_MIRROR_SNAPSHOT	0x2	/* report what is mapped, fault nothing */
+
+/**
+ * rsva_mirror_register() - mirror an address space
+ * @mm: the address space; the caller holds a reference (mmgrab or mmget)
+ * @ops: the driver's hooks; must live until rsva_mirror_unregister()
+ * @priv: passed to the hooks
+ *
+ * All of rsva's mirrors of one mm (drivers' and /dev/rsva_mirror0's) share
+ * one interval notifier over the whole user address space and one
+ * mmgrab(), made by the first registration and dropped by the last
+ * unregistration; concurrent registrations always end in one valid mirror.
+ * The mirror does not keep @mm's pages or address space alive: once @mm
+ * exits, rsva_mirror_fault() answers -EFAULT.
+ *
+ * Context: process context, may sleep; the mmap lock must not be held.
+ * Return: the mirror, or an ERR_PTR: -EINVAL (NULL @mm or @ops, no
+ * @ops->invalidate), -ESRCH (@mm has no users left), -ENOMEM.
+ */
+struct rsva_mirror *rsva_mirror_register(struct mm_struct *mm,
+					 const struct rsva_mirror_ops *ops,
+					 void *priv);
+
+/**
+ * rsva_mirror_unregister() - stop mirroring
+ * @mirror: a mirror from rsva_mirror_register()
+ *
+ * No hook of @mirror runs after this returns. Safe after the mm exited.
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EINVAL for NULL, -ENOENT for a mirror that is not (or no
+ * longer) registered.
+ */
+int rsva_mirror_unregister(struct rsva_mirror *mirror);
+
+/**
+ * rsva_mirror_fault() - fault a range of the mirrored mm
+ * @mirror: a mirror from rsva_mirror_register()
+ * @start: the first address, page aligned
+ * @npages: the number of pages, at least 1
+ * @flags: 0 (fault for reading), %RSVA_MIRROR_WRITE or %RSVA_MIRROR_SNAPSHOT
+ * @hmm_pfns: an array of @npages entries, written in hmm_range_fault()'s
+ *	encoding
+ *
+ * Faults the range with hmm_range_fault() and retries until no
+ * invalidation ran in between; then calls @ops->update with the entries,
+ * under the mirror's lock. After this returns, @hmm_pfns only tells what
+ * was mapped: a driver that uses pages after the lock is dropped relies on
+ * @ops->invalidate.
+ *
+ * Context: process context, may sleep; the mmap lock must not be held.
+ * Return: 0; -EINVAL (NULL argument, unaligned @start, @npages 0, a range
+ * that wraps, unknown or conflicting @flags), -ENOENT (@mirror is not
+ * registered), -EFAULT (the mm exited, or an address is not mapped or not
+ * readable), -EPERM (writing a read-only page), -EBUSY (invalidations kept
+ * racing the fault for a second), -ENOMEM.
+ */
+int rsva_mirror_fault(struct rsva_mirror *mirror, unsigned long start,
+		      unsigned long npages, unsigned int flags,
+		      unsigned long *hmm_pfns);
 
 #endif /* _RSVA_H */

@@ -64,6 +64,7 @@ extern "C" {
         uaddr: u64,
         to_user: bool,
     ) -> c_ulong;
+    pub(crate) fn rsva_pfn_copy_user_nofault(pfn: c_ulong, uaddr: u64, to_user: bool) -> bool;
     pub(crate) fn rsva_is_zero_pfn(pfn: c_ulong) -> bool;
 }
 

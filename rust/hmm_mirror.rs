@@ -23,7 +23,7 @@
 
 use kernel::{
     bindings,
-    mm::{Mm, MmWithUser},
+    mm::MmWithUser,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
@@ -32,7 +32,8 @@ use kernel::{
 
 use crate::{
     glue,
-    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
+    interval_notifier::{FaultMode, HmmPfn},
+    mm_mirror::{Client, MirrorClient},
 };
 
 /// Pages faulted, collected or snapshot at a time.
@@ -89,8 +90,16 @@ pub(crate) struct MirrorTable {
     chunks: RBTree<usize, KBox<[usize; CHUNK]>>,
 }
 
-impl Invalidate for MirrorTable {
-    fn invalidate(&mut self, start: usize, end: usize) {
+impl MirrorTable {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
+        Self {
+            chunks: RBTree::new(),
+        }
+    }
+
+    /// Forgets the frames of `[start, end)`.
+    pub(crate) fn invalidate(&mut self, start: usize, end: usize) {
         let (first, last) = (start / PAGE_SIZE, end.saturating_sub(1) / PAGE_SIZE);
         for (&key, chunk) in self.chunks.iter_mut() {
             let base = key * CHUNK;
@@ -104,9 +113,7 @@ impl Invalidate for MirrorTable {
             }
         }
     }
-}
 
-impl MirrorTable {
     fn entry(&self, page: usize) -> usize {
         self.chunks
             .get(&(page / CHUNK))
@@ -120,14 +127,9 @@ impl MirrorTable {
     }
 }
 
-/// A mirror of one mm.
-///
-/// # Invariants
-///
-/// `notifier` is registered on `mm` over the whole user address space.
+/// A mirror of one mm: a table client of the mm's shared mirror.
 pub(crate) struct Mirror {
-    mm: ARef<Mm>,
-    notifier: Pin<KBox<IntervalNotifier<MirrorTable>>>,
+    client: MirrorClient,
 }
 
 /// Where a collected page goes.
@@ -137,28 +139,30 @@ enum Copy {
     FromUser,
 }
 
+/// The table of a client, which a [`Mirror`] always is.
+fn table(c: &mut Client) -> Result<&mut MirrorTable> {
+    match c {
+        Client::Table(t) => Ok(t),
+        Client::Driver(_) => Err(EINVAL),
+    }
+}
+
 impl Mirror {
-    /// Mirrors `mm` (its user address space, `[0, ULONG_MAX & PAGE_MASK)`).
+    /// Mirrors `mm` (its user address space).
     pub(crate) fn new(mm: &MmWithUser) -> Result<Self> {
-        let notifier = KBox::pin_init(
-            IntervalNotifier::new(MirrorTable {
-                chunks: RBTree::new(),
-            }),
-            GFP_KERNEL,
-        )?;
-        notifier
-            .as_ref()
-            .register(mm, 0, usize::MAX & !(PAGE_SIZE - 1))?;
-        // INVARIANT: registered just above.
         Ok(Self {
-            mm: ARef::from(&**mm),
-            notifier,
+            client: MirrorClient::new(mm, Client::Table(MirrorTable::new()))?,
         })
+    }
+
+    /// Runs `f` on the table, under the mirror's lock.
+    fn with_table<R>(&self, f: impl FnOnce(&mut MirrorTable) -> R) -> Result<R> {
+        self.client.with(|c| table(c).map(f))?
     }
 
     /// A user reference on the mm, or `EFAULT` once it is gone.
     fn user(&self) -> Result<ARef<MmWithUser>> {
-        self.mm.mmget_not_zero().ok_or(EFAULT)
+        self.client.user()
     }
 
     /// Checks `[start, start + npages pages)` and returns its end.
@@ -175,16 +179,16 @@ impl Mirror {
     /// Makes the table chunks of `[first, first + n)` pages exist.
     fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
-            if self.notifier.with_state(|t| t.chunks.get(&key).is_some()) {
+            if self.with_table(|t| t.chunks.get(&key).is_some())? {
                 continue;
             }
             let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
             let node = RBTreeNode::new(key, chunk, GFP_KERNEL)?;
-            self.notifier.with_state(|t| {
+            self.with_table(|t| {
                 if t.chunks.get(&key).is_none() {
                     drop(t.chunks.insert(node));
                 }
-            });
+            })?;
         }
         Ok(())
     }
@@ -207,59 +211,83 @@ impl Mirror {
             let first = start / PAGE_SIZE + done;
             self.prepare(first, n)?;
             let addr = start + done * PAGE_SIZE;
-            self.notifier
-                .fault(&mm, addr, mode, &mut pfns[..n], |table, entries| {
+            self.client
+                .fault(&mm, addr, mode, &mut pfns[..n], |c, entries| {
+                    let t = table(c)?;
                     for (i, e) in entries.iter().enumerate() {
                         let value = e.pfn().map_or(0, |pfn| {
                             pfn << 2 | PRESENT | if e.writable() { WRITE } else { 0 }
                         });
-                        table.set(first + i, value);
+                        t.set(first + i, value);
                     }
-                })?;
+                    Ok::<(), Error>(())
+                })??;
             done += n;
         }
         Ok(())
     }
 
-    /// Takes references on the mirrored pages from `first` on, at most
-    /// `max` (within one chunk), stopping at the first missing one (or
-    /// read-only one, when `write`): what is mirrored now, under the lock.
-    fn collect(&self, first: usize, max: usize, write: bool, out: &mut KVec<*mut bindings::page>) {
+    /// Under the lock, from page `first` on (at most `max`, within one
+    /// chunk), up to the first page that is not mirrored (or is read-only,
+    /// when writing): copies pages to or from user memory at `uptr` while
+    /// that needs no page fault (a fault could wait for an invalidation,
+    /// which waits for this lock), then takes references on the rest for a
+    /// copy after the lock. Returns the pages copied.
+    fn copy_or_collect(
+        &self,
+        first: usize,
+        max: usize,
+        uptr: u64,
+        dir: Copy,
+        out: &mut KVec<*mut bindings::page>,
+    ) -> Result<usize> {
         out.clear();
-        self.notifier.with_state(|t| {
+        let write = dir == Copy::FromUser;
+        self.with_table(|t| {
             let Some(chunk) = t.chunks.get(&(first / CHUNK)) else {
-                return;
+                return 0;
             };
             let from = first % CHUNK;
+            let mut copied = 0;
             for &e in &chunk[from..(from + max).min(CHUNK)] {
                 if e & PRESENT == 0 || (write && e & WRITE == 0) {
                     break;
                 }
-                // SAFETY: The frame is mapped: no invalidation ran since it
-                // was mirrored (invalidations clear entries under this lock).
+                if out.is_empty() {
+                    let at = uptr + (copied * PAGE_SIZE) as u64;
+                    // SAFETY: The frame is mapped: no invalidation ran since
+                    // it was mirrored (they clear entries under this lock).
+                    if unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, !write) } {
+                        copied += 1;
+                        continue;
+                    }
+                }
+                // SAFETY: As above.
                 let p = unsafe { glue::rsva_pfn_page_get(e >> 2) };
                 // Cannot fail: `out` has room for a chunk.
                 let _ = out.push(p, GFP_ATOMIC);
             }
-        });
+            copied
+        })
     }
 
     /// Copies `npages` pages between the mirror at `start` and user memory
-    /// at `uptr`, a chunk at a time: the pages are referenced under the lock
-    /// and copied after it is dropped (user memory is not touched under the
-    /// lock, which invalidations of this address space take). At the first
-    /// page that is not mirrored, the rest of the request is faulted, as
-    /// test_hmm's `dmirror_read()` does; returns the pages copied and the
-    /// number of faults, as test_hmm's `cpages` and `faults`.
+    /// at `uptr`, a chunk at a time ([`Mirror::copy_or_collect`]; the
+    /// pages whose user side must be faulted in are referenced under the
+    /// lock and copied after it is dropped). At the first page that is not
+    /// mirrored, the rest of the request is faulted, as test_hmm's
+    /// `dmirror_read()` does; returns the pages copied and the number of
+    /// faults, as test_hmm's `cpages` and `faults`.
     fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
         Self::span(start, npages)?;
-        let write = dir == Copy::FromUser;
         let mut pages = KVec::with_capacity(CHUNK, GFP_KERNEL)?;
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
             let first = start / PAGE_SIZE + done;
             let n = (CHUNK - first % CHUNK).min(npages - done);
-            self.collect(first, n, write, &mut pages);
+            let at = uptr + (done * PAGE_SIZE) as u64;
+            let fast = self.copy_or_collect(first, n, at, dir, &mut pages)?;
+            done += fast;
             let got = pages.len();
             let at = uptr + (done * PAGE_SIZE) as u64;
             // SAFETY: The pages are referenced (the call drops them); `at`
@@ -273,9 +301,13 @@ impl Mirror {
             if copied < got {
                 return Err(EFAULT);
             }
-            if got < n {
+            if fast + got < n {
                 faults += 1;
-                self.fault(start + done * PAGE_SIZE, npages - done, write)?;
+                self.fault(
+                    start + done * PAGE_SIZE,
+                    npages - done,
+                    dir == Copy::FromUser,
+                )?;
             }
         }
         Ok((done as u64, faults))
@@ -304,7 +336,7 @@ impl Mirror {
         while done < npages {
             let n = BATCH.min(npages - done);
             let addr = start + done * PAGE_SIZE;
-            self.notifier.fault(
+            self.client.fault(
                 &mm,
                 addr,
                 FaultMode::Snapshot,
@@ -332,9 +364,7 @@ mod tests {
     use super::*;
 
     fn table_with(keys: &[usize]) -> Result<MirrorTable> {
-        let mut t = MirrorTable {
-            chunks: RBTree::new(),
-        };
+        let mut t = MirrorTable::new();
         for &k in keys {
             let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
             drop(t.chunks.insert(RBTreeNode::new(k, chunk, GFP_KERNEL)?));

@@ -4,9 +4,11 @@
  * (rust/c_api.rs); this file gives them to other modules, with the
  * prototypes of include/rsva.h checked against the definitions' uses.
  */
+#include <kunit/visibility.h>
 #include <linux/export.h>
 #include <linux/module.h>
 #include <rsva.h>
+#include <rsva_test.h>
 
 EXPORT_SYMBOL_GPL(rsva_pasid_range_check);
 EXPORT_SYMBOL_GPL(rsva_sva_bind_device);
@@ -21,3 +23,7 @@ EXPORT_SYMBOL_GPL(rsva_dma_release_group);
 EXPORT_SYMBOL_GPL(rsva_dma_claim_device);
 EXPORT_SYMBOL_GPL(rsva_dma_release_device);
 EXPORT_SYMBOL_GPL(rsva_dma_claimed);
+EXPORT_SYMBOL_GPL(rsva_mirror_register);
+EXPORT_SYMBOL_GPL(rsva_mirror_unregister);
+EXPORT_SYMBOL_GPL(rsva_mirror_fault);
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_mirrors);

@@ -3,6 +3,7 @@
  * rsva: C helpers for the Rust crate; prototypes and purpose in
  * rsva_glue.h, users in rust/glue.rs.
  */
+#include <kunit/visibility.h>
 #include <linux/cred.h>
 #include <linux/highmem.h>
 #include <linux/hmm.h>
@@ -386,6 +387,7 @@ unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch
 	kthread_unuse_mm(mm);
 	return addr;
 }
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_mmap);
 
 void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len)
 {
@@ -393,6 +395,7 @@ void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long le
 	vm_munmap(addr, len);
 	kthread_unuse_mm(mm);
 }
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_munmap);
 
 /* The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. */
 
@@ -432,6 +435,24 @@ unsigned long rsva_pages_copy_user(struct page **pages, unsigned long n,
 			done++;
 	}
 	return done;
+}
+
+/*
+ * Copies the page of @pfn, which the caller knows to be mapped (see
+ * rsva_pfn_page_get()), to or from user memory at @uaddr without taking a
+ * page fault: the caller holds the mirror's lock, which invalidations take.
+ * False when the user page is not there to be read or written right now.
+ */
+bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user)
+{
+	void *kaddr = kmap_local_page(pfn_to_page(pfn));
+	void __user *u = u64_to_user_ptr(uaddr);
+	long err;
+
+	err = to_user ? copy_to_user_nofault(u, kaddr, PAGE_SIZE) :
+			copy_from_user_nofault(kaddr, u, PAGE_SIZE);
+	kunmap_local(kaddr);
+	return !err;
 }
 
 bool rsva_is_zero_pfn(unsigned long pfn)

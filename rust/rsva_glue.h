@@ -9,6 +9,7 @@
 #define _RSVA_GLUE_H
 
 #include <linux/types.h>
+#include <rsva_test.h>
 
 struct device;
 struct iommu_domain;
@@ -57,14 +58,13 @@ bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq);
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
-unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch);
-void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len);
 
 struct page;
 
 struct page *rsva_pfn_page_get(unsigned long pfn);
 unsigned long rsva_pages_copy_user(struct page **pages, unsigned long n,
 				   u64 uaddr, bool to_user);
+bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);
 
 #endif /* _RSVA_GLUE_H */

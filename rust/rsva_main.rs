@@ -45,7 +45,9 @@ mod dma_owner;
 mod glue;
 mod hmm_mirror;
 mod interval_notifier;
+mod mirror_c_api;
 mod mirror_dev;
+mod mm_mirror;
 mod pasid;
 mod pasid_charge;
 mod provider;
@@ -116,6 +118,12 @@ struct Rsva {
 
 fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "rsva {VERSION}")
+}
+
+fn show_mirrors(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let (mirrors, clients) = mm_mirror::counts();
+    writeln!(f, "mirrors {mirrors}")?;
+    writeln!(f, "clients {clients}")
 }
 
 fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,6 +229,8 @@ fn store_limit(_: &(), reader: &mut UserSliceReader) -> Result {
 impl kernel::Module for Rsva {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let glue = Glue::init()?;
+        mm_mirror::init();
+        mirror_c_api::init();
         let service = KBox::pin_init(
             Service::new(PasidRange::FULL, module_parameters::pasids_per_user.value()),
             GFP_KERNEL,
@@ -262,6 +272,10 @@ impl kernel::Module for Rsva {
             dir.read_write_callback_file(c"pasids_per_user", (), &show_limit, &store_limit),
             GFP_KERNEL,
         ))?;
+        add(KBox::pin_init(
+            dir.read_callback_file(c"mirrors", (), &show_mirrors),
+            GFP_KERNEL,
+        ))?;
         pr_info!(
             "rsva {VERSION} loaded, {}serving the SVA API\n",
             if service.0.serving() { "" } else { "not " }
@@ -284,6 +298,8 @@ impl kernel::Module for Rsva {
 
 impl Drop for Rsva {
     fn drop(&mut self) {
+        mirror_c_api::exit();
+        mm_mirror::exit();
         pr_info!("rsva unloaded\n");
     }
 }

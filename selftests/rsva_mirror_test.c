@@ -354,6 +354,225 @@ TEST(mirror_outlives_its_mm)
 	close(p[1]);
 }
 
+/* Each of several fresh buffers faults once and reads back its own data
+ * (hmm-tests' anon_read_multiple).
+ */
+TEST_F(mirror, read_multiple_buffers)
+{
+	unsigned long npages = 32, d, round;
+	size_t len = npages * PAGE;
+	unsigned char *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, buf);
+	for (round = 0; round < 8; round++) {
+		unsigned char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+
+		ASSERT_NE(NULL, p);
+		memset(p, 0x11 * round, len);
+		for (d = 0; d < NDEV; d++) {
+			memset(buf, 0xee, len);
+			ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, p, buf, npages, &c));
+			EXPECT_EQ(npages, c.cpages);
+			EXPECT_EQ(1, c.faults) TH_LOG("%s round %lu", devices[d], round);
+			EXPECT_EQ(0, memcmp(p, buf, len)) TH_LOG("%s round %lu", devices[d], round);
+		}
+		munmap(p, len);
+	}
+	free(buf);
+}
+
+/* Adjacent mappings of every kind (anonymous, shared anonymous, a
+ * read-only file, PROT_NONE, a hole): snapshots agree page by page, and a
+ * read over them fails where the first one would on both.
+ */
+TEST_F(mirror, mixed_maps_agree)
+{
+	int memfd = memfd_create("rsva_mixed", 0), d;
+	unsigned char perm[NDEV][10], buf[10 * PAGE];
+	char *base = map_anon(10 * PAGE, PROT_NONE, MAP_PRIVATE);
+	int got[NDEV];
+	unsigned long i;
+
+	ASSERT_NE(NULL, base);
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, ftruncate(memfd, 2 * PAGE));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(2 * PAGE, pwrite(memfd, buf, 2 * PAGE, 0));
+	/* 0-1 anonymous, 2-3 shared anonymous, 4-5 read-only file, 6-7 PROT_NONE, 8-9 hole. */
+	ASSERT_NE(MAP_FAILED, mmap(base, 2 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	ASSERT_NE(MAP_FAILED, mmap(base + 2 * PAGE, 2 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	ASSERT_NE(MAP_FAILED, mmap(base + 4 * PAGE, 2 * PAGE, PROT_READ,
+				   MAP_SHARED | MAP_FIXED, memfd, 0));
+	ASSERT_EQ(0, munmap(base + 8 * PAGE, 2 * PAGE));
+	memset(base, 1, 4 * PAGE);
+	EXPECT_EQ(0, base[4 * PAGE]);
+	for (d = 0; d < NDEV; d++) {
+		memset(perm[d], 0xee, sizeof(perm[d]));
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, base, perm[d], 10, NULL));
+	}
+	EXPECT_EQ(HMM_DMIRROR_PROT_WRITE, perm[0][0]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_READ, perm[0][4]);
+	EXPECT_EQ(HMM_DMIRROR_PROT_ERROR, perm[0][9]);
+	for (i = 0; i < 10; i++)
+		EXPECT_EQ(perm[0][i], perm[1][i]) TH_LOG("page %lu", i);
+	for (d = 0; d < NDEV; d++) {
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, base, buf, 6, NULL));
+		EXPECT_EQ(0, memcmp(buf, base, 6 * PAGE));
+		got[d] = dmirror(self->fd[d], HMM_DMIRROR_READ, base, buf, 8, NULL);
+	}
+	EXPECT_EQ(-EFAULT, got[0]);
+	EXPECT_EQ(got[0], got[1]);
+	for (d = 0; d < NDEV; d++)
+		got[d] = dmirror(self->fd[d], HMM_DMIRROR_WRITE, base, buf, 6, NULL);
+	EXPECT_EQ(-EPERM, got[0]);
+	EXPECT_EQ(got[0], got[1]);
+	munmap(base, 8 * PAGE);
+	close(memfd);
+}
+
+struct teardown {
+	char *p;
+	size_t len;
+};
+
+static void *unmap_soon(void *arg)
+{
+	struct teardown *t = arg;
+
+	usleep(rand() % 200);
+	munmap(t->p, t->len);
+	return NULL;
+}
+
+/* A read races the munmap of its buffer (hmm-tests' anon_teardown): it
+ * either reads the whole buffer, faulting once, or fails with EFAULT.
+ */
+TEST_F(mirror, teardown_racing_munmap)
+{
+	unsigned long npages = 64, d, round, whole[NDEV] = { 0 };
+	size_t len = npages * PAGE;
+	char *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, buf);
+	srand(5);
+	for (round = 0; round < 200; round++) {
+		for (d = 0; d < NDEV; d++) {
+			struct teardown t = { .len = len };
+			pthread_t th;
+			int r;
+
+			t.p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+			ASSERT_NE(NULL, t.p);
+			memset(t.p, 'a' + round % 26, len);
+			ASSERT_EQ(0, pthread_create(&th, NULL, unmap_soon, &t));
+			r = dmirror(self->fd[d], HMM_DMIRROR_READ, t.p, buf, npages, &c);
+			if (r == 0) {
+				whole[d]++;
+				EXPECT_EQ(npages, c.cpages);
+				EXPECT_LE(1, c.faults);
+				EXPECT_EQ('a' + round % 26, buf[0]);
+				EXPECT_EQ('a' + round % 26, buf[len - 1]);
+			} else {
+				EXPECT_EQ(-EFAULT, r) TH_LOG("%s round %lu", devices[d], round);
+			}
+			pthread_join(th, NULL);
+		}
+	}
+	TH_LOG("whole reads: test_hmm %lu, rsva %lu of 200", whole[0], whole[1]);
+	free(buf);
+}
+
+#define OPENERS 8
+#define OPEN_ROUNDS 5
+
+struct opener {
+	pthread_barrier_t *go;
+	char *p;
+	size_t len;
+	int fails;
+};
+
+static int read_checked(int fd, struct opener *o, char *buf)
+{
+	return dmirror(fd, HMM_DMIRROR_READ, o->p, buf, o->len / PAGE, NULL) ||
+	       memcmp(buf, o->p, o->len);
+}
+
+static void *open_and_churn(void *arg)
+{
+	struct opener *o = arg;
+	char *buf = malloc(o->len);
+	int fd, i;
+
+	for (i = 0; i < OPEN_ROUNDS; i++) {
+		/* All open at once, then the main thread counts, then all close. */
+		pthread_barrier_wait(o->go);
+		fd = open(devices[1], O_RDWR);
+		o->fails += fd < 0 || read_checked(fd, o, buf);
+		pthread_barrier_wait(o->go);
+		pthread_barrier_wait(o->go);
+		close(fd);
+	}
+	/* Then close and reopen without any order. */
+	fd = open(devices[1], O_RDWR);
+	for (i = 0; i < 100; i++) {
+		close(fd);
+		fd = open(devices[1], O_RDWR);
+		o->fails += fd < 0 || read_checked(fd, o, buf);
+	}
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+/* Threads of one process open the device at once (OPEN_ROUNDS times), then
+ * close and reopen it in a loop: their mirrors are clients of one shared
+ * mirror of the mm (debugfs rsva/mirrors counts one more mirror and a
+ * client per open file), every read through any of them is right, and once
+ * all are closed the shared mirror is gone. (The misc core serialises
+ * opens; KUnit rsva_c_mirror races registrations through the C API.)
+ */
+TEST(concurrent_opens_share_one_mirror)
+{
+	const char *path = "/sys/kernel/debug/rsva/mirrors";
+	long long mirrors0 = text_counter(path, "mirrors");
+	long long clients0 = text_counter(path, "clients");
+	struct opener o[OPENERS];
+	pthread_t t[OPENERS];
+	pthread_barrier_t go;
+	size_t len = 16 * PAGE;
+	char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int i, r, shared = 0;
+
+	ASSERT_LE(0, mirrors0);
+	ASSERT_NE(NULL, p);
+	memset(p, 'm', len);
+	pthread_barrier_init(&go, NULL, OPENERS + 1);
+	for (i = 0; i < OPENERS; i++) {
+		o[i] = (struct opener){ &go, p, len, 0 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, open_and_churn, &o[i]));
+	}
+	for (r = 0; r < OPEN_ROUNDS; r++) {
+		pthread_barrier_wait(&go);
+		pthread_barrier_wait(&go);
+		shared += text_counter(path, "mirrors") == mirrors0 + 1 &&
+			  text_counter(path, "clients") == clients0 + OPENERS;
+		pthread_barrier_wait(&go);
+	}
+	EXPECT_EQ(OPEN_ROUNDS, shared);
+	for (i = 0; i < OPENERS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, o[i].fails) TH_LOG("thread %d", i);
+	}
+	EXPECT_EQ(mirrors0, text_counter(path, "mirrors"));
+	EXPECT_EQ(clients0, text_counter(path, "clients"));
+	munmap(p, len);
+}
+
 struct storm {
 	char *p;
 	size_t len;

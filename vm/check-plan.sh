@@ -27,6 +27,10 @@ tap_check "rsva_sim devices are in IOMMU groups" \
 tap_check "rsva_sim accelerators have char devices" \
 	test -c /dev/rsva_accel0 -a -c /dev/rsva_accel1
 tap_check "rsva_client loads and calls rsva on rsva_sim" insmod /lib/rsva/rsva_client.ko
+tap_check "rsva_mirror_client loads (KUnit rsva_c_mirror)" insmod /lib/rsva/rsva_mirror_client.ko
+tap_check "rsva_mirror_client unloads" rmmod rsva_mirror_client
+tap_check "the C driver's mirrors are all gone" \
+	sh -c 'grep -qx "mirrors 0" $0 && grep -qx "clients 0" $0' /sys/kernel/debug/rsva/mirrors
 tap_end
 
 run_selftest /tests/rsva_debugfs_test

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rsva: helpers that rsva.ko exports to KUnit test modules only (namespace
+ * EXPORTED_FOR_KUNIT_TESTING, and only with CONFIG_KUNIT).
+ */
+#ifndef _RSVA_TEST_H
+#define _RSVA_TEST_H
+
+#include <linux/types.h>
+
+struct mm_struct;
+
+/*
+ * Maps @len bytes of anonymous memory in @mm from the calling kthread,
+ * touched (zeroed) when @touch; returns the address or an errno value.
+ */
+unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch);
+
+/* Unmaps [@addr, @addr + @len) of @mm from the calling kthread. */
+void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len);
+
+/*
+ * The number of mm's that rsva mirrors (one shared mirror each), and the
+ * number of their clients in *@clients when @clients is not NULL.
+ */
+unsigned long rsva_test_mirrors(unsigned long *clients);
+
+#endif /* _RSVA_TEST_H */

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One shared mirror per mm: the registry that shared/seeds/001 asks for.
+//!
+//! Every rsva mirror of an mm (each open of `/dev/rsva_mirror0`, each C
+//! driver's `rsva_mirror_register()`) is a client of one [`MmMirror`]: one
+//! `mmgrab()`, one interval notifier over the whole user address space, one
+//! lock. The thread's rules, and where they hold:
+//!
+//! - Concurrent registrations on one mm always end in a valid mirror, never
+//!   in an error because another registration or a teardown raced. A client
+//!   takes a user of the registry entry under the registry lock, and the
+//!   last client removes the entry under the same lock
+//!   ([`MmMirror::get_or_create`], [`MmMirror::put`]), so a lookup never
+//!   finds a mirror on its way out: the race that `kref_get_unless_zero()`
+//!   under the lock closes in the seed cannot happen. A registration that
+//!   finds no entry builds a mirror (registering its notifier) outside the
+//!   lock, then looks again under it: if another one won, it uses the
+//!   winner's and drops its own.
+//! - The mirror holds `mmgrab()` ([`ARef<Mm>`]) for its whole life, so the
+//!   mm's address is a stable registry key and the notifier can be removed
+//!   after exit_mmap; a fault takes `mmget_not_zero()` ([`MirrorClient::user`]).
+//! - The seed asks for lockdep assertions where a lock must be held; here
+//!   the types carry them: the registry is only reachable through its
+//!   guard, the clients only under the notifier's lock, and faulting needs
+//!   the mmap read guard (`hmm_range_fault()` asserts it too).
+
+use kernel::{
+    mm::{Mm, MmWithUser},
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        global_lock, Arc,
+    },
+};
+
+use crate::{
+    hmm_mirror::MirrorTable,
+    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
+};
+
+/// The invalidation hook of a C driver's mirror (`struct rsva_mirror_ops`).
+pub(crate) struct DriverHooks {
+    /// `ops->invalidate`; never null.
+    pub(crate) invalidate: unsafe extern "C" fn(*mut c_void, c_ulong, c_ulong),
+    /// `ops->update`, if any.
+    pub(crate) update: Option<unsafe extern "C" fn(*mut c_void, c_ulong, *const c_ulong, c_ulong)>,
+    /// The driver's `priv`, passed back to both.
+    pub(crate) private: *mut c_void,
+}
+
+// SAFETY: The hooks are called from any thread, as `rsva_mirror_register()`
+// documents; `private` is only passed back to them.
+unsafe impl Send for DriverHooks {}
+
+/// A client of an [`MmMirror`].
+pub(crate) enum Client {
+    /// `/dev/rsva_mirror0`: a table of mirrored frames.
+    Table(MirrorTable),
+    /// A C driver, told through its hooks.
+    Driver(DriverHooks),
+}
+
+/// The clients of one mm's mirror, by id; the state of its notifier.
+pub(crate) struct Clients {
+    by_id: RBTree<u64, Client>,
+}
+
+/// The id of the next client (of any mirror).
+static NEXT_ID: Atomic<u64> = Atomic::new(0);
+
+impl Invalidate for Clients {
+    fn invalidate(&mut self, start: usize, end: usize) {
+        for (_, client) in self.by_id.iter_mut() {
+            match client {
+                Client::Table(t) => t.invalidate(start, end),
+                // SAFETY: The driver registered the hook for this, and stays
+                // registered (its client is in the tree) during the call.
+                Client::Driver(d) => unsafe { (d.invalidate)(d.private, start, end) },
+            }
+        }
+    }
+}
+
+/// The mirror of one mm that all of its clients share.
+///
+/// # Invariants
+///
+/// `notifier` is registered on `mm` over the whole user address space.
+pub(crate) struct MmMirror {
+    mm: ARef<Mm>,
+    notifier: Pin<KBox<IntervalNotifier<Clients>>>,
+}
+
+/// A registry entry: the mirror of the mm at `mm` and its clients' count.
+struct Entry {
+    mm: usize,
+    users: usize,
+    mirror: Arc<MmMirror>,
+}
+
+global_lock! {
+    // SAFETY: Initialised by `init()` when the module loads, before use.
+    unsafe(uninit) static MIRRORS: Mutex<KVec<Entry>> = KVec::new();
+}
+
+/// Initialises the registry; called once by module init.
+pub(crate) fn init() {
+    // SAFETY: Called once, before any other use of `MIRRORS`.
+    unsafe { MIRRORS.init() };
+}
+
+/// Frees the registry; called by module exit, when no client is left.
+pub(crate) fn exit() {
+    let left = core::mem::take(&mut *MIRRORS.lock());
+    if !left.is_empty() {
+        pr_warn!("{} mirrors left at exit\n", left.len());
+    }
+}
+
+/// The number of shared mirrors and of their clients (`debugfs/rsva/mirrors`).
+pub(crate) fn counts() -> (usize, usize) {
+    let g = MIRRORS.lock();
+    (g.len(), g.iter().map(|e| e.users).sum())
+}
+
+/// For KUnit test modules (`include/rsva_test.h`): the number of shared
+/// mirrors, and of their clients in `*clients` when it is not null.
+#[no_mangle]
+extern "C" fn rsva_test_mirrors(clients: *mut c_ulong) -> c_ulong {
+    let (mirrors, n) = counts();
+    if !clients.is_null() {
+        // SAFETY: The caller passes a valid pointer or null.
+        unsafe { *clients = n };
+    }
+    mirrors
+}
+
+impl MmMirror {
+    fn new(mm: &MmWithUser) -> Result<Arc<Self>> {
+        let notifier = KBox::pin_init(
+            IntervalNotifier::new(Clients {
+                by_id: RBTree::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        notifier
+            .as_ref()
+            .register(mm, 0, usize::MAX & !(kernel::page::PAGE_SIZE - 1))?;
+        // INVARIANT: registered just above.
+        Ok(Arc::new(
+            Self {
+                mm: ARef::from(&**mm),
+                notifier,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// The mirror of `mm`, with one more user: the registered one, or a new
+    /// one.
+    fn get_or_create(mm: &MmWithUser) -> Result<Arc<Self>> {
+        let key = mm.as_raw() as usize;
+        let found = |g: &mut KVec<Entry>| {
+            g.iter_mut().find(|e| e.mm == key).map(|e| {
+                e.users += 1;
+                e.mirror.clone()
+            })
+        };
+        if let Some(m) = found(&mut MIRRORS.lock()) {
+            return Ok(m);
+        }
+        // Registering the notifier takes the mmap lock: not under ours.
+        let new = Self::new(mm)?;
+        let mut g = MIRRORS.lock();
+        if let Some(m) = found(&mut g) {
+            drop(g);
+            // Another registration won; ours is removed outside the lock.
+            drop(new);
+            return Ok(m);
+        }
+        g.push(
+            Entry {
+                mm: key,
+                users: 1,
+                mirror: new.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(new)
+    }
+
+    /// Gives back a user taken by [`MmMirror::get_or_create`]; the last one
+    /// removes the entry, under the lock.
+    fn put(this: Arc<Self>) {
+        let key = this.mm.as_raw() as usize;
+        let removed = {
+            let mut g = MIRRORS.lock();
+            let i = g.iter().position(|e| e.mm == key);
+            i.and_then(|i| {
+                g[i].users -= 1;
+                if g[i].users == 0 {
+                    g.remove(i).ok()
+                } else {
+                    None
+                }
+            })
+        };
+        // The notifier is removed (waiting for callbacks in progress) when
+        // the last reference goes, outside the registry lock.
+        drop(removed);
+        drop(this);
+    }
+}
+
+/// A client's place in its mm's shared mirror: from creation until
+/// [`MirrorClient::leave`] or drop, invalidations of the mm reach it.
+///
+/// # Invariants
+///
+/// `mirror` is one user of the registry entry of its mm, given back on drop.
+pub(crate) struct MirrorClient {
+    mirror: Arc<MmMirror>,
+    id: u64,
+}
+
+impl MirrorClient {
+    /// Adds `client` to the shared mirror of `mm` (made if needed).
+    pub(crate) fn new(mm: &MmWithUser, client: Client) -> Result<Self> {
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        // Allocated here: the lock is taken by invalidations from reclaim.
+        let node = RBTreeNode::new(id, client, GFP_KERNEL)?;
+        let mirror = MmMirror::get_or_create(mm)?;
+        mirror.notifier.with_state(|c| drop(c.by_id.insert(node)));
+        // INVARIANT: `mirror` carries the user `get_or_create` took.
+        Ok(Self { mirror, id })
+    }
+
+    /// The mirrored mm with a user reference, or `EFAULT` once it is gone.
+    pub(crate) fn user(&self) -> Result<ARef<MmWithUser>> {
+        self.mirror.mm.mmget_not_zero().ok_or(EFAULT)
+    }
+
+    /// Runs `f` on this client under the mirror's lock; `ENOENT` after
+    /// [`MirrorClient::leave`].
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Client) -> R) -> Result<R> {
+        self.mirror
+            .notifier
+            .with_state(|c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
+    }
+
+    /// Faults `pfns.len()` pages of `mm` at `start` in `mode`, then calls
+    /// `f` with this client and the entries under the mirror's lock once no
+    /// invalidation ran since (see [`IntervalNotifier::fault`]).
+    pub(crate) fn fault<R>(
+        &self,
+        mm: &MmWithUser,
+        start: usize,
+        mode: FaultMode,
+        pfns: &mut [c_ulong],
+        f: impl FnOnce(&mut Client, &[HmmPfn]) -> R,
+    ) -> Result<R> {
+        self.mirror
+            .notifier
+            .fault(mm, start, mode, pfns, |c, entries| {
+                c.by_id.get_mut(&self.id).map(|client| f(client, entries))
+            })?
+            .ok_or(ENOENT)
+    }
+
+    /// Stops invalidations from reaching this client: after it returns no
+    /// hook of the client runs. Idempotent.
+    pub(crate) fn leave(&self) {
+        let gone = self
+            .mirror
+            .notifier
+            .with_state(|c| c.by_id.remove(&self.id));
+        // A table is freed outside the lock.
+        drop(gone);
+    }
+}
+
+impl Drop for MirrorClient {
+    fn drop(&mut self) {
+        self.leave();
+        MmMirror::put(self.mirror.clone());
+    }
+}
