@@ -27,7 +27,10 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
 };
 
 use crate::{
@@ -38,6 +41,11 @@ use crate::{
 
 /// Pages faulted, collected or snapshot at a time.
 pub(crate) const BATCH: usize = 512;
+
+/// Pages copied under the lock without a page fault, and pages copied after
+/// it (`debugfs/rsva/mirrors`).
+pub(crate) static COPIED_UNDER_LOCK: Atomic<u64> = Atomic::new(0);
+pub(crate) static COPIED_AFTER_LOCK: Atomic<u64> = Atomic::new(0);
 
 /// Pages a table chunk covers.
 const CHUNK: usize = 512;
@@ -287,6 +295,8 @@ impl Mirror {
             let n = (CHUNK - first % CHUNK).min(npages - done);
             let at = uptr + (done * PAGE_SIZE) as u64;
             let fast = self.copy_or_collect(first, n, at, dir, &mut pages)?;
+            COPIED_UNDER_LOCK.fetch_add(fast as u64, Relaxed);
+            COPIED_AFTER_LOCK.fetch_add(pages.len() as u64, Relaxed);
             done += fast;
             let got = pages.len();
             let at = uptr + (done * PAGE_SIZE) as u64;

@@ -31,7 +31,7 @@ use kernel::{
     },
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
-    sync::atomic::Relaxed,
+    sync::atomic::{Atomic, Relaxed},
     uaccess::UserSliceReader,
 };
 
@@ -123,7 +123,18 @@ fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
 fn show_mirrors(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let (mirrors, clients) = mm_mirror::counts();
     writeln!(f, "mirrors {mirrors}")?;
-    writeln!(f, "clients {clients}")
+    writeln!(f, "clients {clients}")?;
+    let copied = |c: &Atomic<u64>| c.load(Relaxed);
+    writeln!(
+        f,
+        "copied_under_lock {}",
+        copied(&hmm_mirror::COPIED_UNDER_LOCK)
+    )?;
+    writeln!(
+        f,
+        "copied_after_lock {}",
+        copied(&hmm_mirror::COPIED_AFTER_LOCK)
+    )
 }
 
 fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {

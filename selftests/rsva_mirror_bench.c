@@ -24,6 +24,9 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Faults the commands reported, for the figures' honesty. */
+static unsigned long long faults_seen;
+
 static void cmd(int fd, unsigned long req, void *addr, void *ptr, size_t npages)
 {
 	struct hmm_dmirror_cmd c = {
@@ -34,18 +37,27 @@ static void cmd(int fd, unsigned long req, void *addr, void *ptr, size_t npages)
 		perror("ioctl");
 		exit(1);
 	}
+	faults_seen += c.faults;
 }
+
+/* The slowest and fastest call of the last rate(), in seconds. */
+static double slowest, fastest;
 
 /* Repeats @req over the whole buffer for about @secs; runs per second. */
 static double rate(int fd, unsigned long req, void *buf, void *out, size_t npages, double secs)
 {
-	double t0 = now(), t;
+	double t0 = now(), t = 0, last = 0;
 	unsigned long n = 0;
 
+	slowest = 0;
+	fastest = 1e9;
 	do {
 		cmd(fd, req, buf, out, npages);
 		n++;
 		t = now() - t0;
+		slowest = t - last > slowest ? t - last : slowest;
+		fastest = t - last < fastest ? t - last : fastest;
+		last = t;
 	} while (t < secs);
 	return n / t;
 }
@@ -66,18 +78,24 @@ int main(int argc, char **argv)
 	for (s = 0; s < 2; s++) {
 		size_t len = sizes[s], npages = len / 4096;
 		char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		char *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		unsigned char *perm = malloc(npages);
 		double t0, t, cpy, snap[2], rd[2];
 		unsigned long n = 0;
 
 		if (buf == MAP_FAILED || out == MAP_FAILED || !perm)
 			return 1;
-		/* No khugepaged collapses (invalidations) in the middle of a figure. */
+		/*
+		 * 4 KiB pages, set before the buffers are populated: no
+		 * khugepaged collapse (an invalidation) in the middle of a
+		 * figure, and no THP-backed buffers, with which rsva's READ
+		 * sometimes runs 10x slower under TCG (see README).
+		 */
 		madvise(buf, len, MADV_NOHUGEPAGE);
 		madvise(out, len, MADV_NOHUGEPAGE);
+		memset(out, 0, len);
 		fill_random(buf, len, 7);
 		t0 = now();
 		do {
@@ -94,7 +112,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "%s: READ returned wrong data\n", names[d]);
 				return 1;
 			}
+			faults_seen = 0;
 			rd[d] = rate(fd[d], HMM_DMIRROR_READ, buf, out, npages, secs) * (len >> 20);
+			printf("bench: read_%s_%zumib_calls refaults %llu, fastest %.3f s, slowest %.3f s\n",
+			       names[d], len >> 20, faults_seen, fastest, slowest);
 		}
 		printf("bench: memcpy_%zumib %.0f MiB/s\n", len >> 20, cpy);
 		for (d = 0; d < 2; d++) {
