@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault injection sweep: every allocation on the paths of bind, PASID
+ * allocation, DMA ownership claims, mirror registration and mirror faults
+ * is made to fail in turn (failslab and fail_page_alloc, armed per task
+ * through /proc/thread-self/fail-nth). Each injected failure must give an
+ * errno (or be absorbed), and the next call without injection must work.
+ * Leaks and splats are caught by the VM's kmemleak scan and log check.
+ */
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "rsva_sim_util.h"
+#include <test_hmm_uapi.h>
+
+#define FAIL_DEBUGFS "/sys/kernel/debug/"
+#define CLIENT_BENCH "/sys/kernel/debug/rsva_client/bench"
+#define MIRROR "/dev/rsva_mirror0"
+#define NPAGES 8
+#define MAX_NTH 3000
+
+static char *mirrored;
+static char readback[NPAGES * 4096];
+
+/* Arms (n > 0) or disarms (0) the n-th fault of this thread. */
+static int fail_nth(int fd, int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%d", n);
+
+	return pwrite(fd, buf, len, 0) == len ? 0 : -errno;
+}
+
+/* 1 when the armed fault was injected, 0 when not, -errno. */
+static int fail_nth_injected(int fd)
+{
+	char buf[16] = "";
+
+	if (pread(fd, buf, sizeof(buf) - 1, 0) <= 0)
+		return -errno;
+	return atoi(buf) == 0;
+}
+
+static int bench(const char *what)
+{
+	return write_text(CLIENT_BENCH, what);
+}
+
+static int op_bind(void) { return bench("bind 0 1"); }
+static int op_pasid(void) { return bench("pasid 0 1"); }
+static int op_claim(void) { return bench("claim 0 1"); }
+
+/* Opening the accelerator binds the process through the IOMMU API (rsva). */
+static int op_accel_open(void)
+{
+	int fd = accel_open(0);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static int mirror_read(int fd)
+{
+	struct hmm_dmirror_cmd c = {
+		.addr = (uintptr_t)mirrored, .ptr = (uintptr_t)readback, .npages = NPAGES,
+	};
+
+	if (ioctl(fd, HMM_DMIRROR_READ, &c))
+		return -errno;
+	return memcmp(readback, mirrored, sizeof(readback)) ? -EIO : 0;
+}
+
+/* Registers a mirror of this process and faults through it. */
+static int op_mirror_open_read(void)
+{
+	int fd = open(MIRROR, O_RDWR), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = mirror_read(fd);
+	close(fd);
+	return ret;
+}
+
+struct sweep {
+	const char *name;
+	int (*op)(void);
+};
+
+static const struct sweep sweeps[] = {
+	{ "sva bind+unbind (C API)", op_bind },
+	{ "PASID allocation (fresh mm)", op_pasid },
+	{ "DMA claim+release (C API)", op_claim },
+	{ "accelerator open (bind through the IOMMU API)", op_accel_open },
+	{ "mirror registration and fault", op_mirror_open_read },
+};
+
+FIXTURE(inject) {
+	int nth;
+};
+
+FIXTURE_SETUP(inject)
+{
+	static const char *const knobs[][2] = {
+		{ "failslab/ignore-gfp-wait", "N" },
+		{ "failslab/verbose", "0" },
+		{ "fail_page_alloc/ignore-gfp-wait", "N" },
+		{ "fail_page_alloc/ignore-gfp-highmem", "N" },
+		{ "fail_page_alloc/min-order", "0" },
+		{ "fail_page_alloc/verbose", "0" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), FAIL_DEBUGFS "%s", knobs[i][0]);
+		ASSERT_EQ(0, write_text(path, knobs[i][1])) TH_LOG("%s", path);
+	}
+	mirrored = mmap(NULL, sizeof(readback), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, mirrored);
+	memset(mirrored, 0x5a, sizeof(readback));
+	memset(readback, 0, sizeof(readback));
+	self->nth = open("/proc/thread-self/fail-nth", O_RDWR);
+	ASSERT_LE(0, self->nth);
+}
+
+FIXTURE_TEARDOWN(inject)
+{
+	close(self->nth);
+}
+
+/*
+ * For each path: fail its 1st, 2nd, ... fault-injectable allocation until
+ * one run completes without reaching the armed one. An injected failure
+ * returns an errno or is absorbed; the call right after, without
+ * injection, succeeds.
+ */
+TEST_F_TIMEOUT(inject, every_allocation_fails_cleanly, 600)
+{
+	unsigned int s;
+
+	for (s = 0; s < ARRAY_SIZE(sweeps); s++) {
+		int n, injected = 0, errors = 0, absorbed = 0, done = 0;
+
+		ASSERT_EQ(0, sweeps[s].op()) TH_LOG("%s works before the sweep", sweeps[s].name);
+		for (n = 1; n <= MAX_NTH; n++) {
+			int ret, hit;
+
+			ASSERT_EQ(0, fail_nth(self->nth, n));
+			ret = sweeps[s].op();
+			hit = fail_nth_injected(self->nth);
+			fail_nth(self->nth, 0);
+			ASSERT_LE(0, hit);
+			if (!hit) {
+				EXPECT_EQ(0, ret) TH_LOG("%s, nothing injected", sweeps[s].name);
+				done = 1;
+				break;
+			}
+			injected++;
+			if (ret) {
+				errors++;
+				EXPECT_TRUE(ret == -ENOMEM || ret == -EFAULT || ret == -EBUSY ||
+					    ret == -ENOSPC || ret == -ENODEV || ret == -EINVAL)
+					TH_LOG("%s, allocation %d: unexpected %d", sweeps[s].name, n,
+					       ret);
+			} else {
+				absorbed++;
+			}
+			EXPECT_EQ(0, sweeps[s].op())
+				TH_LOG("%s: the call after failing allocation %d", sweeps[s].name, n);
+		}
+		EXPECT_TRUE(done) TH_LOG("%s: more than %d allocations", sweeps[s].name, MAX_NTH);
+		TH_LOG("%s: %d allocations failed in turn, %d gave an errno, %d absorbed",
+		       sweeps[s].name, injected, errors, absorbed);
+		EXPECT_LT(0, injected);
+	}
+}
+
+TEST_HARNESS_MAIN
