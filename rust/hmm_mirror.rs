@@ -36,7 +36,7 @@ use kernel::{
 use crate::{
     glue,
     interval_notifier::{FaultMode, HmmPfn},
-    mm_mirror::{Client, MirrorClient},
+    mm_mirror::{span, Client, MirrorClient},
 };
 
 /// Pages faulted, collected or snapshot at a time.
@@ -173,17 +173,6 @@ impl Mirror {
         self.client.user()
     }
 
-    /// Checks `[start, start + npages pages)` and returns its end.
-    fn span(start: usize, npages: usize) -> Result<usize> {
-        if start % PAGE_SIZE != 0 || npages == 0 {
-            return Err(EINVAL);
-        }
-        npages
-            .checked_mul(PAGE_SIZE)
-            .and_then(|len| start.checked_add(len))
-            .ok_or(EINVAL)
-    }
-
     /// Makes the table chunks of `[first, first + n)` pages exist.
     fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
@@ -205,7 +194,7 @@ impl Mirror {
     /// if `write`. `EFAULT` for a page that cannot be mapped or a dead mm,
     /// `EPERM` when writing a read-only page.
     pub(crate) fn fault(&self, start: usize, npages: usize, write: bool) -> Result {
-        Self::span(start, npages)?;
+        span(start, npages)?;
         let mm = self.user()?;
         let mode = if write {
             FaultMode::Write
@@ -287,7 +276,7 @@ impl Mirror {
     /// `dmirror_read()` does; returns the pages copied and the number of
     /// faults, as test_hmm's `cpages` and `faults`.
     fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
-        Self::span(start, npages)?;
+        span(start, npages)?;
         let mut pages = KVec::with_capacity(CHUNK, GFP_KERNEL)?;
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
@@ -338,7 +327,7 @@ impl Mirror {
     /// `HMM_DMIRROR_SNAPSHOT`: the protection code of each of `npages`
     /// pages at `start` (faulting nothing), one byte each at `uptr`.
     pub(crate) fn snapshot(&self, start: usize, npages: usize, uptr: u64) -> Result<u64> {
-        Self::span(start, npages)?;
+        span(start, npages)?;
         let mm = self.user()?;
         let mut pfns = KVec::from_elem(0 as c_ulong, BATCH.min(npages), GFP_KERNEL)?;
         let mut perms = KVec::from_elem(0u8, BATCH.min(npages), GFP_KERNEL)?;
@@ -411,10 +400,10 @@ mod tests {
 
     #[test]
     fn spans_are_checked() {
-        assert_eq!(Mirror::span(0x1000, 1), Ok(0x2000));
-        assert_eq!(Mirror::span(0x1001, 1), Err(EINVAL));
-        assert_eq!(Mirror::span(0x1000, 0), Err(EINVAL));
-        assert_eq!(Mirror::span(usize::MAX & !0xfff, 2), Err(EINVAL));
-        assert_eq!(Mirror::span(0, usize::MAX), Err(EINVAL));
+        assert_eq!(span(0x1000, 1), Ok(0x2000));
+        assert_eq!(span(0x1001, 1), Err(EINVAL));
+        assert_eq!(span(0x1000, 0), Err(EINVAL));
+        assert_eq!(span(usize::MAX & !0xfff, 2), Err(EINVAL));
+        assert_eq!(span(0, usize::MAX), Err(EINVAL));
     }
 }

@@ -13,14 +13,13 @@
 use kernel::{
     bindings,
     mm::Mm,
-    page::PAGE_SIZE,
     prelude::*,
     sync::{global_lock, Arc},
 };
 
 use crate::{
     interval_notifier::FaultMode,
-    mm_mirror::{Client, DriverHooks, MirrorClient},
+    mm_mirror::{span, Client, DriverHooks, MirrorClient},
 };
 
 /// `struct rsva_mirror_ops`.
@@ -56,13 +55,18 @@ pub(crate) fn exit() {
     }
 }
 
+/// Where the client at `handle` is in `handles`, if it is registered.
+fn position(handles: &KVec<Arc<MirrorClient>>, handle: *const c_void) -> Option<usize> {
+    handles
+        .iter()
+        .position(|c| Arc::as_ptr(c).cast::<c_void>() == handle)
+}
+
 /// The registered client at `handle`, or `ENOENT`.
 fn lookup(handle: *const c_void) -> Result<Arc<MirrorClient>> {
-    HANDLES
-        .lock()
-        .iter()
-        .find(|c| Arc::as_ptr(c).cast::<c_void>() == handle)
-        .cloned()
+    let handles = HANDLES.lock();
+    position(&handles, handle)
+        .map(|i| handles[i].clone())
         .ok_or(ENOENT)
 }
 
@@ -108,10 +112,7 @@ extern "C" fn rsva_mirror_unregister(handle: *mut c_void) -> c_int {
     }
     let client = {
         let mut handles = HANDLES.lock();
-        let i = handles
-            .iter()
-            .position(|c| Arc::as_ptr(c).cast::<c_void>() == handle.cast_const());
-        match i.map(|i| handles.remove(i)) {
+        match position(&handles, handle).map(|i| handles.remove(i)) {
             Some(Ok(client)) => client,
             _ => return ENOENT.to_errno(),
         }
@@ -128,19 +129,16 @@ fn fault(
     flags: c_uint,
     pfns: *mut c_ulong,
 ) -> Result {
-    if handle.is_null() || pfns.is_null() || npages == 0 || start % PAGE_SIZE != 0 {
+    if handle.is_null() || pfns.is_null() {
         return Err(EINVAL);
     }
+    span(start, npages)?;
     let mode = match flags {
         0 => FaultMode::Read,
         WRITE => FaultMode::Write,
         SNAPSHOT => FaultMode::Snapshot,
         _ => return Err(EINVAL),
     };
-    npages
-        .checked_mul(PAGE_SIZE)
-        .and_then(|len| start.checked_add(len))
-        .ok_or(EINVAL)?;
     let client = lookup(handle)?;
     let mm = client.user()?;
     // SAFETY: The caller passes an array of `npages` entries, which it does

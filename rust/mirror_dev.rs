@@ -21,7 +21,7 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{glue, hmm_mirror::Mirror};
+use crate::{glue, hmm_mirror::Mirror, mm_mirror::span};
 
 /// `struct hmm_dmirror_cmd`.
 #[repr(C)]
@@ -89,12 +89,7 @@ impl MiscDevice for MirrorFile {
             usize::try_from(c.addr).map_err(|_| EINVAL)?,
             usize::try_from(c.npages).map_err(|_| EINVAL)?,
         );
-        let end = npages
-            .checked_mul(kernel::page::PAGE_SIZE)
-            .and_then(|len| start.checked_add(len));
-        if start % kernel::page::PAGE_SIZE != 0 || end.is_none_or(|end| end <= start) {
-            return Err(EINVAL);
-        }
+        span(start, npages)?;
         let m = &this.mirror;
         (c.cpages, c.faults) = match command {
             READ | READ_UNLOCKED => m.read(start, npages, c.ptr)?,

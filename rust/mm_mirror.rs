@@ -27,6 +27,7 @@
 
 use kernel::{
     mm::{Mm, MmWithUser},
+    page::PAGE_SIZE,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
     sync::{
@@ -40,6 +41,19 @@ use crate::{
     hmm_mirror::MirrorTable,
     interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
 };
+
+/// Checks a request for `npages` pages at `start` (page aligned, at least
+/// one page, not wrapping) and returns its end; `EINVAL` otherwise, as
+/// test_hmm answers.
+pub(crate) fn span(start: usize, npages: usize) -> Result<usize> {
+    if start % PAGE_SIZE != 0 || npages == 0 {
+        return Err(EINVAL);
+    }
+    npages
+        .checked_mul(PAGE_SIZE)
+        .and_then(|len| start.checked_add(len))
+        .ok_or(EINVAL)
+}
 
 /// The invalidation hook of a C driver's mirror (`struct rsva_mirror_ops`).
 pub(crate) struct DriverHooks {
@@ -148,7 +162,7 @@ impl MmMirror {
         )?;
         notifier
             .as_ref()
-            .register(mm, 0, usize::MAX & !(kernel::page::PAGE_SIZE - 1))?;
+            .register(mm, 0, usize::MAX & !(PAGE_SIZE - 1))?;
         // INVARIANT: registered just above.
         Ok(Arc::new(
             Self {
