@@ -21,6 +21,8 @@
 //! without test_hmm's bounce buffer), and snapshot through the mirror's own
 //! notifier instead of one per batch.
 
+use core::ptr::null_mut;
+
 use kernel::{
     bindings,
     mm::MmWithUser,
@@ -39,8 +41,24 @@ use crate::{
     mm_mirror::{span, Client, MirrorClient},
 };
 
-/// Pages faulted, collected or snapshot at a time.
+/// Pages faulted, or snapshot in a large request, at a time.
 pub(crate) const BATCH: usize = 512;
+
+/// Pages a snapshot of at most [`SNAPSHOT_ON_STACK`] pages asks
+/// `hmm_range_fault()` for at a time, in arrays on the stack (as test_hmm's
+/// `dmirror_snapshot()` always does).
+const SNAPSHOT_BATCH: usize = 64;
+
+/// The largest snapshot done with arrays on the stack. Allocating arrays of
+/// [`BATCH`] entries costs about as much as snapshotting 2,000 pages in
+/// passes of [`SNAPSHOT_BATCH`] instead of [`BATCH`] (measured by
+/// `rsva_mirror_bench` in a KASAN kernel under TCG).
+const SNAPSHOT_ON_STACK: usize = 2048;
+
+/// Pages a copy looks at under one taking of the lock; the references to
+/// the pages copied after it are kept in an array of this size on the
+/// stack.
+const COPY_BATCH: usize = 64;
 
 /// Pages copied under the lock without a page fault, and pages copied after
 /// it (`debugfs/rsva/mirrors`).
@@ -224,33 +242,32 @@ impl Mirror {
         Ok(())
     }
 
-    /// Under the lock, from page `first` on (at most `max`, within one
-    /// chunk), up to the first page that is not mirrored (or is read-only,
-    /// when writing): copies pages to or from user memory at `uptr` while
-    /// that needs no page fault (a fault could wait for an invalidation,
-    /// which waits for this lock), then takes references on the rest for a
-    /// copy after the lock. Returns the pages copied.
+    /// Under the lock, from page `first` on (at most `out.len()`, within
+    /// one chunk), up to the first page that is not mirrored (or is
+    /// read-only, when writing): copies pages to or from user memory at
+    /// `uptr` while that needs no page fault (a fault could wait for an
+    /// invalidation, which waits for this lock), then takes references on
+    /// the rest, into `out`, for a copy after the lock. Returns the pages
+    /// copied and the pages referenced.
     fn copy_or_collect(
         &self,
         first: usize,
-        max: usize,
         uptr: u64,
         dir: Copy,
-        out: &mut KVec<*mut bindings::page>,
-    ) -> Result<usize> {
-        out.clear();
+        out: &mut [*mut bindings::page],
+    ) -> Result<(usize, usize)> {
         let write = dir == Copy::FromUser;
         self.with_table(|t| {
             let Some(chunk) = t.chunks.get(&(first / CHUNK)) else {
-                return 0;
+                return (0, 0);
             };
             let from = first % CHUNK;
-            let mut copied = 0;
-            for &e in &chunk[from..(from + max).min(CHUNK)] {
+            let (mut copied, mut got) = (0, 0);
+            for &e in &chunk[from..(from + out.len()).min(CHUNK)] {
                 if e & PRESENT == 0 || (write && e & WRITE == 0) {
                     break;
                 }
-                if out.is_empty() {
+                if got == 0 {
                     let at = uptr + (copied * PAGE_SIZE) as u64;
                     // SAFETY: The frame is mapped: no invalidation ran since
                     // it was mirrored (they clear entries under this lock).
@@ -260,42 +277,39 @@ impl Mirror {
                     }
                 }
                 // SAFETY: As above.
-                let p = unsafe { glue::rsva_pfn_page_get(e >> 2) };
-                // Cannot fail: `out` has room for a chunk.
-                let _ = out.push(p, GFP_ATOMIC);
+                out[got] = unsafe { glue::rsva_pfn_page_get(e >> 2) };
+                got += 1;
             }
-            copied
+            (copied, got)
         })
     }
 
     /// Copies `npages` pages between the mirror at `start` and user memory
-    /// at `uptr`, a chunk at a time ([`Mirror::copy_or_collect`]; the
-    /// pages whose user side must be faulted in are referenced under the
-    /// lock and copied after it is dropped). At the first page that is not
-    /// mirrored, the rest of the request is faulted, as test_hmm's
+    /// at `uptr`, [`COPY_BATCH`] at a time ([`Mirror::copy_or_collect`];
+    /// the pages whose user side must be faulted in are referenced under
+    /// the lock and copied after it is dropped). At the first page that is
+    /// not mirrored, the rest of the request is faulted, as test_hmm's
     /// `dmirror_read()` does; returns the pages copied and the number of
-    /// faults, as test_hmm's `cpages` and `faults`.
+    /// faults, as test_hmm's `cpages` and `faults`. Allocates nothing: an
+    /// allocation costs more than a small request's copy in a debug kernel.
     fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
         span(start, npages)?;
-        let mut pages = KVec::with_capacity(CHUNK, GFP_KERNEL)?;
+        let mut pages = [null_mut(); COPY_BATCH];
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
             let first = start / PAGE_SIZE + done;
-            let n = (CHUNK - first % CHUNK).min(npages - done);
+            let n = (CHUNK - first % CHUNK).min(npages - done).min(COPY_BATCH);
             let at = uptr + (done * PAGE_SIZE) as u64;
-            let fast = self.copy_or_collect(first, n, at, dir, &mut pages)?;
+            let (fast, got) = self.copy_or_collect(first, at, dir, &mut pages[..n])?;
             COPIED_UNDER_LOCK.fetch_add(fast as u64, Relaxed);
-            COPIED_AFTER_LOCK.fetch_add(pages.len() as u64, Relaxed);
+            COPIED_AFTER_LOCK.fetch_add(got as u64, Relaxed);
             done += fast;
-            let got = pages.len();
             let at = uptr + (done * PAGE_SIZE) as u64;
-            // SAFETY: The pages are referenced (the call drops them); `at`
+            // SAFETY: `got` pages are referenced (the call drops them); `at`
             // is a user address.
             let copied = unsafe {
                 glue::rsva_pages_copy_user(pages.as_mut_ptr(), got, at, dir == Copy::ToUser)
             };
-            // The references are gone.
-            pages.clear();
             done += copied;
             if copied < got {
                 return Err(EFAULT);
@@ -325,15 +339,35 @@ impl Mirror {
     }
 
     /// `HMM_DMIRROR_SNAPSHOT`: the protection code of each of `npages`
-    /// pages at `start` (faulting nothing), one byte each at `uptr`.
+    /// pages at `start` (faulting nothing), one byte each at `uptr`. Small
+    /// requests use arrays on the stack, large ones [`BATCH`] pages at a
+    /// time in allocated ones (fewer passes of `hmm_range_fault()`).
     pub(crate) fn snapshot(&self, start: usize, npages: usize, uptr: u64) -> Result<u64> {
         span(start, npages)?;
+        if npages <= SNAPSHOT_ON_STACK {
+            let mut pfns = [0 as c_ulong; SNAPSHOT_BATCH];
+            let mut perms = [0u8; SNAPSHOT_BATCH];
+            return self.snapshot_with(start, npages, uptr, &mut pfns, &mut perms);
+        }
+        let mut pfns = KVec::from_elem(0 as c_ulong, BATCH, GFP_KERNEL)?;
+        let mut perms = KVec::from_elem(0u8, BATCH, GFP_KERNEL)?;
+        self.snapshot_with(start, npages, uptr, &mut pfns, &mut perms)
+    }
+
+    /// [`Mirror::snapshot`], `pfns.len()` pages at a time (`perms` is as
+    /// long).
+    fn snapshot_with(
+        &self,
+        start: usize,
+        npages: usize,
+        uptr: u64,
+        pfns: &mut [c_ulong],
+        perms: &mut [u8],
+    ) -> Result<u64> {
         let mm = self.user()?;
-        let mut pfns = KVec::from_elem(0 as c_ulong, BATCH.min(npages), GFP_KERNEL)?;
-        let mut perms = KVec::from_elem(0u8, BATCH.min(npages), GFP_KERNEL)?;
         let mut done = 0;
         while done < npages {
-            let n = BATCH.min(npages - done);
+            let n = pfns.len().min(npages - done);
             let addr = start + done * PAGE_SIZE;
             self.client.fault(
                 &mm,

@@ -2,8 +2,8 @@
 /*
  * rsva's HMM mirror against test_hmm in one boot, on the same buffers:
  * SNAPSHOT (hmm_range_fault without faulting) in pages per second and READ
- * (the device's view copied out, once mirrored) in MiB per second, at 64
- * and 256 MiB, with the guest's memcpy of the same size as the limit.
+ * (the device's view copied out, once mirrored) in MiB per second, from 64
+ * KiB to 256 MiB, with the guest's memcpy of the same size as the limit.
  * Prints "bench: NAME VALUE UNIT" lines and a JSON object.
  * Usage: rsva_mirror_bench [seconds per figure, default 1]
  */
@@ -62,10 +62,38 @@ static double rate(int fd, unsigned long req, void *buf, void *out, size_t npage
 	return n / t;
 }
 
+#define NSIZES 5
+
+/* "64kib", "16mib": the size in figure names. */
+static const char *size_name(size_t len)
+{
+	static char name[24];
+
+	if (len < (1UL << 20))
+		snprintf(name, sizeof(name), "%zukib", len >> 10);
+	else
+		snprintf(name, sizeof(name), "%zumib", len >> 20);
+	return name;
+}
+
+/* Prints @n figures as a JSON array. */
+static void json_array(const char *key, const double *v, int n, const char *end)
+{
+	int i;
+
+	printf("\"%s\": [", key);
+	for (i = 0; i < n; i++)
+		printf("%s%.0f", i ? ", " : "", v[i]);
+	printf("]%s", end);
+}
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 1.0;
-	size_t sizes[2] = { 64UL << 20, 256UL << 20 };
+	static const size_t sizes[NSIZES] = {
+		64UL << 10, 1UL << 20, 16UL << 20, 64UL << 20, 256UL << 20,
+	};
+	double kib[NSIZES], cpys[NSIZES], snaps[2][NSIZES], reads[2][NSIZES];
 	int s, d, fd[2];
 
 	for (d = 0; d < 2; d++) {
@@ -75,8 +103,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	for (s = 0; s < 2; s++) {
+	for (s = 0; s < NSIZES; s++) {
 		size_t len = sizes[s], npages = len / 4096;
+		const char *name = size_name(len);
 		char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		char *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -103,7 +132,7 @@ int main(int argc, char **argv)
 			n++;
 			t = now() - t0;
 		} while (t < secs);
-		cpy = n * (len >> 20) / t;
+		cpy = n * len / t / (1 << 20);
 		for (d = 0; d < 2; d++) {
 			snap[d] = rate(fd[d], HMM_DMIRROR_SNAPSHOT, buf, perm, npages, secs) * npages;
 			/* The first read mirrors the buffer; then copies only. */
@@ -113,26 +142,38 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			faults_seen = 0;
-			rd[d] = rate(fd[d], HMM_DMIRROR_READ, buf, out, npages, secs) * (len >> 20);
-			printf("bench: read_%s_%zumib_calls refaults %llu, fastest %.3f s, slowest %.3f s\n",
-			       names[d], len >> 20, faults_seen, fastest, slowest);
+			rd[d] = rate(fd[d], HMM_DMIRROR_READ, buf, out, npages, secs) * len /
+				(1 << 20);
+			printf("bench: read_%s_%s_calls refaults %llu, fastest %.4f s, slowest %.4f s\n",
+			       names[d], name, faults_seen, fastest, slowest);
+			snaps[d][s] = snap[d];
+			reads[d][s] = rd[d];
 		}
-		printf("bench: memcpy_%zumib %.0f MiB/s\n", len >> 20, cpy);
+		kib[s] = len >> 10;
+		cpys[s] = cpy;
+		printf("bench: memcpy_%s %.0f MiB/s\n", name, cpy);
 		for (d = 0; d < 2; d++) {
-			printf("bench: snapshot_%s_%zumib %.0f pages/s\n", names[d], len >> 20, snap[d]);
-			printf("bench: read_%s_%zumib %.0f MiB/s (%.2f of memcpy)\n", names[d],
-			       len >> 20, rd[d], rd[d] / cpy);
+			printf("bench: snapshot_%s_%s %.0f pages/s\n", names[d], name, snap[d]);
+			printf("bench: read_%s_%s %.0f MiB/s (%.2f of memcpy)\n", names[d],
+			       name, rd[d], rd[d] / cpy);
 		}
-		printf("bench: snapshot_rsva_vs_test_hmm_%zumib %.2f ratio (target >= 1)\n",
-		       len >> 20, snap[1] / snap[0]);
-		printf("bench: read_rsva_vs_test_hmm_%zumib %.2f ratio (target >= 1.5)\n",
-		       len >> 20, rd[1] / rd[0]);
-		printf("bench-json: {\"memcpy_%zumib\": %.0f, \"snapshot_rsva_vs_test_hmm_%zumib\": %.3f, \"read_rsva_vs_test_hmm_%zumib\": %.3f, \"read_rsva_of_memcpy_%zumib\": %.3f}\n",
-		       len >> 20, cpy, len >> 20, snap[1] / snap[0], len >> 20, rd[1] / rd[0],
-		       len >> 20, rd[1] / cpy);
+		printf("bench: snapshot_rsva_vs_test_hmm_%s %.2f ratio (target >= 1)\n",
+		       name, snap[1] / snap[0]);
+		printf("bench: read_rsva_vs_test_hmm_%s %.2f ratio (target >= 1.5)\n",
+		       name, rd[1] / rd[0]);
+		printf("bench-json: {\"memcpy_%s\": %.0f, \"snapshot_rsva_vs_test_hmm_%s\": %.3f, \"read_rsva_vs_test_hmm_%s\": %.3f, \"read_rsva_of_memcpy_%s\": %.3f}\n",
+		       name, cpy, name, snap[1] / snap[0], name, rd[1] / rd[0], name,
+		       rd[1] / cpy);
 		munmap(buf, len);
 		munmap(out, len);
 		free(perm);
 	}
+	printf("bench-json: {\"mirror_vs_range\": {");
+	json_array("kib", kib, NSIZES, ", ");
+	json_array("memcpy_mib_per_s", cpys, NSIZES, ", ");
+	json_array("snapshot_test_hmm_pages_per_s", snaps[0], NSIZES, ", ");
+	json_array("snapshot_rsva_pages_per_s", snaps[1], NSIZES, ", ");
+	json_array("read_test_hmm_mib_per_s", reads[0], NSIZES, ", ");
+	json_array("read_rsva_mib_per_s", reads[1], NSIZES, "}}\n");
 	return 0;
 }

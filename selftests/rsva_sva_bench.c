@@ -12,12 +12,17 @@
  *   claim       DMA ownership claim+release of device 0's group through
  *               rsva's C API against iommu_group_claim_dma_owner() called
  *               directly (no switch involved)
+ *   live        bind+unbind on device 0 while 1, 10, ... MAX_LIVE other
+ *               address spaces stay bound to it: how the cost grows
+ *   vcpus       "concurrent" with the second vCPU offline, against the
+ *               figure on two
  *
  * The cycles run in the kernel (debugfs rsva_client/bench) so that the
  * figures are the bind paths, not system calls. Prints
  * "bench: NAME VALUE UNIT" lines, the Rust/C ratios and a JSON object.
  * Needs rsva, rsva_sim and rsva_client loaded.
  * Usage: rsva_sva_bench [seconds per figure and implementation, default 2]
+ *                       [MAX_LIVE, default 10000]
  */
 #include <sys/wait.h>
 #include <time.h>
@@ -26,6 +31,7 @@
 
 #define SERVE "/sys/kernel/debug/rsva/serve"
 #define BENCH "/sys/kernel/debug/rsva_client/bench"
+#define CPU1 "/sys/devices/system/cpu/cpu1/online"
 #define ROUNDS 5
 
 static double now(void)
@@ -119,12 +125,63 @@ static double best(double a, double b)
 	return a > b ? a : b;
 }
 
+/*
+ * Bind+unbind cycles per second of this process's mm on device 0 while
+ * @live[i] other address spaces are bound to it, for each implementation:
+ * @rate[impl][i]. The bound address spaces are fresh mms the kernel keeps
+ * (rsva_client's "hold"), added step by step and dropped at the end.
+ */
+static void live_scaling(const unsigned int *live, int steps, unsigned int n,
+			 double rate[2][8])
+{
+	unsigned int held;
+	int impl, i, r;
+	char cmd[32];
+
+	for (impl = 0; impl < 2; impl++) {
+		serve(impl);
+		held = 0;
+		for (i = 0; i < steps; i++) {
+			double t0 = now();
+
+			snprintf(cmd, sizeof(cmd), "hold 0 %u", live[i] - held);
+			if (write_text(BENCH, cmd)) {
+				fprintf(stderr, "%s: cannot keep %u address spaces bound\n",
+					impl ? "rsva" : "c", live[i]);
+				exit(1);
+			}
+			printf("# %s: %u bound address spaces (%u bound in %.1f s)\n",
+			       impl ? "rsva" : "c", live[i], live[i] - held, now() - t0);
+			held = live[i];
+			rate[impl][i] = 0;
+			for (r = 0; r < 3; r++)
+				rate[impl][i] = best(rate[impl][i], single("bind", n));
+		}
+		if (write_text(BENCH, "drop 0 1")) {
+			fprintf(stderr, "cannot drop the bound address spaces\n");
+			exit(1);
+		}
+	}
+}
+
+/* Sets the second vCPU online (1) or offline (0). */
+static void cpu1_online(int on)
+{
+	if (write_text(CPU1, on ? "1" : "0")) {
+		fprintf(stderr, "cannot set %s to %d\n", CPU1, on);
+		exit(1);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
+	unsigned int max_live = argc > 2 ? strtoul(argv[2], NULL, 0) : 10000;
+	static const unsigned int live_all[] = { 1, 10, 100, 1000, 10000 };
 	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 }, claims[2] = { 0 };
+	double conc1[2] = { 0 }, live_rate[2][8];
 	unsigned int nb, np, nc;
-	int round, impl;
+	int round, impl, steps, i;
 
 	/* Calibrate on the C path; both implementations then do the same n. */
 	serve(0);
@@ -146,6 +203,17 @@ int main(int argc, char **argv)
 			conc[impl] = best(conc[impl], c);
 		}
 	}
+	cpu1_online(0);
+	for (round = 0; round < 3; round++) {
+		for (impl = 0; impl < 2; impl++) {
+			serve(impl);
+			conc1[impl] = best(conc1[impl], concurrent(nb));
+		}
+	}
+	cpu1_online(1);
+	for (steps = 0; steps < 5 && live_all[steps] <= max_live; steps++)
+		;
+	live_scaling(live_all, steps, nb, live_rate);
 	serve(1);
 	for (round = 0; round < ROUNDS; round++) {
 		claims[0] = best(claims[0], single("claimc", nc));
@@ -162,6 +230,14 @@ int main(int argc, char **argv)
 	printf("bench: concurrent_c %.0f cycles/s\n", conc[0]);
 	printf("bench: concurrent_rsva %.0f cycles/s\n", conc[1]);
 	printf("bench: concurrent_rsva_vs_c %.3f ratio (target >= 1.5)\n", conc[1] / conc[0]);
+	printf("bench: concurrent_1vcpu_c %.0f cycles/s\n", conc1[0]);
+	printf("bench: concurrent_1vcpu_rsva %.0f cycles/s\n", conc1[1]);
+	printf("bench: concurrent_2_vs_1_vcpus_c %.2f ratio\n", conc[0] / conc1[0]);
+	printf("bench: concurrent_2_vs_1_vcpus_rsva %.2f ratio\n", conc[1] / conc1[1]);
+	for (i = 0; i < steps; i++)
+		printf("bench: bind_unbind_with_%u_live c %.0f, rsva %.0f cycles/s (rsva time %.2f of C's)\n",
+		       live_all[i], live_rate[0][i], live_rate[1][i],
+		       live_rate[0][i] / live_rate[1][i]);
 	printf("bench: claim_release_c %.0f cycles/s\n", claims[0]);
 	printf("bench: claim_release_rsva %.0f cycles/s\n", claims[1]);
 	printf("bench: claim_release_rsva_time_vs_c %.3f ratio\n", claims[0] / claims[1]);
@@ -177,6 +253,18 @@ int main(int argc, char **argv)
 	printf("\"pasid_rsva_time_vs_c\": %.3f, ", pasid[0] / pasid[1]);
 	printf("\"concurrent_c_per_s\": %.0f, ", conc[0]);
 	printf("\"concurrent_rsva_per_s\": %.0f, ", conc[1]);
-	printf("\"concurrent_rsva_vs_c\": %.3f}\n", conc[1] / conc[0]);
+	printf("\"concurrent_rsva_vs_c\": %.3f, ", conc[1] / conc[0]);
+	printf("\"vcpus\": {\"cpus\": [1, 2], \"concurrent_c_per_s\": [%.0f, %.0f], ",
+	       conc1[0], conc[0]);
+	printf("\"concurrent_rsva_per_s\": [%.0f, %.0f]}, ", conc1[1], conc[1]);
+	printf("\"bind_vs_live\": {\"live\": [");
+	for (i = 0; i < steps; i++)
+		printf("%s%u", i ? ", " : "", live_all[i]);
+	for (impl = 0; impl < 2; impl++) {
+		printf("], \"%s_per_s\": [", impl ? "rsva" : "c");
+		for (i = 0; i < steps; i++)
+			printf("%s%.0f", i ? ", " : "", live_rate[impl][i]);
+	}
+	printf("]}}\n");
 	return 0;
 }

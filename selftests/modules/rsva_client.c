@@ -15,6 +15,7 @@
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 #include <rsva.h>
 #include <rsva_sim.h>
 
@@ -344,8 +345,10 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * (debugfs rsva/serve) is measured; "pasid DEV N" gives each cycle a fresh
  * mm that is bound, dies while bound and is then unbound, as a process
  * that exits does (exit_mmap comes before the driver's release), so every
- * cycle also allocates and frees a PASID. The write returns when done; the
- * caller times it.
+ * cycle also allocates and frees a PASID; "claim DEV N" and "claimc DEV N"
+ * claim and release DEV's group through rsva and directly; "hold DEV N" and
+ * "drop DEV 1" keep bound address spaces (below). The write returns when
+ * done; the caller times it.
  */
 static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 {
@@ -395,13 +398,92 @@ static int client_bench_claims(struct device *dev, bool direct, unsigned int n)
 	return ret;
 }
 
+/*
+ * Bonds kept for the scaling benchmark: "hold DEV N" binds N more fresh mms
+ * to DEV and keeps them bound, so that "bind" can be timed against as many
+ * live bound address spaces; "drop DEV 1" unbinds them all.
+ */
+struct held_bond {
+	struct list_head node;
+	struct work_struct put_work;
+	struct mm_struct *mm;
+	struct iommu_sva *handle;
+};
+
+static LIST_HEAD(held_bonds);
+static DEFINE_MUTEX(held_lock);
+
+static int client_hold(struct device *dev, unsigned int n)
+{
+	struct held_bond *b;
+	unsigned int i;
+	int ret;
+
+	guard(mutex)(&held_lock);
+	for (i = 0; i < n; i++) {
+		b = kzalloc(sizeof(*b), GFP_KERNEL);
+		if (!b)
+			return -ENOMEM;
+		b->mm = mm_alloc();
+		if (!b->mm) {
+			kfree(b);
+			return -ENOMEM;
+		}
+		b->handle = iommu_sva_bind_device(dev, b->mm);
+		if (IS_ERR(b->handle)) {
+			ret = PTR_ERR(b->handle);
+			mmput(b->mm);
+			kfree(b);
+			return ret;
+		}
+		list_add_tail(&b->node, &held_bonds);
+		cond_resched();
+	}
+	return 0;
+}
+
+static void held_bond_put(struct work_struct *work)
+{
+	struct held_bond *b = container_of(work, struct held_bond, put_work);
+
+	mmput(b->mm);
+	kfree(b);
+}
+
+/*
+ * Unbinds every held bond, then puts the mms from an unbound workqueue:
+ * each mm's exit waits for an SRCU grace period, and exits running side by
+ * side share them (one after the other, 10,000 would take minutes).
+ * Returns when every mm is gone.
+ */
+static void client_drop(void)
+{
+	struct workqueue_struct *wq;
+	struct held_bond *b, *tmp;
+
+	guard(mutex)(&held_lock);
+	wq = alloc_workqueue("rsva_client_put", WQ_UNBOUND, 0);
+	list_for_each_entry_safe(b, tmp, &held_bonds, node) {
+		list_del(&b->node);
+		iommu_sva_unbind_device(b->handle);
+		INIT_WORK(&b->put_work, held_bond_put);
+		if (wq)
+			queue_work(wq, &b->put_work);
+		else
+			held_bond_put(&b->put_work);
+		cond_resched();
+	}
+	if (wq)
+		destroy_workqueue(wq);
+}
+
 static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 				  size_t len, loff_t *ppos)
 {
 	unsigned int id, n;
 	struct device *dev;
 	char buf[32], mode[8];
-	int ret;
+	int ret = 0;
 
 	if (len >= sizeof(buf))
 		return -EINVAL;
@@ -417,6 +499,10 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 		ret = client_bench(dev, !strcmp(mode, "pasid"), n);
 	else if (!strcmp(mode, "claim") || !strcmp(mode, "claimc"))
 		ret = client_bench_claims(dev, !strcmp(mode, "claimc"), n);
+	else if (!strcmp(mode, "hold"))
+		ret = client_hold(dev, n);
+	else if (!strcmp(mode, "drop"))
+		client_drop();
 	else
 		ret = -EINVAL;
 	put_device(dev);
@@ -443,6 +529,7 @@ module_init(rsva_client_init);
 static void __exit rsva_client_exit(void)
 {
 	debugfs_remove(client_dir);
+	client_drop();
 }
 module_exit(rsva_client_exit);
 
