@@ -9,7 +9,9 @@
 //! (the same as `READ` here) are served; `FLAGS` and `RELEASE` are accepted
 //! and do nothing (there is no device memory); the migration and exclusive
 //! access commands answer `EOPNOTSUPP`. A command's address must be page
-//! aligned and its range must not wrap (`EINVAL`), as in test_hmm.
+//! aligned and its range must not wrap (`EINVAL`), as in test_hmm. Unlike
+//! test_hmm, only the opener's address space may use the file: any other
+//! process gets `EPERM`.
 
 use kernel::{
     fs::File,
@@ -57,6 +59,10 @@ const READ_UNLOCKED: u32 = cmd(0x09);
 /// An open `/dev/rsva_mirror0`: the mirror of its opener's address space.
 pub(crate) struct MirrorFile {
     mirror: Mirror,
+    /// The address of the opener's mm: only compared, never dereferenced
+    /// (the mirror holds `mmgrab()` on it, so no other mm can have this
+    /// address while the file is open).
+    opener_mm: usize,
 }
 
 #[vtable]
@@ -73,12 +79,19 @@ impl MiscDevice for MirrorFile {
         Ok(KBox::new(
             Self {
                 mirror: Mirror::new(&mm)?,
+                opener_mm: glue::current_mm() as usize,
             },
             GFP_KERNEL,
         )?)
     }
 
     fn ioctl(this: &Self, _file: &File, command: u32, arg: usize) -> Result<isize> {
+        // Only the opener: another process holding the file (inherited,
+        // passed, or taken with pidfd_getfd()) would otherwise read and
+        // write the opener's memory through it. test_hmm allows that.
+        if glue::current_mm() as usize != this.opener_mm {
+            return Err(EPERM);
+        }
         if _IOC_SIZE(command) != core::mem::size_of::<DmirrorCmd>() {
             return Err(EINVAL);
         }

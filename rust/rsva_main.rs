@@ -21,10 +21,13 @@
 //! - `pasids`: one line per PASID rsva holds: `PASID UID BONDS`.
 //! - `pasids_per_user`: how many PASIDs one user (real uid) may hold,
 //!   initially the `pasids_per_user` parameter; writable.
+//!
+//! Writes need `CAP_SYS_ADMIN` (`EPERM`), whatever the file modes say.
 
 use core::fmt;
 
 use kernel::{
+    bindings,
     debugfs::{
         Dir,
         File, //
@@ -145,8 +148,15 @@ fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "{} {} {}", r.min(), r.max(), r.count())
 }
 
-/// Reads a short user write into `buf`, returning the bytes.
-fn read_small<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 32]) -> Result<&'a [u8]> {
+/// Reads a short user write to one of rsva's settings into `buf`,
+/// returning the bytes. `EPERM` without `CAP_SYS_ADMIN`: debugfs's file
+/// modes let any task running as root write, also one whose capabilities
+/// were dropped.
+fn read_setting<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 32]) -> Result<&'a [u8]> {
+    // SAFETY: `capable()` only looks at the current task's credentials.
+    if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) } {
+        return Err(EPERM);
+    }
     let len = reader.len();
     if len >= buf.len() {
         return Err(EINVAL);
@@ -169,7 +179,7 @@ fn parse_range(text: &[u8]) -> Result<PasidRange> {
 
 fn store_pasid_range(_: &(), reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let range = parse_range(read_small(reader, &mut buf)?)?;
+    let range = parse_range(read_setting(reader, &mut buf)?)?;
     *service().ok_or(ENODEV)?.sva.pasids.range.lock() = range;
     Ok(())
 }
@@ -180,7 +190,7 @@ fn show_serve(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn store_serve(_: &(), reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let on = match read_small(reader, &mut buf)?.trim_ascii() {
+    let on = match read_setting(reader, &mut buf)?.trim_ascii() {
         b"0" => false,
         b"1" => true,
         _ => return Err(EINVAL),
@@ -231,7 +241,7 @@ fn show_limit(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn store_limit(_: &(), reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let text = core::str::from_utf8(read_small(reader, &mut buf)?).map_err(|_| EINVAL)?;
+    let text = core::str::from_utf8(read_setting(reader, &mut buf)?).map_err(|_| EINVAL)?;
     let limit = text.trim().parse().map_err(|_| EINVAL)?;
     service().ok_or(ENODEV)?.sva.pasids.set_limit(limit);
     Ok(())

@@ -19,6 +19,8 @@
 
 #define NDEV 2
 static const char *const devices[NDEV] = { "/dev/hmm_dmirror0", "/dev/rsva_mirror0" };
+/* The index of rsva's device in devices[]. */
+#define RSVA 1
 #define PAGE 4096UL
 
 /* One command; 0 or -errno, with the command's outputs in @out. */
@@ -278,6 +280,53 @@ TEST_F(mirror, shared_and_file_backed)
 	free(buf);
 }
 
+/* A mirror serves only its opener: a forked child using the inherited
+ * file gets EPERM on rsva for every command, while test_hmm lets it read
+ * the parent's memory; the parent's own reads still work.
+ */
+TEST(only_the_opener_uses_a_mirror)
+{
+	size_t len = 4 * PAGE;
+	char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fd[NDEV], d, status;
+	char buf[4 * PAGE];
+	pid_t pid;
+
+	ASSERT_NE(NULL, p);
+	memset(p, 'o', len);
+	for (d = 0; d < NDEV; d++) {
+		fd[d] = open(devices[d], O_RDWR);
+		ASSERT_LE(0, fd[d]);
+	}
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		static const unsigned long cmds[] = {
+			HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_SNAPSHOT,
+			HMM_DMIRROR_FLAGS, HMM_DMIRROR_EXCLUSIVE,
+		};
+		unsigned int i;
+
+		for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (dmirror(fd[RSVA], cmds[i], p, buf, 4, NULL) != -EPERM)
+				_exit(10 + i);
+		/* test_hmm reads the parent's mm through the same kind of file. */
+		if (dmirror(fd[0], HMM_DMIRROR_READ, p, buf, 4, NULL) || buf[0] != 'o')
+			_exit(2);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	for (d = 0; d < NDEV; d++) {
+		memset(buf, 0, sizeof(buf));
+		EXPECT_EQ(0, dmirror(fd[d], HMM_DMIRROR_READ, p, buf, 4, NULL));
+		EXPECT_EQ('o', buf[len - 1]);
+		close(fd[d]);
+	}
+	munmap(p, len);
+}
+
 /* A forked child mirrors its own copy: the parent's writes after fork are
  * not what the child's mirror reads, on both devices.
  */
@@ -314,8 +363,10 @@ TEST(fork_child_mirrors_its_own_copy)
 }
 
 /* The mirrored process exits while its mirror is open elsewhere (the
- * parent took the files with pidfd_getfd()): a read then fails with EFAULT
- * on both, and the mirror closes cleanly.
+ * parent took the files with pidfd_getfd()): a read then fails, with
+ * EFAULT on test_hmm (the mm is gone) and EPERM on rsva (only the opener
+ * may use its mirror), and the mirror closes cleanly. (The mirror's
+ * EFAULT once its mm is gone: KUnit rsva_c_mirror.)
  */
 TEST(mirror_outlives_its_mm)
 {
@@ -345,7 +396,8 @@ TEST(mirror_outlives_its_mm)
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
 	for (d = 0; d < NDEV; d++) {
 		/* Any address: the mm is gone before it is looked at. */
-		EXPECT_EQ(-EFAULT, dmirror(mine[d], HMM_DMIRROR_READ, (void *)0x10000, buf, 1, NULL))
+		EXPECT_EQ(d == RSVA ? -EPERM : -EFAULT,
+			  dmirror(mine[d], HMM_DMIRROR_READ, (void *)0x10000, buf, 1, NULL))
 			TH_LOG("%s", devices[d]);
 		close(mine[d]);
 	}

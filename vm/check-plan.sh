@@ -99,6 +99,21 @@ tap_check "rsva_sim drivers do not bind by themselves" \
 tap_check "rsva_sim_drivers loads" insmod /lib/rsva/rsva_sim_drivers.ko
 tap_end
 run_selftest /tests/rsva_dma_owner_test
+
+# Everything at once for a bounded time, with unload attempts throughout:
+# binders killed mid-DMA on one group, claims against driver bind/unbind
+# on the other, mirror fault storms (selftests/rsva_stress_test.c).
+tap_begin stress_setup
+tap_check "rsva_sim_drivers unloads" rmmod rsva_sim_drivers
+tap_check "rsva_sim unloads" rmmod rsva_sim
+tap_check "rsva_sim loads 6 devices in two groups of three" \
+	insmod /lib/rsva/rsva_sim.ko devices=6 group_size=3
+tap_check "rsva_sim drivers do not bind by themselves" \
+	sh -c 'echo 0 > /sys/bus/rsva_sim/drivers_autoprobe'
+tap_check "rsva_sim_drivers loads" insmod /lib/rsva/rsva_sim_drivers.ko
+tap_end
+export RSVA_STRESS_SECONDS=30
+run_selftest /tests/rsva_stress_test
 tap_begin dma_owner_unload
 tap_check "rsva_sim_drivers unloads" rmmod rsva_sim_drivers
 tap_end

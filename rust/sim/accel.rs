@@ -53,7 +53,7 @@ fn ioctl(queue: &Arc<Queue>, cmd: u32, arg: usize) -> Result<isize> {
     match cmd {
         uapi::IOC_SUBMIT => {
             let desc: Desc = user.reader().read()?;
-            queue.submit(desc)?;
+            queue.submit(glue::current_mm(), desc)?;
         }
         uapi::IOC_WAIT => queue.wait()?,
         uapi::IOC_GET_PASID => user.writer().write(&queue.pasid)?,
@@ -82,7 +82,7 @@ impl MiscDevice for AccelFile {
         // SAFETY: The device lives as long as the accelerator; the caller's
         // mm has a user reference for the duration of open.
         let bond = unsafe { Bond::bind(accel.dev.raw(), mm) }?;
-        let queue = Queue::new(accel.dev.clone(), bond.pasid())?;
+        let queue = Queue::new(accel.dev.clone(), bond.pasid(), mm)?;
         KBox::pin_init(
             try_pin_init!(Self {
                 queue,
@@ -224,7 +224,11 @@ unsafe extern "C" fn uacce_get_queue(
     let Ok(pasid) = u32::try_from(arg) else {
         return EINVAL.to_errno();
     };
-    match Queue::new(accel.dev.clone(), pasid) {
+    // uacce calls this from its open, after binding the opener's mm.
+    let Some(mm) = glue::current_mm() else {
+        return ENODEV.to_errno();
+    };
+    match Queue::new(accel.dev.clone(), pasid, mm) {
         Ok(queue) => {
             // SAFETY: `q` is valid; the queue's reference is taken back in
             // `put_queue`.

@@ -115,6 +115,10 @@ impl Counters {
 pub(crate) struct Queue {
     pub(crate) dev: Arc<SimDevice>,
     pub(crate) pasid: u32,
+    /// The address of the opener's mm, the one `pasid` is bound to: only
+    /// compared, never dereferenced (the bond keeps that mm from being
+    /// freed, so no other mm can have this address meanwhile).
+    owner_mm: usize,
     #[pin]
     ring: SpinLock<Ring>,
     #[pin]
@@ -129,13 +133,19 @@ impl_has_work! {
 }
 
 impl Queue {
-    pub(crate) fn new(dev: Arc<SimDevice>, pasid: u32) -> Result<Arc<Self>> {
+    /// A queue for the bond of `owner_mm` through `pasid`.
+    pub(crate) fn new(
+        dev: Arc<SimDevice>,
+        pasid: u32,
+        owner_mm: *mut bindings::mm_struct,
+    ) -> Result<Arc<Self>> {
         let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL)?;
         descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 dev,
                 pasid,
+                owner_mm: owner_mm as usize,
                 ring <- new_spinlock!(Ring {
                     descs,
                     head: 0,
@@ -151,9 +161,19 @@ impl Queue {
         )
     }
 
-    /// Queues `desc`: `EINVAL`/`EOVERFLOW` for a bad descriptor, `EAGAIN`
-    /// when full, `ESHUTDOWN` once stopped.
-    pub(crate) fn submit(self: &Arc<Self>, desc: Desc) -> Result {
+    /// Queues `desc` from the task whose mm is `submitter_mm`: `EPERM`
+    /// unless that is the mm the queue is bound to (a descriptor's
+    /// addresses are the submitter's, and the device would use them in the
+    /// opener's address space), `EINVAL`/`EOVERFLOW` for a bad descriptor,
+    /// `EAGAIN` when full, `ESHUTDOWN` once stopped.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        submitter_mm: Option<*mut bindings::mm_struct>,
+        desc: Desc,
+    ) -> Result {
+        if submitter_mm.map(|mm| mm as usize) != Some(self.owner_mm) {
+            return Err(EPERM);
+        }
         desc.validate()?;
         let mut ring = self.ring.lock();
         if ring.stopped {

@@ -6,6 +6,7 @@
  * prototype, errno or lifetime rule turns the test run red.
  */
 #include <kunit/test.h>
+#include <linux/capability.h>
 #include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/err.h>
@@ -421,7 +422,7 @@ static int client_hold(struct device *dev, unsigned int n)
 
 	guard(mutex)(&held_lock);
 	for (i = 0; i < n; i++) {
-		b = kzalloc(sizeof(*b), GFP_KERNEL);
+		b = kzalloc_obj(*b, GFP_KERNEL);
 		if (!b)
 			return -ENOMEM;
 		b->mm = mm_alloc();
@@ -485,6 +486,8 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 	char buf[32], mode[8];
 	int ret = 0;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (len >= sizeof(buf))
 		return -EINVAL;
 	if (copy_from_user(buf, ubuf, len))

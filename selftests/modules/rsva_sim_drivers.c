@@ -8,6 +8,7 @@
  * to test that the ownership is given back. debugfs rsva_sim_drivers/claim
  * claims and releases groups through rsva's C API for the tests.
  */
+#include <linux/capability.h>
 #include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/module.h>
@@ -62,6 +63,8 @@ static ssize_t drivers_claim_write(struct file *file, const char __user *ubuf,
 	const void *who;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (len >= sizeof(buf))
 		return -EINVAL;
 	if (copy_from_user(buf, ubuf, len))
