@@ -197,8 +197,10 @@ impl Mirror {
             if self.with_table(|t| t.chunks.get(&key).is_some())? {
                 continue;
             }
-            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
-            let node = RBTreeNode::new(key, chunk, GFP_KERNEL)?;
+            // Charged to the caller's memory cgroup: the table grows with
+            // the addresses a process asks for.
+            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL_ACCOUNT)?;
+            let node = RBTreeNode::new(key, chunk, GFP_KERNEL_ACCOUNT)?;
             self.with_table(|t| {
                 if t.chunks.get(&key).is_none() {
                     drop(t.chunks.insert(node));

@@ -139,8 +139,9 @@ impl Queue {
         pasid: u32,
         owner_mm: *mut bindings::mm_struct,
     ) -> Result<Arc<Self>> {
-        let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL)?;
-        descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL)?;
+        // Charged to the opener's memory cgroup, as one per open file.
+        let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL_ACCOUNT)?;
+        descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL_ACCOUNT)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 dev,
