@@ -151,7 +151,7 @@ static int drop_cap_sys_admin(void)
 TEST(settings_need_cap_sys_admin)
 {
 	char before[3][128], after[128];
-	unsigned int i, min, max, n = sizeof(settings) / sizeof(settings[0]);
+	unsigned int i, min, max, n = ARRAY_SIZE(settings);
 	int status, present = 0;
 	pid_t pid;
 
@@ -184,7 +184,8 @@ TEST(settings_need_cap_sys_admin)
 	/* With the capability, writing the values back is accepted. */
 	EXPECT_EQ(0, write_file(settings[0][0], before[0]));
 	EXPECT_EQ(0, write_file(settings[1][0], before[1]));
-	ASSERT_EQ(2, sscanf(before[2], "%u %u", &min, &max));
+	status = sscanf(before[2], "%u %u", &min, &max);
+	ASSERT_EQ(2, status);
 	snprintf(after, sizeof(after), "%u %u", min, max);
 	EXPECT_EQ(0, write_file(settings[2][0], after));
 	for (i = 3; i < n; i++)

@@ -251,8 +251,8 @@ static void kill_mid_dma(const struct accel *a)
 	for (i = 0; i < 500 && (s = sim_pasid_state(a->dev, msg[0])) == 1; i++)
 		usleep(10000);
 	show_entry(a->dev, msg[0], "B is dead   ");
-	check(s == 2, "exit_mmap ran the mm's release: the entry was cleared, not freed, and the"
-		      " device stopped translating through it (release only invalidates)");
+	check(s == 2,
+	      "exit_mmap ran the mm's release: the entry was cleared, not freed, and the device stopped translating through it (release only invalidates)");
 	snprintf(file, sizeof(file), "dev%d/counters", a->dev);
 	check(sim_counter(file, "releases") > releases0, "the device counted the release");
 	snprintf(file, sizeof(file), "dev%d/faults", a->dev);
@@ -290,7 +290,7 @@ static int mirror_read(int fd, void *addr, void *out, unsigned long *faults)
 }
 
 /* Step 3: the mirror follows the process's page table. */
-static void mirror(void)
+static void step_mirror(void)
 {
 	char *p = map(PAGE), out[PAGE];
 	unsigned long faults = 0;
@@ -302,14 +302,14 @@ static void mirror(void)
 		check(0, "cannot open /dev/rsva_mirror0");
 		return;
 	}
-	strcpy(p, "hello");
+	memcpy(p, "hello", 6);
 	ret = mirror_read(fd, p, out, &faults);
 	check(!ret && !strcmp(out, "hello") && faults == 1,
 	      "the device reads \"%s\" through the mirror (%lu fault to fill it)", out, faults);
 	ret = mirror_read(fd, p, out, &faults);
 	check(!ret && faults == 0, "read again: no fault, the entry is mirrored");
 	madvise(p, PAGE, MADV_DONTNEED);
-	strcpy(p, "world");
+	memcpy(p, "world", 6);
 	ret = mirror_read(fd, p, out, &faults);
 	check(!ret && !strcmp(out, "world") && faults == 1,
 	      "the process drops the page and writes \"world\" to a new one: the notifier cleared the old entry, the device reads \"%s\" (%lu fault)",
@@ -334,7 +334,7 @@ static int claim(const char *op, const char *dev)
 }
 
 /* Step 4: a driver claims the group's DMA; SVA waits for the release. */
-static void ownership(const struct accel *a)
+static void step_ownership(const struct accel *a)
 {
 	char sim[16];
 	int fd, err;
@@ -371,8 +371,8 @@ int main(void)
 	}
 	two_processes(a, pasids);
 	kill_mid_dma(&a[1]);
-	mirror();
-	ownership(&a[0]);
+	step_mirror();
+	step_ownership(&a[0]);
 	printf("\n%s\n", failures ? "Something was not as told: see NOT AS EXPECTED above." :
 				    "Every step was as told.");
 	return failures ? 1 : 0;

@@ -307,7 +307,7 @@ TEST(only_the_opener_uses_a_mirror)
 		};
 		unsigned int i;
 
-		for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(cmds); i++)
 			if (dmirror(fd[RSVA], cmds[i], p, buf, 4, NULL) != -EPERM)
 				_exit(10 + i);
 		/* test_hmm reads the parent's mm through the same kind of file. */

@@ -127,7 +127,7 @@ static void binder(double end, struct tally *t)
 			t->refused++;
 		} else {
 			t->failed++;
-			printf("# binder: child ended with status 0x%x\n", status);
+			printf("# a bound child ended with status 0x%x\n", status);
 		}
 		/* Idle now and then, so that claims of the group get a chance. */
 		usleep(rand_r(&seed) % 30000);

@@ -50,6 +50,9 @@ run_selftest /tests/rsva_sim_stress_test rsva
 run_selftest /tests/rsva_sva_test
 run_selftest /tests/rsva_mirror_test
 run_selftest /tests/rsva_fault_inject_test
+# Random ioctls over every uapi device; the seeds are in the output.
+export RSVA_FUZZ_ITERS=10000
+run_selftest /tests/rsva_fuzz_test
 
 tap_begin sim_unload
 sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
