@@ -317,6 +317,11 @@ impl Mirror {
                 return Err(EFAULT);
             }
             if fast + got < n {
+                // Invalidations may keep undoing the faults: a signal ends
+                // the request (EINTR) instead of more rounds.
+                if faults > 0 && current!().signal_pending() {
+                    return Err(EINTR);
+                }
                 faults += 1;
                 self.fault(
                     start + done * PAGE_SIZE,

@@ -491,6 +491,60 @@ TEST_F_TIMEOUT(race, release_races_unbind, 120)
 	EXPECT_EQ(0, sim_counter("dev1/counters", "stale_translations"));
 }
 
+/*
+ * Release may run twice, and concurrently (seed 000): processes that bound
+ * and unbound keep their PASID leases until their mm dies; they are killed
+ * while rsva is switched off, so each lease is ended by the mm's release
+ * and by the switch (PasidService::end_all()) at once. Each lease ends
+ * once: no PASID is left, no splat (KASAN would see a second free).
+ */
+TEST_F_TIMEOUT(race, release_races_switching_off, 120)
+{
+	const int n = 12, rounds = 15;
+	int round, i, ended = 0;
+
+	for (round = 0; round < rounds; round++) {
+		pid_t pids[n];
+		int p[2];
+		char c;
+
+		ASSERT_EQ(0, pipe(p));
+		for (i = 0; i < n; i++) {
+			pids[i] = fork();
+			ASSERT_LE(0, pids[i]);
+			if (!pids[i]) {
+				int fd = accel_open(i & 1);
+
+				if (fd < 0)
+					_exit(1);
+				/* Unbound, the lease stays until the mm dies. */
+				close(fd);
+				if (write(p[1], "b", 1) != 1)
+					_exit(1);
+				for (;;)
+					pause();
+			}
+		}
+		for (i = 0; i < n; i++)
+			ASSERT_EQ(1, read(p[0], &c, 1));
+		ASSERT_LE(n, rsva_counter("pasids"));
+		/* Half die before the switch, half while it runs. */
+		for (i = 0; i < n / 2; i++)
+			kill(pids[i], SIGKILL);
+		ASSERT_EQ(0, write_text(RSVA_DEBUGFS "/serve", "0"));
+		for (; i < n; i++)
+			kill(pids[i], SIGKILL);
+		for (i = 0; i < n; i++)
+			ASSERT_EQ(pids[i], waitpid(pids[i], NULL, 0));
+		ended += n;
+		EXPECT_EQ(0, rsva_counter_settles("pasids", 0));
+		ASSERT_EQ(0, write_text(RSVA_DEBUGFS "/serve", "1"));
+		close(p[0]);
+		close(p[1]);
+	}
+	TH_LOG("%d leases ended by a release racing the switch", ended);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--exec-child"))

@@ -12,12 +12,12 @@
 use core::ptr::NonNull;
 
 use kernel::{
-    bindings, new_condvar, new_spinlock,
+    bindings, new_condvar, new_mutex, new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, SpinLock,
+        Arc, CondVar, Mutex, SpinLock,
     },
     transmute::AsBytes,
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
@@ -125,6 +125,11 @@ pub(crate) struct Queue {
     idle: CondVar,
     #[pin]
     work: Work<Queue>,
+    /// The engine's bounce pages, allocated with the queue so that running
+    /// its work never fails; only the queue's work item (one at a time)
+    /// takes the lock.
+    #[pin]
+    scratch: Mutex<KVec<u8>>,
     counters: Counters,
 }
 
@@ -142,6 +147,8 @@ impl Queue {
         // Charged to the opener's memory cgroup, as one per open file.
         let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL_ACCOUNT)?;
         descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL_ACCOUNT)?;
+        let mut scratch = KVec::new();
+        scratch.resize(2 * PAGE_SIZE, 0u8, GFP_KERNEL_ACCOUNT)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 dev,
@@ -156,6 +163,7 @@ impl Queue {
                 }),
                 idle <- new_condvar!(),
                 work <- new_work!("rsva_sim::Queue::work"),
+                scratch <- new_mutex!(scratch),
                 counters: Counters::new(),
             }),
             GFP_KERNEL,
@@ -263,12 +271,11 @@ impl WorkItem for Queue {
     type Pointer = Arc<Queue>;
 
     fn run(this: Arc<Queue>) {
-        let mut buf = KVec::new();
-        let scratch = buf.resize(2 * PAGE_SIZE, 0u8, GFP_KERNEL);
+        let mut buf = this.scratch.lock();
         loop {
             let desc = {
                 let mut ring = this.ring.lock();
-                if ring.stopped || ring.len == 0 || scratch.is_err() {
+                if ring.stopped || ring.len == 0 {
                     ring.len = 0;
                     ring.running = false;
                     this.idle.notify_all();
