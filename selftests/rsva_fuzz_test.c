@@ -850,6 +850,24 @@ static void stats_check(struct fz *z, const struct slot *s, const struct rsva_si
 }
 
 /* WAIT: 0, or EINTR on a signal (none comes here). Then the counters must add up. */
+/*
+ * RSVA_SIM_IOC_WAIT on @s: through uacce it does not sleep (EAGAIN while
+ * work is pending), so wait for poll() to report the queue idle and ask
+ * again.
+ */
+static int wait_queue(struct fz *z, struct slot *s, __u64 arg)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	int got = xioctl(z, s->fd, RSVA_SIM_IOC_WAIT, arg);
+
+	if (got == EAGAIN && s->kind == K_UACCE) {
+		if (poll(&p, 1, 10000) != 1 || !(p.revents & POLLIN))
+			fz_fail(z, "poll() did not report the queue idle: %#x", p.revents);
+		got = xioctl(z, s->fd, RSVA_SIM_IOC_WAIT, arg);
+	}
+	return got;
+}
+
 static void do_wait(struct fz *z, int i)
 {
 	struct slot *s = &z->s[i];
@@ -857,7 +875,7 @@ static void do_wait(struct fz *z, int i)
 	int got;
 
 	note(z, "WAIT on %s (%llu bytes queued at most)", slot_name(z, i), s->pending);
-	got = xioctl(z, s->fd, RSVA_SIM_IOC_WAIT, chance(z, 80) ? 0 : pick_addr(z));
+	got = wait_queue(z, s, chance(z, 80) ? 0 : pick_addr(z));
 	if (!expect_in(z, got, ERRS(0, EINTR)) || got)
 		return;
 	s->pending = 0;
@@ -1415,7 +1433,7 @@ static void check_accel_copy(struct fz *z, int i)
 		return;
 	s->submitted++;
 	s->drained = false;
-	got = xioctl(z, s->fd, RSVA_SIM_IOC_WAIT, 0);
+	got = wait_queue(z, s, 0);
 	if (!expect_eq(z, got, 0))
 		return;
 	s->drained = true;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "rsva_sim_util.h"
@@ -600,6 +601,88 @@ TEST(iotlb_hits_on_transparent_huge_pages)
 }
 
 /* uacce's own character device binds through the same API. */
+/* The uacce node of simulated device 0's accelerator, into @path. */
+static int uacce_node(char *path, size_t size)
+{
+	struct dirent *e;
+	DIR *dir = opendir("/dev");
+
+	path[0] = '\0';
+	while (dir && (e = readdir(dir)))
+		if (!strncmp(e->d_name, "rsva_accel-", 11))
+			snprintf(path, size, "/dev/%.64s", e->d_name);
+	if (dir)
+		closedir(dir);
+	return path[0] ? 0 : -ENOENT;
+}
+
+static double seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * uacce runs every ioctl under its device's mutex, which its open and
+ * close take too: a WAIT that slept there would stall every user of the
+ * device for as long as the caller's queue runs. Through uacce, WAIT
+ * answers EAGAIN at once, another process opens the device meanwhile, and
+ * poll() reports the queue idle when the work is done.
+ */
+TEST(uacce_wait_does_not_stall_the_device)
+{
+	struct rsva_sim_desc d = { .op = RSVA_SIM_OP_MEMCPY, .len = 4 * MIB };
+	struct pollfd p = { .events = POLLIN };
+	char path[80], *buf = map(8 * MIB);
+	double t0, waited, opened = -1;
+	int fd, i, pipefd[2];
+	pid_t pid;
+
+	ASSERT_EQ(0, uacce_node(path, sizeof(path)));
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, UACCE_CMD_START_Q));
+	memset(buf, 7, 4 * MIB);
+	d.src = (uintptr_t)buf;
+	d.dst = (uintptr_t)buf + 4 * MIB;
+	/* Some seconds of work under TCG. */
+	for (i = 0; i < 32; i++)
+		ASSERT_EQ(0, accel_submit(fd, &d));
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int other;
+
+		usleep(100000);
+		t0 = seconds();
+		other = open(path, O_RDWR);
+		opened = seconds() - t0;
+		if (other >= 0)
+			close(other);
+		_exit(write(pipefd[1], &opened, sizeof(opened)) == sizeof(opened) && other >= 0 ?
+		      0 : 1);
+	}
+	t0 = seconds();
+	EXPECT_EQ(-EAGAIN, ioctl(fd, RSVA_SIM_IOC_WAIT) ? -errno : 0);
+	waited = seconds() - t0;
+	EXPECT_LT(waited, 0.5) TH_LOG("WAIT took %.2f s", waited);
+	ASSERT_EQ(sizeof(opened), read(pipefd[0], &opened, sizeof(opened)));
+	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+	EXPECT_LT(opened, 1.0) TH_LOG("another process's open took %.2f s", opened);
+	p.fd = fd;
+	EXPECT_EQ(1, poll(&p, 1, 60000));
+	EXPECT_TRUE(p.revents & POLLIN);
+	EXPECT_EQ(0, ioctl(fd, RSVA_SIM_IOC_WAIT));
+	EXPECT_EQ(7, buf[8 * MIB - 1]);
+	TH_LOG("WAIT answered in %.3f s, another open took %.3f s", waited, opened);
+	close(fd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
 TEST(uacce_queue_runs_work)
 {
 	alignas(32) struct rsva_sim_completion c;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,22 @@ static inline int accel_submit(int fd, const struct rsva_sim_desc *d)
 	return ioctl(fd, RSVA_SIM_IOC_SUBMIT, d) ? -errno : 0;
 }
 
+/*
+ * Waits until the queue is idle: the misc node's WAIT sleeps, uacce's
+ * answers EAGAIN while work is pending and poll() reports when it is not.
+ * Returns 0 or -errno.
+ */
 static inline int accel_wait(int fd)
 {
-	return ioctl(fd, RSVA_SIM_IOC_WAIT) ? -errno : 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (ioctl(fd, RSVA_SIM_IOC_WAIT)) {
+		if (errno != EAGAIN)
+			return -errno;
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+	}
+	return 0;
 }
 
 /* The PASID of the bond behind @fd, or -errno. */

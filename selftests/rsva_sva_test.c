@@ -177,9 +177,11 @@ TEST(a_rebind_reuses_the_kept_domain)
 {
 	long long domains = rsva_counter("domains"), reused = rsva_counter("reused");
 	long long kept = rsva_counter("kept");
-	int status, fd;
+	int status, fd, p[2];
+	char c = 0;
 	pid_t pid;
 
+	ASSERT_EQ(0, pipe(p));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -196,12 +198,18 @@ TEST(a_rebind_reuses_the_kept_domain)
 		    rsva_counter("kept") != kept)
 			_exit(13);
 		close(fd);
+		/* Unbound again: the domain is kept while this mm lives. */
+		if (write(p[1], "k", 1) != 1)
+			_exit(14);
 		pause();
 		_exit(0);
 	}
-	/* The child waits with its domain kept; its death frees it. */
-	while (rsva_counter("kept") != kept + 1 && !waitpid(pid, &status, WNOHANG))
-		usleep(10000);
+	close(p[1]);
+	if (read(p[0], &c, 1) != 1) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(0) TH_LOG("child exit %d", WEXITSTATUS(status));
+	}
+	close(p[0]);
 	EXPECT_EQ(kept + 1, rsva_counter("kept"));
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));

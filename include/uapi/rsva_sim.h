@@ -110,7 +110,12 @@ struct rsva_sim_stats {
  * length, -EAGAIN queue full, -ESHUTDOWN queue stopped.
  */
 #define RSVA_SIM_IOC_SUBMIT	_IOW(RSVA_SIM_IOC_MAGIC, 1, struct rsva_sim_desc)
-/* Wait until every submitted descriptor has ended (-EINTR on a signal). */
+/*
+ * Wait until every submitted descriptor has ended (-EINTR on a signal).
+ * Through uacce (/dev/rsva_accel-N) it does not sleep, since uacce holds
+ * the device's mutex around every ioctl: -EAGAIN while work is pending;
+ * poll() reports POLLIN once the queue is idle.
+ */
 #define RSVA_SIM_IOC_WAIT	_IO(RSVA_SIM_IOC_MAGIC, 2)
 /* The PASID this file's bond uses. */
 #define RSVA_SIM_IOC_GET_PASID	_IOR(RSVA_SIM_IOC_MAGIC, 3, __u32)

@@ -8,7 +8,11 @@
 //!   and counters; close stops the queue, drains it, then unbinds.
 //! - `/dev/rsva_accel-N` (uacce, `UACCE_DEV_SVA`): uacce binds on open
 //!   and gives us the PASID in `get_queue`; the same ioctls reach us through
-//!   uacce's ioctl; uacce stops and puts the queue, then unbinds, on close.
+//!   uacce's ioctl, except that WAIT does not sleep there (uacce holds the
+//!   device's mutex around every ioctl, so it would stall every other user
+//!   of the device): it answers `EAGAIN` until the queue is idle, which
+//!   `poll()` reports (`is_q_updated`); uacce stops and puts the queue,
+//!   then unbinds, on close.
 
 use kernel::{
     bindings,
@@ -47,15 +51,26 @@ const NAMES: [&CStr; MAX_ACCELS] = [
 /// evaluate).
 const UACCE_DEV_SVA: c_uint = 1 << 0;
 
+/// How `RSVA_SIM_IOC_WAIT` waits.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Sleeps until the queue is idle (the misc device).
+    Sleep,
+    /// `EAGAIN` while it is not; `poll()` tells when (uacce, which runs
+    /// ioctls under a mutex of the whole device).
+    Poll,
+}
+
 /// Runs one ioctl of the uapi on `queue`.
-fn ioctl(queue: &Arc<Queue>, cmd: u32, arg: usize) -> Result<isize> {
+fn ioctl(queue: &Arc<Queue>, cmd: u32, arg: usize, wait: Wait) -> Result<isize> {
     let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
     match cmd {
         uapi::IOC_SUBMIT => {
             let desc: Desc = user.reader().read()?;
             queue.submit(glue::current_mm(), desc)?;
         }
-        uapi::IOC_WAIT => queue.wait()?,
+        uapi::IOC_WAIT if wait == Wait::Sleep => queue.wait()?,
+        uapi::IOC_WAIT => queue.try_wait()?,
         uapi::IOC_GET_PASID => user.writer().write(&queue.pasid)?,
         uapi::IOC_GET_STATS => user.writer().write(&queue.stats())?,
         _ => return Err(ENOTTY),
@@ -99,7 +114,7 @@ impl MiscDevice for AccelFile {
     }
 
     fn ioctl(this: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl(&this.queue, cmd, arg)
+        ioctl(&this.queue, cmd, arg, Wait::Sleep)
     }
 }
 
@@ -128,6 +143,7 @@ static UACCE_OPS: CStatic<bindings::uacce_ops> = CStatic::new(bindings::uacce_op
     put_queue: Some(uacce_put_queue),
     stop_queue: Some(uacce_stop_queue),
     ioctl: Some(uacce_ioctl),
+    is_q_updated: Some(uacce_is_q_updated),
     ..pin_init::zeroed()
 });
 
@@ -230,6 +246,10 @@ unsafe extern "C" fn uacce_get_queue(
     };
     match Queue::new(accel.dev.clone(), pasid, mm) {
         Ok(queue) => {
+            // SAFETY: `q->wait` is initialised by uacce before `get_queue`
+            // and lives with `q`, which uacce frees only after `put_queue`
+            // (which stops the queue).
+            unsafe { queue.set_poll_waitqueue(&raw mut (*q).wait) };
             // SAFETY: `q` is valid; the queue's reference is taken back in
             // `put_queue`.
             unsafe { (*q).priv_ = queue.into_foreign().cast() };
@@ -245,6 +265,16 @@ unsafe extern "C" fn uacce_get_queue(
 unsafe fn uacce_queue<'a>(q: *mut bindings::uacce_queue) -> ArcBorrow<'a, Queue> {
     // SAFETY: `priv` holds the reference stored by `uacce_get_queue`.
     unsafe { Arc::<Queue>::borrow((*q).priv_.cast()) }
+}
+
+/// uacce's `is_q_updated`, asked by `poll()`: whether the queue is idle.
+///
+/// # Safety
+///
+/// `q` must be a live queue set up by `uacce_get_queue`.
+unsafe extern "C" fn uacce_is_q_updated(q: *mut bindings::uacce_queue) -> c_int {
+    // SAFETY: uacce asks only about live queues of ours, under `q->mutex`.
+    c_int::from(unsafe { uacce_queue(q) }.idle())
 }
 
 /// uacce's `stop_queue`.
@@ -283,7 +313,7 @@ unsafe extern "C" fn uacce_ioctl(
 ) -> c_long {
     // SAFETY: uacce calls this for a live queue of ours, under its mutex.
     let queue: Arc<Queue> = unsafe { uacce_queue(q) }.into();
-    match ioctl(&queue, cmd, arg) {
+    match ioctl(&queue, cmd, arg, Wait::Poll) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }

@@ -92,6 +92,10 @@ struct Ring {
     len: usize,
     stopped: bool,
     running: bool,
+    /// The address of the `wait_queue_head` that `poll()` of the queue's
+    /// file sleeps on (uacce's `q->wait`), or 0: woken when the queue goes
+    /// idle, cleared by [`Queue::stop`] so that nothing wakes it after.
+    poll_wq: usize,
 }
 
 struct Counters {
@@ -160,6 +164,7 @@ impl Queue {
                     len: 0,
                     stopped: false,
                     running: false,
+                    poll_wq: 0,
                 }),
                 idle <- new_condvar!(),
                 work <- new_work!("rsva_sim::Queue::work"),
@@ -215,10 +220,37 @@ impl Queue {
         Ok(())
     }
 
+    /// `EAGAIN` while descriptors are queued or running; the non-blocking
+    /// wait of a file that is polled instead ([`Queue::set_poll_waitqueue`]).
+    pub(crate) fn try_wait(&self) -> Result {
+        if self.idle() {
+            Ok(())
+        } else {
+            Err(EAGAIN)
+        }
+    }
+
+    /// Whether every submitted descriptor has ended.
+    pub(crate) fn idle(&self) -> bool {
+        let ring = self.ring.lock();
+        ring.len == 0 && !ring.running
+    }
+
+    /// Has the queue wake `wq` whenever it goes idle, until it is stopped.
+    ///
+    /// # Safety
+    ///
+    /// `wq` must be an initialised wait queue head that stays valid until
+    /// [`Queue::stop`] returns.
+    pub(crate) unsafe fn set_poll_waitqueue(&self, wq: *mut bindings::wait_queue_head) {
+        self.ring.lock().poll_wq = wq as usize;
+    }
+
     /// Stops the queue: drops what has not started, ends the running
-    /// descriptor early and waits for it. Idempotent.
+    /// descriptor early and waits for it. Idempotent. No poll wakeup after.
     pub(crate) fn stop(&self) {
         let mut ring = self.ring.lock();
+        ring.poll_wq = 0;
         ring.stopped = true;
         ring.len = 0;
         while ring.running {
@@ -279,6 +311,18 @@ impl WorkItem for Queue {
                     ring.len = 0;
                     ring.running = false;
                     this.idle.notify_all();
+                    if ring.poll_wq != 0 {
+                        // SAFETY: Valid until `stop`, which clears it under
+                        // this lock (`set_poll_waitqueue`).
+                        unsafe {
+                            bindings::__wake_up(
+                                ring.poll_wq as *mut bindings::wait_queue_head,
+                                bindings::TASK_INTERRUPTIBLE,
+                                1,
+                                core::ptr::null_mut(),
+                            )
+                        };
+                    }
                     return;
                 }
                 let d = ring.descs[ring.head];
