@@ -849,7 +849,6 @@ static void stats_check(struct fz *z, const struct slot *s, const struct rsva_si
 			st->submitted);
 }
 
-/* WAIT: 0, or EINTR on a signal (none comes here). Then the counters must add up. */
 /*
  * RSVA_SIM_IOC_WAIT on @s: through uacce it does not sleep (EAGAIN while
  * work is pending), so wait for poll() to report the queue idle and ask
@@ -868,6 +867,7 @@ static int wait_queue(struct fz *z, struct slot *s, __u64 arg)
 	return got;
 }
 
+/* WAIT: 0, or EINTR on a signal (none comes here). Then the counters must add up. */
 static void do_wait(struct fz *z, int i)
 {
 	struct slot *s = &z->s[i];

@@ -683,6 +683,33 @@ TEST(uacce_wait_does_not_stall_the_device)
 	close(pipefd[1]);
 }
 
+/* PUT_Q stops the queue (ESHUTDOWN), START_Q starts it again. */
+TEST(uacce_put_q_then_start_q_runs_again)
+{
+	alignas(32) struct rsva_sim_completion c;
+	struct rsva_sim_desc d = { .op = RSVA_SIM_OP_MEMCPY, .len = 4096 };
+	char path[80], *src = map(4096), *dst = map(4096);
+	int fd;
+
+	ASSERT_EQ(0, uacce_node(path, sizeof(path)));
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, UACCE_CMD_START_Q));
+	fill_random(src, 4096, 11);
+	d.src = (uintptr_t)src;
+	d.dst = (uintptr_t)dst;
+	ASSERT_EQ(0, accel_run(fd, &d, &c));
+	EXPECT_EQ(RSVA_SIM_STATUS_SUCCESS, c.status);
+	ASSERT_EQ(0, ioctl(fd, UACCE_CMD_PUT_Q));
+	EXPECT_EQ(-ESHUTDOWN, accel_submit(fd, &d));
+	ASSERT_EQ(0, ioctl(fd, UACCE_CMD_START_Q));
+	memset(dst, 0, 4096);
+	ASSERT_EQ(0, accel_run(fd, &d, &c));
+	EXPECT_EQ(RSVA_SIM_STATUS_SUCCESS, c.status);
+	EXPECT_EQ(0, memcmp(src, dst, 4096));
+	close(fd);
+}
+
 TEST(uacce_queue_runs_work)
 {
 	alignas(32) struct rsva_sim_completion c;

@@ -11,8 +11,9 @@
 //!   uacce's ioctl, except that WAIT does not sleep there (uacce holds the
 //!   device's mutex around every ioctl, so it would stall every other user
 //!   of the device): it answers `EAGAIN` until the queue is idle, which
-//!   `poll()` reports (`is_q_updated`); uacce stops and puts the queue,
-//!   then unbinds, on close.
+//!   `poll()` reports (`is_q_updated`); `PUT_Q` stops the queue and
+//!   `START_Q` starts it again; uacce stops and puts the queue, then
+//!   unbinds, on close.
 
 use kernel::{
     bindings,
@@ -144,6 +145,7 @@ static UACCE_OPS: CStatic<bindings::uacce_ops> = CStatic::new(bindings::uacce_op
     stop_queue: Some(uacce_stop_queue),
     ioctl: Some(uacce_ioctl),
     is_q_updated: Some(uacce_is_q_updated),
+    start_queue: Some(uacce_start_queue),
     ..pin_init::zeroed()
 });
 
@@ -275,6 +277,19 @@ unsafe fn uacce_queue<'a>(q: *mut bindings::uacce_queue) -> ArcBorrow<'a, Queue>
 unsafe extern "C" fn uacce_is_q_updated(q: *mut bindings::uacce_queue) -> c_int {
     // SAFETY: uacce asks only about live queues of ours, under `q->mutex`.
     c_int::from(unsafe { uacce_queue(q) }.idle())
+}
+
+/// uacce's `start_queue`: `START_Q`, also after a `PUT_Q` stopped the
+/// queue, which then takes work again.
+///
+/// # Safety
+///
+/// `q` must be a live queue set up by `uacce_get_queue`.
+unsafe extern "C" fn uacce_start_queue(q: *mut bindings::uacce_queue) -> c_int {
+    // SAFETY: uacce starts only live queues of ours; `q->wait` lives with
+    // `q`, and `put_queue` stops the queue before uacce frees `q`.
+    unsafe { uacce_queue(q).restart(&raw mut (*q).wait) };
+    0
 }
 
 /// uacce's `stop_queue`.

@@ -246,6 +246,18 @@ impl Queue {
         self.ring.lock().poll_wq = wq as usize;
     }
 
+    /// Lets a stopped queue take work again (uacce's `START_Q` after
+    /// `PUT_Q`), waking `wq` as [`Queue::set_poll_waitqueue`] does.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Queue::set_poll_waitqueue`].
+    pub(crate) unsafe fn restart(&self, wq: *mut bindings::wait_queue_head) {
+        let mut ring = self.ring.lock();
+        ring.stopped = false;
+        ring.poll_wq = wq as usize;
+    }
+
     /// Stops the queue: drops what has not started, ends the running
     /// descriptor early and waits for it. Idempotent. No poll wakeup after.
     pub(crate) fn stop(&self) {
