@@ -228,14 +228,6 @@ static bool chance(struct fz *z, unsigned int pct)
 	return below(z, 100) < pct;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* --- reporting ----------------------------------------------------------- */
 
 #define E(e)	{ e, #e }

@@ -16,14 +16,6 @@
 static const char *const devices[2] = { "/dev/hmm_dmirror0", "/dev/rsva_mirror0" };
 static const char *const names[2] = { "test_hmm", "rsva" };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Faults the commands reported, for the figures' honesty. */
 static unsigned long long faults_seen;
 

@@ -18,14 +18,6 @@
 
 #define BUF_LEN (16UL << 20)
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *map_filled(size_t len, int c)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,

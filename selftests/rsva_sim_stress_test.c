@@ -87,14 +87,6 @@ TEST(threads_bind_copy_and_unbind_on_two_devices)
 	EXPECT_EQ(0, pasid_entries(1));
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Binds, queues copies, tells the parent, and waits to be killed. */
 static void bind_submit_wait(int dev, int ready)
 {

@@ -601,7 +601,10 @@ TEST(iotlb_hits_on_transparent_huge_pages)
 }
 
 /* uacce's own character device binds through the same API. */
-/* The uacce node of simulated device 0's accelerator, into @path. */
+/*
+ * A uacce node of the simulated accelerators (uacce's class names it after
+ * the interface: rsva_accel-<id>), into @path; 0 or -ENOENT.
+ */
 static int uacce_node(char *path, size_t size)
 {
 	struct dirent *e;
@@ -614,14 +617,6 @@ static int uacce_node(char *path, size_t size)
 	if (dir)
 		closedir(dir);
 	return path[0] ? 0 : -ENOENT;
-}
-
-static double seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /*
@@ -657,17 +652,17 @@ TEST(uacce_wait_does_not_stall_the_device)
 		int other;
 
 		usleep(100000);
-		t0 = seconds();
+		t0 = now();
 		other = open(path, O_RDWR);
-		opened = seconds() - t0;
+		opened = now() - t0;
 		if (other >= 0)
 			close(other);
 		_exit(write(pipefd[1], &opened, sizeof(opened)) == sizeof(opened) && other >= 0 ?
 		      0 : 1);
 	}
-	t0 = seconds();
+	t0 = now();
 	EXPECT_EQ(-EAGAIN, ioctl(fd, RSVA_SIM_IOC_WAIT) ? -errno : 0);
-	waited = seconds() - t0;
+	waited = now() - t0;
 	EXPECT_LT(waited, 0.5) TH_LOG("WAIT took %.2f s", waited);
 	ASSERT_EQ(sizeof(opened), read(pipefd[0], &opened, sizeof(opened)));
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
@@ -714,20 +709,11 @@ TEST(uacce_queue_runs_work)
 {
 	alignas(32) struct rsva_sim_completion c;
 	struct rsva_sim_desc d = { .op = RSVA_SIM_OP_MEMCPY, .len = 8192 };
-	char path[300] = "", *src = map(8192), *dst = map(8192);
-	struct dirent *e;
-	DIR *dir;
+	char path[80], *src = map(8192), *dst = map(8192);
 	long pasid;
 	int fd;
 
-	/* uacce's class names the node after the interface: rsva_accel-<id>. */
-	dir = opendir("/dev");
-	ASSERT_NE(NULL, dir);
-	while ((e = readdir(dir)))
-		if (!strncmp(e->d_name, "rsva_accel-", 11))
-			snprintf(path, sizeof(path), "/dev/%s", e->d_name);
-	closedir(dir);
-	ASSERT_NE(0, path[0]) TH_LOG("no /dev/rsva_accel-N: is uacce loaded?");
+	ASSERT_EQ(0, uacce_node(path, sizeof(path))) TH_LOG("no /dev/rsva_accel-N: is uacce loaded?");
 	fd = open(path, O_RDWR);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ioctl(fd, UACCE_CMD_START_Q));

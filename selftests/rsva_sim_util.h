@@ -14,12 +14,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rsva_sim.h>
 
 #define ACCEL_DEV "/dev/rsva_accel%d"
 #define SIM_DEBUGFS "/sys/kernel/debug/rsva_sim"
+
+/* Seconds on the monotonic clock. */
+static inline double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static inline int accel_open(int n)
 {

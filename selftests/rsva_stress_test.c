@@ -37,14 +37,6 @@
 /* The binders' devices: the second group. */
 #define FIRST_BOUND 3
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* What a worker did, sent to the parent through a pipe when it ends. */
 struct tally {
 	long ops;	/* binds, runs or unload attempts */

@@ -34,14 +34,6 @@
 #define CPU1 "/sys/devices/system/cpu/cpu1/online"
 #define ROUNDS 5
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void serve(int rsva)
 {
 	if (write_text(SERVE, rsva ? "1" : "0")) {
