@@ -8,10 +8,11 @@
 #   make kernel     fetch, patch, configure and build Linux 7.3 (cached)
 #   make run        boot a VM with the modules and show them at work
 #   make check      every test in the VM, ending with "N passed, N failed"
+#   make check T=sva only some parts of the plan (vm/check-plan.sh names them)
 #   make bench      every benchmark in one VM boot, side by side
 #   make clean      remove out/ (the kernel cache stays)
 
-export KDIR
+export KDIR T
 
 all: modules
 

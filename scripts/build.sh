@@ -73,6 +73,8 @@ build_initramfs() {
 	cp "$RSVA_TOP/vm/tap.sh" "$stage/lib/rsva/tap.sh"
 	cp "$RSVA_TOP/vm/$plan-plan.sh" "$stage/plan.sh"
 	echo "$plan" >"$stage/plan.name"
+	# make check T="part ...": only those parts of the plan (vm/tap.sh want).
+	echo "${T:-}" >"$stage/plan.only"
 	chmod +x "$stage/init"
 	(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) \
 		>"$RSVA_OUT/initramfs-$plan.cpio.gz"

@@ -1,6 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# The test plan of 'make check', sourced by /init.
+# The test plan of 'make check', sourced by /init. Its parts, which
+# 'make check T="part ..."' picks from (vm/tap.sh want): debugfs, sva (the
+# simulated platform's suites under the C code and rsva, and rsva's SVA
+# suite), mirror, fault, fuzz, platform (unload with users, groups, DMA
+# ownership, the stress run, the simulator's honesty). The modules part and
+# the final unload cycles always run.
 
 RSVA_SERVE=/sys/kernel/debug/rsva/serve
 
@@ -33,10 +38,11 @@ tap_check "the C driver's mirrors are all gone" \
 	sh -c 'grep -qx "mirrors 0" $0 && grep -qx "clients 0" $0' /sys/kernel/debug/rsva/mirrors
 tap_end
 
-run_selftest /tests/rsva_debugfs_test
+want debugfs && run_selftest /tests/rsva_debugfs_test
 
 # The simulated platform's suite, once bound by the IOMMU core's C code
 # and once by rsva.
+if want sva; then
 tap_begin serve_c
 tap_check "rsva stops serving" sh -c "echo 0 > $RSVA_SERVE"
 tap_end
@@ -48,12 +54,14 @@ tap_end
 run_selftest /tests/rsva_sim_test rsva
 run_selftest /tests/rsva_sim_stress_test rsva
 run_selftest /tests/rsva_sva_test
-run_selftest /tests/rsva_mirror_test
-run_selftest /tests/rsva_fault_inject_test
+fi
+want mirror && run_selftest /tests/rsva_mirror_test
+want fault && run_selftest /tests/rsva_fault_inject_test
 # Random ioctls over every uapi device; the seeds are in the output.
 export RSVA_FUZZ_ITERS=10000
-run_selftest /tests/rsva_fuzz_test
+want fuzz && run_selftest /tests/rsva_fuzz_test
 
+if want platform; then
 tap_begin sim_unload
 sh -c 'exec 3</dev/rsva_accel0; echo bound; sleep 600' >/tmp/holder.out &
 holder=$!
@@ -133,6 +141,10 @@ tap_check "and the device saw stale or wrong translations" \
 	grep -q -E "stale_translations|dst\[" /tmp/honesty.out
 grep -E "Expected|stale IOTLB" /tmp/honesty.out | sed 's/^/# caught: /'
 tap_end
+else
+	# The unload below needs rsva_client gone (the platform part unloads it).
+	rmmod rsva_client
+fi
 
 # Load, bind, unload, again: kmemleak (scanned at the end) must stay silent.
 tap_begin unload

@@ -56,3 +56,13 @@ run_selftest() {
 load_module() {
 	LOAD_ERR=$(modprobe "$1" 2>&1)
 }
+
+# want PART: whether the plan runs PART; every part unless
+# 'make check T="PART ..."' named some (the names are those of check-plan.sh).
+want() {
+	local only
+	only=$(cat /plan.only 2>/dev/null)
+	[ -z "$only" ] && return 0
+	case " $only " in *" $1 "*) return 0 ;; esac
+	return 1
+}
