@@ -38,9 +38,15 @@ int rsva_pasid_range_check(u32 min, u32 max);
  * Stops the device's work on the PASID of @handle. Called when the bound
  * address space goes away (its exit_mmap), before the IOMMU clears the
  * PASID entry; at most once per bond, and never after
- * rsva_sva_unbind_device() returned.
+ * rsva_sva_unbind_device() returned (which waits for a callback that
+ * runs, so the callback must not wait for a lock held around that unbind).
+ * The callback may unbind @handle and other handles bound to the same
+ * address space with rsva_sva_unbind_device(): it runs inside the mm's
+ * release, and rsva then waits for nothing and frees the SVA domain from a
+ * work item.
  *
- * Context: process context, may sleep; the mmap lock is not held.
+ * Context: process context, may sleep; the mmap lock is not held; inside
+ * the mm's mmu notifier release (nothing may wait for mmu notifiers).
  */
 typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
 
@@ -53,7 +59,10 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * returns the same handle with one more reference; every bind needs one
  * rsva_sva_unbind_device(). The PASID is the mm's, shared by all its bonds
  * and kept until the mm is freed. Works while rsva serves SVA
- * (rsva_sva_serving()).
+ * (rsva_sva_serving()). Each bind pins rsva until its unbind: a driver
+ * that leaks a bond keeps rsva loaded. The handle may be the one that
+ * iommu_sva_bind_device() returns for the same device and mm (rsva serves
+ * that API too), but each API's references are dropped only through it.
  *
  * Context: process context, may sleep; the mmap lock must not be held.
  * Return: the handle, or an ERR_PTR: -EINVAL (NULL @dev or @mm), -ESRCH
@@ -99,9 +108,13 @@ struct iommu_sva *rsva_sva_bind_current(struct device *dev);
  * PASID from the device and frees the SVA domain when no other device uses
  * it. The PASID stays with the mm. Safe after the mm died.
  *
- * Context: process context, may sleep.
- * Return: 0; -EINVAL for NULL, -ENOENT for a handle that rsva did not
- * make or that is already unbound.
+ * Context: process context, may sleep; also a stop callback
+ * (&typedef rsva_sva_stop_t) for a handle of its address space.
+ * Return: 0; -EINVAL for NULL, or for a handle that holds no reference
+ * from rsva's bind functions (only iommu_sva_bind_device()'s: unbind it
+ * with iommu_sva_unbind_device(), which in turn leaves rsva's references
+ * alone), -ENOENT for a handle that rsva did not make or that is already
+ * unbound.
  */
 int rsva_sva_unbind_device(struct iommu_sva *handle);
 

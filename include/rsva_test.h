@@ -25,4 +25,10 @@ void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long le
  */
 unsigned long rsva_test_mirrors(unsigned long *clients);
 
+/* Switches serving the kernel's SVA API on or off, as debugfs rsva/serve. */
+int rsva_test_set_serving(bool on);
+
+/* The number of devices rsva watches for the SVA domains it keeps. */
+unsigned long rsva_test_watches(void);
+
 #endif /* _RSVA_TEST_H */

@@ -20,6 +20,9 @@ extern "C" {
     pub(crate) fn rsva_glue_init() -> c_int;
     pub(crate) fn rsva_glue_exit();
     fn rsva_glue_flush();
+    fn rsva_glue_wq() -> *mut bindings::workqueue_struct;
+    fn rsva_module_get() -> bool;
+    fn rsva_module_put();
     fn rsva_mm_ref_get(mm: *mut bindings::mm_struct) -> *mut RawMmRef;
     fn rsva_mm_ref_mm(r: *mut RawMmRef) -> *mut bindings::mm_struct;
     fn rsva_mm_ref_put(r: *mut RawMmRef);
@@ -31,10 +34,6 @@ extern "C" {
     fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
     pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
     pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
-    pub(crate) fn rsva_sva_domain_alloc(
-        dev: *mut bindings::device,
-        mm: *mut bindings::mm_struct,
-    ) -> *mut bindings::iommu_domain;
     pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
     fn rsva_rwsem_lock(which: c_int, write: bool);
@@ -115,10 +114,59 @@ pub(crate) fn test_mm() -> Result<kernel::sync::aref::ARef<kernel::mm::MmWithUse
     Ok(unsafe { kernel::sync::aref::ARef::from_raw(mm.cast()) })
 }
 
-/// Waits until every `mmdrop()` that [`MmGrab`] deferred so far has run.
-pub(crate) fn flush_deferred_mmdrops() {
+/// rsva's workqueue (unbound): deferred `mmdrop()`s and the frees that may
+/// not run where they are decided (in an mmu notifier's `release`).
+pub(crate) fn workqueue() -> &'static kernel::workqueue::Queue {
+    // SAFETY: The workqueue is created before any rsva object and destroyed
+    // after the last one, at module exit; it is valid meanwhile.
+    unsafe { kernel::workqueue::Queue::from_raw(rsva_glue_wq()) }
+}
+
+/// Waits until every work item queued on [`workqueue`] so far has run:
+/// the `mmdrop()`s that [`MmGrab`] deferred and the deferred frees.
+pub(crate) fn flush_deferred() {
     // SAFETY: The workqueue exists while the module is loaded.
     unsafe { rsva_glue_flush() };
+}
+
+/// A reference to this module, as a bind through rsva's own API holds one
+/// until its unbind (so a driver that leaks a bond keeps rsva loaded):
+/// `try_module_get()`, `ENODEV` while the module is being unloaded.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    pub(crate) fn get() -> Result<Self> {
+        // SAFETY: No arguments; `try_module_get(THIS_MODULE)`.
+        if unsafe { rsva_module_get() } {
+            Ok(Self(()))
+        } else {
+            Err(ENODEV)
+        }
+    }
+
+    /// Keeps the reference past this object, for a bond; [`Self::put`]
+    /// drops it.
+    pub(crate) fn keep(self) {
+        core::mem::forget(self);
+    }
+
+    /// Drops a reference kept by [`Self::keep`].
+    ///
+    /// # Safety
+    ///
+    /// Each call drops one kept reference. The caller is called by a module
+    /// that uses rsva's symbols (so rsva outlives this call) or by rsva.
+    pub(crate) unsafe fn put() {
+        // SAFETY: By the safety requirements.
+        unsafe { rsva_module_put() };
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: Taken in `get` and not kept.
+        unsafe { rsva_module_put() };
+    }
 }
 
 /// The user id (in the initial user namespace) of the current task.

@@ -20,9 +20,15 @@
 //! for [`PasidService::find_mm`], keeps the mm on the IOMMU core's list for
 //! kernel page-table invalidation (`iommu_sva_track_mm()`), and carries the
 //! mm's bonds ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
-//! mmu notifier's `release`, from exit_mmap) or at module exit, and the
-//! last reference may be dropped in any context (a work item, an RCU
-//! callback): nothing here uses `current` after allocation.
+//! mmu notifier's `release`, from exit_mmap) or when rsva lets go of its
+//! mms (serving switched off, module exit), and the last reference may be
+//! dropped in any context (a work item, an RCU callback).
+//!
+//! The `release` callback only ends the lease: it frees no IOMMU domain
+//! and waits for nothing (an IOMMU driver's domain free may wait for the
+//! notifiers' SRCU grace period, which `release` runs inside, as AMD's
+//! does); the domains kept for the mm's next bind are freed by a work item
+//! on rsva's workqueue.
 
 use core::ptr;
 
@@ -34,9 +40,11 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Acquire, Atomic, Relaxed, Release},
-        Arc, Mutex,
+        Arc, ArcBorrow, Mutex,
     },
+    task::Task,
     types::Opaque,
+    workqueue::{impl_has_work, new_work, Work, WorkItem},
     xarray::{AllocKind, XArray},
 };
 
@@ -159,8 +167,11 @@ impl Drop for GlobalPasid {
 ///   reference to this object (given up in `free_notifier`), `service`
 ///   maps `pasid` to this object, and the mm is on the IOMMU core's KVA
 ///   invalidation list. `leased` goes from true to false once.
-/// - `service` outlives this object's lease: module exit ends every lease
-///   and waits for the notifiers before the service goes.
+/// - `service` outlives this object's lease and its `free_kept` work:
+///   module exit ends every lease, flushes rsva's workqueue and waits for
+///   the notifiers before the service goes.
+/// - `releasing` is the task that runs a stop callback of this mm's bonds
+///   from the mm's release, or 0.
 #[pin_data]
 pub(crate) struct MmPasid {
     notifier: Opaque<bindings::mmu_notifier>,
@@ -168,10 +179,36 @@ pub(crate) struct MmPasid {
     pasid: u32,
     charge: UserCharge,
     leased: Atomic<bool>,
+    releasing: Atomic<usize>,
     service: *const PasidService,
+    /// Frees the domains kept for the mm's next bind, for `release`.
+    #[pin]
+    free_kept: Work<MmPasid>,
     /// The bonds of this mm.
     #[pin]
     pub(crate) bonds: MmBonds,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for MmPasid { self.free_kept }
+}
+
+impl WorkItem for MmPasid {
+    type Pointer = Arc<MmPasid>;
+
+    fn run(this: Arc<MmPasid>) {
+        this.bonds.drop_kept();
+    }
+}
+
+/// Marks the current task as running the mm's release for a stop callback;
+/// see [`MmPasid::releasing`].
+pub(crate) struct Releasing<'a>(&'a MmPasid);
+
+impl Drop for Releasing<'_> {
+    fn drop(&mut self) {
+        self.0.releasing.store(0, Relaxed);
+    }
 }
 
 // SAFETY: The raw `service` pointer is only read, and the service is `Sync`
@@ -207,33 +244,62 @@ impl MmPasid {
         self.charge.uid()
     }
 
+    /// Marks the current task, in the mm's release, as calling a driver's
+    /// stop callback until the guard drops.
+    pub(crate) fn releasing(&self) -> Releasing<'_> {
+        self.releasing
+            .store(Task::current_raw() as usize, Relaxed);
+        Releasing(self)
+    }
+
+    /// Whether the current task runs a stop callback of this mm from its
+    /// release (where nothing may wait for the notifiers' grace period).
+    pub(crate) fn releasing_here(&self) -> bool {
+        self.releasing.load(Relaxed) == Task::current_raw() as usize
+    }
+
+    /// Frees the domains kept for the mm's next bind from rsva's workqueue
+    /// (for callers in the mm's release); does nothing if already queued.
+    pub(crate) fn defer_drop_kept(this: &Arc<Self>) {
+        // An error gives back the reference: already queued, that run
+        // frees what is kept now.
+        let _queued: Result<(), Arc<Self>> = glue::workqueue().enqueue(this.clone());
+    }
+
     /// Ends the lease, once: the notifier's reference goes after an SRCU
-    /// grace period and the PASID no longer maps to the mm. Process context
-    /// (the mm's release, or module exit). Returns whether this call ended
-    /// it.
-    fn end_lease(&self) -> bool {
-        if !self.leased.xchg(false, Relaxed) {
+    /// grace period and the PASID no longer maps to the mm. Process context:
+    /// the mm's release (`in_release`), or rsva letting go of its mms.
+    /// Returns whether this call ended it.
+    fn end_lease(this: ArcBorrow<'_, Self>, in_release: bool) -> bool {
+        if !this.leased.xchg(false, Relaxed) {
             return false;
         }
         // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives as
-        // long as the mm, which `self` grabs.
-        unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
-        // Nothing rebinds the mm through this lease: free what is kept.
-        self.bonds.drop_kept();
+        // long as the mm, which `this` grabs.
+        unsafe { bindings::iommu_sva_untrack_mm(this.mm().as_raw()) };
+        // Nothing rebinds the mm through this lease: free what is kept, not
+        // from `release` (see the module doc). Queued before the lease
+        // leaves the map, so that a device going away finds each kept
+        // domain either in the map or in the queue (`rsva_device_gone`).
+        if in_release {
+            MmPasid::defer_drop_kept(&this.into());
+        } else {
+            this.bonds.drop_kept();
+        }
         // SAFETY: Registered while `leased` was true; this is the one put,
         // which `mmu_notifier_put()` allows from `release` too. Put first:
         // the notifier's free then waits for this SRCU reader, and module
         // exit waits for that free once the map no longer holds this lease
         // (see `PasidService::end_all`), so the service outlives us.
-        unsafe { bindings::mmu_notifier_put(self.notifier.get()) };
+        unsafe { bindings::mmu_notifier_put(this.notifier.get()) };
         // SAFETY: The service outlives the lease (type invariant).
-        let service = unsafe { &*self.service };
+        let service = unsafe { &*this.service };
         let mut map = service.mms.lock();
         let ours = map
-            .get(self.pasid as usize)
-            .is_some_and(|m| ptr::eq(&*m, self));
+            .get(this.pasid as usize)
+            .is_some_and(|m| ptr::eq(&*m, &*this));
         let removed = if ours {
-            map.remove(self.pasid as usize)
+            map.remove(this.pasid as usize)
         } else {
             None
         };
@@ -244,22 +310,23 @@ impl MmPasid {
 }
 
 /// The mm goes away (exit_mmap): the PASID's lease ends. Runs once for a
-/// notifier that is put, never frees anything itself.
+/// notifier that is put; frees nothing and waits for nothing itself.
 ///
 /// # Safety
 ///
 /// `mn` is the notifier of a live `MmPasid`.
 unsafe extern "C" fn lease_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
-    // SAFETY: The notifier holds a reference to its `MmPasid` until
-    // `lease_free`, which runs after SRCU readers such as this are done.
+    // SAFETY: The notifier holds a reference to its `MmPasid`, from
+    // `Arc::into_raw`, until `lease_free`, which runs after SRCU readers
+    // such as this are done.
     let this = unsafe {
-        &*kernel::container_of!(
+        ArcBorrow::from_raw(kernel::container_of!(
             mn.cast::<Opaque<bindings::mmu_notifier>>(),
             MmPasid,
             notifier
-        )
+        ))
     };
-    this.end_lease();
+    MmPasid::end_lease(this, true);
 }
 
 /// Drops the notifier's reference, after the last put and a grace period.
@@ -365,7 +432,9 @@ impl PasidService {
                 pasid,
                 charge,
                 leased: Atomic::new(false),
+                releasing: Atomic::new(0),
                 service: ptr::from_ref(self),
+                free_kept <- new_work!("MmPasid::free_kept"),
                 bonds <- MmBonds::new(),
             }),
             GFP_KERNEL,
@@ -388,7 +457,7 @@ impl PasidService {
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {
             drop(map);
             drop(e.value);
-            this.end_lease();
+            MmPasid::end_lease(this.as_arc_borrow(), false);
             return Err(e.error);
         }
         drop(map);
@@ -422,36 +491,55 @@ impl PasidService {
         self.charges.held_by(uid)
     }
 
-    /// Ends every lease (module exit). The caller then waits for the
-    /// notifiers with `mmu_notifier_synchronize()`: a lease whose mm is
-    /// being released leaves the map only after its put, so once the map
-    /// is empty every put is queued, and that wait covers them all.
+    /// Ends every lease (serving switched off, module exit). The caller
+    /// then waits for the work items with [`glue::flush_deferred`] and for
+    /// the notifiers with `mmu_notifier_synchronize()`: a lease whose mm is
+    /// being released leaves the map only after its put and its work item
+    /// were queued, so once the map is empty every put and work item is
+    /// queued, and those waits cover them all.
     pub(crate) fn end_all(&self) {
-        for pasid in 1..=self.top.load(Acquire) as usize {
-            loop {
-                let m = self.mms.lock().get(pasid).map(Arc::from);
-                let Some(m) = m else {
-                    break;
-                };
-                if !m.end_lease() {
-                    // The mm's release ends it right now.
-                    // SAFETY: Sleeps; no locks held.
-                    unsafe { bindings::msleep(1) };
-                }
+        let mut from = 1;
+        while let Some((pasid, m)) = self.next_lease(from) {
+            if !MmPasid::end_lease(m.as_arc_borrow(), false) {
+                // The mm's release ends it right now; it leaves the map.
+                // SAFETY: Sleeps; no locks held.
+                unsafe { bindings::msleep(1) };
             }
+            from = pasid;
         }
     }
 
-    /// Calls `f` with every live lease (for debugfs).
+    /// Calls `f` with every live lease (for debugfs and devices going away).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&MmPasid)) {
-        for pasid in 1..=self.top.load(Acquire) as usize {
-            let m = self.mms.lock().get(pasid).map(Arc::from);
-            if let Some(m) = m {
-                f(&m);
-            }
+        let mut from = 1;
+        while let Some((pasid, m)) = self.next_lease(from) {
+            f(&m);
+            from = pasid + 1;
         }
     }
+
+    /// The live lease with the smallest PASID at or above `from`, and that
+    /// PASID. Looks up [`LOOKUP_BATCH`] PASIDs per hold of the map's lock,
+    /// so a scan up to a PASID near [`PASID_MAX`] stays short.
+    fn next_lease(&self, from: usize) -> Option<(usize, Arc<MmPasid>)> {
+        let top = self.top.load(Acquire) as usize;
+        let mut pasid = from;
+        while pasid <= top {
+            let map = self.mms.lock();
+            let end = top.min(pasid + LOOKUP_BATCH - 1);
+            while pasid <= end {
+                if let Some(m) = map.get(pasid) {
+                    return Some((pasid, m.into()));
+                }
+                pasid += 1;
+            }
+        }
+        None
+    }
 }
+
+/// How many PASIDs [`PasidService::next_lease`] looks up per lock hold.
+const LOOKUP_BATCH: usize = 1024;
 
 #[kunit_tests(rsva_pasid_range)]
 mod tests {
@@ -635,7 +723,7 @@ mod service_tests {
         // The charge went in the callback; the mm's last `mmdrop()`, which
         // frees the PASID, was moved to a work item.
         assert_eq!(svc.held_by(42), 0);
-        glue::flush_deferred_mmdrops();
+        glue::flush_deferred();
         assert_eq!(svc.get(&other, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 4);
         Ok(())
     }

@@ -13,9 +13,17 @@
 //! load, `debugfs/rsva/serve` at run time). Turning it on is refused while
 //! the IOMMU core has bonds of its own, turning it off while rsva has any;
 //! turning it off ends rsva's PASID leases (the PASIDs stay with their
-//! mms): the two implementations never manage one mm at the same time. rsva's own
-//! entry points (`rsva_sva_bind_device()`, ...) work only while it serves,
-//! and hold the serve lock for reading so the switch cannot pass them.
+//! mms) in the provider's `drain`, which the IOMMU core calls with every
+//! bind held off, before its own first bind: the two implementations never
+//! manage one mm at the same time. rsva's own entry points
+//! (`rsva_sva_bind_device()`, ...) work only while it serves, hold the
+//! serve lock for reading so the switch cannot pass them, and pin the
+//! module from bind to unbind, as the IOMMU core does for its handles.
+//!
+//! One bond serves both APIs (the same handle), counting its users per
+//! [`Api`]: a handle is unbound only through the API that bound it
+//! (`EINVAL` otherwise), so the core's count of rsva's handles and the
+//! module references stay balanced.
 
 use core::ptr::NonNull;
 
@@ -34,7 +42,7 @@ use crate::{
     dma_claims::Claims,
     glue::{self, Rwsem, RwsemGuard},
     pasid::{PasidRange, PASID_INVALID},
-    sva_bind::{Bond, StopFn, Sva},
+    sva_bind::{Api, Bond, StopFn, Sva},
 };
 
 /// The provider table given to the IOMMU core.
@@ -48,6 +56,7 @@ pub(crate) static PROVIDER: ProviderOps = ProviderOps(bindings::iommu_sva_provid
     bind: Some(provider_bind),
     unbind: Some(provider_unbind),
     get_pasid: Some(provider_get_pasid),
+    drain: Some(provider_drain),
 });
 
 /// rsva's SVA service, whether it serves the kernel's SVA API, and the DMA
@@ -89,13 +98,15 @@ impl Service {
     }
 
     /// Undoes [`Self::publish`], stops serving and ends every PASID lease,
-    /// waiting for the notifiers; the service may then be dropped.
+    /// waiting for the work items and the notifiers; the service may then
+    /// be dropped. Module exit: no bond is left (each pins the module).
     pub(crate) fn shut_down(&self) {
         if let Err(e) = self.set_serving(false) {
             pr_err!("still serving at unload: {e:?}\n");
         }
         SERVICE.store(core::ptr::null(), Release);
         self.sva.pasids.end_all();
+        glue::flush_deferred();
         // SAFETY: No locks held; waits for the leases' `free_notifier`.
         unsafe { bindings::mmu_notifier_synchronize() };
     }
@@ -120,17 +131,17 @@ impl Service {
                 return Err(EBUSY);
             }
             // SAFETY: As above; refused while handles of ours are bound.
+            // Our `provider_drain` ends every lease before the core binds.
             to_result(unsafe { bindings::iommu_sva_clear_provider(&PROVIDER.0) })?;
-            // The IOMMU core may bind these mms from now on: their PASIDs
-            // stay in `mm->iommu_mm`, but rsva lets go of them.
-            self.sva.pasids.end_all();
         }
         self.serving.store(on, Relaxed);
         Ok(())
     }
 
     /// Binds through rsva's own entry points: only while serving (`ENODEV`
-    /// otherwise). `EINVAL` for a null device or mm, `ESRCH` for a dead mm.
+    /// otherwise, and while the module is being unloaded). `EINVAL` for a
+    /// null device or mm, `ESRCH` for a dead mm. The bond pins the module
+    /// until [`Self::unbind`].
     pub(crate) fn bind(
         &self,
         dev: *mut bindings::device,
@@ -141,8 +152,23 @@ impl Service {
         if !self.serving() {
             return Err(ENODEV);
         }
+        let pin = glue::ModuleRef::get()?;
         // SAFETY: Our callers pass a valid device and mm, referenced, or null.
-        unsafe { self.bind_unlocked(dev, mm, stop) }
+        let bond = unsafe { self.bind_unlocked(dev, mm, stop, Api::Own) }?;
+        pin.keep();
+        Ok(bond)
+    }
+
+    /// Unbinds a handle of rsva's own entry points, and unpins the module.
+    ///
+    /// # Safety
+    ///
+    /// Called from a module that uses rsva's symbols (rsva outlives it).
+    pub(crate) unsafe fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
+        self.sva.unbind(handle, Api::Own)?;
+        // SAFETY: The reference the bind kept; our caller keeps rsva.
+        unsafe { glue::ModuleRef::put() };
+        Ok(())
     }
 
     /// # Safety
@@ -154,6 +180,7 @@ impl Service {
         dev: *mut bindings::device,
         mm: *mut bindings::mm_struct,
         stop: Option<(StopFn, usize)>,
+        api: Api,
     ) -> Result<Arc<Bond>> {
         let dev = NonNull::new(dev).ok_or(EINVAL)?;
         if mm.is_null() {
@@ -163,7 +190,7 @@ impl Service {
         let mm: &Mm = unsafe { Mm::from_raw(mm) };
         let mm: kernel::sync::aref::ARef<MmWithUser> = mm.mmget_not_zero().ok_or(ESRCH)?;
         // SAFETY: By the safety requirements.
-        unsafe { self.sva.bind(dev, &mm, stop) }
+        unsafe { self.sva.bind(dev, &mm, stop, api) }
     }
 
     /// Binds the current task's mm (`EINVAL` in a kernel thread).
@@ -191,23 +218,45 @@ unsafe extern "C" fn provider_bind(
     };
     // SAFETY: By the core's contract; it holds its provider lock, so the
     // switch cannot pass this bind.
-    match unsafe { s.bind_unlocked(dev, mm, None) } {
+    match unsafe { s.bind_unlocked(dev, mm, None, Api::Kernel) } {
         Ok(bond) => bond.handle(),
         Err(e) => e.to_ptr(),
     }
 }
 
-/// `iommu_sva_unbind_device()` for a handle rsva made.
+/// `iommu_sva_unbind_device()` for a handle rsva made: an errno, and the
+/// core leaves its count alone, for a handle that holds no reference from
+/// `iommu_sva_bind_device()`.
 ///
 /// # Safety
 ///
 /// Called by the IOMMU core with a handle whose provider is rsva.
-unsafe extern "C" fn provider_unbind(handle: *mut bindings::iommu_sva) {
+unsafe extern "C" fn provider_unbind(handle: *mut bindings::iommu_sva) -> c_int {
     let Some(s) = service() else {
-        return;
+        return ENODEV.to_errno();
     };
-    if let Err(e) = s.sva.unbind(handle) {
-        pr_err!("unbind of unknown SVA handle {:p}: {e:?}\n", handle);
+    match s.sva.unbind(handle, Api::Kernel) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!(
+                "iommu_sva_unbind_device() of SVA handle {:p} refused: {e:?}\n",
+                handle
+            );
+            e.to_errno()
+        }
+    }
+}
+
+/// Called by `iommu_sva_clear_provider()` with every bind held off: ends
+/// every PASID lease, so the IOMMU core's first bind of each of those mms
+/// finds it untracked.
+///
+/// # Safety
+///
+/// Called by the IOMMU core, in process context.
+unsafe extern "C" fn provider_drain() {
+    if let Some(s) = service() {
+        s.sva.pasids.end_all();
     }
 }
 
@@ -220,4 +269,14 @@ unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32
     service()
         .and_then(|s| s.sva.lookup(handle).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
+}
+
+/// See `rsva_test_set_serving()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_set_serving(on: bool) -> c_int {
+    match service().ok_or(ENODEV).and_then(|s| s.set_serving(on)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }

@@ -54,10 +54,25 @@ void rsva_glue_exit(void)
 	destroy_workqueue(rsva_wq);
 }
 
-/* Waits for the deferred mmdrop()s queued so far. */
+/* Waits for the deferred mmdrop()s and frees queued so far. */
 void rsva_glue_flush(void)
 {
 	flush_workqueue(rsva_wq);
+}
+
+struct workqueue_struct *rsva_glue_wq(void)
+{
+	return rsva_wq;
+}
+
+bool rsva_module_get(void)
+{
+	return try_module_get(THIS_MODULE);
+}
+
+void rsva_module_put(void)
+{
+	module_put(THIS_MODULE);
 }
 
 /*
@@ -169,47 +184,6 @@ u32 rsva_dev_max_pasids(struct device *dev)
 }
 
 /*
- * rsva does not serve I/O page faults: the devices it binds work on pinned
- * or already present pages (the simulated platform walks the page tables
- * itself). A fault is answered INVALID instead of being left pending.
- */
-static int rsva_iopf_handler(struct iopf_group *group)
-{
-	iopf_group_response(group, IOMMU_PAGE_RESP_INVALID);
-	iopf_free_group(group);
-	return 0;
-}
-
-/*
- * An SVA domain for @mm on @dev, set up as iommu_sva_domain_alloc() does:
- * the domain holds mmgrab() on @mm, dropped by iommu_domain_free().
- */
-struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
-					   struct mm_struct *mm)
-{
-	const struct iommu_ops *ops;
-	struct iommu_domain *domain;
-
-	if (!dev->iommu || !dev->iommu->iommu_dev)
-		return ERR_PTR(-ENODEV);
-	ops = dev->iommu->iommu_dev->ops;
-	if (!ops->domain_alloc_sva)
-		return ERR_PTR(-EOPNOTSUPP);
-
-	domain = ops->domain_alloc_sva(dev, mm);
-	if (IS_ERR(domain))
-		return domain;
-
-	domain->type = IOMMU_DOMAIN_SVA;
-	domain->cookie_type = IOMMU_COOKIE_SVA;
-	mmgrab(mm);
-	domain->mm = mm;
-	domain->owner = ops;
-	domain->iopf_handler = rsva_iopf_handler;
-	return domain;
-}
-
-/*
  * Device watches. rsva keeps an mm's SVA domain for reuse when its last
  * bond goes (see rust/sva_bind.rs); the domain belongs to the IOMMU driver
  * of the device it was last attached through, which may be a module. A
@@ -284,6 +258,19 @@ void rsva_unkeep_for(struct device *dev)
 		return;
 	}
 }
+
+#if IS_ENABLED(CONFIG_KUNIT)
+unsigned long rsva_test_watches(void)
+{
+	struct rsva_watch *w;
+	unsigned long n = 0;
+
+	guard(mutex)(&rsva_watches_lock);
+	list_for_each_entry(w, &rsva_watches, node)
+		n++;
+	return n;
+}
+#endif
 
 static struct rw_semaphore *rsva_rwsem(int which)
 {

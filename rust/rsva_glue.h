@@ -21,6 +21,9 @@ struct rsva_mm_ref;
 int rsva_glue_init(void);
 void rsva_glue_exit(void);
 void rsva_glue_flush(void);
+struct workqueue_struct *rsva_glue_wq(void);
+bool rsva_module_get(void);
+void rsva_module_put(void);
 struct rsva_mm_ref *rsva_mm_ref_get(struct mm_struct *mm);
 struct mm_struct *rsva_mm_ref_mm(struct rsva_mm_ref *ref);
 void rsva_mm_ref_put(struct rsva_mm_ref *ref);
@@ -35,8 +38,6 @@ struct mm_struct *rsva_test_mm_alloc(void);
 
 struct iommu_group *rsva_dev_group(struct device *dev);
 u32 rsva_dev_max_pasids(struct device *dev);
-struct iommu_domain *rsva_sva_domain_alloc(struct device *dev,
-					   struct mm_struct *mm);
 
 int rsva_keep_for(struct device *dev);
 void rsva_unkeep_for(struct device *dev);

@@ -74,6 +74,18 @@ fn stop_key(stop: Option<(StopFn, usize)>) -> Option<(usize, usize)> {
     stop.map(|(f, data)| (f as usize, data))
 }
 
+/// The API a bind came through. One bond serves both (one per device and
+/// mm), but counts its users per API: a handle is unbound only through the
+/// API that bound it, so the IOMMU core's count of the provider's handles
+/// and the module references of each API stay balanced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// `iommu_sva_bind_device()`, served through the IOMMU core.
+    Kernel = 0,
+    /// rsva's own entry points (`rsva_sva_bind_device()`, ...).
+    Own = 1,
+}
+
 /// A counted reference to a `struct device`.
 ///
 /// # Invariants
@@ -117,8 +129,10 @@ unsafe impl Sync for DeviceRef {}
 ///   handle is the one of the group's [`GroupAttach`] when this bond made
 ///   the attachment (it then lives as long as the attachment).
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
-///   bind until unbind unregisters it.
-/// - `stopped` becomes true once: the first of release and unbind.
+///   bind until unbind puts it, and holds a reference to the bond until
+///   its `free_notifier`.
+/// - `stopped` becomes true once, under `stop_lock`: the first of release
+///   and unbind. The stop callback runs under `stop_lock`.
 #[pin_data]
 pub(crate) struct Bond {
     sva: Opaque<bindings::iommu_sva>,
@@ -127,6 +141,8 @@ pub(crate) struct Bond {
     group: *mut bindings::iommu_group,
     mm: Arc<MmPasid>,
     stop: Option<(StopFn, usize)>,
+    #[pin]
+    stop_lock: Mutex<()>,
     stopped: Atomic<bool>,
 }
 
@@ -138,6 +154,7 @@ unsafe impl Sync for Bond {}
 
 static STOP_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
     release: Some(stop_release),
+    free_notifier: Some(stop_free),
     ..pin_init::zeroed()
 };
 
@@ -152,15 +169,34 @@ impl Bond {
         self.mm.pasid()
     }
 
-    /// Calls the stop callback unless it ran or the bond is unbound.
+    /// Calls the stop callback unless it ran or the bond is unbound. The
+    /// mm's release, in the current task: the callback may unbind handles
+    /// of this mm (see [`Sva::unbind`]).
     fn stop_once(&self) {
-        if let Some((stop, data)) = self.stop {
-            if !self.stopped.xchg(true, Relaxed) {
-                // SAFETY: The driver gave `stop` and `data` for this handle
-                // and keeps them valid until unbind, which waits for us.
-                unsafe { stop(self.handle(), data as *mut c_void) };
-            }
+        let Some((stop, data)) = self.stop else {
+            return;
+        };
+        let _stopping = self.stop_lock.lock();
+        if self.stopped.xchg(true, Relaxed) {
+            return;
         }
+        let _releasing = self.mm.releasing();
+        // SAFETY: The driver gave `stop` and `data` for this handle and
+        // keeps them valid until unbind returns, which waits for us.
+        unsafe { stop(self.handle(), data as *mut c_void) };
+    }
+
+    /// Makes sure the stop callback never runs from now on: waits for one
+    /// that runs, unless the caller is that callback (`in_release`).
+    fn stop_never(&self, in_release: bool) {
+        if in_release {
+            // The mm's release runs the stop callbacks one at a time, in
+            // this task: none of this mm's runs now but the caller's.
+            self.stopped.store(true, Relaxed);
+            return;
+        }
+        let _stopping = self.stop_lock.lock();
+        self.stopped.store(true, Relaxed);
     }
 
     /// Registry key of a handle: its address.
@@ -176,8 +212,8 @@ impl Bond {
 ///
 /// `mn` is the stop notifier of a live bond.
 unsafe extern "C" fn stop_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
-    // SAFETY: Unbind unregisters the notifier, synchronously, before the
-    // bond can go: the bond is alive while this runs.
+    // SAFETY: The notifier holds a reference to the bond until
+    // `stop_free`, which runs after SRCU readers such as this are done.
     let bond = unsafe {
         &*kernel::container_of!(
             mn.cast::<Opaque<bindings::mmu_notifier>>(),
@@ -188,10 +224,27 @@ unsafe extern "C" fn stop_release(mn: *mut bindings::mmu_notifier, _mm: *mut bin
     bond.stop_once();
 }
 
-/// A bond and the number of binds it answered, less unbinds.
+/// Drops the stop notifier's reference to its bond, after unbind put the
+/// notifier and an SRCU grace period passed.
+///
+/// # Safety
+///
+/// `mn` is the stop notifier of a bond, called once.
+unsafe extern "C" fn stop_free(mn: *mut bindings::mmu_notifier) {
+    // SAFETY: The reference given to the notifier in `Sva::register`.
+    drop(unsafe {
+        Arc::from_raw(kernel::container_of!(
+            mn.cast::<Opaque<bindings::mmu_notifier>>(),
+            Bond,
+            stop_notifier
+        ))
+    });
+}
+
+/// A bond and the number of binds it answered, less unbinds, per [`Api`].
 struct BondUse {
     bond: Arc<Bond>,
-    users: u32,
+    users: [u32; 2],
 }
 
 /// The mm's PASID attached to one IOMMU group.
@@ -212,9 +265,15 @@ struct GroupAttach {
 ///
 /// A domain whose last attachment went (`users == 0`) is kept for the
 /// mm's next bind until the PASID's lease ends or `watched`, the device it
-/// was first detached from, goes away: `rsva_keep_for()` watches that
-/// device for as long as the domain exists (or until it goes). A domain
-/// that was never kept has a null `watched`.
+/// was detached from, goes away: `rsva_keep_for()` watches that device
+/// while the domain is kept, and the watch ends when the domain is used
+/// again or freed. Only a kept domain may be watched (`watched` is null
+/// while `users > 0`).
+///
+/// Freeing a domain may wait for an SRCU grace period (AMD's SVA domain
+/// unregisters its mmu notifier), so a domain is never freed under the
+/// mutex of [`MmBonds`], which the mm's release takes, nor in an mmu
+/// notifier callback: it leaves the list first and is freed after.
 struct DomainUse {
     domain: *mut bindings::iommu_domain,
     users: u32,
@@ -222,19 +281,31 @@ struct DomainUse {
 }
 
 impl DomainUse {
+    /// Ends the watch of a kept domain that is used again or freed.
+    fn unwatch(&mut self) {
+        if !self.watched.is_null() {
+            // SAFETY: Watched in `Sva::detach`; the watch ends before the
+            // watched device can go (its devres action frees the domain).
+            unsafe { glue::rsva_unkeep_for(self.watched) };
+            self.watched = core::ptr::null_mut();
+        }
+    }
+
     /// Frees the domain, which is attached nowhere, and ends its watch.
+    /// Process context, no lock of rsva held, outside mmu notifier
+    /// callbacks.
     ///
     /// # Safety
     ///
-    /// `users` must be 0, and the domain must leave the mm's list.
-    unsafe fn free(&self) {
-        // SAFETY: Attached nowhere; this drops its mmgrab. The IOMMU driver
-        // is still there: the device it was detached from is watched.
+    /// `users` must be 0 and the domain off the mm's list. Its IOMMU driver
+    /// must still be there: the domain was just detached from a device the
+    /// caller holds, or the device it is watched by has not gone (its
+    /// devres action frees it first).
+    unsafe fn free(mut self) {
+        self.unwatch();
+        // SAFETY: Attached nowhere; this drops its mmgrab. By the safety
+        // requirements the IOMMU driver is there.
         unsafe { bindings::iommu_domain_free(self.domain) };
-        if !self.watched.is_null() {
-            // SAFETY: Watched in `Sva::detach`.
-            unsafe { glue::rsva_unkeep_for(self.watched) };
-        }
     }
 }
 
@@ -282,45 +353,47 @@ impl MmBonds {
             .count()
     }
 
-    /// Frees the domains kept for reuse. Process context.
-    pub(crate) fn drop_kept(&self) {
-        self.inner.lock().domains.retain(|d| {
-            if d.users > 0 {
-                return true;
-            }
-            // SAFETY: Attached nowhere, and leaves the list.
-            unsafe { d.free() };
-            false
-        });
+    /// Takes the first kept domain that `pick` accepts off the list.
+    fn take_kept(&self, pick: impl Fn(&DomainUse) -> bool) -> Option<DomainUse> {
+        let mut inner = self.inner.lock();
+        let i = inner
+            .domains
+            .iter()
+            .position(|d| d.users == 0 && pick(d))?;
+        inner.domains.remove(i).ok()
     }
 
-    /// `dev` goes away: frees the domains kept while it is watched, and
-    /// stops watching it for those in use.
-    fn device_gone(&self, dev: *mut bindings::device) {
-        self.inner.lock().domains.retain(|d| {
-            if d.watched != dev {
-                return true;
-            }
-            if d.users > 0 {
-                // SAFETY: Watched in `Sva::detach`.
-                unsafe { glue::rsva_unkeep_for(dev) };
-                d.watched = core::ptr::null_mut();
-                return true;
-            }
-            // SAFETY: Attached nowhere, and leaves the list.
+    /// Frees the domains kept for reuse, one at a time, outside the lock.
+    /// Process context, outside mmu notifier callbacks (the mm's release
+    /// defers this to a work item, see [`MmPasid`]).
+    pub(crate) fn drop_kept(&self) {
+        while let Some(d) = self.take_kept(|_| true) {
+            // SAFETY: Kept: attached nowhere, off the list, and watched by
+            // its device or freed before the watched device goes.
             unsafe { d.free() };
-            false
-        });
+        }
+    }
+
+    /// `dev` goes away: frees the domains kept while it is watched.
+    fn device_gone(&self, dev: *mut bindings::device) {
+        while let Some(d) = self.take_kept(|d| d.watched == dev) {
+            // SAFETY: As in `drop_kept`; `dev` has not gone yet (this runs
+            // in its devres action).
+            unsafe { d.free() };
+        }
     }
 }
 
 /// Called by the devres action of a watched device that goes away: frees
-/// the domains kept for it, while its IOMMU driver is still there.
+/// the domains kept for it, while its IOMMU driver is still there. Leases
+/// that ended before left the map after queueing the free of their kept
+/// domains: waiting for those covers them.
 #[no_mangle]
 extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
     if let Some(s) = crate::provider::service() {
         s.sva.pasids.for_each(|m| m.bonds.device_gone(dev));
     }
+    glue::flush_deferred();
 }
 
 /// Statistics for debugfs and the benchmarks.
@@ -420,7 +493,8 @@ impl Sva {
         })
     }
 
-    /// Binds `mm` to `dev`, or takes one more reference to their bond.
+    /// Binds `mm` to `dev`, or takes one more reference to their bond,
+    /// counted for `api`.
     ///
     /// Errors: `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
     /// no SVA in the IOMMU), `EBUSY` (the group is claimed by an owner that
@@ -437,6 +511,7 @@ impl Sva {
         dev: NonNull<bindings::device>,
         mm: &MmWithUser,
         stop: Option<(StopFn, usize)>,
+        api: Api,
     ) -> Result<Arc<Bond>> {
         // SAFETY: `mm` is live.
         unsafe { glue::rsva_assert_mmap_unlocked(mm.as_raw()) };
@@ -466,7 +541,7 @@ impl Sva {
             if stop.is_some() && stop_key(b.bond.stop) != stop_key(stop) {
                 return Err(EBUSY);
             }
-            b.users += 1;
+            b.users[api as usize] += 1;
             self.counters.binds.add(1, Relaxed);
             return Ok(b.bond.clone());
         }
@@ -475,17 +550,31 @@ impl Sva {
         let devref = unsafe { DeviceRef::get(dev) };
         let bond = self.new_bond(devref, group, &lease, stop)?;
         // SAFETY: `dev` is the bond's device, valid.
-        unsafe { self.attach(&mut inner, &bond, &lease) }?;
-        if let Err(e) = self.register(&bond, mm) {
-            // SAFETY: Attached just above for this bond's device.
-            unsafe { self.detach(&mut inner, &bond) };
+        if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease) } {
+            drop(inner);
+            if let Some(d) = unused {
+                // SAFETY: Allocated by `attach` and attached nowhere.
+                unsafe { d.free() };
+            }
             return Err(e);
         }
+        if let Err(e) = self.register(&bond, mm) {
+            // SAFETY: Attached just above for this bond's device.
+            let unused = unsafe { self.detach(&mut inner, &bond, false) };
+            drop(inner);
+            if let Some(d) = unused {
+                // SAFETY: Detached from the bond's device, which we hold.
+                unsafe { d.free() };
+            }
+            return Err(e);
+        }
+        let mut users = [0; 2];
+        users[api as usize] = 1;
         // Cannot fail: reserved above.
         inner.bonds.push(
             BondUse {
                 bond: bond.clone(),
-                users: 1,
+                users,
             },
             GFP_KERNEL,
         )?;
@@ -511,6 +600,7 @@ impl Sva {
                 group,
                 mm: lease.clone(),
                 stop,
+                stop_lock <- new_mutex!(()),
                 stopped: Atomic::new(false),
             }),
             GFP_KERNEL,
@@ -533,12 +623,15 @@ impl Sva {
         }
         // SAFETY: Not shared with the notifier core yet.
         unsafe { (*bond.stop_notifier.get()).ops = &STOP_OPS };
+        let raw = Arc::into_raw(bond.clone());
         // SAFETY: Initialised; `mm` has users. Registered after the
         // domain's notifier, so `release` reaches this one first.
         let ret = to_result(unsafe {
             bindings::mmu_notifier_register(bond.stop_notifier.get(), mm.as_raw())
         });
         if ret.is_err() {
+            // SAFETY: Not registered: the reference returns to us.
+            drop(unsafe { Arc::from_raw(raw) });
             let registered = self.handles.lock().remove(key);
             drop(registered);
         }
@@ -546,19 +639,29 @@ impl Sva {
     }
 
     /// Attaches the mm's PASID to the bond's group, or takes one more
-    /// reference to the group's attachment.
+    /// reference to the group's attachment. On failure, a domain allocated
+    /// here comes back with the error, to be freed once the caller dropped
+    /// the lock.
     ///
     /// # Safety
     ///
     /// The bond's device must be valid, with a driver bound.
-    unsafe fn attach(&self, inner: &mut BondsInner, bond: &Arc<Bond>, lease: &MmPasid) -> Result {
+    unsafe fn attach(
+        &self,
+        inner: &mut BondsInner,
+        bond: &Arc<Bond>,
+        lease: &MmPasid,
+    ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
         if let Some(a) = inner.attaches.iter_mut().find(|a| a.group == bond.group) {
             a.users += 1;
             self.counters.shared.add(1, Relaxed);
             return Ok(());
         }
-        inner.attaches.reserve(1, GFP_KERNEL)?;
-        inner.domains.reserve(1, GFP_KERNEL)?;
+        let reserved = inner
+            .attaches
+            .reserve(1, GFP_KERNEL)
+            .and_then(|()| inner.domains.reserve(1, GFP_KERNEL));
+        reserved.map_err(|e| (e.into(), None))?;
         let (dev, pasid) = (bond.dev.as_raw(), lease.pasid());
         // SAFETY: Not yet known to the IOMMU core.
         let handle = unsafe { &raw mut (*bond.sva.get()).handle };
@@ -574,92 +677,100 @@ impl Sva {
                 let d = &mut inner.domains[j];
                 if d.users == 0 {
                     self.counters.reused.add(1, Relaxed);
+                    // In use again: no longer kept, so no longer watched.
+                    d.unwatch();
                 }
                 d.users += 1;
                 d.domain
             }
             None => {
                 // SAFETY: `dev` is valid; the mm has users (the caller's).
-                let raw = unsafe { glue::rsva_sva_domain_alloc(dev, lease.mm().as_raw()) };
-                let domain = from_err_ptr(raw)?;
+                let raw = unsafe { bindings::iommu_sva_domain_alloc(dev, lease.mm().as_raw()) };
+                let domain = from_err_ptr(raw).map_err(|e| (e, None))?;
+                let new = DomainUse {
+                    domain,
+                    users: 1,
+                    watched: core::ptr::null_mut(),
+                };
                 // SAFETY: As above, with the new domain.
                 let ret =
                     unsafe { bindings::iommu_attach_device_pasid(domain, dev, pasid, handle) };
                 if ret != 0 {
-                    // SAFETY: Allocated above and attached nowhere.
-                    unsafe { bindings::iommu_domain_free(domain) };
-                    return Err(Error::from_errno(ret));
+                    let unused = DomainUse { users: 0, ..new };
+                    return Err((Error::from_errno(ret), Some(unused)));
                 }
                 self.counters.domains.add(1, Relaxed);
                 // Cannot fail: reserved above.
-                inner.domains.push(
-                    DomainUse {
-                        domain,
-                        users: 1,
-                        watched: core::ptr::null_mut(),
-                    },
-                    GFP_KERNEL,
-                )?;
+                inner
+                    .domains
+                    .push(new, GFP_KERNEL)
+                    .map_err(|e| (e.into(), None))?;
                 domain
             }
         };
         // Cannot fail: reserved above.
-        inner.attaches.push(
-            GroupAttach {
-                _owner: bond.clone(),
-                group: bond.group,
-                domain,
-                users: 1,
-            },
-            GFP_KERNEL,
-        )?;
+        inner
+            .attaches
+            .push(
+                GroupAttach {
+                    _owner: bond.clone(),
+                    group: bond.group,
+                    domain,
+                    users: 1,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|e| (e.into(), None))?;
         Ok(())
     }
 
     /// Drops the bond's reference to its group's attachment; the last
     /// detaches the PASID and drops the domain's. The domain's last keeps it
-    /// for the mm's next bind while the PASID is leased and its device can
-    /// be watched, and frees it otherwise.
+    /// for the mm's next bind while the PASID is leased (watched by the
+    /// device if it can be), and otherwise returns it to be freed once the
+    /// caller dropped the lock. In the mm's release (`in_release`) nothing
+    /// is returned: the domain is kept, and the end of the lease frees it
+    /// from a work item.
     ///
     /// # Safety
     ///
     /// The bond's device must be valid and in the attachment's group.
-    unsafe fn detach(&self, inner: &mut BondsInner, bond: &Bond) {
-        let Some(i) = inner.attaches.iter().position(|a| a.group == bond.group) else {
-            return;
-        };
+    unsafe fn detach(
+        &self,
+        inner: &mut BondsInner,
+        bond: &Bond,
+        in_release: bool,
+    ) -> Option<DomainUse> {
+        let i = inner.attaches.iter().position(|a| a.group == bond.group)?;
         let a = &mut inner.attaches[i];
         a.users -= 1;
         if a.users > 0 {
-            return;
+            return None;
         }
         let domain = a.domain;
         // SAFETY: Attached to the group of the bond's device with the mm's
         // PASID; the attach handle lives in the attachment's owner.
         unsafe { bindings::iommu_detach_device_pasid(domain, bond.dev.as_raw(), bond.pasid()) };
         drop(inner.attaches.remove(i));
-        if let Some(j) = inner.domains.iter().position(|d| d.domain == domain) {
-            let d = &mut inner.domains[j];
-            d.users -= 1;
-            if d.users > 0 {
-                return;
-            }
-            if bond.mm.leased() {
-                if !d.watched.is_null() {
-                    return;
-                }
-                let dev = bond.dev.as_raw();
-                // SAFETY: `dev` is valid (the bond holds it).
-                if unsafe { glue::rsva_keep_for(dev) } == 0 {
-                    d.watched = dev;
-                    return;
-                }
-            }
-            if let Ok(d) = inner.domains.remove(j) {
-                // SAFETY: Attached nowhere any more, and off the list.
-                unsafe { d.free() };
+        let j = inner.domains.iter().position(|d| d.domain == domain)?;
+        let d = &mut inner.domains[j];
+        d.users -= 1;
+        if d.users > 0 {
+            return None;
+        }
+        if bond.mm.leased() {
+            let dev = bond.dev.as_raw();
+            // SAFETY: `dev` is valid (the bond holds it).
+            if unsafe { glue::rsva_keep_for(dev) } == 0 {
+                d.watched = dev;
+                return None;
             }
         }
+        if in_release {
+            MmPasid::defer_drop_kept(&bond.mm);
+            return None;
+        }
+        inner.domains.remove(j).ok()
     }
 
     /// The live bond whose handle is `handle`, or `ENOENT` for a handle
@@ -670,39 +781,49 @@ impl Sva {
         handles.get(Bond::key(handle)).cloned().ok_or(ENOENT)
     }
 
-    /// Drops one reference to the bond of `handle`; the last stops the
-    /// device's work (if the mm's release did not) and detaches the PASID.
-    /// Safe after the mm died. `ENOENT` for an unknown or unbound handle.
-    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
+    /// Drops one reference, counted for `api`, to the bond of `handle`;
+    /// the last detaches the PASID and makes sure the stop callback never
+    /// runs again. Safe after the mm died, and from the stop callback of a
+    /// bond of the same mm (in the mm's release, where nothing may wait for
+    /// the notifiers' grace period: the kept domain is then freed from a
+    /// work item). `ENOENT` for an unknown or unbound handle, `EINVAL` for a
+    /// handle with no reference from `api` (bound through the other API).
+    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva, api: Api) -> Result {
         let bond = self.lookup(handle)?;
         let lease = bond.mm.clone();
+        let in_release = lease.releasing_here();
         let mut inner = lease.bonds.inner.lock();
         let i = inner
             .bonds
             .iter()
             .position(|b| Arc::ptr_eq(&b.bond, &bond))
             .ok_or(ENOENT)?;
+        let users = &mut inner.bonds[i].users;
+        if users[api as usize] == 0 {
+            return Err(EINVAL);
+        }
+        users[api as usize] -= 1;
         self.counters.unbinds.add(1, Relaxed);
-        inner.bonds[i].users -= 1;
-        if inner.bonds[i].users > 0 {
+        if users.iter().any(|&u| u > 0) {
             return Ok(());
         }
         drop(inner.bonds.remove(i));
         let registered = self.handles.lock().remove(Bond::key(handle));
         drop(registered);
-        // Release must not call the driver once unbind returned.
-        bond.stopped.store(true, Relaxed);
         // SAFETY: The bond holds its device, which is in the group.
-        unsafe { self.detach(&mut inner, &bond) };
+        let unused = unsafe { self.detach(&mut inner, &bond, in_release) };
         drop(inner);
+        if let Some(d) = unused {
+            // SAFETY: Detached from the bond's device, which we hold.
+            unsafe { d.free() };
+        }
         if bond.stop.is_some() {
-            // Unregistering waits for a release in progress (an SRCU grace
-            // period), so not under the mm's bonds lock, which the mm's
-            // release takes.
-            // SAFETY: Registered at bind; the mm is grabbed by the lease.
-            unsafe {
-                bindings::mmu_notifier_unregister(bond.stop_notifier.get(), lease.mm().as_raw())
-            };
+            // The driver's callback never runs once unbind returned.
+            bond.stop_never(in_release);
+            // SAFETY: Registered at bind, put once; `mmu_notifier_put()`
+            // waits for nothing and may run in the mm's release. The
+            // notifier's reference to the bond goes in `stop_free`.
+            unsafe { bindings::mmu_notifier_put(bond.stop_notifier.get()) };
         }
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())

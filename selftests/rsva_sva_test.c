@@ -553,6 +553,70 @@ TEST_F_TIMEOUT(race, release_races_switching_off, 120)
 	TH_LOG("%d leases ended by a release racing the switch", ended);
 }
 
+/*
+ * Switching serving off while rsva still holds PASID leases of mms that
+ * bound and unbound, with those mms binding again all along: from the
+ * moment the switch completes the IOMMU core binds them, so rsva must have
+ * let go of them (taken them off the core's list of bound mms) before the
+ * core's first bind, or the core adds them to that list a second time
+ * (CONFIG_DEBUG_LIST reports the corruption). The PASID range is set high
+ * so that letting go takes long. Every copy, through either
+ * implementation, must be right.
+ */
+TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
+{
+	const int n = 6, seconds = 8;
+	int i, on = 1, switches = 0, refused = 0, status;
+	unsigned int min, max;
+	char saved[64];
+	pid_t pids[n];
+	double end;
+
+	ASSERT_LT(0, read_text(RSVA_DEBUGFS "/pasid_range", saved, sizeof(saved)));
+	ASSERT_EQ(0, write_text(RSVA_DEBUGFS "/pasid_range", "1000000 1048575"));
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (!pids[i]) {
+			unsigned int seed = i;
+			double stop = now() + seconds;
+
+			while (now() < stop) {
+				int fd = accel_open(i & 1);
+
+				if (fd == -EBUSY || fd == -EINTR)
+					continue;
+				if (fd < 0 || checked_copy(fd, seed++))
+					_exit(1);
+				close(fd);
+			}
+			_exit(0);
+		}
+	}
+	end = now() + seconds;
+	while (now() < end) {
+		if (write_text(RSVA_DEBUGFS "/serve", on ? "0" : "1")) {
+			refused++;
+			continue;
+		}
+		on = !on;
+		switches++;
+	}
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	}
+	ASSERT_EQ(0, write_text(RSVA_DEBUGFS "/serve", "1"));
+	if (sscanf(saved, "%u %u", &min, &max) != 2) {
+		min = 1;
+		max = 1048575;
+	}
+	snprintf(saved, sizeof(saved), "%u %u", min, max);
+	ASSERT_EQ(0, write_text(RSVA_DEBUGFS "/pasid_range", saved));
+	TH_LOG("%d switches, %d refused while bonds lived", switches, refused);
+	EXPECT_LT(1, switches);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--exec-child"))

@@ -164,3 +164,20 @@ tap_check "5 cycles of load, bind through rsva, unload" test "$cycles" = 5
 tap_check "the C implementation serves again after rsva is gone" sh -c \
 	'insmod /lib/rsva/rsva_sim.ko && sh -c "exec 3</dev/rsva_accel0" && rmmod rsva_sim'
 tap_end
+
+# A C driver that binds through rsva's API and is unloaded without
+# unbinding: rsva must refuse to unload (the bond pins it), and the
+# kernel's SVA API must still be served, not left pointing into a freed
+# module. Last: rsva stays loaded.
+tap_begin leaked_bond
+tap_check "rsva loads" insmod /lib/rsva/rsva.ko
+tap_check "rsva_sim loads" insmod /lib/rsva/rsva_sim.ko
+tap_check "rsva_client loads" insmod /lib/rsva/rsva_client.ko
+tap_check "a C driver leaks a bond made through rsva's API" \
+	sh -c 'echo leak 0 1 > /sys/kernel/debug/rsva_client/bench'
+tap_check "the leaking driver unloads" rmmod rsva_client
+tap_check "rsva refuses to unload while the leaked bond lives" \
+	sh -c '! rmmod rsva 2>/dev/null'
+tap_check "the kernel's SVA API is still served by rsva" \
+	sh -c 'b=$(grep "^binds " /sys/kernel/debug/rsva/sva); exec 3</dev/rsva_accel0; [ "$(grep "^binds " /sys/kernel/debug/rsva/sva)" != "$b" ]'
+tap_end

@@ -9,6 +9,7 @@
 #include <linux/capability.h>
 #include <linux/debugfs.h>
 #include <linux/device.h>
+#include <linux/device/driver.h>
 #include <linux/err.h>
 #include <linux/errno.h>
 #include <linux/iommu.h>
@@ -19,6 +20,7 @@
 #include <linux/workqueue.h>
 #include <rsva.h>
 #include <rsva_sim.h>
+#include <rsva_test.h>
 
 /* mm_alloc() is exported for KUnit only. */
 MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
@@ -253,6 +255,112 @@ static void rsva_client_no_stop_after_unbind(struct kunit *test)
 }
 
 /*
+ * A handle holds the references of the API that bound it: unbinding it
+ * through the other API is refused and changes nothing, so the IOMMU
+ * core's count of rsva's handles and rsva's module references stay
+ * balanced and serving can still be switched off.
+ */
+static void rsva_client_handles_stay_with_their_api(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *h;
+	u32 pasid;
+
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	iommu_sva_unbind_device(h);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+
+	h = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	iommu_sva_unbind_device(h);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+
+	/* Nothing is left counted on either side. */
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(false), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(true), 0);
+}
+
+/* A stop callback that unbinds the bond it stops. */
+struct unbinding_stop {
+	int calls;
+	int unbind_ret;
+};
+
+static void client_stop_unbinds(struct iommu_sva *handle, void *data)
+{
+	struct unbinding_stop *r = data;
+
+	r->calls++;
+	r->unbind_ret = rsva_sva_unbind_device(handle);
+}
+
+/*
+ * A stop callback may unbind its handle (it runs inside the mm's release,
+ * where waiting for the notifiers' grace period would deadlock exit_mmap):
+ * the unbind works, exit_mmap finishes, the PASID is detached.
+ */
+static void rsva_client_stop_may_unbind(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct unbinding_stop r = {};
+	struct iommu_sva *h;
+	u32 pasid;
+
+	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop_unbinds, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, r.calls, 1);
+	KUNIT_EXPECT_EQ(test, r.unbind_ret, 0);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -ENOENT);
+}
+
+/*
+ * A kept domain is watched by the device it was detached from only while
+ * it is kept: reused by another device's bond, it is not watched any more,
+ * so when the mm dies (the bond outlives it) and the first device's driver
+ * goes, no watch is left behind that would later be ended on a device
+ * that may be gone.
+ */
+static void rsva_client_kept_domain_watch_follows_reuse(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	unsigned long watches = rsva_test_watches();
+	struct iommu_sva *h;
+	u32 pasid;
+
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	/* Kept for the next bind, watched by dev0. */
+	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches + 1);
+
+	h = rsva_sva_bind_device(c->dev1, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+
+	mmput(c->mm);
+	c->mm = NULL;
+	device_release_driver(c->dev0);
+	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+	KUNIT_EXPECT_GE(test, device_attach(c->dev0), 0);
+
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+}
+
+/*
  * DMA ownership through rsva's C API: one owner at a time, SVA binds
  * refused on a claimed group, a claim refused while an SVA bond lives and
  * accepted once it is unbound, every release exactly once.
@@ -326,6 +434,9 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_bad_input),
 	KUNIT_CASE(rsva_client_stop_runs_before_the_entry_is_cleared),
 	KUNIT_CASE(rsva_client_no_stop_after_unbind),
+	KUNIT_CASE(rsva_client_handles_stay_with_their_api),
+	KUNIT_CASE(rsva_client_stop_may_unbind),
+	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),
 	KUNIT_CASE(rsva_client_dma_claims),
 	{}
 };
@@ -348,8 +459,10 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * that exits does (exit_mmap comes before the driver's release), so every
  * cycle also allocates and frees a PASID; "claim DEV N" and "claimc DEV N"
  * claim and release DEV's group through rsva and directly; "hold DEV N" and
- * "drop DEV 1" keep bound address spaces (below). The write returns when
- * done; the caller times it.
+ * "drop DEV 1" keep bound address spaces (below); "leak DEV 1" binds the
+ * writer's mm through rsva's API and never unbinds it, as a buggy driver
+ * would (rsva must then refuse to unload). The write returns when done;
+ * the caller times it.
  */
 static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 {
@@ -506,6 +619,8 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 		ret = client_hold(dev, n);
 	else if (!strcmp(mode, "drop"))
 		client_drop();
+	else if (!strcmp(mode, "leak"))
+		ret = PTR_ERR_OR_ZERO(rsva_sva_bind_device(dev, current->mm));
 	else
 		ret = -EINVAL;
 	put_device(dev);
