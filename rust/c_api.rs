@@ -70,7 +70,10 @@ extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int 
         return EINVAL.to_errno();
     }
     // SAFETY: Called by a C module that uses rsva's symbols.
-    match service().ok_or(ENODEV).and_then(|s| unsafe { s.unbind(handle) }) {
+    match service()
+        .ok_or(ENODEV)
+        .and_then(|s| unsafe { s.unbind(handle) })
+    {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

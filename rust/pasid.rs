@@ -247,8 +247,7 @@ impl MmPasid {
     /// Marks the current task, in the mm's release, as calling a driver's
     /// stop callback until the guard drops.
     pub(crate) fn releasing(&self) -> Releasing<'_> {
-        self.releasing
-            .store(Task::current_raw() as usize, Relaxed);
+        self.releasing.store(Task::current_raw() as usize, Relaxed);
         Releasing(self)
     }
 

@@ -356,10 +356,7 @@ impl MmBonds {
     /// Takes the first kept domain that `pick` accepts off the list.
     fn take_kept(&self, pick: impl Fn(&DomainUse) -> bool) -> Option<DomainUse> {
         let mut inner = self.inner.lock();
-        let i = inner
-            .domains
-            .iter()
-            .position(|d| d.users == 0 && pick(d))?;
+        let i = inner.domains.iter().position(|d| d.users == 0 && pick(d))?;
         inner.domains.remove(i).ok()
     }
 
