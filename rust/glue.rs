@@ -48,6 +48,9 @@ extern "C" {
         sub: *mut bindings::mmu_interval_notifier,
         seq: c_ulong,
     ) -> bool;
+    pub(crate) fn rsva_mni_mm(
+        sub: *const bindings::mmu_interval_notifier,
+    ) -> *mut bindings::mm_struct;
     pub(crate) fn rsva_mn_range_blockable(range: *const bindings::mmu_notifier_range) -> bool;
     pub(crate) fn rsva_mn_range_start(range: *const bindings::mmu_notifier_range) -> c_ulong;
     pub(crate) fn rsva_mn_range_end(range: *const bindings::mmu_notifier_range) -> c_ulong;

@@ -29,10 +29,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-    },
+    sync::atomic::{Atomic, Relaxed},
 };
 
 use crate::{
@@ -186,11 +183,6 @@ impl Mirror {
         self.client.with(|c| table(c).map(f))?
     }
 
-    /// A user reference on the mm, or `EFAULT` once it is gone.
-    fn user(&self) -> Result<ARef<MmWithUser>> {
-        self.client.user()
-    }
-
     /// Makes the table chunks of `[first, first + n)` pages exist.
     fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
@@ -215,7 +207,6 @@ impl Mirror {
     /// `EPERM` when writing a read-only page.
     pub(crate) fn fault(&self, start: usize, npages: usize, write: bool) -> Result {
         span(start, npages)?;
-        let mm = self.user()?;
         let mode = if write {
             FaultMode::Write
         } else {
@@ -229,7 +220,7 @@ impl Mirror {
             self.prepare(first, n)?;
             let addr = start + done * PAGE_SIZE;
             self.client
-                .fault(&mm, addr, mode, &mut pfns[..n], |c, entries| {
+                .fault(addr, mode, &mut pfns[..n], |c, entries| {
                     let t = table(c)?;
                     for (i, e) in entries.iter().enumerate() {
                         let value = e.pfn().map_or(0, |pfn| {
@@ -371,22 +362,16 @@ impl Mirror {
         pfns: &mut [c_ulong],
         perms: &mut [u8],
     ) -> Result<u64> {
-        let mm = self.user()?;
         let mut done = 0;
         while done < npages {
             let n = pfns.len().min(npages - done);
             let addr = start + done * PAGE_SIZE;
-            self.client.fault(
-                &mm,
-                addr,
-                FaultMode::Snapshot,
-                &mut pfns[..n],
-                |_, entries| {
+            self.client
+                .fault(addr, FaultMode::Snapshot, &mut pfns[..n], |_, entries| {
                     for (p, &e) in perms.iter_mut().zip(entries) {
                         *p = prot_of(e);
                     }
-                },
-            )?;
+                })?;
             let mut w = kernel::uaccess::UserSlice::new(
                 kernel::uaccess::UserPtr::from_addr((uptr + done as u64) as usize),
                 n,

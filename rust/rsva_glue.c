@@ -356,6 +356,12 @@ bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq)
 	return mmu_interval_read_retry(sub, seq);
 }
 
+/* The mm @sub is inserted in (and holds mmgrab() on until it is removed). */
+struct mm_struct *rsva_mni_mm(const struct mmu_interval_notifier *sub)
+{
+	return sub->mm;
+}
+
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range)
 {
 	return mmu_notifier_range_blockable(range);

@@ -55,6 +55,7 @@ struct mmu_notifier_range;
 
 void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq);
 bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq);
+struct mm_struct *rsva_mni_mm(const struct mmu_interval_notifier *sub);
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
