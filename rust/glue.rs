@@ -47,6 +47,9 @@ extern "C" {
         sub: *mut bindings::mmu_interval_notifier,
         seq: c_ulong,
     ) -> bool;
+    pub(crate) fn rsva_mni_mm(
+        sub: *const bindings::mmu_interval_notifier,
+    ) -> *mut bindings::mm_struct;
     pub(crate) fn rsva_mn_range_blockable(range: *const bindings::mmu_notifier_range) -> bool;
     pub(crate) fn rsva_mn_range_start(range: *const bindings::mmu_notifier_range) -> c_ulong;
     pub(crate) fn rsva_mn_range_end(range: *const bindings::mmu_notifier_range) -> c_ulong;
@@ -57,12 +60,12 @@ extern "C" {
     ) -> c_ulong;
     pub(crate) fn rsva_test_munmap(mm: *mut bindings::mm_struct, addr: c_ulong, len: c_ulong);
     pub(crate) fn rsva_pfn_page_get(pfn: c_ulong) -> *mut bindings::page;
-    pub(crate) fn rsva_pages_copy_user(
+    pub(crate) fn rsva_pages_copy_to_user(
         pages: *mut *mut bindings::page,
         n: c_ulong,
         uaddr: u64,
-        to_user: bool,
     ) -> c_ulong;
+    pub(crate) fn rsva_pfn_copy_page(pfn: c_ulong, from: *mut bindings::page);
     pub(crate) fn rsva_pfn_copy_user_nofault(pfn: c_ulong, uaddr: u64, to_user: bool) -> bool;
     pub(crate) fn rsva_is_zero_pfn(pfn: c_ulong) -> bool;
 }

@@ -13,26 +13,37 @@
 //!   the entries an invalidation covers, under the mirror's lock, and every
 //!   use of an entry happens under that lock after the retry check
 //!   ([`IntervalNotifier`]), so a frame the CPU page table dropped is never
-//!   used. Pages are referenced under the lock and copied after it.
+//!   used.
+//! - A frame is written only under that lock, while its entry is there.
+//!   Under the lock no page fault may happen (a fault can wait for an
+//!   invalidation, which waits for the lock), so a WRITE whose user page is
+//!   not present copies it into a bounce page outside the lock first, then
+//!   takes the lock, checks the entry again (faulting the frame again if an
+//!   invalidation cleared it) and copies the bounce page into the frame, as
+//!   test_hmm does. Written after the lock, the frame could be one that a
+//!   fork() made the child's, so the write would be lost to the process.
+//! - A READ whose user page is not present references the frame under the
+//!   lock and copies it to user memory after: at worst it returns what the
+//!   page held when an invalidation ran, as a device read racing the CPU
+//!   would.
 //!
 //! The operations follow `lib/test_hmm.c` (`HMM_DMIRROR_READ`, `WRITE`,
 //! `SNAPSHOT`), with the same results, but fault, copy and snapshot in
-//! batches of [`BATCH`] pages, copy once (between the page and user memory,
-//! without test_hmm's bounce buffer), and snapshot through the mirror's own
-//! notifier instead of one per batch.
+//! batches of [`BATCH`] pages, copy without test_hmm's bounce buffer
+//! whenever user memory is present (between the page and user memory,
+//! under the lock), and snapshot through the mirror's own notifier instead
+//! of one per batch.
 
 use core::ptr::null_mut;
 
 use kernel::{
     bindings,
     mm::MmWithUser,
-    page::PAGE_SIZE,
+    page::{Page, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-    },
+    sync::atomic::{Atomic, Relaxed},
+    uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
@@ -55,18 +66,28 @@ const SNAPSHOT_BATCH: usize = 64;
 /// `rsva_mirror_bench` in a KASAN kernel under TCG).
 const SNAPSHOT_ON_STACK: usize = 2048;
 
-/// Pages a copy looks at under one taking of the lock; the references to
-/// the pages copied after it are kept in an array of this size on the
-/// stack.
+/// Pages a copy looks at under one taking of the lock; a READ keeps the
+/// references to the pages it copies after the lock in an array of this
+/// size on the stack.
 const COPY_BATCH: usize = 64;
 
-/// Pages copied under the lock without a page fault, and pages copied after
-/// it (`debugfs/rsva/mirrors`).
+/// `debugfs/rsva/mirrors`: pages READ and WRITE copied under the lock
+/// without a page fault; pages whose user side needed a fault, so was
+/// copied outside the lock (READ: from a page referenced under it; WRITE:
+/// into a bounce page, then into the frame under it); and bounced WRITE
+/// pages whose entry an invalidation cleared before the lock was taken
+/// again, so were faulted again.
 pub(crate) static COPIED_UNDER_LOCK: Atomic<u64> = Atomic::new(0);
 pub(crate) static COPIED_AFTER_LOCK: Atomic<u64> = Atomic::new(0);
+pub(crate) static BOUNCE_REFAULTS: Atomic<u64> = Atomic::new(0);
 
 /// Pages a table chunk covers.
 const CHUNK: usize = 512;
+
+/// A zeroed table chunk, initialised in place (not built on the stack).
+fn new_chunk(flags: kernel::alloc::Flags) -> Result<KBox<[usize; CHUNK]>> {
+    KBox::init(pin_init::init_zeroed(), flags)
+}
 
 /// An entry of the table: `pfn << 2 | WRITE | PRESENT`, or 0.
 const PRESENT: usize = 1;
@@ -158,11 +179,31 @@ pub(crate) struct Mirror {
     client: MirrorClient,
 }
 
-/// Where a collected page goes.
+/// Where a pass over a batch under the lock stopped.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Copy {
-    ToUser,
-    FromUser,
+enum Stop {
+    /// At the end of the batch.
+    End,
+    /// At a page that is not mirrored (or read-only, for a WRITE): the
+    /// rest of the request is faulted.
+    Unmirrored,
+    /// At a page whose user side is not present: it is copied outside the
+    /// lock.
+    UserFault,
+}
+
+/// The first page (index in the address space) and the number of pages of
+/// the batch at page `done` of a copy of `npages` pages at `start`: at most
+/// [`COPY_BATCH`], within one table chunk.
+fn batch(start: usize, npages: usize, done: usize) -> (usize, usize) {
+    let first = start / PAGE_SIZE + done;
+    let n = (CHUNK - first % CHUNK).min(npages - done).min(COPY_BATCH);
+    (first, n)
+}
+
+/// The user address of page `done` of a copy at `uptr`.
+fn user_at(uptr: u64, done: usize) -> u64 {
+    uptr + (done * PAGE_SIZE) as u64
 }
 
 /// The table of a client, which a [`Mirror`] always is.
@@ -186,11 +227,6 @@ impl Mirror {
         self.client.with(|c| table(c).map(f))?
     }
 
-    /// A user reference on the mm, or `EFAULT` once it is gone.
-    fn user(&self) -> Result<ARef<MmWithUser>> {
-        self.client.user()
-    }
-
     /// Makes the table chunks of `[first, first + n)` pages exist.
     fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
@@ -199,7 +235,7 @@ impl Mirror {
             }
             // Charged to the caller's memory cgroup: the table grows with
             // the addresses a process asks for.
-            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL_ACCOUNT)?;
+            let chunk = new_chunk(GFP_KERNEL_ACCOUNT)?;
             let node = RBTreeNode::new(key, chunk, GFP_KERNEL_ACCOUNT)?;
             self.with_table(|t| {
                 if t.chunks.get(&key).is_none() {
@@ -215,7 +251,6 @@ impl Mirror {
     /// `EPERM` when writing a read-only page.
     pub(crate) fn fault(&self, start: usize, npages: usize, write: bool) -> Result {
         span(start, npages)?;
-        let mm = self.user()?;
         let mode = if write {
             FaultMode::Write
         } else {
@@ -229,7 +264,7 @@ impl Mirror {
             self.prepare(first, n)?;
             let addr = start + done * PAGE_SIZE;
             self.client
-                .fault(&mm, addr, mode, &mut pfns[..n], |c, entries| {
+                .fault(addr, mode, &mut pfns[..n], |c, entries| {
                     let t = table(c)?;
                     for (i, e) in entries.iter().enumerate() {
                         let value = e.pfn().map_or(0, |pfn| {
@@ -244,105 +279,199 @@ impl Mirror {
         Ok(())
     }
 
+    /// Faults the rest of a copy of `npages` pages at `start`, from page
+    /// `done` on, for writing if `write`: the copy stopped at a page that is
+    /// not mirrored, and test_hmm's `dmirror_read()` / `dmirror_write()`
+    /// fault the rest of the request there too. Invalidations may keep
+    /// undoing the faults: after the first, a signal ends the request
+    /// (`EINTR`) instead of more rounds.
+    fn refault(
+        &self,
+        start: usize,
+        npages: usize,
+        done: usize,
+        faults: &mut u64,
+        write: bool,
+    ) -> Result {
+        if *faults > 0 && current!().signal_pending() {
+            return Err(EINTR);
+        }
+        *faults += 1;
+        self.fault(start + done * PAGE_SIZE, npages - done, write)
+    }
+
     /// Under the lock, from page `first` on (at most `out.len()`, within
-    /// one chunk), up to the first page that is not mirrored (or is
-    /// read-only, when writing): copies pages to or from user memory at
-    /// `uptr` while that needs no page fault (a fault could wait for an
-    /// invalidation, which waits for this lock), then takes references on
-    /// the rest, into `out`, for a copy after the lock. Returns the pages
-    /// copied and the pages referenced.
-    fn copy_or_collect(
+    /// one chunk), up to the first page that is not mirrored: copies pages
+    /// to user memory at `uptr` while that needs no page fault, then takes
+    /// references on the rest, into `out`, for a copy after the lock.
+    /// Returns the pages copied and the pages referenced.
+    fn read_or_collect(
         &self,
         first: usize,
         uptr: u64,
-        dir: Copy,
         out: &mut [*mut bindings::page],
     ) -> Result<(usize, usize)> {
-        let write = dir == Copy::FromUser;
         self.with_table(|t| {
             let Some(chunk) = t.chunks.get(&(first / CHUNK)) else {
                 return (0, 0);
             };
             let from = first % CHUNK;
             let (mut copied, mut got) = (0, 0);
-            for &e in &chunk[from..(from + out.len()).min(CHUNK)] {
-                if e & PRESENT == 0 || (write && e & WRITE == 0) {
+            for &e in chunk.iter().skip(from).take(out.len()) {
+                if e & PRESENT == 0 {
                     break;
                 }
                 if got == 0 {
-                    let at = uptr + (copied * PAGE_SIZE) as u64;
+                    let at = user_at(uptr, copied);
                     // SAFETY: The frame is mapped: no invalidation ran since
                     // it was mirrored (they clear entries under this lock).
-                    if unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, !write) } {
+                    if unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, true) } {
                         copied += 1;
                         continue;
                     }
                 }
+                let Some(slot) = out.get_mut(got) else {
+                    break;
+                };
                 // SAFETY: As above.
-                out[got] = unsafe { glue::rsva_pfn_page_get(e >> 2) };
+                *slot = unsafe { glue::rsva_pfn_page_get(e >> 2) };
                 got += 1;
             }
             (copied, got)
         })
     }
 
-    /// Copies `npages` pages between the mirror at `start` and user memory
-    /// at `uptr`, [`COPY_BATCH`] at a time ([`Mirror::copy_or_collect`];
-    /// the pages whose user side must be faulted in are referenced under
-    /// the lock and copied after it is dropped). At the first page that is
-    /// not mirrored, the rest of the request is faulted, as test_hmm's
-    /// `dmirror_read()` does; returns the pages copied and the number of
+    /// Under the lock, from page `first` on (at most `n`, within one
+    /// chunk), up to the first page that is not mirrored writable: writes
+    /// `bounce` (the user data of page `first`, copied before) into the
+    /// first frame, then copies the following pages from user memory at
+    /// `uptr` (page `first`'s) while that needs no page fault. Returns the
+    /// pages written and where it stopped.
+    fn write_under_lock(
+        &self,
+        first: usize,
+        uptr: u64,
+        n: usize,
+        bounce: Option<&Page>,
+    ) -> Result<(usize, Stop)> {
+        self.with_table(|t| {
+            let from = first % CHUNK;
+            let Some(entries) = t
+                .chunks
+                .get(&(first / CHUNK))
+                .and_then(|chunk| chunk.get(from..from + n))
+            else {
+                return (0, Stop::Unmirrored);
+            };
+            for (i, &e) in entries.iter().enumerate() {
+                if e & PRESENT == 0 || e & WRITE == 0 {
+                    return (i, Stop::Unmirrored);
+                }
+                let copied = match bounce {
+                    Some(b) if i == 0 => {
+                        // SAFETY: The frame is mapped writable: no
+                        // invalidation ran since it was mirrored (they clear
+                        // entries under this lock). The bounce page is the
+                        // caller's own.
+                        unsafe { glue::rsva_pfn_copy_page(e >> 2, b.as_ptr()) };
+                        true
+                    }
+                    _ => {
+                        let at = user_at(uptr, i);
+                        // SAFETY: As above.
+                        unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, false) }
+                    }
+                };
+                if !copied {
+                    return (i, Stop::UserFault);
+                }
+            }
+            (n, Stop::End)
+        })
+    }
+
+    /// `HMM_DMIRROR_READ`: the mirror's view of `npages` pages at `start`,
+    /// into user memory at `uptr`, [`COPY_BATCH`] pages at a time
+    /// ([`Mirror::read_or_collect`]; the pages whose user side must be
+    /// faulted in are referenced under the lock and copied after it). At
+    /// the first page that is not mirrored, the rest is faulted
+    /// ([`Mirror::refault`]). Returns the pages copied and the number of
     /// faults, as test_hmm's `cpages` and `faults`. Allocates nothing: an
     /// allocation costs more than a small request's copy in a debug kernel.
-    fn copy(&self, start: usize, npages: usize, uptr: u64, dir: Copy) -> Result<(u64, u64)> {
+    pub(crate) fn read(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
         span(start, npages)?;
         let mut pages = [null_mut(); COPY_BATCH];
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
-            let first = start / PAGE_SIZE + done;
-            let n = (CHUNK - first % CHUNK).min(npages - done).min(COPY_BATCH);
-            let at = uptr + (done * PAGE_SIZE) as u64;
-            let (fast, got) = self.copy_or_collect(first, at, dir, &mut pages[..n])?;
+            let (first, n) = batch(start, npages, done);
+            let (fast, got) = self.read_or_collect(first, user_at(uptr, done), &mut pages[..n])?;
             COPIED_UNDER_LOCK.fetch_add(fast as u64, Relaxed);
             COPIED_AFTER_LOCK.fetch_add(got as u64, Relaxed);
             done += fast;
-            let at = uptr + (done * PAGE_SIZE) as u64;
-            // SAFETY: `got` pages are referenced (the call drops them); `at`
-            // is a user address.
+            // SAFETY: `got` pages are referenced (the call drops them); the
+            // address is a user address.
             let copied = unsafe {
-                glue::rsva_pages_copy_user(pages.as_mut_ptr(), got, at, dir == Copy::ToUser)
+                glue::rsva_pages_copy_to_user(pages.as_mut_ptr(), got, user_at(uptr, done))
             };
             done += copied;
             if copied < got {
                 return Err(EFAULT);
             }
             if fast + got < n {
-                // Invalidations may keep undoing the faults: a signal ends
-                // the request (EINTR) instead of more rounds.
-                if faults > 0 && current!().signal_pending() {
-                    return Err(EINTR);
-                }
-                faults += 1;
-                self.fault(
-                    start + done * PAGE_SIZE,
-                    npages - done,
-                    dir == Copy::FromUser,
-                )?;
+                self.refault(start, npages, done, &mut faults, false)?;
             }
         }
         Ok((done as u64, faults))
     }
 
-    /// `HMM_DMIRROR_READ`: the mirror's view of `npages` pages at `start`,
-    /// into user memory at `uptr`.
-    pub(crate) fn read(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
-        self.copy(start, npages, uptr, Copy::ToUser)
-    }
-
     /// `HMM_DMIRROR_WRITE`: writes `npages` pages from user memory at
-    /// `uptr` through the mirror.
+    /// `uptr` through the mirror at `start`, [`COPY_BATCH`] pages at a time
+    /// ([`Mirror::write_under_lock`]). A page whose user side is not
+    /// present is copied into a bounce page outside the lock (allocated
+    /// once, at the first such page), then into its frame under the lock if
+    /// the frame's entry is still there; at the first page that is not
+    /// mirrored writable, the rest is faulted for writing
+    /// ([`Mirror::refault`]). Returns as [`Mirror::read`].
     pub(crate) fn write(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
-        self.copy(start, npages, uptr, Copy::FromUser)
+        span(start, npages)?;
+        let mut bounce: Option<Page> = None;
+        // The bounce page holds the user data of page `done`.
+        let mut pending = false;
+        let (mut done, mut faults) = (0usize, 0u64);
+        while done < npages {
+            let (first, n) = batch(start, npages, done);
+            let from_bounce = bounce.as_ref().filter(|_| pending);
+            let (written, stop) =
+                self.write_under_lock(first, user_at(uptr, done), n, from_bounce)?;
+            let bounced = usize::from(pending && written > 0);
+            pending &= bounced == 0;
+            COPIED_AFTER_LOCK.fetch_add(bounced as u64, Relaxed);
+            COPIED_UNDER_LOCK.fetch_add((written - bounced) as u64, Relaxed);
+            done += written;
+            match stop {
+                Stop::End => {}
+                Stop::UserFault => {
+                    let page = match bounce.take() {
+                        Some(page) => page,
+                        None => Page::alloc_page(GFP_KERNEL)?,
+                    };
+                    let addr = UserPtr::from_addr(user_at(uptr, done) as usize);
+                    let mut from = UserSlice::new(addr, PAGE_SIZE).reader();
+                    // SAFETY: The page is this request's own: nothing else
+                    // reads or writes it.
+                    unsafe { page.copy_from_user_slice_raw(&mut from, 0, PAGE_SIZE)? };
+                    bounce = Some(page);
+                    pending = true;
+                }
+                Stop::Unmirrored => {
+                    if pending {
+                        BOUNCE_REFAULTS.fetch_add(1, Relaxed);
+                    }
+                    self.refault(start, npages, done, &mut faults, true)?;
+                }
+            }
+        }
+        Ok((done as u64, faults))
     }
 
     /// `HMM_DMIRROR_SNAPSHOT`: the protection code of each of `npages`
@@ -371,22 +500,16 @@ impl Mirror {
         pfns: &mut [c_ulong],
         perms: &mut [u8],
     ) -> Result<u64> {
-        let mm = self.user()?;
         let mut done = 0;
         while done < npages {
             let n = pfns.len().min(npages - done);
             let addr = start + done * PAGE_SIZE;
-            self.client.fault(
-                &mm,
-                addr,
-                FaultMode::Snapshot,
-                &mut pfns[..n],
-                |_, entries| {
+            self.client
+                .fault(addr, FaultMode::Snapshot, &mut pfns[..n], |_, entries| {
                     for (p, &e) in perms.iter_mut().zip(entries) {
                         *p = prot_of(e);
                     }
-                },
-            )?;
+                })?;
             let mut w = kernel::uaccess::UserSlice::new(
                 kernel::uaccess::UserPtr::from_addr((uptr + done as u64) as usize),
                 n,
@@ -406,7 +529,7 @@ mod tests {
     fn table_with(keys: &[usize]) -> Result<MirrorTable> {
         let mut t = MirrorTable::new();
         for &k in keys {
-            let chunk = KBox::new([0usize; CHUNK], GFP_KERNEL)?;
+            let chunk = new_chunk(GFP_KERNEL)?;
             drop(t.chunks.insert(RBTreeNode::new(k, chunk, GFP_KERNEL)?));
         }
         Ok(t)

@@ -16,16 +16,22 @@
 //! the caller only under it after the retry check passed, so no caller can
 //! skip the check. A callback that may not block (`!blockable`) only
 //! try-locks, and asks to be called again when the lock is taken.
+//!
+//! `hmm_range_fault()` walks the notifier's mm and asserts that its mmap
+//! lock is held. [`IntervalNotifier::fault`] therefore takes no mm: it
+//! faults the one the notifier was registered on, with a user reference
+//! (`EFAULT` once the mm has none) and that mm's mmap read lock.
 
 use core::ptr::null_mut;
 
 use kernel::{
     bindings,
-    mm::MmWithUser,
+    mm::{Mm, MmWithUser},
     new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
+        aref::ARef,
+        atomic::{Acquire, Atomic, Release},
         Mutex,
     },
     types::Opaque,
@@ -139,7 +145,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
     /// Registers on `mm` over `[start, start + len)`: from now on
     /// invalidations of the range reach the state. Once only (`EBUSY`).
     pub(crate) fn register(self: Pin<&Self>, mm: &MmWithUser, start: usize, len: usize) -> Result {
-        if self.registered.load(Relaxed) {
+        if self.registered.load(Acquire) {
             return Err(EBUSY);
         }
         // SAFETY: `sub` is pinned and not inserted; `mm` has users; the ops
@@ -154,8 +160,23 @@ impl<T: Invalidate> IntervalNotifier<T> {
             )
         };
         kernel::error::to_result(ret)?;
-        self.registered.store(true, Relaxed);
+        // INVARIANT: inserted just above; published after `sub.mm` is set.
+        self.registered.store(true, Release);
         Ok(())
+    }
+
+    /// The mm the notifier is registered on, with a user reference:
+    /// `EINVAL` before [`IntervalNotifier::register`], `EFAULT` once the
+    /// mm has no users (after exit_mmap).
+    fn user(&self) -> Result<ARef<MmWithUser>> {
+        if !self.registered.load(Acquire) {
+            return Err(EINVAL);
+        }
+        // SAFETY: Registered (type invariant): `sub.mm` was set by the
+        // insertion, which holds `mmgrab()` on it until the removal in
+        // drop, so it outlives `&self`.
+        let mm = unsafe { Mm::from_raw(glue::rsva_mni_mm(self.sub.get())) };
+        mm.mmget_not_zero().ok_or(EFAULT)
     }
 
     /// The invalidation callback.
@@ -200,21 +221,21 @@ impl<T: Invalidate> IntervalNotifier<T> {
         true
     }
 
-    /// Faults `[start, start + 4 KiB * pfns.len())` of `mm` in `mode` and,
-    /// once no invalidation ran since, calls `f` with the state (under the
-    /// lock) and the entries; retries for up to a second otherwise
-    /// (`EBUSY`). `EFAULT` when an address is not mapped in a fault mode,
-    /// `EPERM` when writing a read-only page, `EINVAL` outside the
-    /// notifier's range or unaligned.
+    /// Faults `[start, start + 4 KiB * pfns.len())` of the notifier's mm in
+    /// `mode` and, once no invalidation ran since, calls `f` with the state
+    /// (under the lock) and the entries; retries for up to a second
+    /// otherwise (`EBUSY`). `EFAULT` when an address is not mapped in a
+    /// fault mode or the mm has no users left, `EPERM` when writing a
+    /// read-only page, `EINVAL` before registration, outside the notifier's
+    /// range or unaligned.
     pub(crate) fn fault<R>(
         &self,
-        mm: &MmWithUser,
         start: usize,
         mode: FaultMode,
         pfns: &mut [c_ulong],
         f: impl FnOnce(&mut T, &[HmmPfn]) -> R,
     ) -> Result<R> {
-        if !self.registered.load(Relaxed) || start % kernel::page::PAGE_SIZE != 0 {
+        if start % kernel::page::PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         let end = pfns
@@ -222,6 +243,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
             .checked_mul(kernel::page::PAGE_SIZE)
             .and_then(|len| start.checked_add(len))
             .ok_or(EINVAL)?;
+        let mm = self.user()?;
         // SAFETY: Reads the jiffies counter.
         let now = unsafe { bindings::jiffies };
         // SAFETY: A pure conversion.
@@ -231,7 +253,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
             if (unsafe { bindings::jiffies }.wrapping_sub(deadline) as isize) > 0 {
                 return Err(EBUSY);
             }
-            // SAFETY: `sub` is registered (checked above).
+            // SAFETY: `sub` is registered (`user()` checked).
             let seq = unsafe { bindings::mmu_interval_read_begin(self.sub.get()) };
             let mut range = bindings::hmm_range {
                 notifier: self.sub.get(),
@@ -246,7 +268,8 @@ impl<T: Invalidate> IntervalNotifier<T> {
             let ret = {
                 let _lock = mm.mmap_read_lock();
                 // SAFETY: The range is initialised, its array holds one entry
-                // a page, and the mmap lock is held for reading.
+                // a page, and the mmap lock of the mm it walks (the
+                // notifier's, `mm`) is held for reading.
                 unsafe { bindings::hmm_range_fault(&mut range) }
             };
             if ret == EBUSY.to_errno() {
@@ -275,7 +298,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
 #[pinned_drop]
 impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
     fn drop(self: Pin<&mut Self>) {
-        if self.registered.load(Relaxed) {
+        if self.registered.load(Acquire) {
             // SAFETY: Inserted in `register`; removal waits for callbacks in
             // progress and drops the mm's grab. Safe after exit_mmap.
             unsafe { bindings::mmu_interval_notifier_remove(self.sub.get()) };
@@ -324,21 +347,21 @@ mod tests {
         let mut pfns = [0 as c_ulong; 4];
 
         // Touched pages are present and writable; fresh ones are not.
-        let ok = n.fault(&mm, touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let ok = n.fault(touched, FaultMode::Snapshot, &mut pfns, |_, e| {
             e.iter()
                 .all(|p| p.valid() && p.writable() && p.pfn().is_some())
         })?;
         assert!(ok);
-        let none = n.fault(&mm, fresh, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let none = n.fault(fresh, FaultMode::Snapshot, &mut pfns, |_, e| {
             e.iter().all(|p| !p.valid())
         })?;
         assert!(none);
         // Reading faults them in (the zero page: present, read-only).
-        let read = n.fault(&mm, fresh, FaultMode::Read, &mut pfns, |_, e| {
+        let read = n.fault(fresh, FaultMode::Read, &mut pfns, |_, e| {
             e.iter().all(|p| p.valid() && !p.writable())
         })?;
         assert!(read);
-        let written = n.fault(&mm, fresh, FaultMode::Write, &mut pfns, |_, e| {
+        let written = n.fault(fresh, FaultMode::Write, &mut pfns, |_, e| {
             e.iter().all(|p| p.writable())
         })?;
         assert!(written);
@@ -351,9 +374,9 @@ mod tests {
         assert!(calls > before);
         assert!(start <= touched && end >= touched + len);
         // And a fault there is refused now.
-        let gone = n.fault(&mm, touched, FaultMode::Read, &mut pfns, |_, _| ());
+        let gone = n.fault(touched, FaultMode::Read, &mut pfns, |_, _| ());
         assert_eq!(gone.err(), Some(EFAULT));
-        let snap = n.fault(&mm, touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let snap = n.fault(touched, FaultMode::Snapshot, &mut pfns, |_, e| {
             e.iter().all(|p| p.error() || !p.valid())
         })?;
         assert!(snap);
@@ -366,20 +389,45 @@ mod tests {
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         let mut pfns = [0 as c_ulong; 2];
         // Not registered yet.
-        let r = n.fault(&mm, 0x10000, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        let r = n.fault(0x10000, FaultMode::Snapshot, &mut pfns, |_, _| ());
         assert_eq!(r.err(), Some(EINVAL));
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
         assert_eq!(n.as_ref().register(&mm, 0, 4096).err(), Some(EBUSY));
-        let unaligned = n.fault(&mm, 0x10001, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        let unaligned = n.fault(0x10001, FaultMode::Snapshot, &mut pfns, |_, _| ());
         assert_eq!(unaligned.err(), Some(EINVAL));
         let wraps = n.fault(
-            &mm,
             usize::MAX & !4095,
             FaultMode::Snapshot,
             &mut pfns,
             |_, _| (),
         );
         assert_eq!(wraps.err(), Some(EINVAL));
+        Ok(())
+    }
+
+    /// `fault()` takes no mm (it used to take one and lock it while
+    /// `hmm_range_fault()` walked the notifier's): it walks the notifier's
+    /// mm under that mm's mmap lock (lockdep checks `hmm_range_fault()`'s
+    /// assertion) and answers `EFAULT` once that mm has no users, even
+    /// while the caller holds another mm with users.
+    #[test]
+    fn fault_uses_the_notifiers_mm() -> Result {
+        let mm = glue::test_mm()?;
+        let other = glue::test_mm()?;
+        let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
+        n.as_ref().register(&mm, 0, usize::MAX / 2)?;
+        let addr = map(&mm, PAGE_SIZE, true)?;
+        map(&other, PAGE_SIZE, true)?;
+        let mut pfns = [0 as c_ulong; 1];
+        let present = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| {
+            e.iter().all(|p| p.writable())
+        })?;
+        assert!(present);
+        // The last user of the notifier's mm goes (exit_mmap runs).
+        drop(mm);
+        let gone = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        assert_eq!(gone.err(), Some(EFAULT));
+        drop(other);
         Ok(())
     }
 

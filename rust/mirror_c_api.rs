@@ -140,12 +140,11 @@ fn fault(
         _ => return Err(EINVAL),
     };
     let client = lookup(handle)?;
-    let mm = client.user()?;
     // SAFETY: The caller passes an array of `npages` entries, which it does
     // not touch during the call; its size fits the address space (checked
     // above, in pages).
     let pfns = unsafe { core::slice::from_raw_parts_mut(pfns, npages) };
-    client.fault(&mm, start, mode, pfns, |c, entries| {
+    client.fault(start, mode, pfns, |c, entries| {
         if let Client::Driver(d) = c {
             if let Some(update) = d.update {
                 // SAFETY: The driver's hook, registered for this; `entries`

@@ -19,7 +19,8 @@
 //!   winner's and drops its own.
 //! - The mirror holds `mmgrab()` ([`ARef<Mm>`]) for its whole life, so the
 //!   mm's address is a stable registry key and the notifier can be removed
-//!   after exit_mmap; a fault takes `mmget_not_zero()` ([`MirrorClient::user`]).
+//!   after exit_mmap; a fault takes `mmget_not_zero()` on the notifier's mm
+//!   ([`IntervalNotifier::fault`], which takes no mm from its caller).
 //! - The seed asks for lockdep assertions where a lock must be held; here
 //!   the types carry them: the registry is only reachable through its
 //!   guard, the clients only under the notifier's lock, and faulting needs
@@ -252,11 +253,6 @@ impl MirrorClient {
         Ok(Self { mirror, id })
     }
 
-    /// The mirrored mm with a user reference, or `EFAULT` once it is gone.
-    pub(crate) fn user(&self) -> Result<ARef<MmWithUser>> {
-        self.mirror.mm.mmget_not_zero().ok_or(EFAULT)
-    }
-
     /// Runs `f` on this client under the mirror's lock; `ENOENT` after
     /// [`MirrorClient::leave`].
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Client) -> R) -> Result<R> {
@@ -265,12 +261,12 @@ impl MirrorClient {
             .with_state(|c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
     }
 
-    /// Faults `pfns.len()` pages of `mm` at `start` in `mode`, then calls
-    /// `f` with this client and the entries under the mirror's lock once no
-    /// invalidation ran since (see [`IntervalNotifier::fault`]).
+    /// Faults `pfns.len()` pages of the mirrored mm at `start` in `mode`,
+    /// then calls `f` with this client and the entries under the mirror's
+    /// lock once no invalidation ran since (see
+    /// [`IntervalNotifier::fault`]); `EFAULT` once the mm is gone.
     pub(crate) fn fault<R>(
         &self,
-        mm: &MmWithUser,
         start: usize,
         mode: FaultMode,
         pfns: &mut [c_ulong],
@@ -278,7 +274,7 @@ impl MirrorClient {
     ) -> Result<R> {
         self.mirror
             .notifier
-            .fault(mm, start, mode, pfns, |c, entries| {
+            .fault(start, mode, pfns, |c, entries| {
                 c.by_id.get_mut(&self.id).map(|client| f(client, entries))
             })?
             .ok_or(ENOENT)

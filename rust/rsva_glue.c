@@ -343,6 +343,12 @@ bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq)
 	return mmu_interval_read_retry(sub, seq);
 }
 
+/* The mm @sub is inserted in (and holds mmgrab() on until it is removed). */
+struct mm_struct *rsva_mni_mm(const struct mmu_interval_notifier *sub)
+{
+	return sub->mm;
+}
+
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range)
 {
 	return mmu_notifier_range_blockable(range);
@@ -384,7 +390,12 @@ void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long le
 }
 EXPORT_SYMBOL_IF_KUNIT(rsva_test_munmap);
 
-/* The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. */
+/*
+ * The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. A frame is
+ * written only under the mirror's lock, which invalidations take, while its
+ * entry is there: rsva_pfn_copy_user_nofault() and rsva_pfn_copy_page().
+ * A page referenced under the lock is only read after it.
+ */
 
 /*
  * A reference to the page of @pfn, which the caller knows to be mapped:
@@ -399,27 +410,23 @@ struct page *rsva_pfn_page_get(unsigned long pfn)
 }
 
 /*
- * Copies @n whole pages to (or from) user memory from @uaddr on and drops
- * the references rsva_pfn_page_get() took. Returns the pages copied; fewer
- * than @n when user memory faulted.
+ * Copies @n whole pages to user memory from @uaddr on and drops the
+ * references rsva_pfn_page_get() took. Returns the pages copied; fewer than
+ * @n when user memory faulted. Never the other way: after the lock the page
+ * may be shared with a forked child, or no longer the process's.
  */
-unsigned long rsva_pages_copy_user(struct page **pages, unsigned long n,
-				   u64 uaddr, bool to_user)
+unsigned long rsva_pages_copy_to_user(struct page **pages, unsigned long n, u64 uaddr)
 {
 	unsigned long i, done = 0;
 
 	for (i = 0; i < n; i++) {
 		void *kaddr = kmap_local_page(pages[i]);
 		void __user *u = u64_to_user_ptr(uaddr + i * PAGE_SIZE);
-		unsigned long left = 0;
 
-		if (done == i)
-			left = to_user ? copy_to_user(u, kaddr, PAGE_SIZE) :
-					 copy_from_user(kaddr, u, PAGE_SIZE);
+		if (done == i && !copy_to_user(u, kaddr, PAGE_SIZE))
+			done++;
 		kunmap_local(kaddr);
 		put_page(pages[i]);
-		if (done == i && !left)
-			done++;
 	}
 	return done;
 }
@@ -440,6 +447,16 @@ bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user)
 			copy_from_user_nofault(kaddr, u, PAGE_SIZE);
 	kunmap_local(kaddr);
 	return !err;
+}
+
+/*
+ * Writes @from (a WRITE's bounce page, filled from user memory outside the
+ * lock) into the page of @pfn, which the caller knows to be mapped writable
+ * under the mirror's lock (see rsva_pfn_page_get()).
+ */
+void rsva_pfn_copy_page(unsigned long pfn, struct page *from)
+{
+	copy_highpage(pfn_to_page(pfn), from);
 }
 
 bool rsva_is_zero_pfn(unsigned long pfn)

@@ -56,6 +56,7 @@ struct mmu_notifier_range;
 
 void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq);
 bool rsva_mni_read_retry(struct mmu_interval_notifier *sub, unsigned long seq);
+struct mm_struct *rsva_mni_mm(const struct mmu_interval_notifier *sub);
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
@@ -63,8 +64,8 @@ unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
 struct page;
 
 struct page *rsva_pfn_page_get(unsigned long pfn);
-unsigned long rsva_pages_copy_user(struct page **pages, unsigned long n,
-				   u64 uaddr, bool to_user);
+unsigned long rsva_pages_copy_to_user(struct page **pages, unsigned long n, u64 uaddr);
+void rsva_pfn_copy_page(unsigned long pfn, struct page *from);
 bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);
 

@@ -137,6 +137,11 @@ fn show_mirrors(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f,
         "copied_after_lock {}",
         copied(&hmm_mirror::COPIED_AFTER_LOCK)
+    )?;
+    writeln!(
+        f,
+        "bounce_refaults {}",
+        copied(&hmm_mirror::BOUNCE_REFAULTS)
     )
 }
 

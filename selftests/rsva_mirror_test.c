@@ -625,6 +625,176 @@ TEST(concurrent_opens_share_one_mirror)
 	munmap(p, len);
 }
 
+#define RACE_PAGES 64
+#define RACE_SECONDS 4
+#define FAULT_AROUND "/sys/kernel/debug/fault_around_bytes"
+
+struct write_race {
+	unsigned char *x;		/* the mirrored destination */
+	atomic_int stop;
+	unsigned long forks;
+	unsigned long child_saw_change;	/* children whose X changed after fork */
+};
+
+/* The first word of each page of @x. */
+static void heads(const unsigned char *x, unsigned long *out)
+{
+	int i;
+
+	for (i = 0; i < RACE_PAGES; i++)
+		out[i] = __atomic_load_n((const unsigned long *)(x + i * PAGE), __ATOMIC_RELAXED);
+}
+
+/*
+ * Forks in a loop. A child's copy of X may never change after the fork
+ * (nobody writes it in the child): it reads X twice and exits 1 if it did.
+ * The parent then writes the last byte of each page of X, which breaks the
+ * COW sharing that fork set up, as any write of the process would; the
+ * WRITE under test never checks those bytes.
+ */
+static void *fork_and_touch(void *arg)
+{
+	struct write_race *r = arg;
+	int i, status;
+
+	while (!atomic_load(&r->stop)) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			unsigned long a[RACE_PAGES], b[RACE_PAGES];
+
+			heads(r->x, a);
+			usleep(1000);
+			heads(r->x, b);
+			_exit(memcmp(a, b, sizeof(a)) ? 1 : 0);
+		}
+		if (pid < 0)
+			break;
+		for (i = 0; i < RACE_PAGES; i++)
+			__atomic_store_n(r->x + i * PAGE + PAGE - 1, i, __ATOMIC_RELAXED);
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 1)
+			r->child_saw_change++;
+		r->forks++;
+	}
+	return NULL;
+}
+
+FIXTURE(write_race) {
+	int fd;
+};
+
+FIXTURE_VARIANT(write_race) {
+	int dev;
+};
+
+FIXTURE_VARIANT_ADD(write_race, test_hmm) {
+	.dev = 0,
+};
+
+FIXTURE_VARIANT_ADD(write_race, rsva) {
+	.dev = RSVA,
+};
+
+FIXTURE_SETUP(write_race)
+{
+	self->fd = open(devices[variant->dev], O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(write_race)
+{
+	close(self->fd);
+}
+
+/*
+ * A WRITE whose source must be faulted in, racing fork(). The source is a
+ * shared memfd mapping emptied with MADV_DONTNEED before each call: its
+ * data stays in the page cache but is not mapped, so rsva cannot copy it
+ * under the mirror's lock (no page fault may happen there) and takes its
+ * slow path, which debugfs counts in copied_after_lock. With fault-around
+ * off, each source page faults on its own, which makes that path long.
+ * Meanwhile another thread forks and writes X (breaking COW). Every WRITE
+ * must land in the page the process maps when it returns: the CPU reads
+ * the new pattern at the head of each page of X, and no child sees its
+ * copy of X change after the fork. (A WRITE that forks keep undoing for a
+ * second may give EBUSY, as on test_hmm; it is counted and not checked.)
+ */
+TEST_F_TIMEOUT(write_race, write_racing_fork_is_not_lost, 60)
+{
+	const char *path = "/sys/kernel/debug/rsva/mirrors";
+	long long after0 = text_counter(path, "copied_after_lock");
+	long long refaults0 = text_counter(path, "bounce_refaults");
+	struct write_race r = { 0 };
+	size_t len = RACE_PAGES * PAGE;
+	unsigned long writes = 0, busy = 0, lost = 0, k, i;
+	int memfd = memfd_create("rsva_write_race", 0);
+	unsigned char *src;
+	char around[32];
+	double end;
+	pthread_t t;
+	int ret;
+
+	ASSERT_LE(0, after0);
+	ASSERT_LT(0, read_text(FAULT_AROUND, around, sizeof(around)));
+	ASSERT_EQ(0, write_text(FAULT_AROUND, "4096"));
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, ftruncate(memfd, len));
+	src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	r.x = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(NULL, r.x);
+	madvise(r.x, len, MADV_NOHUGEPAGE);
+	memset(r.x, 0, len);
+	ASSERT_EQ(0, pthread_create(&t, NULL, fork_and_touch, &r));
+	end = now() + RACE_SECONDS;
+	for (k = 1; now() < end; k++) {
+		struct hmm_dmirror_cmd c;
+
+		for (i = 0; i < RACE_PAGES; i++)
+			*(unsigned long *)(src + i * PAGE) = k << 16 | i;
+		ASSERT_EQ(0, madvise(src, len, MADV_DONTNEED));
+		ret = dmirror(self->fd, HMM_DMIRROR_WRITE, r.x, src, RACE_PAGES, &c);
+		if (ret == -EBUSY) {
+			busy++;
+			continue;
+		}
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(RACE_PAGES, c.cpages);
+		writes++;
+		for (i = 0; i < RACE_PAGES; i++) {
+			unsigned long got = __atomic_load_n((unsigned long *)(r.x + i * PAGE),
+							    __ATOMIC_RELAXED);
+
+			if (got != (k << 16 | i)) {
+				if (!lost)
+					TH_LOG("write %lu page %lu: read 0x%lx, wrote 0x%lx",
+					       k, i, got, k << 16 | i);
+				lost++;
+			}
+		}
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, write_text(FAULT_AROUND, around));
+	TH_LOG("%s: %lu writes (%lu EBUSY), %lu forks, %lu pages lost, %lu children saw X change",
+	       devices[variant->dev], writes, busy, r.forks, lost, r.child_saw_change);
+	TH_LOG("copied_after_lock +%lld, bounce_refaults +%lld",
+	       text_counter(path, "copied_after_lock") - after0,
+	       text_counter(path, "bounce_refaults") - refaults0);
+	EXPECT_LT(0, writes);
+	EXPECT_EQ(0, lost);
+	EXPECT_EQ(0, r.child_saw_change);
+	EXPECT_LT(10, r.forks);
+	/* rsva took the path under test for every page of every write. */
+	if (variant->dev == RSVA)
+		EXPECT_LE(after0 + (long long)writes * RACE_PAGES,
+			  text_counter(path, "copied_after_lock"));
+	munmap(r.x, len);
+	munmap(src, len);
+	close(memfd);
+}
+
 struct storm {
 	char *p;
 	size_t len;
