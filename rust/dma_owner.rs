@@ -8,7 +8,8 @@
 //! both: claiming attaches the blocking domain and needs the group to be on
 //! its default domain with no PASID attached; the core serialises both on
 //! the group mutex (drivers/iommu/iommu.c). This file gives the two sides
-//! types (shared/seeds/004):
+//! types (the thread *Re: [PATCH v6 02/11] driver core: Add dma_cleanup
+//! callback in bus_type*, Robin Murphy, Lu Baolu, February 2022):
 //!
 //! - [`DmaOwner`]: an owner identity, whose address is the cookie the core
 //!   compares; [`GroupClaim`] and [`DeviceClaim`]: a claim by an owner,

@@ -2,7 +2,8 @@
 
 //! The HMM mirror: a device's copy of part of a process's page table.
 //!
-//! The rules of shared/seeds/001 (the `struct hmm` lifetime thread):
+//! The rules of the `struct hmm` lifetime thread (Jason Gunthorpe reviewing
+//! Ralph Campbell's patches, linux-mm, May 2019):
 //!
 //! - A mirror holds `mmgrab()` on its mm for its whole life (an
 //!   [`ARef<Mm>`]): no "dead" flag, no mm pointer that may become null.

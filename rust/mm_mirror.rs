@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One shared mirror per mm: the registry that shared/seeds/001 asks for.
+//! One shared mirror per mm: the registry that Jason Gunthorpe asks for in
+//! his review of Ralph Campbell's `struct hmm` lifetime patches (linux-mm,
+//! May 2019).
 //!
 //! Every rsva mirror of an mm (each open of `/dev/rsva_mirror0`, each C
 //! driver's `rsva_mirror_register()`) is a client of one [`MmMirror`]: one

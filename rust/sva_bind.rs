@@ -3,8 +3,11 @@
 //! SVA bonds: bind a process address space (mm) to a device, unbind it,
 //! and the PASID of a bond.
 //!
-//! The rules, from the threads rsva grew out of (shared/seeds/000, 002)
-//! and from `drivers/iommu/iommu-sva.c`:
+//! The rules, from the threads rsva grew out of (*Re: [PATCH v4 01/26]
+//! mm/mmu_notifiers: pass private data down to alloc_notifier()*, Jason
+//! Gunthorpe, Jean-Philippe Brucker, March 2020; *Re: [PATCH 2/2]
+//! iommu/sva: Remove mm parameter from SVA bind API*, Jacob Pan,
+//! Jean-Philippe Brucker, April 2021) and from `drivers/iommu/iommu-sva.c`:
 //!
 //! - One bond per (device, mm): binding again returns the same handle with
 //!   one more reference; each bind needs one unbind.

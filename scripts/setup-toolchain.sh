@@ -8,7 +8,7 @@
 # Not root and something missing: print the exact commands and fail.
 set -euo pipefail
 
-# The rustc-web trio that was verified end to end (shared/toolchain.md).
+# The rustc-web trio that was verified end to end with this kernel.
 RUST_PIN=${RSVA_RUST_PIN:-1.85.0+dfsg3-1~deb12u3}
 RUST_MIN=1.85.0
 BINDGEN_VERSION=0.73.2

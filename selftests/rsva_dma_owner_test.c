@@ -95,7 +95,10 @@ TEST(a_sibling_on_the_dma_api_blocks_a_claim)
 	EXPECT_EQ(0, claim("release-group", 'a', "sim0"));
 }
 
-/* The four cases of the dma_cleanup thread (shared/seeds/004) in small. */
+/*
+ * The four cases of the dma_cleanup thread (Robin Murphy, Lu Baolu,
+ * February 2022) in small.
+ */
 TEST(removing_one_device_keeps_a_siblings_ownership)
 {
 	ASSERT_EQ(0, bind_driver("rsva_sim_dma_api", 1));
