@@ -40,6 +40,20 @@ extern "C" {
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
     pub(crate) fn rsva_dev_user_owned(dev: *mut bindings::device) -> bool;
+    pub(crate) fn rsva_bus_watch(
+        dev: *mut bindings::device,
+        nb: *mut bindings::notifier_block,
+    ) -> *const bindings::bus_type;
+    pub(crate) fn rsva_bus_unwatch(
+        bus: *const bindings::bus_type,
+        nb: *mut bindings::notifier_block,
+    );
+    pub(crate) fn rsva_claim_ends(
+        action: c_ulong,
+        dev: *mut bindings::device,
+        claimed: *mut bindings::device,
+        group: *mut bindings::iommu_group,
+    ) -> bool;
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
