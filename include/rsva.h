@@ -153,9 +153,11 @@ u32 rsva_sva_get_pasid(struct iommu_sva *handle);
  * returned with an mmgrab() reference, which the caller drops with
  * mmdrop(); mmget_not_zero() on it tells whether the mm is still alive.
  *
- * Context: any context but hard interrupts.
+ * Context: any context but hard interrupts. In a softirq it does not wait
+ * for the lock of rsva's PASID map (the task it interrupted may hold it).
  * Return: the mm, or an ERR_PTR: -EINVAL for PASID 0 or one beyond
- * %RSVA_PASID_MAX, -ENOENT when no live mm of rsva's has @pasid.
+ * %RSVA_PASID_MAX, -ENOENT when no live mm of rsva's has @pasid, -EBUSY in
+ * a softirq when the map is busy (try again later).
  */
 struct mm_struct *rsva_pasid_get_mm(u32 pasid);
 

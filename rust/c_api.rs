@@ -134,10 +134,13 @@ extern "C" fn rsva_pasid_get_mm(pasid: u32) -> *mut bindings::mm_struct {
     if pasid == 0 || pasid > crate::pasid::PASID_MAX {
         return EINVAL.to_ptr();
     }
-    match service().and_then(|s| s.sva.pasids.find_mm(pasid)) {
+    match service()
+        .ok_or(ENOENT)
+        .and_then(|s| s.sva.pasids.find_mm(pasid))
+    {
         // The caller owns the `mmgrab` and drops it with `mmdrop()`.
-        Some(mm) => kernel::sync::aref::ARef::into_raw(mm).as_ptr().cast(),
-        None => ENOENT.to_ptr(),
+        Ok(mm) => kernel::sync::aref::ARef::into_raw(mm).as_ptr().cast(),
+        Err(e) => e.to_ptr(),
     }
 }
 

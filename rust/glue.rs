@@ -25,6 +25,7 @@ extern "C" {
     fn rsva_mm_ref_put(r: *mut RawMmRef);
     fn rsva_current_uid() -> u32;
     fn rsva_current_mm() -> *mut bindings::mm_struct;
+    fn rsva_in_task() -> bool;
     pub(crate) fn rsva_mm_pasid(mm: *mut bindings::mm_struct) -> u32;
     pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
     pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
@@ -147,6 +148,13 @@ pub(crate) fn current_uid() -> u32 {
 pub(crate) fn current_mm() -> *mut bindings::mm_struct {
     // SAFETY: Reads `current->mm`, which only the current task changes.
     unsafe { rsva_current_mm() }
+}
+
+/// Whether the caller runs in task context, not in an interrupt (a
+/// softirq, a hard interrupt or an NMI).
+pub(crate) fn in_task() -> bool {
+    // SAFETY: Reads the preempt count.
+    unsafe { rsva_in_task() }
 }
 
 /// The rw-semaphores of `rsva_glue.c`.

@@ -116,6 +116,12 @@ struct mm_struct *rsva_current_mm(void)
 	return current->mm;
 }
 
+/* Whether the caller runs in task context, not in an interrupt (soft or hard). */
+bool rsva_in_task(void)
+{
+	return in_task();
+}
+
 /* The mm's PASID as ENQCMD and the IOMMU core see it, or IOMMU_PASID_INVALID. */
 u32 rsva_mm_pasid(struct mm_struct *mm)
 {

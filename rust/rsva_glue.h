@@ -27,6 +27,7 @@ void rsva_mm_ref_put(struct rsva_mm_ref *ref);
 
 u32 rsva_current_uid(void);
 struct mm_struct *rsva_current_mm(void);
+bool rsva_in_task(void);
 
 u32 rsva_mm_pasid(struct mm_struct *mm);
 int rsva_mm_set_pasid(struct mm_struct *mm, u32 pasid);
