@@ -22,8 +22,9 @@
  * rsva_dma_claimed() work; every other function answers -EDEADLK there
  * (they may sleep, and the mirror functions would take the lock again).
  * A bond's stop callback (rsva_sva_stop_t) runs in process context and may
- * call every function; its mm has no users left by then, so binding or
- * mirroring that mm answers -ESRCH.
+ * call every function but rsva_sva_unbind_device() of its own handle; its
+ * mm has no users left by then, so binding or mirroring that mm answers
+ * -ESRCH.
  */
 #ifndef _RSVA_H
 #define _RSVA_H
