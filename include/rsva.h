@@ -17,10 +17,11 @@
  *   a device without IOMMU group gets -ENODEV, an mm without users -ESRCH.
  *
  * Callbacks. A mirror's hooks (&struct rsva_mirror_ops) run under the
- * mirror's spinlock: from them, rsva_pasid_range_check(),
- * rsva_sva_get_pasid(), rsva_pasid_get_mm(), rsva_sva_serving() and
- * rsva_dma_claimed() work; every other function answers -EDEADLK there
- * (they may sleep, and the mirror functions would take the lock again).
+ * mirror's lock and must not sleep (an invalidation may come from atomic
+ * context): from them, rsva_pasid_range_check(), rsva_sva_get_pasid(),
+ * rsva_pasid_get_mm(), rsva_sva_serving() and rsva_dma_claimed() work;
+ * every other function answers -EDEADLK there (they may sleep, and the
+ * mirror functions would take the mirror's lock again).
  * A bond's stop callback (rsva_sva_stop_t) runs in process context and may
  * call every function but rsva_sva_unbind_device() of its own handle; its
  * mm has no users left by then, so binding or mirroring that mm answers

@@ -11,8 +11,8 @@
 //! `ERR_PTR()` argument gets `EINVAL` ([`check_ptr`]) before anything
 //! dereferences it, handles are looked up in registries and never
 //! dereferenced, and the functions that may sleep answer `EDEADLK` when
-//! called from a mirror's hook ([`may_sleep`]) instead of sleeping under
-//! its spinlock.
+//! called from a mirror's hook ([`may_sleep`]) instead of sleeping there or
+//! taking the mirror's lock again.
 
 use kernel::{bindings, prelude::*};
 

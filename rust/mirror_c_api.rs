@@ -16,7 +16,8 @@
 //! The driver's hooks are called through [`hook_invalidate`] and
 //! [`hook_update`], which record the task in them ([`in_hook`]): the C
 //! API's functions that may sleep answer `EDEADLK` there instead of
-//! sleeping under the mirror's spinlock or taking it again.
+//! sleeping in a hook (which must not: an invalidation may come from atomic
+//! context) or taking the mirror's lock again (a self-deadlock).
 
 use kernel::{
     bindings,
@@ -51,10 +52,9 @@ struct MirrorOps {
 const WRITE: c_uint = 0x1;
 const SNAPSHOT: c_uint = 0x2;
 
-/// How many tasks [`in_hook`] can tell at once. Hooks run under the
-/// mirror's spinlock, so at most one task per CPU is in one; beyond this
-/// many at once a hook runs unrecorded (and a sleeping call from it is the
-/// bug `might_sleep()` reports).
+/// How many tasks [`in_hook`] can tell at once. Hooks must not sleep, so
+/// few tasks are in one at a time; beyond this many at once a hook runs
+/// unrecorded, and a call from it that should get `EDEADLK` goes on.
 const HOOK_SLOTS: usize = 64;
 
 /// The tasks inside a driver's hook (0: a free slot).

@@ -43,6 +43,35 @@ static void * const careless_bad[] = {
 	NULL, (void *)(long)-ENOMEM, (void *)(long)-EINVAL, (void *)(long)-MAX_ERRNO,
 };
 
+/*
+ * rsva_sim's functions, through symbol_get(): calling them directly would
+ * keep rsva_sim loaded as long as this module, and the unload test removes
+ * rsva_sim's devices while this module has them claimed.
+ */
+static struct device *careless_sim_device(unsigned int id)
+{
+	struct device *(*get)(unsigned int id) = symbol_get(rsva_sim_get_device);
+	struct device *dev;
+
+	if (!get)
+		return NULL;
+	dev = get(id);
+	symbol_put(rsva_sim_get_device);
+	return dev;
+}
+
+static int careless_sim_pasid_state(struct device *dev, u32 pasid)
+{
+	int (*state)(struct device *dev, u32 pasid) = symbol_get(rsva_sim_pasid_state);
+	int ret;
+
+	if (!state)
+		return -ENODEV;
+	ret = state(dev, pasid);
+	symbol_put(rsva_sim_pasid_state);
+	return ret;
+}
+
 struct careless_ctx {
 	struct device *dev0;
 	struct device *dev1;
@@ -54,8 +83,8 @@ static int careless_init(struct kunit *test)
 	struct careless_ctx *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
 
 	KUNIT_ASSERT_NOT_NULL(test, c);
-	c->dev0 = rsva_sim_get_device(0);
-	c->dev1 = rsva_sim_get_device(1);
+	c->dev0 = careless_sim_device(0);
+	c->dev1 = careless_sim_device(1);
 	KUNIT_ASSERT_NOT_NULL(test, c->dev0);
 	KUNIT_ASSERT_NOT_NULL(test, c->dev1);
 	c->mm = mm_alloc();
@@ -111,7 +140,7 @@ static void careless_sva_bad_pointers(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(U32_MAX)), -EINVAL);
 	KUNIT_EXPECT_EQ(test, rsva_pasid_range_check(0, 0), -EINVAL);
 	/* Nothing was bound by any of them. */
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, 1), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, 1), -ENOENT);
 }
 
 /*
@@ -149,7 +178,7 @@ static void careless_sva_foreign_and_stale(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), IOMMU_PASID_INVALID);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), -ENOENT);
 
 	/* A handle of the kernel's API, unbound there, is stale here too. */
 	core = iommu_sva_bind_device(c->dev0, c->mm);
@@ -361,7 +390,7 @@ static void careless_bind_current_in_kthreads(struct kunit *test)
 	KUNIT_EXPECT_PTR_EQ(test, h, h2);
 	pasid = rsva_sva_get_pasid(h);
 	KUNIT_EXPECT_NE(test, pasid, IOMMU_PASID_INVALID);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), 1);
 	found = rsva_pasid_get_mm(pasid);
 	KUNIT_EXPECT_PTR_EQ(test, found, c->mm);
 	if (!IS_ERR(found))
@@ -457,12 +486,12 @@ static void careless_concurrent_kthreads(struct kunit *test)
 	}
 	KUNIT_EXPECT_NE(test, own_pasid, pasid);
 	/* Every bind was matched: the kept bond has exactly one user left. */
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, pasid), -ENOENT);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, own_pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev1, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev1, own_pasid), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(keep), 0);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(keep), -ENOENT);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), -ENOENT);
 	mmput(own);
 }
 
@@ -567,7 +596,7 @@ static void careless_calls_from_mirror_hooks(struct kunit *test)
 	careless_expect_hook_record(test, &r, r.calls);
 
 	/* None of the refused calls did anything. */
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, r.pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev1, r.pasid), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 0);
 	KUNIT_EXPECT_EQ(test, rsva_mirror_unregister(r.self), 0);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(r.sva), 0);
@@ -690,7 +719,7 @@ static void careless_pasid_get_mm_from_softirq(struct kunit *test)
 	}
 	KUNIT_EXPECT_LT(test, busy, 100);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
-	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, s.pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev1, s.pasid), -ENOENT);
 }
 
 static struct kunit_case careless_cases[] = {
@@ -734,7 +763,7 @@ static int careless_claims_cmd(const char *cmd, unsigned int id)
 	if (!strcmp(cmd, "claim")) {
 		if (held_dev[id])
 			return -EBUSY;
-		dev = rsva_sim_get_device(id);
+		dev = careless_sim_device(id);
 		if (!dev)
 			return -ENODEV;
 		ret = rsva_dma_claim_device(dev, &held_owner);
