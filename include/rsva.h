@@ -3,7 +3,31 @@
  * rsva: shared virtual addressing in Rust - the C API for drivers.
  *
  * Every function returns 0 or a positive value on success and a negative
- * errno on failure; none of them crashes on bad input.
+ * errno on failure; none of them crashes on bad input:
+ *
+ * - A NULL or ERR_PTR() pointer argument gets -EINVAL (an ERR_PTR() for
+ *   the functions that return a pointer, %IOMMU_PASID_INVALID from
+ *   rsva_sva_get_pasid()) before anything follows it.
+ * - Handles (struct iommu_sva, struct rsva_mirror) are looked up in rsva's
+ *   registries and never followed: a foreign pointer, or a handle that was
+ *   unbound or unregistered already, gets -ENOENT. Mirror handles are
+ *   never reused; an SVA handle is the address of its bond, so a stale one
+ *   may name a later bond at the same address (as in the kernel's API).
+ * - A @dev or @mm must be a device or mm the caller holds a reference to;
+ *   a device without IOMMU group gets -ENODEV, an mm without users -ESRCH.
+ *
+ * Callbacks. A mirror's hooks (&struct rsva_mirror_ops) run under the
+ * mirror's lock and must not sleep (an invalidation may come from atomic
+ * context): from them, rsva_pasid_range_check(), rsva_sva_get_pasid(),
+ * rsva_pasid_get_mm(), rsva_sva_serving() and rsva_dma_claimed() work;
+ * every other function answers -EDEADLK there (they may sleep, and the
+ * mirror functions would take the mirror's lock again).
+ * A bond's stop callback (rsva_sva_stop_t) runs in process context, inside
+ * its mm's release, and may call every function, rsva_sva_unbind_device()
+ * of its own handle and of the other handles of its mm included (rsva
+ * then waits for no mmu notifier and frees the SVA domain from a work
+ * item); it must not unbind handles of other address spaces. Its mm has
+ * no users left by then, so binding or mirroring that mm answers -ESRCH.
  */
 #ifndef _RSVA_H
 #define _RSVA_H
@@ -40,10 +64,7 @@ int rsva_pasid_range_check(u32 min, u32 max);
  * PASID entry; at most once per bond, and never after
  * rsva_sva_unbind_device() returned (which waits for a callback that
  * runs, so the callback must not wait for a lock held around that unbind).
- * The callback may unbind @handle and other handles bound to the same
- * address space with rsva_sva_unbind_device(): it runs inside the mm's
- * release, and rsva then waits for nothing and frees the SVA domain from a
- * work item.
+ * What it may call: see the top of this file.
  *
  * Context: process context, may sleep; the mmap lock is not held; inside
  * the mm's mmu notifier release (nothing may wait for mmu notifiers).
@@ -65,7 +86,8 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * that API too), but each API's references are dropped only through it.
  *
  * Context: process context, may sleep; the mmap lock must not be held.
- * Return: the handle, or an ERR_PTR: -EINVAL (NULL @dev or @mm), -ESRCH
+ * Return: the handle, or an ERR_PTR: -EINVAL (NULL or ERR_PTR() @dev or
+ * @mm), -EDEADLK (called from a mirror's hook), -ESRCH
  * (@mm has no users left), -ENODEV (no IOMMU group, or rsva is not
  * serving), -EOPNOTSUPP (no PASID or SVA support), -EOVERFLOW (the mm's
  * PASID does not fit the device), -ENOSPC (no PASID left), -EDQUOT (the
@@ -85,8 +107,8 @@ struct iommu_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm)
  * existing bond again with another callback fails.
  *
  * Context: as rsva_sva_bind_device().
- * Return: as rsva_sva_bind_device(); also -EINVAL for a NULL @stop and
- * -EBUSY when the bond exists with another callback.
+ * Return: as rsva_sva_bind_device(); also -EINVAL for a NULL or ERR_PTR()
+ * @stop and -EBUSY when the bond exists with another callback.
  */
 struct iommu_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct *mm,
 					    rsva_sva_stop_t stop, void *data);
@@ -95,8 +117,15 @@ struct iommu_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct
  * rsva_sva_bind_current() - bind the current task's address space
  * @dev: as for rsva_sva_bind_device()
  *
- * Context: process context of a user task.
- * Return: as rsva_sva_bind_device(); -EINVAL in a kernel thread.
+ * Binds current->mm: a user task's own, or the one a kernel thread uses
+ * between kthread_use_mm() and kthread_unuse_mm() (the PASID is then
+ * charged to the kernel thread's user, root). The mm needs users, as for
+ * rsva_sva_bind_device().
+ *
+ * Context: process context of a user task, or of a kernel thread under
+ * kthread_use_mm(); may sleep.
+ * Return: as rsva_sva_bind_device(); -EINVAL in a kernel thread without an
+ * mm.
  */
 struct iommu_sva *rsva_sva_bind_current(struct device *dev);
 
@@ -110,11 +139,11 @@ struct iommu_sva *rsva_sva_bind_current(struct device *dev);
  *
  * Context: process context, may sleep; also a stop callback
  * (&typedef rsva_sva_stop_t) for a handle of its address space.
- * Return: 0; -EINVAL for NULL, or for a handle that holds no reference
- * from rsva's bind functions (only iommu_sva_bind_device()'s: unbind it
- * with iommu_sva_unbind_device(), which in turn leaves rsva's references
- * alone), -ENOENT for a handle that rsva did not make or that is already
- * unbound.
+ * Return: 0; -EINVAL for NULL or an ERR_PTR(), or for a handle that holds
+ * no reference from rsva's bind functions (only iommu_sva_bind_device()'s:
+ * unbind it with iommu_sva_unbind_device(), which in turn leaves rsva's
+ * references alone), -ENOENT for a handle that rsva did not make or that
+ * is already unbound, -EDEADLK from a mirror's hook.
  */
 int rsva_sva_unbind_device(struct iommu_sva *handle);
 
@@ -122,8 +151,9 @@ int rsva_sva_unbind_device(struct iommu_sva *handle);
  * rsva_sva_get_pasid() - the PASID of a bond
  * @handle: a handle returned by one of rsva's bind functions
  *
- * Context: process context.
- * Return: the PASID, or IOMMU_PASID_INVALID for NULL or an unknown handle.
+ * Context: process context (a mirror's hooks and stop callbacks included).
+ * Return: the PASID, or IOMMU_PASID_INVALID for NULL, an ERR_PTR() or an
+ * unknown handle.
  */
 u32 rsva_sva_get_pasid(struct iommu_sva *handle);
 
@@ -135,9 +165,11 @@ u32 rsva_sva_get_pasid(struct iommu_sva *handle);
  * returned with an mmgrab() reference, which the caller drops with
  * mmdrop(); mmget_not_zero() on it tells whether the mm is still alive.
  *
- * Context: any context but hard interrupts.
+ * Context: any context but hard interrupts. In a softirq it does not wait
+ * for the lock of rsva's PASID map (the task it interrupted may hold it).
  * Return: the mm, or an ERR_PTR: -EINVAL for PASID 0 or one beyond
- * %RSVA_PASID_MAX, -ENOENT when no live mm of rsva's has @pasid.
+ * %RSVA_PASID_MAX, -ENOENT when no live mm of rsva's has @pasid, -EBUSY in
+ * a softirq when the map is busy (try again later).
  */
 struct mm_struct *rsva_pasid_get_mm(u32 pasid);
 
@@ -162,11 +194,16 @@ bool rsva_sva_serving(void);
  * without driver_managed_dma) nor SVA binds can use the group meanwhile.
  * rsva keeps the claim until rsva_dma_release_group() or its unload.
  *
+ * A claim ends by itself when the group's last device is removed (before
+ * the IOMMU core takes it out of the group); its release then still
+ * answers 0.
+ *
  * Context: process context, may sleep.
- * Return: 0; -EINVAL for NULL @dev or @owner, -ENODEV when @dev has no
- * group, -EPERM when another owner holds it, -EBUSY when drivers using the
- * DMA API hold it (the kernel itself answers -EPERM there), the group is not
- * on its default domain or has a PASID attached (an SVA bond), -ENOMEM.
+ * Return: 0; -EINVAL for NULL or ERR_PTR() @dev or @owner, -ENODEV when
+ * @dev has no group, -EPERM when another owner holds it, -EBUSY when
+ * drivers using the DMA API hold it (the kernel itself answers -EPERM
+ * there), the group is not on its default domain or has a PASID attached
+ * (an SVA bond), -EDEADLK from a mirror's hook, -ENOMEM.
  */
 int rsva_dma_claim_group(struct device *dev, const void *owner);
 
@@ -176,8 +213,9 @@ int rsva_dma_claim_group(struct device *dev, const void *owner);
  * @owner: the owner that claimed it
  *
  * Context: process context, may sleep.
- * Return: 0; -EINVAL for NULL @dev, -ENOENT when @owner holds no group
- * claim through rsva on that group (never claimed, or released already).
+ * Return: 0; -EINVAL for NULL or ERR_PTR() @dev or @owner, -ENOENT when
+ * @owner holds no group claim through rsva on that group (never claimed,
+ * or released already), -EDEADLK from a mirror's hook.
  */
 int rsva_dma_release_group(struct device *dev, const void *owner);
 
@@ -187,7 +225,10 @@ int rsva_dma_release_group(struct device *dev, const void *owner);
  * @owner: the owner's identity; the same owner may claim a device again
  *
  * As iommu_device_claim_dma_owner(); each claim needs one
- * rsva_dma_release_device().
+ * rsva_dma_release_device(). A claim ends by itself when @dev is removed
+ * (before the IOMMU core takes it out of its group, and rsva then drops its
+ * reference to @dev); its release then still answers 0, and finds the
+ * claim by @dev's address without following it.
  *
  * Context: process context, may sleep.
  * Return: as rsva_dma_claim_group().
@@ -200,8 +241,9 @@ int rsva_dma_claim_device(struct device *dev, const void *owner);
  * @owner: the owner that claimed it
  *
  * Context: process context, may sleep.
- * Return: 0; -EINVAL for NULL @dev, -ENOENT when @owner holds no device
- * claim through rsva on @dev.
+ * Return: 0; -EINVAL for NULL or ERR_PTR() @dev or @owner, -ENOENT when
+ * @owner holds no device claim through rsva on @dev, -EDEADLK from a
+ * mirror's hook.
  */
 int rsva_dma_release_device(struct device *dev, const void *owner);
 
@@ -213,8 +255,9 @@ int rsva_dma_release_device(struct device *dev, const void *owner);
  * is the blocking domain of a claim, or a domain that owner attached),
  * whoever claimed it; false when it is free or used by the DMA API.
  *
- * Context: process context.
- * Return: 1 or 0; -EINVAL for NULL, -ENODEV when @dev has no group.
+ * Context: process context (a mirror's hooks included).
+ * Return: 1 or 0; -EINVAL for NULL or an ERR_PTR(), -ENODEV when @dev has
+ * no group.
  */
 int rsva_dma_claimed(struct device *dev);
 
@@ -224,7 +267,8 @@ int rsva_dma_claimed(struct device *dev);
  *	change: the device must forget every one of them it uses before
  *	returning. Called under the mirror's lock (the one @update runs
  *	under), from any context the mm's page tables change in, reclaim and
- *	the OOM reaper included: must not sleep or allocate. Required.
+ *	the OOM reaper included: must not sleep or allocate. Required. What
+ *	it may call of rsva's: see the top of this file.
  * @update: called by rsva_mirror_fault(), under the same lock, with
  *	entries that no invalidation touched since they were faulted: the
  *	place to program the device's page table. The entries are in
@@ -255,8 +299,9 @@ struct rsva_mirror_ops {
  * exits, rsva_mirror_fault() answers -EFAULT.
  *
  * Context: process context, may sleep; the mmap lock must not be held.
- * Return: the mirror, or an ERR_PTR: -EINVAL (NULL @mm or @ops, no
- * @ops->invalidate), -ESRCH (@mm has no users left), -ENOMEM.
+ * Return: the mirror, or an ERR_PTR: -EINVAL (NULL or ERR_PTR() @mm, @ops
+ * or hook, no @ops->invalidate), -ESRCH (@mm has no users left), -EDEADLK
+ * (called from a mirror's hook), -ENOMEM.
  */
 struct rsva_mirror *rsva_mirror_register(struct mm_struct *mm,
 					 const struct rsva_mirror_ops *ops,
@@ -269,8 +314,8 @@ struct rsva_mirror *rsva_mirror_register(struct mm_struct *mm,
  * No hook of @mirror runs after this returns. Safe after the mm exited.
  *
  * Context: process context, may sleep.
- * Return: 0; -EINVAL for NULL, -ENOENT for a mirror that is not (or no
- * longer) registered.
+ * Return: 0; -EINVAL for NULL or an ERR_PTR(), -ENOENT for a mirror that
+ * is not (or no longer) registered, -EDEADLK from a mirror's hook.
  */
 int rsva_mirror_unregister(struct rsva_mirror *mirror);
 
@@ -290,8 +335,9 @@ int rsva_mirror_unregister(struct rsva_mirror *mirror);
  * @ops->invalidate.
  *
  * Context: process context, may sleep; the mmap lock must not be held.
- * Return: 0; -EINVAL (NULL argument, unaligned @start, @npages 0, a range
- * that wraps, unknown or conflicting @flags), -ENOENT (@mirror is not
+ * Return: 0; -EINVAL (NULL or ERR_PTR() argument, unaligned @start,
+ * @npages 0, a range that wraps, unknown or conflicting @flags), -EDEADLK
+ * (called from a mirror's hook), -ENOENT (@mirror is not
  * registered), -EFAULT (the mm exited, or an address is not mapped or not
  * readable), -EPERM (writing a read-only page), -EBUSY (invalidations kept
  * racing the fault for a second), -ENOMEM.

@@ -6,14 +6,46 @@
 //! Each function turns C arguments into the typed Rust ones, calls the Rust
 //! implementation and turns its result back into a kernel-style return:
 //! an errno, an `ERR_PTR`, or `IOMMU_PASID_INVALID`.
+//!
+//! No function trusts a careless caller further than it must: a NULL or
+//! `ERR_PTR()` argument gets `EINVAL` ([`check_ptr`]) before anything
+//! dereferences it, handles are looked up in registries and never
+//! dereferenced, and the functions that may sleep answer `EDEADLK` when
+//! called from a mirror's hook ([`may_sleep`]) instead of sleeping there or
+//! taking the mirror's lock again.
 
 use kernel::{bindings, prelude::*};
 
 use crate::{
+    mirror_c_api,
     pasid::{PasidRange, PASID_INVALID},
     provider::{service, Service},
     sva_bind::{Bond, StopFn},
 };
+
+/// Whether `p` is NULL or an `ERR_PTR()` (`IS_ERR_OR_NULL()`): both are
+/// the last `MAX_ERRNO + 1` values of the address space, modulo 2^64.
+pub(crate) fn is_err_or_null<T>(p: *const T) -> bool {
+    (p as usize).wrapping_neg() <= bindings::MAX_ERRNO as usize
+}
+
+/// `EINVAL` for a NULL or `ERR_PTR()` argument of a C caller.
+pub(crate) fn check_ptr<T>(p: *const T) -> Result {
+    if is_err_or_null(p) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// `EDEADLK` inside a mirror's hook, where sleeping (or taking the
+/// mirror's lock again) would deadlock; the functions that may sleep call
+/// this first.
+pub(crate) fn may_sleep() -> Result {
+    if mirror_c_api::in_hook() {
+        return Err(EDEADLK);
+    }
+    Ok(())
+}
 
 /// Validates a PASID range for a C caller; see `rsva_pasid_range_check()`.
 ///
@@ -25,10 +57,14 @@ extern "C" fn rsva_pasid_range_check(min: u32, max: u32) -> c_int {
         .unwrap_or_else(|e| e.to_errno())
 }
 
+/// Binds with `f` after the checks every bind function makes: a context
+/// that may sleep and a valid `dev`; returns the handle or an `ERR_PTR`.
 fn to_handle(
+    dev: *mut bindings::device,
     f: impl FnOnce(&'static Service) -> Result<kernel::sync::Arc<Bond>>,
 ) -> *mut bindings::iommu_sva {
-    match service().ok_or(ENODEV).and_then(f) {
+    let checked = may_sleep().and_then(|()| check_ptr(dev));
+    match checked.and_then(|()| service().ok_or(ENODEV)).and_then(f) {
         Ok(bond) => bond.handle(),
         Err(e) => e.to_ptr(),
     }
@@ -40,7 +76,10 @@ extern "C" fn rsva_sva_bind_device(
     dev: *mut bindings::device,
     mm: *mut bindings::mm_struct,
 ) -> *mut bindings::iommu_sva {
-    to_handle(|s| s.bind(dev, mm, None))
+    to_handle(dev, |s| {
+        check_ptr(mm)?;
+        s.bind(dev, mm, None)
+    })
 }
 
 /// See `rsva_sva_bind_device_stop()` in `include/rsva.h`.
@@ -51,8 +90,10 @@ extern "C" fn rsva_sva_bind_device_stop(
     stop: Option<StopFn>,
     data: *mut c_void,
 ) -> *mut bindings::iommu_sva {
-    to_handle(|s| {
+    to_handle(dev, |s| {
+        check_ptr(mm)?;
         let stop = stop.ok_or(EINVAL)?;
+        check_ptr(stop as *const c_void)?;
         s.bind(dev, mm, Some((stop, data as usize)))
     })
 }
@@ -60,18 +101,16 @@ extern "C" fn rsva_sva_bind_device_stop(
 /// See `rsva_sva_bind_current()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_sva_bind_current(dev: *mut bindings::device) -> *mut bindings::iommu_sva {
-    to_handle(|s| s.bind_current(dev))
+    to_handle(dev, |s| s.bind_current(dev))
 }
 
 /// See `rsva_sva_unbind_device()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int {
-    if handle.is_null() {
-        return EINVAL.to_errno();
-    }
-    // SAFETY: Called by a C module that uses rsva's symbols.
-    match service()
-        .ok_or(ENODEV)
+    let checked = may_sleep().and_then(|()| check_ptr(handle));
+    match checked
+        .and_then(|()| service().ok_or(ENODEV))
+        // SAFETY: Called by a C module that uses rsva's symbols.
         .and_then(|s| unsafe { s.unbind(handle) })
     {
         Ok(()) => 0,
@@ -82,6 +121,9 @@ extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int 
 /// See `rsva_sva_get_pasid()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_sva_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
+    if is_err_or_null(handle) {
+        return PASID_INVALID;
+    }
     service()
         .and_then(|s| s.sva.lookup(handle).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
@@ -93,10 +135,13 @@ extern "C" fn rsva_pasid_get_mm(pasid: u32) -> *mut bindings::mm_struct {
     if pasid == 0 || pasid > crate::pasid::PASID_MAX {
         return EINVAL.to_ptr();
     }
-    match service().and_then(|s| s.sva.pasids.find_mm(pasid)) {
+    match service()
+        .ok_or(ENOENT)
+        .and_then(|s| s.sva.pasids.find_mm(pasid))
+    {
         // The caller owns the `mmgrab` and drops it with `mmdrop()`.
-        Some(mm) => kernel::sync::aref::ARef::into_raw(mm).as_ptr().cast(),
-        None => ENOENT.to_ptr(),
+        Ok(mm) => kernel::sync::aref::ARef::into_raw(mm).as_ptr().cast(),
+        Err(e) => e.to_ptr(),
     }
 }
 
@@ -106,12 +151,18 @@ extern "C" fn rsva_sva_serving() -> bool {
     service().is_some_and(|s| s.serving())
 }
 
-/// Runs a claim operation of the C API on `dev`.
-fn claim_op(dev: *mut bindings::device, f: impl FnOnce(&'static Service) -> Result) -> c_int {
-    if dev.is_null() {
-        return EINVAL.to_errno();
-    }
-    match service().ok_or(ENODEV).and_then(f) {
+/// Runs a claim operation of the C API on `dev` for `owner`, after the
+/// checks they all make: a context that may sleep, a valid `dev` and
+/// `owner`.
+fn claim_op(
+    dev: *mut bindings::device,
+    owner: *const c_void,
+    f: impl FnOnce(&'static Service) -> Result,
+) -> c_int {
+    let checked = may_sleep()
+        .and_then(|()| check_ptr(dev))
+        .and_then(|()| check_ptr(owner));
+    match checked.and_then(|()| service().ok_or(ENODEV)).and_then(f) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -120,8 +171,8 @@ fn claim_op(dev: *mut bindings::device, f: impl FnOnce(&'static Service) -> Resu
 /// See `rsva_dma_claim_group()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_dma_claim_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
-    // SAFETY: C callers pass a valid device (checked non-null).
-    claim_op(dev, |s| unsafe {
+    // SAFETY: C callers pass a valid device (checked above).
+    claim_op(dev, owner, |s| unsafe {
         s.claims.claim_group(dev, owner.cast_mut())
     })
 }
@@ -130,7 +181,7 @@ extern "C" fn rsva_dma_claim_group(dev: *mut bindings::device, owner: *const c_v
 #[no_mangle]
 extern "C" fn rsva_dma_release_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
     // SAFETY: As above.
-    claim_op(dev, |s| unsafe {
+    claim_op(dev, owner, |s| unsafe {
         s.claims.release(dev, owner.cast_mut(), true)
     })
 }
@@ -139,7 +190,7 @@ extern "C" fn rsva_dma_release_group(dev: *mut bindings::device, owner: *const c
 #[no_mangle]
 extern "C" fn rsva_dma_claim_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
     // SAFETY: As above.
-    claim_op(dev, |s| unsafe {
+    claim_op(dev, owner, |s| unsafe {
         s.claims.claim_device(dev, owner.cast_mut())
     })
 }
@@ -148,7 +199,7 @@ extern "C" fn rsva_dma_claim_device(dev: *mut bindings::device, owner: *const c_
 #[no_mangle]
 extern "C" fn rsva_dma_release_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
     // SAFETY: As above.
-    claim_op(dev, |s| unsafe {
+    claim_op(dev, owner, |s| unsafe {
         s.claims.release(dev, owner.cast_mut(), false)
     })
 }
@@ -156,8 +207,8 @@ extern "C" fn rsva_dma_release_device(dev: *mut bindings::device, owner: *const 
 /// See `rsva_dma_claimed()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
-    if dev.is_null() {
-        return EINVAL.to_errno();
+    if let Err(e) = check_ptr(dev) {
+        return e.to_errno();
     }
     // SAFETY: C callers pass a valid device.
     if unsafe { crate::glue::rsva_dev_group(dev) }.is_null() {

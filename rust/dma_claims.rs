@@ -9,10 +9,33 @@
 //! at module exit. Claims hold [`Rwsem::Owner`] for writing, so a claim and
 //! an rsva SVA bind on the same group cannot pass each other (a bind checks
 //! the group's domain and attaches its PASID under it for reading).
+//!
+//! A claim kept by a careless driver may outlive its device. Each kept
+//! claim watches its device's bus: when the device (for a group claim: the
+//! last device of the group) is about to be removed, the claim ends there,
+//! while the device is still in its group (the IOMMU core warns about a
+//! group left empty while owned, and `iommu_device_release_dma_owner()`
+//! would find no group later). The record stays until its release call
+//! (which then succeeds) or module exit.
+//!
+//! Lock order: [`Rwsem::Owner`] -> the bus's notifier lock (watching) ;
+//! the bus's notifier lock (a removal) -> [`Kept::claim`] -> the group
+//! mutex. The list's mutex is never held while a watch starts or ends.
 
-use kernel::{bindings, new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
+    types::Opaque,
+};
 
 use crate::{
+    c_api::is_err_or_null,
     dma_owner::{DeviceClaim, GroupClaim},
     glue::{self, Rwsem, RwsemGuard},
 };
@@ -33,11 +56,125 @@ enum Claim {
     Device(DeviceClaim<'static>),
 }
 
+/// A claim made through the C API, and the watch of its device's bus.
+///
+/// # Invariants
+///
+/// - `nb` is registered on `bus` (unless null) from [`Kept::new`] until
+///   drop; `claim` is `None` once its device (or group) went away.
+/// - `dev` is the device named at claim time for a device claim (null for
+///   a group claim) and `group` the claimed group; both are only compared
+///   once the claim ended.
+#[pin_data(PinnedDrop)]
+struct Kept {
+    #[pin]
+    nb: Opaque<bindings::notifier_block>,
+    bus: Atomic<*const bindings::bus_type>,
+    dev: *mut bindings::device,
+    group: *mut bindings::iommu_group,
+    owner: *mut c_void,
+    #[pin]
+    claim: Mutex<Option<Claim>>,
+}
+
+// SAFETY: The raw pointers are compared, or passed to the driver core from
+// any thread; the claim is under its mutex.
+unsafe impl Send for Kept {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for Kept {}
+
+impl Kept {
+    /// Keeps `claim`, made through `dev`, and watches `dev`'s bus.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device.
+    unsafe fn new(dev: *mut bindings::device, claim: Claim) -> Result<Pin<KBox<Self>>> {
+        let (claimed, group, owner) = match &claim {
+            Claim::Group(g) => (core::ptr::null_mut(), g.group(), g.owner()),
+            // SAFETY: `dev` is valid.
+            Claim::Device(d) => (d.dev(), unsafe { glue::rsva_dev_group(dev) }, d.owner()),
+        };
+        let kept = KBox::pin_init(
+            pin_init!(Self {
+                nb: Opaque::zeroed(),
+                bus: Atomic::new(core::ptr::null()),
+                dev: claimed,
+                group,
+                owner,
+                claim <- new_mutex!(Some(claim)),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: Not registered yet.
+        unsafe { (*kept.nb.get()).notifier_call = Some(device_removed) };
+        // SAFETY: `dev` is valid; `nb` is initialised and pinned in the box.
+        let bus = unsafe { glue::rsva_bus_watch(dev, kept.nb.get()) };
+        // On failure `kept` drops with no watch, releasing the claim.
+        let bus = from_err_ptr(bus.cast_mut())?;
+        // INVARIANT: registered on `bus` just above.
+        kept.bus.store(bus.cast_const(), Relaxed);
+        Ok(kept)
+    }
+
+    /// Whether this is a claim of `owner` on `dev` (a device claim) or on
+    /// `group` (a group claim).
+    fn is(
+        &self,
+        owner: *mut c_void,
+        dev: *mut bindings::device,
+        group: Option<*mut bindings::iommu_group>,
+    ) -> bool {
+        self.owner == owner
+            && match group {
+                Some(g) => self.dev.is_null() && self.group == g,
+                None => !self.dev.is_null() && self.dev == dev,
+            }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Kept {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Registered in `new` unless null; a removal in progress is
+        // waited for (the notifier's rw-semaphore).
+        unsafe { glue::rsva_bus_unwatch(self.bus.load(Relaxed), self.nb.get()) };
+    }
+}
+
+/// A bus event of a watched device's bus: ends the claim when its device
+/// (or the last device of its group) is about to be removed.
+///
+/// # Safety
+///
+/// `nb` is the notifier of a live [`Kept`]; `data` is a valid device.
+unsafe extern "C" fn device_removed(
+    nb: *mut bindings::notifier_block,
+    action: c_ulong,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: Registered in `Kept::new` and unregistered before it drops.
+    let kept =
+        unsafe { &*kernel::container_of!(nb.cast::<Opaque<bindings::notifier_block>>(), Kept, nb) };
+    let mut claim = kept.claim.lock();
+    let dev = match claim.as_ref() {
+        Some(Claim::Device(d)) => d.dev(),
+        _ => core::ptr::null_mut(),
+    };
+    // SAFETY: `data` is a valid device; `dev` and the group are the
+    // claim's, held by it.
+    if claim.is_some() && unsafe { glue::rsva_claim_ends(action, data.cast(), dev, kept.group) } {
+        // Dropping the guard releases the claim and its device reference.
+        drop(claim.take());
+    }
+    0
+}
+
 /// The claims made through the C API.
 #[pin_data]
 pub(crate) struct Claims {
     #[pin]
-    list: Mutex<KVec<Claim>>,
+    list: Mutex<KVec<Pin<KBox<Kept>>>>,
 }
 
 impl Claims {
@@ -52,17 +189,19 @@ impl Claims {
     ///
     /// # Safety
     ///
-    /// `dev` must be null or a valid device.
+    /// `dev` must be a valid device.
     pub(crate) unsafe fn claim_group(
         &self,
         dev: *mut bindings::device,
         owner: *mut c_void,
     ) -> Result {
-        self.claim(dev, || {
-            // SAFETY: `dev` is valid (checked non-null by `claim`); the C
-            // caller keeps `owner` as its identity until it releases the claim.
+        let make = || {
+            // SAFETY: `dev` is valid; the C caller keeps `owner` as its
+            // identity until it releases the claim.
             unsafe { GroupClaim::with_cookie(dev, owner) }.map(Claim::Group)
-        })
+        };
+        // SAFETY: `dev` is valid.
+        unsafe { self.claim(dev, make) }
     }
 
     /// Claims `dev` for `owner` (again, if it holds it already).
@@ -75,53 +214,68 @@ impl Claims {
         dev: *mut bindings::device,
         owner: *mut c_void,
     ) -> Result {
-        self.claim(dev, || {
+        let make = || {
             // SAFETY: As in `claim_group`.
             unsafe { DeviceClaim::with_cookie(dev, owner) }.map(Claim::Device)
-        })
+        };
+        // SAFETY: `dev` is valid.
+        unsafe { self.claim(dev, make) }
     }
 
     /// Makes a claim with `make` and keeps it, excluding rsva's binds.
-    fn claim(&self, dev: *mut bindings::device, make: impl FnOnce() -> Result<Claim>) -> Result {
-        if dev.is_null() {
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device.
+    unsafe fn claim(
+        &self,
+        dev: *mut bindings::device,
+        make: impl FnOnce() -> Result<Claim>,
+    ) -> Result {
+        if is_err_or_null(dev) {
             return Err(EINVAL);
         }
         let _owners = RwsemGuard::lock(Rwsem::Owner, true);
-        let mut list = self.list.lock();
-        list.reserve(1, GFP_KERNEL)?;
+        self.list.lock().reserve(1, GFP_KERNEL)?;
         let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
-        list.push(claim, GFP_KERNEL)?;
+        // SAFETY: `dev` is valid.
+        let kept = unsafe { Kept::new(dev, claim) }?;
+        // On failure the claim is dropped: released.
+        self.list.lock().push(kept, GFP_KERNEL)?;
         Ok(())
     }
 
     /// Releases one claim of the group of `dev` by `owner` (`group`), or of
-    /// `dev` itself; `ENOENT` when there is none.
+    /// `dev` itself; `ENOENT` when there is none. A claim that ended with
+    /// its device is released too (that is, forgotten). A device claim is
+    /// found by comparing `dev`, which is not dereferenced.
     ///
     /// # Safety
     ///
-    /// As for [`Self::claim_group`].
+    /// As for [`Self::claim_group`], for a group claim.
     pub(crate) unsafe fn release(
         &self,
         dev: *mut bindings::device,
         owner: *mut c_void,
         group: bool,
     ) -> Result {
-        if dev.is_null() {
+        if is_err_or_null(dev) {
             return Err(EINVAL);
         }
         // SAFETY: `dev` is valid.
-        let dev_group = unsafe { glue::rsva_dev_group(dev) };
+        let dev_group = group.then(|| unsafe { glue::rsva_dev_group(dev) });
         // No need to exclude binds: a release only lets them succeed.
-        let mut list = self.list.lock();
-        let i = list
-            .iter()
-            .rposition(|c| match c {
-                Claim::Group(g) => group && g.group() == dev_group && g.owner() == owner,
-                Claim::Device(d) => !group && d.dev() == dev && d.owner() == owner,
-            })
-            .ok_or(ENOENT)?;
-        // Dropping the guard releases the claim.
-        drop(list.remove(i));
+        let kept = {
+            let mut list = self.list.lock();
+            let i = list
+                .iter()
+                .rposition(|k| k.is(owner, dev, dev_group))
+                .ok_or(ENOENT)?;
+            list.remove(i)?
+        };
+        // Dropping it ends the watch (not under the list's lock), then
+        // releases the claim.
+        drop(kept);
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ extern "C" {
     fn rsva_mm_ref_put(r: *mut RawMmRef);
     fn rsva_current_uid() -> u32;
     fn rsva_current_mm() -> *mut bindings::mm_struct;
+    fn rsva_in_task() -> bool;
     pub(crate) fn rsva_mm_pasid(mm: *mut bindings::mm_struct) -> u32;
     pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
     pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
@@ -39,6 +40,20 @@ extern "C" {
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
     pub(crate) fn rsva_dev_user_owned(dev: *mut bindings::device) -> bool;
+    pub(crate) fn rsva_bus_watch(
+        dev: *mut bindings::device,
+        nb: *mut bindings::notifier_block,
+    ) -> *const bindings::bus_type;
+    pub(crate) fn rsva_bus_unwatch(
+        bus: *const bindings::bus_type,
+        nb: *mut bindings::notifier_block,
+    );
+    pub(crate) fn rsva_claim_ends(
+        action: c_ulong,
+        dev: *mut bindings::device,
+        claimed: *mut bindings::device,
+        group: *mut bindings::iommu_group,
+    ) -> bool;
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
@@ -184,6 +199,13 @@ pub(crate) fn current_uid() -> u32 {
 pub(crate) fn current_mm() -> *mut bindings::mm_struct {
     // SAFETY: Reads `current->mm`, which only the current task changes.
     unsafe { rsva_current_mm() }
+}
+
+/// Whether the caller runs in task context, not in an interrupt (a
+/// softirq, a hard interrupt or an NMI).
+pub(crate) fn in_task() -> bool {
+    // SAFETY: Reads the preempt count.
+    unsafe { rsva_in_task() }
 }
 
 /// The rw-semaphores of `rsva_glue.c`.

@@ -4,39 +4,142 @@
 //! `_fault()` in `include/rsva.h`): drivers' mirrors are clients of the
 //! shared mirror of their mm ([`crate::mm_mirror`]).
 //!
-//! A handle is the address of a registered [`MirrorClient`]; the registry
-//! of live handles validates every handle a driver passes (a foreign or
-//! unregistered one gets `ENOENT`) and hands out a reference, so a fault
-//! racing the unregistration of its handle uses a client that stays valid
-//! (and finds it gone: `ENOENT`).
+//! A handle is a token, not an address: an odd number drawn from a
+//! counter that never repeats, so no foreign pointer (kernel objects are
+//! aligned) and no stale handle of an unregistered mirror ever names a
+//! live mirror, even once the freed client's memory is reused (the ABA of
+//! an address registry). The registry of live handles validates every
+//! handle a driver passes (`ENOENT` otherwise) and hands out a reference,
+//! so a fault racing the unregistration of its handle uses a client that
+//! stays valid (and finds it gone: `ENOENT`).
+//!
+//! The driver's hooks are called through [`hook_invalidate`] and
+//! [`hook_update`], which record the task in them ([`in_hook`]): the C
+//! API's functions that may sleep answer `EDEADLK` there instead of
+//! sleeping in a hook (which must not: an invalidation may come from atomic
+//! context) or taking the mirror's lock again (a self-deadlock).
 
 use kernel::{
     bindings,
     mm::Mm,
     prelude::*,
-    sync::{global_lock, Arc},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        global_lock, Arc,
+    },
+    task::Task,
 };
 
 use crate::{
+    c_api::check_ptr,
     interval_notifier::FaultMode,
     mm_mirror::{span, Client, DriverHooks, MirrorClient},
 };
 
+/// `ops->invalidate` of `struct rsva_mirror_ops`.
+type InvalidateFn = unsafe extern "C" fn(*mut c_void, c_ulong, c_ulong);
+/// `ops->update` of `struct rsva_mirror_ops`.
+type UpdateFn = unsafe extern "C" fn(*mut c_void, c_ulong, *const c_ulong, c_ulong);
+
 /// `struct rsva_mirror_ops`.
 #[repr(C)]
 struct MirrorOps {
-    invalidate: Option<unsafe extern "C" fn(*mut c_void, c_ulong, c_ulong)>,
-    update: Option<unsafe extern "C" fn(*mut c_void, c_ulong, *const c_ulong, c_ulong)>,
+    invalidate: Option<InvalidateFn>,
+    update: Option<UpdateFn>,
 }
 
 /// `RSVA_MIRROR_WRITE` and `RSVA_MIRROR_SNAPSHOT`.
 const WRITE: c_uint = 0x1;
 const SNAPSHOT: c_uint = 0x2;
 
+/// How many tasks [`in_hook`] can tell at once. Hooks must not sleep, so
+/// few tasks are in one at a time; beyond this many at once a hook runs
+/// unrecorded, and a call from it that should get `EDEADLK` goes on.
+const HOOK_SLOTS: usize = 64;
+
+/// The tasks inside a driver's hook (0: a free slot).
+static IN_HOOK: [Atomic<usize>; HOOK_SLOTS] = [const { Atomic::new(0) }; HOOK_SLOTS];
+
+/// Whether the current task is inside one of a driver's mirror hooks.
+pub(crate) fn in_hook() -> bool {
+    let me = Task::current_raw() as usize;
+    IN_HOOK.iter().any(|t| t.load(Relaxed) == me)
+}
+
+/// Runs `f`, a driver's hook, recording the current task as inside it.
+fn in_hook_run(f: impl FnOnce()) {
+    let me = Task::current_raw() as usize;
+    let slot = IN_HOOK.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
+    f();
+    if let Some(t) = slot {
+        t.store(0, Relaxed);
+    }
+}
+
+/// A driver's hooks and data, as registered; the mirror client calls
+/// [`hook_invalidate`] with this as its data.
+struct Hooks {
+    invalidate: InvalidateFn,
+    update: Option<UpdateFn>,
+    private: *mut c_void,
+}
+
+/// The invalidation hook of every driver mirror: calls the driver's.
+///
+/// # Safety
+///
+/// `hooks` is the [`Hooks`] of a registered mirror, which lives until its
+/// client left the mirror (no hook runs after that).
+unsafe extern "C" fn hook_invalidate(hooks: *mut c_void, start: c_ulong, end: c_ulong) {
+    // SAFETY: By the safety requirements.
+    let hooks = unsafe { &*hooks.cast::<Hooks>() };
+    // SAFETY: The driver's hook, registered for this.
+    in_hook_run(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
+}
+
+/// The update hook of driver mirrors that have one: calls the driver's.
+///
+/// # Safety
+///
+/// As for [`hook_invalidate`], for a mirror with `ops->update`; `entries`
+/// has `npages` entries.
+unsafe extern "C" fn hook_update(
+    hooks: *mut c_void,
+    start: c_ulong,
+    entries: *const c_ulong,
+    npages: c_ulong,
+) {
+    // SAFETY: By the safety requirements.
+    let hooks = unsafe { &*hooks.cast::<Hooks>() };
+    if let Some(update) = hooks.update {
+        // SAFETY: The driver's hook, registered for this.
+        in_hook_run(|| unsafe { update(hooks.private, start, entries, npages) });
+    }
+}
+
+/// A registered mirror.
+///
+/// # Invariants
+///
+/// `client`'s hooks call `_hooks`; fields drop in order, so the client
+/// leaves its mirror before `_hooks` is freed.
+struct Registered {
+    token: usize,
+    client: Arc<MirrorClient>,
+    _hooks: KBox<Hooks>,
+}
+
+// SAFETY: `_hooks` is only read, by the hooks (any thread, as
+// `rsva_mirror_register()` documents) and by faults.
+unsafe impl Send for Registered {}
+
 global_lock! {
     // SAFETY: Initialised by `init()` when the module loads, before use.
-    unsafe(uninit) static HANDLES: Mutex<KVec<Arc<MirrorClient>>> = KVec::new();
+    unsafe(uninit) static HANDLES: Mutex<KVec<Registered>> = KVec::new();
 }
+
+/// The number of the next handle; handles are `2 * n + 1`.
+static NEXT_TOKEN: Atomic<usize> = Atomic::new(0);
 
 /// Initialises the registry of handles; called once by module init.
 pub(crate) fn init() {
@@ -50,23 +153,21 @@ pub(crate) fn exit() {
     if !left.is_empty() {
         pr_warn!("{} driver mirrors left registered\n", left.len());
     }
-    for client in &left {
-        client.leave();
+    for r in &left {
+        r.client.leave();
     }
 }
 
-/// Where the client at `handle` is in `handles`, if it is registered.
-fn position(handles: &KVec<Arc<MirrorClient>>, handle: *const c_void) -> Option<usize> {
-    handles
-        .iter()
-        .position(|c| Arc::as_ptr(c).cast::<c_void>() == handle)
+/// Where the mirror of `handle` is in `handles`, if it is registered.
+fn position(handles: &KVec<Registered>, handle: *const c_void) -> Option<usize> {
+    handles.iter().position(|r| r.token == handle as usize)
 }
 
-/// The registered client at `handle`, or `ENOENT`.
+/// The registered client of `handle`, or `ENOENT`.
 fn lookup(handle: *const c_void) -> Result<Arc<MirrorClient>> {
     let handles = HANDLES.lock();
     position(&handles, handle)
-        .map(|i| handles[i].clone())
+        .map(|i| handles[i].client.clone())
         .ok_or(ENOENT)
 }
 
@@ -75,23 +176,42 @@ fn register(
     ops: *const MirrorOps,
     private: *mut c_void,
 ) -> Result<*mut c_void> {
-    if mm.is_null() || ops.is_null() {
-        return Err(EINVAL);
-    }
+    crate::c_api::may_sleep()?;
+    check_ptr(mm)?;
+    check_ptr(ops)?;
     // SAFETY: The caller passes its ops, which live until unregistration.
     let ops = unsafe { &*ops };
     let invalidate = ops.invalidate.ok_or(EINVAL)?;
+    check_ptr(invalidate as *const c_void)?;
+    if let Some(update) = ops.update {
+        check_ptr(update as *const c_void)?;
+    }
     // SAFETY: The caller holds a reference on `mm`.
     let mm = unsafe { Mm::from_raw(mm) }.mmget_not_zero().ok_or(ESRCH)?;
-    let hooks = DriverHooks {
-        invalidate,
-        update: ops.update,
-        private,
+    let hooks = KBox::new(
+        Hooks {
+            invalidate,
+            update: ops.update,
+            private,
+        },
+        GFP_KERNEL,
+    )?;
+    let driver = DriverHooks {
+        invalidate: hook_invalidate,
+        update: ops.update.map(|_| hook_update as UpdateFn),
+        private: (&raw const *hooks).cast_mut().cast(),
     };
-    let client = Arc::new(MirrorClient::new(&mm, Client::Driver(hooks))?, GFP_KERNEL)?;
-    let handle = Arc::as_ptr(&client).cast_mut().cast::<c_void>();
-    HANDLES.lock().push(client, GFP_KERNEL)?;
-    Ok(handle)
+    let client = Arc::new(MirrorClient::new(&mm, Client::Driver(driver))?, GFP_KERNEL)?;
+    let token = NEXT_TOKEN.fetch_add(1, Relaxed).wrapping_mul(2) | 1;
+    // INVARIANT: `client` calls `hooks`; on failure the client is dropped
+    // (and leaves) before `hooks`.
+    let r = Registered {
+        token,
+        client,
+        _hooks: hooks,
+    };
+    HANDLES.lock().push(r, GFP_KERNEL)?;
+    Ok(token as *mut c_void)
 }
 
 /// See `rsva_mirror_register()` in `include/rsva.h`.
@@ -107,18 +227,19 @@ extern "C" fn rsva_mirror_register(
 /// See `rsva_mirror_unregister()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_mirror_unregister(handle: *mut c_void) -> c_int {
-    if handle.is_null() {
-        return EINVAL.to_errno();
+    if let Err(e) = crate::c_api::may_sleep().and_then(|()| check_ptr(handle)) {
+        return e.to_errno();
     }
-    let client = {
+    let r = {
         let mut handles = HANDLES.lock();
         match position(&handles, handle).map(|i| handles.remove(i)) {
-            Some(Ok(client)) => client,
+            Some(Ok(r)) => r,
             _ => return ENOENT.to_errno(),
         }
     };
-    // No hook runs after this, even while a racing fault holds `client`.
-    client.leave();
+    // No hook runs after this, even while a racing fault holds the client;
+    // then `r` drops, and with it the hooks.
+    r.client.leave();
     0
 }
 
@@ -129,9 +250,9 @@ fn fault(
     flags: c_uint,
     pfns: *mut c_ulong,
 ) -> Result {
-    if handle.is_null() || pfns.is_null() {
-        return Err(EINVAL);
-    }
+    crate::c_api::may_sleep()?;
+    check_ptr(handle)?;
+    check_ptr(pfns)?;
     span(start, npages)?;
     let mode = match flags {
         0 => FaultMode::Read,
@@ -147,8 +268,9 @@ fn fault(
     client.fault(start, mode, pfns, |c, entries| {
         if let Client::Driver(d) = c {
             if let Some(update) = d.update {
-                // SAFETY: The driver's hook, registered for this; `entries`
-                // has `npages` entries.
+                // SAFETY: The hook registered for this client (it is in its
+                // mirror: this runs under its lock); `entries` has `npages`
+                // entries.
                 unsafe { update(d.private, start, entries.as_ptr().cast(), npages) };
             }
         }

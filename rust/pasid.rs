@@ -467,11 +467,21 @@ impl PasidService {
     }
 
     /// The mm whose PASID is `pasid`, with an `mmgrab` reference, while its
-    /// lease lasts; `mmget_not_zero()` on it gives a user reference if the
-    /// mm is still alive.
-    pub(crate) fn find_mm(&self, pasid: u32) -> Option<ARef<Mm>> {
-        let map = self.mms.lock();
-        map.get(pasid as usize).map(|m| ARef::from(m.mm()))
+    /// lease lasts (`ENOENT` otherwise); `mmget_not_zero()` on it gives a
+    /// user reference if the mm is still alive.
+    ///
+    /// Any context but hard interrupts. Task context takes the map's lock
+    /// with softirqs enabled, so a softirq may have interrupted its holder:
+    /// there the lock is only tried, and `EBUSY` answers a taken one.
+    pub(crate) fn find_mm(&self, pasid: u32) -> Result<ARef<Mm>> {
+        let map = if glue::in_task() {
+            self.mms.lock()
+        } else {
+            self.mms.try_lock().ok_or(EBUSY)?
+        };
+        map.get(pasid as usize)
+            .map(|m| ARef::from(m.mm()))
+            .ok_or(ENOENT)
     }
 
     /// How many PASIDs one user may hold.
@@ -614,15 +624,15 @@ mod service_tests {
         // SAFETY: `mm` is live.
         assert_eq!(unsafe { glue::rsva_mm_pasid(mm.as_raw()) }, a.pasid());
         let found = svc.find_mm(a.pasid()).map(|m| m.as_raw());
-        assert_eq!(found, Some(mm.as_raw()));
+        assert_eq!(found, Ok(mm.as_raw()));
         assert_eq!(svc.held_by(0), 1);
         // Dropping every reference (as unbind does) keeps the PASID.
         drop((a, b));
-        assert!(svc.find_mm(PASID_MAX - 1).is_some());
+        assert!(svc.find_mm(PASID_MAX - 1).is_ok());
         assert_eq!(svc.get(&mm, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 1);
         drop(mm);
         // The mm's release ended the lease.
-        assert!(svc.find_mm(PASID_MAX - 1).is_none());
+        assert_eq!(svc.find_mm(PASID_MAX - 1).err(), Some(ENOENT));
         settle();
         assert_eq!(svc.held_by(0), 0);
         Ok(())

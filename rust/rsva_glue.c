@@ -131,6 +131,12 @@ struct mm_struct *rsva_current_mm(void)
 	return current->mm;
 }
 
+/* Whether the caller runs in task context, not in an interrupt (soft or hard). */
+bool rsva_in_task(void)
+{
+	return in_task();
+}
+
 /* The mm's PASID as ENQCMD and the IOMMU core see it, or IOMMU_PASID_INVALID. */
 u32 rsva_mm_pasid(struct mm_struct *mm)
 {
@@ -304,6 +310,60 @@ bool rsva_dev_user_owned(struct device *dev)
 
 	return domain && (domain->type == IOMMU_DOMAIN_BLOCKED ||
 			  domain->type == IOMMU_DOMAIN_UNMANAGED);
+}
+
+/*
+ * Watches the bus of @dev with @nb, for the claims of rust/dma_claims.rs.
+ * Returns the bus, NULL when @dev has none, or an ERR_PTR.
+ */
+const struct bus_type *rsva_bus_watch(struct device *dev, struct notifier_block *nb)
+{
+	int ret;
+
+	if (!dev->bus)
+		return NULL;
+	ret = bus_register_notifier(dev->bus, nb);
+	return ret ? ERR_PTR(ret) : dev->bus;
+}
+
+/*
+ * Stops watching @bus (NULL: none). A bus that was unregistered meanwhile
+ * took its notifiers with it; the driver core then finds no such bus (it
+ * compares the pointer, never follows it) and there is nothing to do.
+ */
+void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb)
+{
+	if (bus)
+		bus_unregister_notifier(bus, nb);
+}
+
+static int rsva_count_dev(struct device *dev, void *count)
+{
+	(*(unsigned int *)count)++;
+	return 0;
+}
+
+/*
+ * Whether bus event @action on @dev ends a claim of @claimed (a device
+ * claim) or of @group (a group claim, @claimed NULL): @dev is about to be
+ * removed (BUS_NOTIFY_DEL_DEVICE: still in its group, which the IOMMU core
+ * leaves at BUS_NOTIFY_REMOVED_DEVICE) and it is the claimed device, or the
+ * last device of the claimed group (a group must not become empty while
+ * owned).
+ */
+bool rsva_claim_ends(unsigned long action, struct device *dev,
+		     struct device *claimed, struct iommu_group *group)
+{
+	unsigned int count = 0;
+
+	if (action != BUS_NOTIFY_DEL_DEVICE)
+		return false;
+	if (claimed)
+		return dev == claimed;
+	if (dev->iommu_group != group)
+		return false;
+	iommu_group_for_each_dev(group, &count, rsva_count_dev);
+	return count == 1;
 }
 
 /* For KUnit: a device without IOMMU group, and its removal. */

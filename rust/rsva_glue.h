@@ -30,6 +30,7 @@ void rsva_mm_ref_put(struct rsva_mm_ref *ref);
 
 u32 rsva_current_uid(void);
 struct mm_struct *rsva_current_mm(void);
+bool rsva_in_task(void);
 
 u32 rsva_mm_pasid(struct mm_struct *mm);
 int rsva_mm_set_pasid(struct mm_struct *mm, u32 pasid);
@@ -47,6 +48,14 @@ void rsva_device_gone(struct device *dev);
 void rsva_rwsem_lock(int which, bool write);
 void rsva_rwsem_unlock(int which, bool write);
 bool rsva_dev_user_owned(struct device *dev);
+
+struct bus_type;
+struct notifier_block;
+
+const struct bus_type *rsva_bus_watch(struct device *dev, struct notifier_block *nb);
+void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb);
+bool rsva_claim_ends(unsigned long action, struct device *dev,
+		     struct device *claimed, struct iommu_group *group);
 struct device *rsva_test_free_pci_device(void);
 struct device *rsva_test_device_new(void);
 void rsva_test_device_free(struct device *dev);

@@ -36,6 +36,8 @@ tap_check "rsva_mirror_client loads (KUnit rsva_c_mirror)" insmod /lib/rsva/rsva
 tap_check "rsva_mirror_client unloads" rmmod rsva_mirror_client
 tap_check "the C driver's mirrors are all gone" \
 	sh -c 'grep -qx "mirrors 0" $0 && grep -qx "clients 0" $0' /sys/kernel/debug/rsva/mirrors
+# Every function of rsva.h called the way a careless driver would.
+tap_check "rsva_careless loads (KUnit rsva_careless)" insmod /lib/rsva/rsva_careless.ko
 tap_end
 
 want debugfs && run_selftest /tests/rsva_debugfs_test
@@ -148,7 +150,15 @@ fi
 
 # Load, bind, unload, again: kmemleak (scanned at the end) must stay silent.
 tap_begin unload
+# Device claims through rsva whose devices go away (review finding 12):
+# rsva_sim0's claim is released after its device is gone, rsva_sim1's is
+# left to rsva by rsva_careless, until rsva unloads.
+CLAIMS=/sys/kernel/debug/rsva_careless/claims
+tap_check "a careless driver claims rsva_sim0 and rsva_sim1" \
+	sh -c "echo claim 0 > $CLAIMS && echo claim 1 > $CLAIMS"
 tap_check "rsva_sim unloads" rmmod rsva_sim
+tap_check "the claim of the removed rsva_sim0 is released" sh -c "echo release 0 > $CLAIMS"
+tap_check "rsva_careless unloads, leaving its claim of rsva_sim1" rmmod rsva_careless
 tap_check "rsva unloads" rmmod rsva
 tap_check "rsva debugfs directory is gone" test ! -e /sys/kernel/debug/rsva
 cycles=0
