@@ -560,7 +560,8 @@ TEST_F_TIMEOUT(race, release_races_switching_off, 120)
  * let go of them (taken them off the core's list of bound mms) before the
  * core's first bind, or the core adds them to that list a second time
  * (CONFIG_DEBUG_LIST reports the corruption). The PASID range is set high
- * so that letting go takes long. Every copy, through either
+ * so that letting go takes long; the binders rest between binds so that
+ * the switch finds moments without bonds. Every copy, through either
  * implementation, must be right.
  */
 TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
@@ -589,6 +590,8 @@ TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
 				if (fd < 0 || checked_copy(fd, seed++))
 					_exit(1);
 				close(fd);
+				/* Unbound a while: the switch finds no bond. */
+				usleep(4000 + seed % 8 * 1000);
 			}
 			_exit(0);
 		}
@@ -597,6 +600,7 @@ TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
 	while (now() < end) {
 		if (write_text(RSVA_DEBUGFS "/serve", on ? "0" : "1")) {
 			refused++;
+			usleep(500);
 			continue;
 		}
 		on = !on;
