@@ -31,6 +31,7 @@ use crate::{
     fault_log::{Fault, FaultLog, FaultReason},
     glue,
     iotlb::{Iotlb, IotlbStats},
+    personality::Blocked,
 };
 
 /// An IOMMU group of the platform: `group_size` consecutive devices share one.
@@ -95,9 +96,9 @@ impl PinnedDrop for SimGroup {
 pub(crate) struct PasidEntry {
     mm: NonNull<bindings::mm_struct>,
     domain: *const c_void,
-    /// Set by the mm's release: the process is exiting and the entry no
-    /// longer translates (the hardware's "present" bit cleared).
-    cleared: bool,
+    /// Set by the mm's release when the personality keeps the entry: the
+    /// process is exiting and the entry no longer translates.
+    blocked: Option<Blocked>,
 }
 
 // SAFETY: The pointers are only dereferenced under the table lock, while
@@ -111,6 +112,10 @@ pub(crate) struct DeviceCounters {
     pub(crate) bytes: Atomic<u64>,
     pub(crate) releases: Atomic<u64>,
     pub(crate) stale_translations: Atomic<u64>,
+    /// Faults the IOMMU did not report (entries blocked by a release).
+    pub(crate) faults_suppressed: Atomic<u64>,
+    /// PASID detaches that drained the PASID's page requests (Intel).
+    pub(crate) pasid_drains: Atomic<u64>,
 }
 
 impl DeviceCounters {
@@ -119,6 +124,8 @@ impl DeviceCounters {
             bytes: Atomic::new(0),
             releases: Atomic::new(0),
             stale_translations: Atomic::new(0),
+            faults_suppressed: Atomic::new(0),
+            pasid_drains: Atomic::new(0),
         }
     }
 }
@@ -215,7 +222,7 @@ impl SimDevice {
             PasidEntry {
                 mm,
                 domain,
-                cleared: false,
+                blocked: None,
             },
             GFP_KERNEL,
         )?;
@@ -236,15 +243,15 @@ impl SimDevice {
         self.iotlb.lock().flush_pasid(pasid);
     }
 
-    /// Clears the entry of `pasid` if it still belongs to `domain`: it stays
-    /// in the table, so that unbind finds it, but no longer translates. Safe
-    /// to call any number of times; frees nothing.
-    pub(crate) fn clear(&self, pasid: u32, domain: *const c_void) {
+    /// Blocks the entry of `pasid`, the way `how` says, if it still belongs
+    /// to `domain`: it stays in the table, so that unbind finds it, but no
+    /// longer translates. Safe to call any number of times; frees nothing.
+    pub(crate) fn block(&self, pasid: u32, domain: *const c_void, how: Blocked) {
         if let Ok(index) = usize::try_from(pasid) {
             let mut table = self.table.lock();
             if let Some(entry) = table.get_mut(index) {
                 if entry.domain == domain {
-                    entry.cleared = true;
+                    entry.blocked = Some(how);
                 }
             }
         }
@@ -261,19 +268,22 @@ impl SimDevice {
         self.iotlb.lock().flush_range(pasid, start, end);
     }
 
-    /// Whether the entry of `pasid` translates (`Some(true)`), was cleared
+    /// Whether the entry of `pasid` translates (`Some(true)`), was blocked
     /// by the mm's release (`Some(false)`), or is absent (`None`).
     pub(crate) fn entry_live(&self, pasid: u32) -> Option<bool> {
         let table = self.table.lock();
-        table.get(usize::try_from(pasid).ok()?).map(|e| !e.cleared)
+        table
+            .get(usize::try_from(pasid).ok()?)
+            .map(|e| e.blocked.is_none())
     }
 
-    /// Visits the PASID table: `(pasid, cleared)` in PASID order.
-    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, bool)) {
+    /// Visits the PASID table in PASID order: `(pasid, None)` for an entry
+    /// that translates, `(pasid, Some(how))` for one a release blocked.
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, Option<Blocked>)) {
         let table = self.table.lock();
         for pasid in 0..self.max_pasids() {
             if let Some(e) = table.get(pasid as usize) {
-                f(pasid, e.cleared);
+                f(pasid, e.blocked);
             }
         }
     }
@@ -300,7 +310,11 @@ impl SimDevice {
             write,
             reason,
         };
-        self.faults.lock().push(fault);
+        if reason.reported() {
+            self.faults.lock().push(fault);
+        } else {
+            self.counters.faults_suppressed.add(1, Relaxed);
+        }
         if reason == FaultReason::StaleTranslation {
             self.counters.stale_translations.add(1, Relaxed);
             pr_err!(
@@ -326,7 +340,9 @@ impl SimDevice {
         let table = self.table.lock();
         let reason = match table.get(index) {
             None => FaultReason::NoPasid,
-            Some(e) if e.cleared => FaultReason::PasidCleared,
+            Some(PasidEntry {
+                blocked: Some(how), ..
+            }) => how.fault(),
             Some(e) => {
                 // SAFETY: By the type invariant of `PasidEntry`, the mm is
                 // valid (mmgrab held by the domain) while the entry is in the
@@ -482,8 +498,8 @@ extern "C" fn rsva_sim_pasid_state(dev: *mut bindings::device, pasid: u32) -> c_
 mod tests {
     use super::*;
 
-    /// The table logic the SVA domain's release relies on: clearing only
-    /// marks the entry, twice is the same as once, another domain's clear
+    /// The table logic the SVA domain's release relies on: blocking only
+    /// marks the entry, twice is the same as once, another domain's block
     /// changes nothing, and only detach removes the entry.
     #[test]
     fn release_clears_idempotently_and_detach_removes() {
@@ -498,11 +514,12 @@ mod tests {
         // Never dereferenced: no DMA runs in this test.
         let mm = NonNull::<bindings::mm_struct>::dangling();
         let (mine, other) = (0x1000 as *const c_void, 0x2000 as *const c_void);
+        let how = Blocked::FaultsIgnored;
         let state = |pasid| {
             let mut found = None;
-            dev.for_each_entry(|p, cleared| {
+            dev.for_each_entry(|p, blocked| {
                 if p == pasid {
-                    found = Some(cleared);
+                    found = Some(blocked.is_some());
                 }
             });
             found
@@ -510,21 +527,23 @@ mod tests {
 
         assert!(dev.install(5, mm, mine).is_ok());
         assert_eq!(state(5), Some(false));
-        dev.clear(5, other);
+        dev.block(5, other, how);
         assert_eq!(state(5), Some(false));
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), Some(true));
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), Some(true));
         dev.remove(5);
         assert_eq!(state(5), None);
         dev.remove(5);
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), None);
     }
 
-    /// A cleared PASID does not translate: the access is a fault, logged
-    /// with its reason, and nothing is dereferenced.
+    /// A blocked or missing PASID does not translate: the access is a
+    /// fault, logged when the IOMMU reports it (a missing entry) and only
+    /// counted when it does not (a blocked one), and nothing is
+    /// dereferenced.
     #[test]
     fn cleared_or_missing_pasid_faults() {
         let Ok(group) = SimGroup::new(0) else {
@@ -539,9 +558,13 @@ mod tests {
         let r = dev.dma(3, 0x1000, &mut buf, false);
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::NoPasid));
         assert!(dev.install(3, mm, key).is_ok());
-        dev.clear(3, key);
+        dev.block(3, key, Blocked::FaultsIgnored);
         let r = dev.dma(3, 0x1000, &mut buf, true);
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::PasidCleared));
-        assert_eq!(dev.fault_total(), 2);
+        dev.block(3, key, Blocked::Abort);
+        let r = dev.dma(3, 0x1000, &mut buf, false);
+        assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::Aborted));
+        assert_eq!(dev.fault_total(), 1);
+        assert_eq!(dev.counters.faults_suppressed.load(Relaxed), 2);
     }
 }
