@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <misc/uacce/uacce.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -589,6 +590,72 @@ TEST(iotlb_follows_the_page_tables)
 	EXPECT_EQ(RSVA_SIM_STATUS_SUCCESS, c.status);
 	EXPECT_EQ(0, dst[100]);
 	EXPECT_LT(flushes, sim_counter("dev0/iotlb", "flushes"));
+	EXPECT_EQ(0, sim_counter("dev0/counters", "stale_translations"));
+	close(fd);
+}
+
+struct churn {
+	char *buf;
+	size_t len;
+	int stop;
+	long rounds;
+};
+
+/* Drops the pages of the buffer again and again, and sometimes remaps it. */
+static void *churn_pages(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+		if (c->rounds % 8 == 7) {
+			munmap(c->buf, c->len);
+			mmap(c->buf, c->len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		} else {
+			madvise(c->buf, c->len, MADV_DONTNEED);
+		}
+		c->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * No DMA uses a page whose invalidation raced its walk: while another
+ * thread drops and remaps the pages, the device fills them again and
+ * again, each access a walk that an invalidation may overtake. A real
+ * IOMMU's invalidation waits for translated DMA in flight; a walked page
+ * whose translation was invalidated before the access must not be
+ * accessed (the simulator retries the walk, or faults walk-raced). The
+ * simulator counts such accesses in stale_walk_accesses.
+ */
+TEST(dma_never_uses_a_page_invalidated_during_its_walk)
+{
+	alignas(32) struct rsva_sim_completion c;
+	struct churn ch = { .len = 16 * 4096 };
+	struct rsva_sim_desc d = { .op = RSVA_SIM_OP_FILL, .pattern = 0x77 };
+	long long stale = sim_counter("dev0/counters", "stale_walk_accesses");
+	long fills = 0, faults = 0;
+	int fd = accel_open(0);
+	pthread_t t;
+	double end;
+
+	ASSERT_LE(0, stale);
+	ASSERT_LE(0, fd);
+	ch.buf = map(ch.len);
+	ASSERT_NE(NULL, ch.buf);
+	ASSERT_EQ(0, madvise(ch.buf, ch.len, MADV_NOHUGEPAGE));
+	d.dst = (uintptr_t)ch.buf;
+	d.len = ch.len;
+	ASSERT_EQ(0, pthread_create(&t, NULL, churn_pages, &ch));
+	for (end = now() + 3; now() < end; fills++) {
+		ASSERT_EQ(0, accel_run(fd, &d, &c));
+		faults += c.status == RSVA_SIM_STATUS_PAGE_FAULT;
+	}
+	__atomic_store_n(&ch.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	TH_LOG("%ld fills (%ld faulted) against %ld drops", fills, faults, ch.rounds);
+	EXPECT_EQ(stale, sim_counter("dev0/counters", "stale_walk_accesses"))
+		TH_LOG("DMA accesses used a page invalidated during their walk");
 	EXPECT_EQ(0, sim_counter("dev0/counters", "stale_translations"));
 	close(fd);
 }

@@ -9,7 +9,8 @@
 //! - `devN/iotlb`: hits, misses, flushes, stale walks, entries in use.
 //! - `devN/faults`: the total reported, then the last faults, oldest first.
 //! - `devN/counters`: bytes moved, releases seen, stale translations,
-//!   faults not reported, PASID drains, the device's group.
+//!   accesses through a walk an invalidation raced, faults not reported,
+//!   PASID drains, the device's group.
 //! - `groupN/dma_owner`: whether the group's DMA is claimed by an owner.
 
 use core::fmt;
@@ -60,11 +61,12 @@ fn show_faults(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result 
 fn show_counters(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "bytes {}\nreleases {}\nstale_translations {}\nfaults_suppressed {}\n\
-         pasid_drains {}\ngroup {}\npasid_bits {}",
+        "bytes {}\nreleases {}\nstale_translations {}\nstale_walk_accesses {}\n\
+         faults_suppressed {}\npasid_drains {}\ngroup {}\npasid_bits {}",
         dev.counters.bytes.load(Relaxed),
         dev.counters.releases.load(Relaxed),
         dev.counters.stale_translations.load(Relaxed),
+        dev.counters.stale_walk_accesses.load(Relaxed),
         dev.counters.faults_suppressed.load(Relaxed),
         dev.counters.pasid_drains.load(Relaxed),
         dev.group.id,

@@ -116,6 +116,10 @@ pub(crate) struct DeviceCounters {
     pub(crate) faults_suppressed: Atomic<u64>,
     /// PASID detaches that drained the PASID's page requests (Intel).
     pub(crate) pasid_drains: Atomic<u64>,
+    /// Accesses to a walked page that an invalidation covered after the
+    /// walk began: the device used a translation the IOMMU was told to
+    /// forget. Always a bug of the simulator.
+    pub(crate) stale_walk_accesses: Atomic<u64>,
 }
 
 impl DeviceCounters {
@@ -126,6 +130,7 @@ impl DeviceCounters {
             stale_translations: Atomic::new(0),
             faults_suppressed: Atomic::new(0),
             pasid_drains: Atomic::new(0),
+            stale_walk_accesses: Atomic::new(0),
         }
     }
 }
@@ -409,6 +414,9 @@ impl SimDevice {
         let pfn = unsafe { glue::rsva_sim_page_to_pfn(page) };
         // When an invalidation came during the walk, the translation is not
         // cached; the access itself is still safe, the page being referenced.
+        if tlb.invalidated_since(seq, pasid, vpn) {
+            self.counters.stale_walk_accesses.add(1, Relaxed);
+        }
         tlb.insert(seq, pasid, vpn, pfn as u64, write);
         self.access(page, offset, buf, write);
         Ok(())
