@@ -381,6 +381,24 @@ impl SimDevice {
         if offset + buf.len() as u64 > page_size {
             return Err(self.fault(pasid, addr, write, FaultReason::NotMapped));
         }
+        for _ in 0..WALK_TRIES {
+            if self.translate_and_access(pasid, addr, buf, write)? {
+                return Ok(());
+            }
+        }
+        Err(self.fault(pasid, addr, write, FaultReason::WalkRaced))
+    }
+
+    /// One try of [`SimDevice::dma`]: `Ok(false)` when an invalidation
+    /// overtook the page walk, which must then be done again.
+    fn translate_and_access(
+        &self,
+        pasid: u32,
+        addr: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> core::result::Result<bool, Fault> {
+        let offset = addr % PAGE_SIZE as u64;
         let vpn = addr >> PAGE_SHIFT;
 
         // Fast path: a cached translation, used under the IOTLB lock so that
@@ -396,7 +414,7 @@ impl SimDevice {
                     return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
                 }
                 self.access(page, offset, buf, write);
-                return Ok(());
+                return Ok(true);
             }
             tlb.seq()
         };
@@ -412,14 +430,21 @@ impl SimDevice {
         let mut tlb = self.iotlb.lock();
         // SAFETY: `page` is referenced by the walk.
         let pfn = unsafe { glue::rsva_sim_page_to_pfn(page) };
-        // When an invalidation came during the walk, the translation is not
-        // cached; the access itself is still safe, the page being referenced.
+        // An invalidation came during the walk: the CPU may have dropped the
+        // page since, and a real IOMMU's invalidation would have waited for
+        // this access. Neither cache nor use the translation; walk again.
+        if !tlb.insert(seq, pasid, vpn, pfn as u64, write) {
+            drop(tlb);
+            // SAFETY: Drops the reference the walk took.
+            unsafe { glue::rsva_sim_put_page(page) };
+            return Ok(false);
+        }
+        // The check that the above holds: never counts.
         if tlb.invalidated_since(seq, pasid, vpn) {
             self.counters.stale_walk_accesses.add(1, Relaxed);
         }
-        tlb.insert(seq, pasid, vpn, pfn as u64, write);
         self.access(page, offset, buf, write);
-        Ok(())
+        Ok(true)
     }
 
     /// Copies between `buf` and a referenced page, then drops the reference.
@@ -434,6 +459,10 @@ impl SimDevice {
         self.counters.bytes.add(buf.len() as u64, Relaxed);
     }
 }
+
+/// How many times a DMA access walks the page tables while invalidations
+/// keep overtaking the walk, before it faults `walk-raced`.
+const WALK_TRIES: usize = 4;
 
 /// Walks the page tables of `mm` for `addr`, faulting the page in as an I/O
 /// page fault would; returns the page with a reference.

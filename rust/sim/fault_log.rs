@@ -25,6 +25,9 @@ pub(crate) enum FaultReason {
     MmGone,
     /// The page walk found no mapping allowing the access.
     NotMapped,
+    /// Invalidations overtook every page walk of the access: it was not
+    /// done (a real IOMMU's invalidation waits for translated DMA).
+    WalkRaced,
     /// An IOTLB entry pointed at a page that was already freed: the IOMMU
     /// missed an invalidation. Always a bug.
     StaleTranslation,
@@ -44,6 +47,7 @@ impl FaultReason {
             Self::Aborted => "abort",
             Self::MmGone => "mm-gone",
             Self::NotMapped => "not-mapped",
+            Self::WalkRaced => "walk-raced",
             Self::StaleTranslation => "stale-translation",
         }
     }
