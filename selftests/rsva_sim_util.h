@@ -156,7 +156,10 @@ static inline long long sim_counter(const char *file, const char *key)
 	return text_counter(path, key);
 }
 
-/* State of @pasid in device @dev's table: 1 active, 2 cleared, 0 absent. */
+/*
+ * State of @pasid in device @dev's table: 1 active, 2 blocked by the mm's
+ * release ("cleared" or "abort"), 0 absent.
+ */
 static inline int sim_pasid_state(int dev, long pasid)
 {
 	char file[64], buf[8192], *line;
@@ -168,8 +171,32 @@ static inline int sim_pasid_state(int dev, long pasid)
 		return -1;
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
 		if (sscanf(line, "%ld %15s", &p, state) == 2 && p == pasid)
-			return strcmp(state, "cleared") ? 1 : 2;
+			return strcmp(state, "active") ? 2 : 1;
 	return 0;
+}
+
+/*
+ * The IOMMU driver the simulator imitates ("intel", "amd" or "arm", see
+ * rust/sim/personality.rs) into @buf; @buf is "" when unknown.
+ */
+static inline const char *sim_personality(char *buf, size_t size)
+{
+	if (sim_read("personality", buf, size) < 0)
+		buf[0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+/*
+ * The state sim_pasid_state() reports for an entry after the mm's release
+ * and before unbind: blocked (2) by Intel's and SMMUv3's release, absent
+ * (0) after AMD's, which removes it.
+ */
+static inline int sim_released_state(void)
+{
+	char p[16];
+
+	return strcmp(sim_personality(p, sizeof(p)), "amd") ? 2 : 0;
 }
 
 /* crc32_le() of the kernel: reflected, polynomial 0xedb88320, no inversion. */

@@ -42,13 +42,19 @@ tap_end() {
 	echo "=== RSVA-TAP $TAP_GROUP END rc=$TAP_FAILED"
 }
 
-# run_selftest BIN [LABEL]: run one kselftest binary, framed for the
-# verdict; LABEL tells runs of one binary apart (reported as BIN@LABEL).
+# run_selftest BIN [LABEL [ARG...]]: run one kselftest binary, framed for
+# the verdict; LABEL tells runs of one binary apart (reported as
+# BIN@LABEL); ARGs go to the binary (e.g. -T TEST to leave a test out).
+# The time it took is a TAP comment.
 run_selftest() {
-	local name=$(basename "$1")${2:+@$2} rc
+	local bin=$1 name=$(basename "$1")${2:+@$2} rc t0
+	shift
+	if [ $# -gt 0 ]; then shift; fi
+	t0=$(cut -d. -f1 /proc/uptime)
 	echo "=== RSVA-TAP $name BEGIN"
-	"$1"
+	"$bin" "$@"
 	rc=$?
+	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
 	echo "=== RSVA-TAP $name END rc=$rc"
 }
 

@@ -2,10 +2,15 @@
 
 //! `/sys/kernel/debug/rsva_sim/`: what the simulated hardware holds.
 //!
-//! - `devN/pasid_table`: one line per PASID, `PASID active|cleared`.
+//! - `personality`: the IOMMU driver imitated, `intel`, `amd` or `arm`.
+//! - `devN/pasid_table`: one line per PASID, `PASID active|cleared|abort`
+//!   (`cleared`: blocked by the mm's release, Intel; `abort`: the same,
+//!   SMMUv3; AMD's release removes the entry).
 //! - `devN/iotlb`: hits, misses, flushes, stale walks, entries in use.
-//! - `devN/faults`: the total, then the last faults, oldest first.
-//! - `devN/counters`: bytes moved, releases seen, the device's group.
+//! - `devN/faults`: the total reported, then the last faults, oldest first.
+//! - `devN/counters`: bytes moved, releases seen, stale translations,
+//!   accesses through a walk an invalidation raced, faults not reported,
+//!   PASID drains, the device's group.
 //! - `groupN/dma_owner`: whether the group's DMA is claimed by an owner.
 
 use core::fmt;
@@ -18,18 +23,16 @@ use kernel::{
     sync::{atomic::Relaxed, Arc},
 };
 
-use crate::device::{SimDevice, SimGroup};
+use crate::{
+    device::{SimDevice, SimGroup},
+    personality::Personality,
+};
 
 fn show_pasid_table(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut r = Ok(());
-    dev.for_each_entry(|pasid, cleared| {
+    dev.for_each_entry(|pasid, blocked| {
         if r.is_ok() {
-            r = writeln!(
-                f,
-                "{} {}",
-                pasid,
-                if cleared { "cleared" } else { "active" }
-            );
+            r = writeln!(f, "{} {}", pasid, blocked.map_or("active", |b| b.name()));
         }
     });
     r
@@ -58,13 +61,21 @@ fn show_faults(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result 
 fn show_counters(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "bytes {}\nreleases {}\nstale_translations {}\ngroup {}\npasid_bits {}",
+        "bytes {}\nreleases {}\nstale_translations {}\nstale_walk_accesses {}\n\
+         faults_suppressed {}\npasid_drains {}\ngroup {}\npasid_bits {}",
         dev.counters.bytes.load(Relaxed),
         dev.counters.releases.load(Relaxed),
         dev.counters.stale_translations.load(Relaxed),
+        dev.counters.stale_walk_accesses.load(Relaxed),
+        dev.counters.faults_suppressed.load(Relaxed),
+        dev.counters.pasid_drains.load(Relaxed),
         dev.group.id,
         dev.pasid_bits
     )
+}
+
+fn show_personality(p: &Arc<Personality>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", p.name())
 }
 
 fn show_dma_owner(group: &Arc<SimGroup>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,6 +114,7 @@ where
 
 /// The debugfs tree; removed when dropped.
 pub(crate) struct Debugfs {
+    _personality: Files<Personality>,
     _dev_files: Files<SimDevice>,
     _group_files: Files<SimGroup>,
     _root: Dir,
@@ -111,6 +123,15 @@ pub(crate) struct Debugfs {
 impl Debugfs {
     pub(crate) fn new(devices: &[Arc<SimDevice>], groups: &[Arc<SimGroup>]) -> Result<Self> {
         let root = Dir::new(c"rsva_sim");
+        let mut personality = KVec::new();
+        let current = Arc::new(Personality::current(), GFP_KERNEL)?;
+        add(
+            &mut personality,
+            &root,
+            c"personality",
+            &current,
+            &show_personality,
+        )?;
         let mut dev_files = KVec::new();
         for dev in devices {
             let dir = root.subdir(&CString::try_from_fmt(fmt!("dev{}", dev.id))?);
@@ -125,6 +146,7 @@ impl Debugfs {
             add(&mut group_files, &dir, c"dma_owner", group, &show_dma_owner)?;
         }
         Ok(Self {
+            _personality: personality,
             _dev_files: dev_files,
             _group_files: group_files,
             _root: root,

@@ -31,6 +31,7 @@ use crate::{
     fault_log::{Fault, FaultLog, FaultReason},
     glue,
     iotlb::{Iotlb, IotlbStats},
+    personality::Blocked,
 };
 
 /// An IOMMU group of the platform: `group_size` consecutive devices share one.
@@ -95,9 +96,9 @@ impl PinnedDrop for SimGroup {
 pub(crate) struct PasidEntry {
     mm: NonNull<bindings::mm_struct>,
     domain: *const c_void,
-    /// Set by the mm's release: the process is exiting and the entry no
-    /// longer translates (the hardware's "present" bit cleared).
-    cleared: bool,
+    /// Set by the mm's release when the personality keeps the entry: the
+    /// process is exiting and the entry no longer translates.
+    blocked: Option<Blocked>,
 }
 
 // SAFETY: The pointers are only dereferenced under the table lock, while
@@ -111,6 +112,14 @@ pub(crate) struct DeviceCounters {
     pub(crate) bytes: Atomic<u64>,
     pub(crate) releases: Atomic<u64>,
     pub(crate) stale_translations: Atomic<u64>,
+    /// Faults the IOMMU did not report (entries blocked by a release).
+    pub(crate) faults_suppressed: Atomic<u64>,
+    /// PASID detaches that drained the PASID's page requests (Intel).
+    pub(crate) pasid_drains: Atomic<u64>,
+    /// Accesses to a walked page that an invalidation covered after the
+    /// walk began: the device used a translation the IOMMU was told to
+    /// forget. Always a bug of the simulator.
+    pub(crate) stale_walk_accesses: Atomic<u64>,
 }
 
 impl DeviceCounters {
@@ -119,6 +128,9 @@ impl DeviceCounters {
             bytes: Atomic::new(0),
             releases: Atomic::new(0),
             stale_translations: Atomic::new(0),
+            faults_suppressed: Atomic::new(0),
+            pasid_drains: Atomic::new(0),
+            stale_walk_accesses: Atomic::new(0),
         }
     }
 }
@@ -215,7 +227,7 @@ impl SimDevice {
             PasidEntry {
                 mm,
                 domain,
-                cleared: false,
+                blocked: None,
             },
             GFP_KERNEL,
         )?;
@@ -236,15 +248,15 @@ impl SimDevice {
         self.iotlb.lock().flush_pasid(pasid);
     }
 
-    /// Clears the entry of `pasid` if it still belongs to `domain`: it stays
-    /// in the table, so that unbind finds it, but no longer translates. Safe
-    /// to call any number of times; frees nothing.
-    pub(crate) fn clear(&self, pasid: u32, domain: *const c_void) {
+    /// Blocks the entry of `pasid`, the way `how` says, if it still belongs
+    /// to `domain`: it stays in the table, so that unbind finds it, but no
+    /// longer translates. Safe to call any number of times; frees nothing.
+    pub(crate) fn block(&self, pasid: u32, domain: *const c_void, how: Blocked) {
         if let Ok(index) = usize::try_from(pasid) {
             let mut table = self.table.lock();
             if let Some(entry) = table.get_mut(index) {
                 if entry.domain == domain {
-                    entry.cleared = true;
+                    entry.blocked = Some(how);
                 }
             }
         }
@@ -261,19 +273,22 @@ impl SimDevice {
         self.iotlb.lock().flush_range(pasid, start, end);
     }
 
-    /// Whether the entry of `pasid` translates (`Some(true)`), was cleared
+    /// Whether the entry of `pasid` translates (`Some(true)`), was blocked
     /// by the mm's release (`Some(false)`), or is absent (`None`).
     pub(crate) fn entry_live(&self, pasid: u32) -> Option<bool> {
         let table = self.table.lock();
-        table.get(usize::try_from(pasid).ok()?).map(|e| !e.cleared)
+        table
+            .get(usize::try_from(pasid).ok()?)
+            .map(|e| e.blocked.is_none())
     }
 
-    /// Visits the PASID table: `(pasid, cleared)` in PASID order.
-    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, bool)) {
+    /// Visits the PASID table in PASID order: `(pasid, None)` for an entry
+    /// that translates, `(pasid, Some(how))` for one a release blocked.
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, Option<Blocked>)) {
         let table = self.table.lock();
         for pasid in 0..self.max_pasids() {
             if let Some(e) = table.get(pasid as usize) {
-                f(pasid, e.cleared);
+                f(pasid, e.blocked);
             }
         }
     }
@@ -300,7 +315,11 @@ impl SimDevice {
             write,
             reason,
         };
-        self.faults.lock().push(fault);
+        if reason.reported() {
+            self.faults.lock().push(fault);
+        } else {
+            self.counters.faults_suppressed.add(1, Relaxed);
+        }
         if reason == FaultReason::StaleTranslation {
             self.counters.stale_translations.add(1, Relaxed);
             pr_err!(
@@ -326,7 +345,9 @@ impl SimDevice {
         let table = self.table.lock();
         let reason = match table.get(index) {
             None => FaultReason::NoPasid,
-            Some(e) if e.cleared => FaultReason::PasidCleared,
+            Some(PasidEntry {
+                blocked: Some(how), ..
+            }) => how.fault(),
             Some(e) => {
                 // SAFETY: By the type invariant of `PasidEntry`, the mm is
                 // valid (mmgrab held by the domain) while the entry is in the
@@ -360,6 +381,24 @@ impl SimDevice {
         if offset + buf.len() as u64 > page_size {
             return Err(self.fault(pasid, addr, write, FaultReason::NotMapped));
         }
+        for _ in 0..WALK_TRIES {
+            if self.translate_and_access(pasid, addr, buf, write)? {
+                return Ok(());
+            }
+        }
+        Err(self.fault(pasid, addr, write, FaultReason::WalkRaced))
+    }
+
+    /// One try of [`SimDevice::dma`]: `Ok(false)` when an invalidation
+    /// overtook the page walk, which must then be done again.
+    fn translate_and_access(
+        &self,
+        pasid: u32,
+        addr: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> core::result::Result<bool, Fault> {
+        let offset = addr % PAGE_SIZE as u64;
         let vpn = addr >> PAGE_SHIFT;
 
         // Fast path: a cached translation, used under the IOTLB lock so that
@@ -375,7 +414,7 @@ impl SimDevice {
                     return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
                 }
                 self.access(page, offset, buf, write);
-                return Ok(());
+                return Ok(true);
             }
             tlb.seq()
         };
@@ -391,11 +430,21 @@ impl SimDevice {
         let mut tlb = self.iotlb.lock();
         // SAFETY: `page` is referenced by the walk.
         let pfn = unsafe { glue::rsva_sim_page_to_pfn(page) };
-        // When an invalidation came during the walk, the translation is not
-        // cached; the access itself is still safe, the page being referenced.
-        tlb.insert(seq, pasid, vpn, pfn as u64, write);
+        // An invalidation came during the walk: the CPU may have dropped the
+        // page since, and a real IOMMU's invalidation would have waited for
+        // this access. Neither cache nor use the translation; walk again.
+        if !tlb.insert(seq, pasid, vpn, pfn as u64, write) {
+            drop(tlb);
+            // SAFETY: Drops the reference the walk took.
+            unsafe { glue::rsva_sim_put_page(page) };
+            return Ok(false);
+        }
+        // The check that the above holds: never counts.
+        if tlb.invalidated_since(seq, pasid, vpn) {
+            self.counters.stale_walk_accesses.add(1, Relaxed);
+        }
         self.access(page, offset, buf, write);
-        Ok(())
+        Ok(true)
     }
 
     /// Copies between `buf` and a referenced page, then drops the reference.
@@ -410,6 +459,10 @@ impl SimDevice {
         self.counters.bytes.add(buf.len() as u64, Relaxed);
     }
 }
+
+/// How many times a DMA access walks the page tables while invalidations
+/// keep overtaking the walk, before it faults `walk-raced`.
+const WALK_TRIES: usize = 4;
 
 /// Walks the page tables of `mm` for `addr`, faulting the page in as an I/O
 /// page fault would; returns the page with a reference.
@@ -482,8 +535,8 @@ extern "C" fn rsva_sim_pasid_state(dev: *mut bindings::device, pasid: u32) -> c_
 mod tests {
     use super::*;
 
-    /// The table logic the SVA domain's release relies on: clearing only
-    /// marks the entry, twice is the same as once, another domain's clear
+    /// The table logic the SVA domain's release relies on: blocking only
+    /// marks the entry, twice is the same as once, another domain's block
     /// changes nothing, and only detach removes the entry.
     #[test]
     fn release_clears_idempotently_and_detach_removes() {
@@ -498,11 +551,12 @@ mod tests {
         // Never dereferenced: no DMA runs in this test.
         let mm = NonNull::<bindings::mm_struct>::dangling();
         let (mine, other) = (0x1000 as *const c_void, 0x2000 as *const c_void);
+        let how = Blocked::FaultsIgnored;
         let state = |pasid| {
             let mut found = None;
-            dev.for_each_entry(|p, cleared| {
+            dev.for_each_entry(|p, blocked| {
                 if p == pasid {
-                    found = Some(cleared);
+                    found = Some(blocked.is_some());
                 }
             });
             found
@@ -510,21 +564,23 @@ mod tests {
 
         assert!(dev.install(5, mm, mine).is_ok());
         assert_eq!(state(5), Some(false));
-        dev.clear(5, other);
+        dev.block(5, other, how);
         assert_eq!(state(5), Some(false));
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), Some(true));
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), Some(true));
         dev.remove(5);
         assert_eq!(state(5), None);
         dev.remove(5);
-        dev.clear(5, mine);
+        dev.block(5, mine, how);
         assert_eq!(state(5), None);
     }
 
-    /// A cleared PASID does not translate: the access is a fault, logged
-    /// with its reason, and nothing is dereferenced.
+    /// A blocked or missing PASID does not translate: the access is a
+    /// fault, logged when the IOMMU reports it (a missing entry) and only
+    /// counted when it does not (a blocked one), and nothing is
+    /// dereferenced.
     #[test]
     fn cleared_or_missing_pasid_faults() {
         let Ok(group) = SimGroup::new(0) else {
@@ -539,9 +595,13 @@ mod tests {
         let r = dev.dma(3, 0x1000, &mut buf, false);
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::NoPasid));
         assert!(dev.install(3, mm, key).is_ok());
-        dev.clear(3, key);
+        dev.block(3, key, Blocked::FaultsIgnored);
         let r = dev.dma(3, 0x1000, &mut buf, true);
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::PasidCleared));
-        assert_eq!(dev.fault_total(), 2);
+        dev.block(3, key, Blocked::Abort);
+        let r = dev.dma(3, 0x1000, &mut buf, false);
+        assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::Aborted));
+        assert_eq!(dev.fault_total(), 1);
+        assert_eq!(dev.counters.faults_suppressed.load(Relaxed), 2);
     }
 }

@@ -15,24 +15,39 @@ pub(crate) const FAULT_LOG_LEN: usize = 32;
 pub(crate) enum FaultReason {
     /// No PASID table entry: never bound, or unbound.
     NoPasid,
-    /// The entry was cleared by the mm's release: the process is exiting.
+    /// The entry was torn down by the mm's release with faults ignored
+    /// (Intel): the process is exiting. Not reported.
     PasidCleared,
+    /// The entry aborts every access since the mm's release (SMMUv3's
+    /// EPD0 context descriptor). Not reported.
+    Aborted,
     /// The address space has no users left (mmget_not_zero failed).
     MmGone,
     /// The page walk found no mapping allowing the access.
     NotMapped,
+    /// Invalidations overtook every page walk of the access: it was not
+    /// done (a real IOMMU's invalidation waits for translated DMA).
+    WalkRaced,
     /// An IOTLB entry pointed at a page that was already freed: the IOMMU
     /// missed an invalidation. Always a bug.
     StaleTranslation,
 }
 
 impl FaultReason {
+    /// Whether the IOMMU reports the fault (into the fault log); the DMA
+    /// fails either way.
+    pub(crate) fn reported(self) -> bool {
+        !matches!(self, Self::PasidCleared | Self::Aborted)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::NoPasid => "no-pasid",
             Self::PasidCleared => "pasid-cleared",
+            Self::Aborted => "abort",
             Self::MmGone => "mm-gone",
             Self::NotMapped => "not-mapped",
+            Self::WalkRaced => "walk-raced",
             Self::StaleTranslation => "stale-translation",
         }
     }

@@ -11,6 +11,7 @@ use kernel::{bindings, prelude::*};
 // layout does not cross the boundary.
 #[expect(improper_ctypes)]
 extern "C" {
+    pub(crate) fn rsva_sim_iommu_param() -> *const c_char;
     pub(crate) fn rsva_sim_bus_register() -> c_int;
     pub(crate) fn rsva_sim_bus_unregister();
     pub(crate) fn rsva_sim_iommu_register(

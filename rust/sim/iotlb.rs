@@ -13,11 +13,27 @@
 //! that began before the bump must not be cached, which closes the race
 //! between a walk and a concurrent invalidation the way
 //! `mmu_interval_read_retry()` does for HMM.
+//!
+//! The IOTLB also remembers the last [`RECENT`] invalidations, so that the
+//! device can tell whether one of them covered a page it walked
+//! ([`Iotlb::invalidated_since`]): the honesty check that no DMA uses a
+//! page whose invalidation raced its walk.
 
 use kernel::prelude::*;
 
 /// Number of entries.
 pub(crate) const IOTLB_ENTRIES: usize = 64;
+
+/// Number of invalidations remembered.
+pub(crate) const RECENT: usize = 64;
+
+/// One invalidation: the pages `first..=last` of `pasid`.
+#[derive(Clone, Copy, Default)]
+struct Invalidation {
+    pasid: u32,
+    first: u64,
+    last: u64,
+}
 
 #[derive(Clone, Copy, Default)]
 struct Entry {
@@ -45,6 +61,9 @@ pub(crate) struct Iotlb {
     /// The entry replaced next when every entry is valid.
     victim: usize,
     seq: u64,
+    /// The invalidation that moved `seq` from `s` to `s + 1` is at
+    /// `s % RECENT`, for the last `RECENT` of them.
+    recent: [Invalidation; RECENT],
     stats: IotlbStats,
 }
 
@@ -61,6 +80,11 @@ impl Iotlb {
             }; IOTLB_ENTRIES],
             victim: 0,
             seq: 0,
+            recent: [Invalidation {
+                pasid: 0,
+                first: 0,
+                last: 0,
+            }; RECENT],
             stats: IotlbStats {
                 hits: 0,
                 misses: 0,
@@ -131,12 +155,14 @@ impl Iotlb {
         true
     }
 
-    fn invalidate(&mut self, keep: impl Fn(&Entry) -> bool) {
+    /// Invalidates the translations of the pages `first..=last` of `pasid`.
+    fn invalidate(&mut self, pasid: u32, first: u64, last: u64) {
         for e in self.entries.iter_mut() {
-            if e.valid && !keep(e) {
+            if e.valid && e.pasid == pasid && (first..=last).contains(&e.vpn) {
                 e.valid = false;
             }
         }
+        self.recent[(self.seq % RECENT as u64) as usize] = Invalidation { pasid, first, last };
         self.seq = self.seq.wrapping_add(1);
         self.stats.flushes += 1;
     }
@@ -146,12 +172,26 @@ impl Iotlb {
     pub(crate) fn flush_range(&mut self, pasid: u32, start: u64, end: u64) {
         let first = start >> kernel::page::PAGE_SHIFT;
         let last = end.saturating_sub(1) >> kernel::page::PAGE_SHIFT;
-        self.invalidate(|e| e.pasid != pasid || e.vpn < first || e.vpn > last);
+        self.invalidate(pasid, first, last);
     }
 
     /// Invalidates every translation of `pasid`.
     pub(crate) fn flush_pasid(&mut self, pasid: u32) {
-        self.invalidate(|e| e.pasid != pasid);
+        self.invalidate(pasid, 0, u64::MAX);
+    }
+
+    /// Whether an invalidation since sequence `seq` covered page `vpn` of
+    /// `pasid`. When more than [`RECENT`] came since, the oldest are
+    /// forgotten and the answer is yes.
+    pub(crate) fn invalidated_since(&self, seq: u64, pasid: u32, vpn: u64) -> bool {
+        let n = self.seq.wrapping_sub(seq);
+        if n > RECENT as u64 {
+            return true;
+        }
+        (0..n).any(|k| {
+            let i = &self.recent[(seq.wrapping_add(k) % RECENT as u64) as usize];
+            i.pasid == pasid && (i.first..=i.last).contains(&vpn)
+        })
     }
 
     /// Counters so far.
@@ -237,6 +277,26 @@ mod tests {
         assert!(t.insert(seq, 1, n, n, false));
         assert_eq!(t.lookup(1, 0, false), None);
         assert!((1..=n).all(|vpn| t.lookup(1, vpn, false) == Some(vpn)));
+    }
+
+    #[test]
+    fn knows_which_invalidations_covered_a_page() {
+        let mut t = Iotlb::new();
+        let page = 1u64 << kernel::page::PAGE_SHIFT;
+        let seq = t.seq();
+        assert!(!t.invalidated_since(seq, 1, 3));
+        t.flush_range(1, 2 * page, 4 * page);
+        t.flush_pasid(2);
+        assert!(t.invalidated_since(seq, 1, 3));
+        assert!(!t.invalidated_since(seq, 1, 4));
+        assert!(t.invalidated_since(seq, 2, 4));
+        let later = t.seq();
+        assert!(!t.invalidated_since(later, 1, 3));
+        for _ in 0..RECENT {
+            t.flush_pasid(9);
+        }
+        // Forgotten: assumed covered.
+        assert!(t.invalidated_since(seq, 1, 7));
     }
 
     #[test]

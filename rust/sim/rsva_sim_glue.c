@@ -14,6 +14,7 @@
 #include <linux/iommu.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/property.h>
 #include <linux/slab.h>
@@ -21,6 +22,20 @@
 #include <rsva_sim.h>
 
 #include "rsva_sim_glue.h"
+
+/*
+ * The IOMMU driver whose SVA domains the simulator imitates (see
+ * rust/sim/personality.rs). A string parameter, which the Rust module
+ * macro cannot declare; Rust reads it once at load.
+ */
+static char rsva_sim_iommu[8] = "intel";
+module_param_string(iommu, rsva_sim_iommu, sizeof(rsva_sim_iommu), 0444);
+MODULE_PARM_DESC(iommu, "SVA domains behave as those of this IOMMU driver: intel (default), amd or arm (SMMUv3)");
+
+const char *rsva_sim_iommu_param(void)
+{
+	return rsva_sim_iommu;
+}
 
 #define to_rsva_sim_driver(d) container_of_const(d, struct rsva_sim_driver, driver)
 

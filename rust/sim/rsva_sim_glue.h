@@ -33,6 +33,7 @@ int iommu_mock_device_add(struct device *dev, struct iommu_device *iommu);
 
 /* rsva_sim_glue.c */
 
+const char *rsva_sim_iommu_param(void);
 int rsva_sim_bus_register(void);
 void rsva_sim_bus_unregister(void);
 int rsva_sim_iommu_register(struct iommu_device *iommu,

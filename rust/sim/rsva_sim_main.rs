@@ -8,7 +8,9 @@
 //! `group_size` (`device.rs`), each with a PASID table, an IOTLB that obeys
 //! invalidations and a fault log, and gives each a DSA-like accelerator
 //! (`accel.rs`, `queue.rs`, `engine.rs`) whose DMA engine works in the
-//! submitter's address space through its PASID. Binds go through
+//! submitter's address space through its PASID. Its SVA domains behave
+//! like those of the IOMMU driver named by `iommu` (`personality.rs`).
+//! Binds go through
 //! `iommu_sva_bind_device()`, so whichever implementation serves that API
 //! is what runs. See Documentation/simulated-platform.rst.
 
@@ -28,6 +30,7 @@ mod fault_log;
 mod glue;
 mod iommu;
 mod iotlb;
+mod personality;
 mod queue;
 mod sva_domain;
 mod uapi;
@@ -142,6 +145,7 @@ impl kernel::Module for RsvaSim {
             "group_size",
         )?;
         let bits = param_in(module_parameters::pasid_bits.value(), 1, 20, "pasid_bits")?;
+        let personality = personality::Personality::init_from_param()?;
 
         let sync = NotifierSync;
         let mut groups = KVec::new();
@@ -172,7 +176,10 @@ impl kernel::Module for RsvaSim {
             accels.push(Accel::new(dev.clone())?, GFP_KERNEL)?;
         }
         let debugfs = debugfs::Debugfs::new(&devices.0, &groups)?;
-        pr_info!("{ndev} devices, {gsize} per IOMMU group, {bits}-bit PASIDs\n");
+        pr_info!(
+            "{ndev} devices, {gsize} per IOMMU group, {bits}-bit PASIDs, {} SVA domains\n",
+            personality.name()
+        );
         Ok(Self {
             _debugfs: debugfs,
             _accels: accels,

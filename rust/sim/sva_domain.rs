@@ -5,19 +5,27 @@
 //!
 //! Its lifetime follows the rules worked out for SVA (shared/seeds/000 and
 //! 001): the domain registers an mmu notifier on the mm (which holds
-//! `mmgrab()`); the notifier's `release` only clears the PASID entries of
-//! the domain and invalidates the IOTLBs, frees nothing, and may run more
-//! than once; `arch_invalidate_secondary_tlbs` flushes the IOTLBs before the
-//! CPU page tables change; the domain is freed by the IOMMU core through
-//! `free`, which puts the notifier, and the memory goes away in
-//! `free_notifier`, after an SRCU grace period. Module exit waits for those
-//! with `mmu_notifier_synchronize()`.
+//! `mmgrab()`); the notifier's `release` only stops the PASIDs of the
+//! domain from translating and invalidates the IOTLBs, frees nothing, and
+//! may run more than once; `arch_invalidate_secondary_tlbs` flushes the
+//! IOTLBs before the CPU page tables change; the domain is freed by the
+//! IOMMU core through `free`. How `release` stops the PASIDs and how `free`
+//! gives the notifier back depend on the personality (`personality.rs`):
+//! Intel and SMMUv3 put the notifier and free the memory in
+//! `free_notifier`, after an SRCU grace period (module exit waits for those
+//! with `mmu_notifier_synchronize()`); AMD unregisters it, synchronously,
+//! and frees the memory at once.
 
 use core::ptr::NonNull;
 
 use kernel::{bindings, new_spinlock, prelude::*, sync::SpinLock, types::Opaque};
 
-use crate::{device::SimDevice, glue, glue::CStatic};
+use crate::{
+    device::SimDevice,
+    glue,
+    glue::CStatic,
+    personality::{NotifierEnd, OnRelease, Personality},
+};
 
 /// One (device, PASID) the domain is attached to.
 struct Attachment {
@@ -32,7 +40,8 @@ struct Attachment {
 /// - `domain` is the `struct iommu_domain` the IOMMU core knows; its `ops`
 ///   are [`SVA_DOMAIN_OPS`].
 /// - `notifier` is registered on the domain's mm from allocation until
-///   `free` puts it; the memory is freed in `free_notifier` only.
+///   `free` puts or unregisters it; the memory is freed in `free_notifier`
+///   after a put, or by `free` right after the unregistration.
 /// - Every device in `attached` outlives the attachment: devices are
 ///   destroyed only after every domain is detached from them.
 #[pin_data]
@@ -153,6 +162,17 @@ impl SvaDomain {
             f(unsafe { &*a.dev }, a.pasid);
         }
     }
+
+    /// Detaches every (device, PASID), calling `f` on each under the lock
+    /// (AMD's release: `remove_dev_pasid()` on the whole list).
+    fn detach_all(&self, mut f: impl FnMut(&SimDevice, u32)) {
+        let mut attached = self.attached.lock();
+        for a in attached.iter() {
+            // SAFETY: Devices outlive their attachments (type invariant).
+            f(unsafe { &*a.dev }, a.pasid);
+        }
+        attached.clear();
+    }
 }
 
 /// Removes the PASID entry of `dev` and detaches `old` (the blocked
@@ -171,6 +191,13 @@ pub(crate) unsafe fn block_pasid(
         return ENODEV.to_errno();
     };
     sdev.remove(pasid);
+    if Personality::current().drains_page_requests() {
+        // The simulated device has no page request queue (its walks are
+        // synchronous): the drain is only counted, for the tests.
+        sdev.counters
+            .pasid_drains
+            .add(1, kernel::sync::atomic::Relaxed);
+    }
     // SAFETY: By the safety requirements.
     if let Some(old) = unsafe { SvaDomain::from_domain(old) } {
         old.detach(sdev, pasid);
@@ -222,22 +249,41 @@ unsafe extern "C" fn set_dev_pasid(
     0
 }
 
-/// `free` of an SVA domain: puts the notifier, which frees the domain.
+/// `free` of an SVA domain: puts the notifier, which frees the domain
+/// after an SRCU grace period (Intel, SMMUv3), or unregisters it, waiting
+/// for the grace period here, and frees the domain at once (AMD).
 ///
 /// # Safety
 ///
 /// Called by the IOMMU core once per domain.
 unsafe extern "C" fn free(domain: *mut bindings::iommu_domain) {
     // SAFETY: The core frees only domains it got from us, once.
-    if let Some(sdom) = unsafe { SvaDomain::from_domain(domain) } {
+    let Some(sdom) = (unsafe { SvaDomain::from_domain(domain) }) else {
+        return;
+    };
+    match Personality::current().notifier_end() {
         // SAFETY: The notifier was registered at allocation; the memory is
         // freed in `free_notifier` once SRCU readers are done.
-        unsafe { bindings::mmu_notifier_put(sdom.notifier.get()) };
+        NotifierEnd::Put => unsafe { bindings::mmu_notifier_put(sdom.notifier.get()) },
+        NotifierEnd::Unregister => {
+            // SAFETY: The core set `mm` when it allocated the domain, and
+            // the notifier's mmgrab keeps it valid until unregistered.
+            let mm = unsafe { (*domain).__bindgen_anon_1.__bindgen_anon_2.mm };
+            let raw = core::ptr::from_ref(sdom).cast_mut();
+            // SAFETY: The notifier is registered on `mm`. This waits for
+            // every notifier callback to end (`synchronize_srcu()`): called
+            // from inside one, it never returns, as on AMD.
+            unsafe { bindings::mmu_notifier_unregister(sdom.notifier.get(), mm) };
+            // SAFETY: Unregistered and its callbacks are done; `raw` came
+            // from `KBox::into_raw` in `alloc` and nothing else frees it.
+            drop(unsafe { KBox::from_raw(raw) });
+        }
     }
 }
 
 /// The mm is going away (exit_mmap) or the notifier is unregistered: stop
-/// translating for every PASID of the domain and invalidate. Frees nothing,
+/// translating for every PASID of the domain and invalidate, blocking the
+/// entries (Intel, SMMUv3) or removing them (AMD). Frees nothing,
 /// idempotent, and may run concurrently with itself.
 ///
 /// # Safety
@@ -248,10 +294,17 @@ unsafe extern "C" fn release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings
     // only after it was unhashed and SRCU readers, such as us, are done.
     let sdom = unsafe { SvaDomain::from_notifier(mn) };
     let key = sdom.key();
-    sdom.for_each_attachment(|dev, pasid| {
-        dev.clear(pasid, key);
-        dev.counters.releases.add(1, kernel::sync::atomic::Relaxed);
-    });
+    let count = |dev: &SimDevice| dev.counters.releases.add(1, kernel::sync::atomic::Relaxed);
+    match Personality::current().on_release() {
+        OnRelease::Block(how) => sdom.for_each_attachment(|dev, pasid| {
+            dev.block(pasid, key, how);
+            count(dev);
+        }),
+        OnRelease::Remove => sdom.detach_all(|dev, pasid| {
+            dev.remove(pasid);
+            count(dev);
+        }),
+    }
 }
 
 /// The CPU page tables of the mm change in `[start, end)`: invalidate the
