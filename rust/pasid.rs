@@ -24,10 +24,12 @@
 //! mms (serving switched off, module exit), and the last reference may be
 //! dropped in any context (a work item, an RCU callback).
 //!
-//! The `release` callback only ends the lease: it frees no IOMMU domain
-//! and waits for nothing (an IOMMU driver's domain free may wait for the
-//! notifiers' SRCU grace period, which `release` runs inside, as AMD's
-//! does); the domains kept for the mm's next bind are freed by a work item
+//! The `release` callback only ends the lease: it frees no IOMMU domain,
+//! takes no lock of the IOMMU core and waits for nothing (an IOMMU driver's
+//! domain free may wait for the notifiers' SRCU grace period, which
+//! `release` runs inside, as AMD's does, and the core holds
+//! `iommu_sva_lock` across such a free); taking the mm off the core's list
+//! and freeing the domains kept for its next bind is done by a work item
 //! on rsva's workqueue.
 
 use core::ptr;
@@ -165,8 +167,10 @@ impl Drop for GlobalPasid {
 ///   mm, and so the PASID, from being freed.
 /// - While `leased` is true, `notifier` is registered on `mm` and holds a
 ///   reference to this object (given up in `free_notifier`), `service`
-///   maps `pasid` to this object, and the mm is on the IOMMU core's KVA
-///   invalidation list. `leased` goes from true to false once.
+///   maps `pasid` to this object. `leased` goes from true to false once.
+/// - While `tracked` is true the mm is on the IOMMU core's KVA invalidation
+///   list: from the lease's start until its end (outside `release`) or the
+///   `free_kept` work its end queued (from `release`).
 /// - `service` outlives this object's lease and its `free_kept` work:
 ///   module exit ends every lease, flushes rsva's workqueue and waits for
 ///   the notifiers before the service goes.
@@ -179,6 +183,7 @@ pub(crate) struct MmPasid {
     pasid: u32,
     charge: UserCharge,
     leased: Atomic<bool>,
+    tracked: Atomic<bool>,
     releasing: Atomic<usize>,
     service: *const PasidService,
     /// Frees the domains kept for the mm's next bind, for `release`.
@@ -197,6 +202,7 @@ impl WorkItem for MmPasid {
     type Pointer = Arc<MmPasid>;
 
     fn run(this: Arc<MmPasid>) {
+        this.untrack();
         this.bonds.drop_kept();
     }
 }
@@ -257,8 +263,18 @@ impl MmPasid {
         self.releasing.load(Relaxed) == Task::current_raw() as usize
     }
 
-    /// Frees the domains kept for the mm's next bind from rsva's workqueue
-    /// (for callers in the mm's release); does nothing if already queued.
+    /// Takes the mm off the IOMMU core's list of bound mms, once.
+    fn untrack(&self) {
+        if self.tracked.xchg(false, Relaxed) {
+            // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives
+            // as long as the mm, which `self` grabs.
+            unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
+        }
+    }
+
+    /// Untracks the mm once its lease ended and frees the domains kept for
+    /// its next bind, from rsva's workqueue (for callers in the mm's
+    /// release); does nothing if already queued.
     pub(crate) fn defer_drop_kept(this: &Arc<Self>) {
         // An error gives back the reference: already queued, that run
         // frees what is kept now.
@@ -273,16 +289,18 @@ impl MmPasid {
         if !this.leased.xchg(false, Relaxed) {
             return false;
         }
-        // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives as
-        // long as the mm, which `this` grabs.
-        unsafe { bindings::iommu_sva_untrack_mm(this.mm().as_raw()) };
-        // Nothing rebinds the mm through this lease: free what is kept, not
-        // from `release` (see the module doc). Queued before the lease
-        // leaves the map, so that a device going away finds each kept
-        // domain either in the map or in the queue (`rsva_device_gone`).
+        // Nothing rebinds the mm through this lease: take it off the core's
+        // list and free what is kept, not from `release` (see the module
+        // doc; untracking takes `iommu_sva_lock`, which the IOMMU core holds
+        // while an AMD domain free waits for the notifiers' grace period).
+        // Queued before the lease leaves the map, so that a device going
+        // away finds each kept domain either in the map or in the queue
+        // (`rsva_device_gone`), and switching rsva off, which waits for the
+        // queue, finds every mm untracked.
         if in_release {
             MmPasid::defer_drop_kept(&this.into());
         } else {
+            this.untrack();
             this.bonds.drop_kept();
         }
         // SAFETY: Registered while `leased` was true; this is the one put,
@@ -431,6 +449,7 @@ impl PasidService {
                 pasid,
                 charge,
                 leased: Atomic::new(false),
+                tracked: Atomic::new(false),
                 releasing: Atomic::new(0),
                 service: ptr::from_ref(self),
                 free_kept <- new_work!("MmPasid::free_kept"),
@@ -451,6 +470,7 @@ impl PasidService {
         // SAFETY: `mm->iommu_mm` is set (just published or adopted) and
         // the mm is not on the list: its previous lease, if any, ended.
         unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
+        this.tracked.store(true, Relaxed);
         this.leased.store(true, Release);
         let mut map = self.mms.lock();
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {

@@ -258,6 +258,8 @@ unsafe extern "C" fn provider_drain() {
     if let Some(s) = service() {
         s.sva.pasids.end_all();
     }
+    // Leases that the mms' releases ended untrack from rsva's workqueue.
+    glue::flush_deferred();
 }
 
 /// `iommu_sva_get_pasid()` for a handle rsva made.

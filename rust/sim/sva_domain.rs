@@ -3,8 +3,11 @@
 //! The SVA domain of the simulated IOMMU: one process address space (mm)
 //! shared with devices through PASIDs.
 //!
-//! Its lifetime follows the rules worked out for SVA (shared/seeds/000 and
-//! 001): the domain registers an mmu notifier on the mm (which holds
+//! Its lifetime follows the rules worked out for SVA (the threads *Re:
+//! [PATCH v4 01/26] mm/mmu_notifiers: pass private data down to
+//! alloc_notifier()*, Jason Gunthorpe, Jean-Philippe Brucker, March 2020,
+//! and the `struct hmm` lifetime review, Jason Gunthorpe, Ralph Campbell,
+//! May 2019): the domain registers an mmu notifier on the mm (which holds
 //! `mmgrab()`); the notifier's `release` only stops the PASIDs of the
 //! domain from translating and invalidates the IOTLBs, frees nothing, and
 //! may run more than once; `arch_invalidate_secondary_tlbs` flushes the
