@@ -23,11 +23,13 @@
  * every other function answers -EDEADLK there (they may sleep, and the
  * mirror functions would take the mirror's lock again).
  * A bond's stop callback (rsva_sva_stop_t) runs in process context, inside
- * its mm's release, and may call every function, rsva_sva_unbind_device()
- * of its own handle and of the other handles of its mm included (rsva
- * then waits for no mmu notifier and frees the SVA domain from a work
- * item); it must not unbind handles of other address spaces. Its mm has
- * no users left by then, so binding or mirroring that mm answers -ESRCH.
+ * its mm's release (an SRCU read section of the mmu notifiers): it may
+ * unbind its own handle and the other handles of its mm (rsva then waits
+ * for no mmu notifier and frees the SVA domain from a work item) and call
+ * the functions that do not bind; binding, and unbinding a handle of
+ * another address space, answer -EDEADLK there (they may wait for locks
+ * whose holders wait for that grace period). Its mm has no users left by
+ * then, so mirroring that mm answers -ESRCH.
  */
 #ifndef _RSVA_H
 #define _RSVA_H
@@ -87,7 +89,7 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  *
  * Context: process context, may sleep; the mmap lock must not be held.
  * Return: the handle, or an ERR_PTR: -EINVAL (NULL or ERR_PTR() @dev or
- * @mm), -EDEADLK (called from a mirror's hook), -ESRCH
+ * @mm), -EDEADLK (called from a mirror's hook or a stop callback), -ESRCH
  * (@mm has no users left), -ENODEV (no IOMMU group, or rsva is not
  * serving), -EOPNOTSUPP (no PASID or SVA support), -EOVERFLOW (the mm's
  * PASID does not fit the device), -ENOSPC (no PASID left), -EDQUOT (the

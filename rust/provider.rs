@@ -148,6 +148,10 @@ impl Service {
         mm: *mut bindings::mm_struct,
         stop: Option<(StopFn, usize)>,
     ) -> Result<Arc<Bond>> {
+        // Not even the serve lock inside an mm's release (see `Sva::bind`).
+        if crate::sva_bind::in_stop_callback() {
+            return Err(EDEADLK);
+        }
         let _read = RwsemGuard::lock(Rwsem::Serve, false);
         if !self.serving() {
             return Err(ENODEV);

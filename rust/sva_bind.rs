@@ -59,6 +59,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, SpinLock,
     },
+    task::Task,
     types::Opaque,
 };
 
@@ -75,6 +76,32 @@ pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut bindings::iommu_sva, 
 /// What tells two stop callbacks apart: the function's address and data.
 fn stop_key(stop: Option<(StopFn, usize)>) -> Option<(usize, usize)> {
     stop.map(|(f, data)| (f as usize, data))
+}
+
+/// How many stop callbacks [`in_stop_callback`] tells apart at once.
+const STOP_SLOTS: usize = 64;
+
+/// The tasks that run a stop callback now (0: a free slot).
+static IN_STOP: [Atomic<usize>; STOP_SLOTS] = [const { Atomic::new(0) }; STOP_SLOTS];
+
+/// Whether the current task runs a stop callback, so is inside an mm's
+/// release (an SRCU read section of the mmu notifiers): it may unbind the
+/// handles of that mm, but not bind, nor unbind another mm's handles, which
+/// may wait for locks whose holders wait for that grace period.
+pub(crate) fn in_stop_callback() -> bool {
+    let me = Task::current_raw() as usize;
+    IN_STOP.iter().any(|t| t.load(Relaxed) == me)
+}
+
+/// Runs `f` with the current task marked as in a stop callback; unmarked
+/// (and so not refused) when every slot is taken.
+fn in_stop_run(f: impl FnOnce()) {
+    let me = Task::current_raw() as usize;
+    let slot = IN_STOP.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
+    f();
+    if let Some(slot) = slot {
+        slot.store(0, Relaxed);
+    }
 }
 
 /// The API a bind came through. One bond serves both (one per device and
@@ -186,7 +213,7 @@ impl Bond {
         let _releasing = self.mm.releasing();
         // SAFETY: The driver gave `stop` and `data` for this handle and
         // keeps them valid until unbind returns, which waits for us.
-        unsafe { stop(self.handle(), data as *mut c_void) };
+        in_stop_run(|| unsafe { stop(self.handle(), data as *mut c_void) });
     }
 
     /// Makes sure the stop callback never runs from now on: waits for one
@@ -496,7 +523,8 @@ impl Sva {
     /// Binds `mm` to `dev`, or takes one more reference to their bond,
     /// counted for `api`.
     ///
-    /// Errors: `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
+    /// Errors: `EDEADLK` from a stop callback (inside an mm's release),
+    /// `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
     /// no SVA in the IOMMU), `EBUSY` (the group is claimed by an owner that
     /// manages DMA itself, the bond has another stop callback, or the IOMMU
     /// refused the PASID), the errors of
@@ -513,6 +541,9 @@ impl Sva {
         stop: Option<(StopFn, usize)>,
         api: Api,
     ) -> Result<Arc<Bond>> {
+        if in_stop_callback() {
+            return Err(EDEADLK);
+        }
         // SAFETY: `mm` is live.
         unsafe { glue::rsva_assert_mmap_unlocked(mm.as_raw()) };
         // SAFETY: `dev` is valid.
@@ -787,11 +818,15 @@ impl Sva {
     /// bond of the same mm (in the mm's release, where nothing may wait for
     /// the notifiers' grace period: the kept domain is then freed from a
     /// work item). `ENOENT` for an unknown or unbound handle, `EINVAL` for a
-    /// handle with no reference from `api` (bound through the other API).
+    /// handle with no reference from `api` (bound through the other API),
+    /// `EDEADLK` from the stop callback of another mm.
     pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva, api: Api) -> Result {
         let bond = self.lookup(handle)?;
         let lease = bond.mm.clone();
         let in_release = lease.releasing_here();
+        if !in_release && in_stop_callback() {
+            return Err(EDEADLK);
+        }
         let mut inner = lease.bonds.inner.lock();
         let i = inner
             .bonds

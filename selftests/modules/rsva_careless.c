@@ -624,13 +624,16 @@ static void careless_stop(struct iommu_sva *handle, void *data)
 	r->pasid = rsva_sva_get_pasid(handle);
 	r->mm = rsva_pasid_get_mm(r->pasid);
 	r->serving = rsva_sva_serving();
-	/* The dying mm has no users left: no new bond, no new mirror. */
+	/*
+	 * Inside the mm's release rsva binds nothing (-EDEADLK); the dying
+	 * mm has no users left: no new mirror.
+	 */
 	r->bind_dying = PTR_ERR_OR_ZERO(rsva_sva_bind_device(r->c->dev1, r->c->mm));
 	m = rsva_mirror_register(r->c->mm, &careless_nop_ops, NULL);
 	r->mirror_dying = PTR_ERR_OR_ZERO(m);
 	if (!IS_ERR(m))
 		rsva_mirror_unregister(m);
-	/* Another mm binds and unbinds fine (it is put after the stop). */
+	/* Not another mm either. */
 	other = rsva_sva_bind_device(r->c->dev1, r->fresh);
 	r->bind_other = PTR_ERR_OR_ZERO(other);
 	if (!IS_ERR(other))
@@ -657,9 +660,9 @@ static void careless_calls_from_stop(struct kunit *test)
 		mmdrop(r.mm);
 	c->mm = NULL;
 	KUNIT_EXPECT_TRUE(test, r.serving);
-	KUNIT_EXPECT_EQ(test, r.bind_dying, -ESRCH);
+	KUNIT_EXPECT_EQ(test, r.bind_dying, -EDEADLK);
 	KUNIT_EXPECT_EQ(test, r.mirror_dying, -ESRCH);
-	KUNIT_EXPECT_EQ(test, r.bind_other, 0);
+	KUNIT_EXPECT_EQ(test, r.bind_other, -EDEADLK);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -ENOENT);
 }
