@@ -238,3 +238,35 @@ impl Drop for RwsemGuard {
         unsafe { rsva_rwsem_unlock(self.which as c_int, self.write) };
     }
 }
+
+/// The tasks that are inside some callback now, recorded without
+/// allocating in `N` slots (0: a free slot); beyond `N` at once a task
+/// runs unrecorded. Used to refuse, with `EDEADLK`, calls that must not be
+/// made from inside a driver's callback.
+pub(crate) struct TaskMarks<const N: usize>([kernel::sync::atomic::Atomic<usize>; N]);
+
+impl<const N: usize> TaskMarks<N> {
+    /// No task marked.
+    pub(crate) const fn new() -> Self {
+        Self([const { kernel::sync::atomic::Atomic::new(0) }; N])
+    }
+
+    /// Whether the current task runs inside [`Self::run`].
+    pub(crate) fn has_current(&self) -> bool {
+        let me = kernel::task::Task::current_raw() as usize;
+        self.0
+            .iter()
+            .any(|t| t.load(kernel::sync::atomic::Relaxed) == me)
+    }
+
+    /// Runs `f` with the current task marked.
+    pub(crate) fn run(&self, f: impl FnOnce()) {
+        use kernel::sync::atomic::Relaxed;
+        let me = kernel::task::Task::current_raw() as usize;
+        let slot = self.0.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
+        f();
+        if let Some(slot) = slot {
+            slot.store(0, Relaxed);
+        }
+    }
+}

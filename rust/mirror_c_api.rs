@@ -27,7 +27,6 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         global_lock, Arc,
     },
-    task::Task,
 };
 
 use crate::{
@@ -52,28 +51,14 @@ struct MirrorOps {
 const WRITE: c_uint = 0x1;
 const SNAPSHOT: c_uint = 0x2;
 
-/// How many tasks [`in_hook`] can tell at once. Hooks must not sleep, so
-/// few tasks are in one at a time; beyond this many at once a hook runs
-/// unrecorded, and a call from it that should get `EDEADLK` goes on.
-const HOOK_SLOTS: usize = 64;
-
-/// The tasks inside a driver's hook (0: a free slot).
-static IN_HOOK: [Atomic<usize>; HOOK_SLOTS] = [const { Atomic::new(0) }; HOOK_SLOTS];
+/// The tasks inside a driver's hook. Hooks must not sleep, so few tasks
+/// are in one at a time; beyond 64 at once a hook runs unrecorded, and a
+/// call from it that should get `EDEADLK` goes on.
+static IN_HOOK: crate::glue::TaskMarks<64> = crate::glue::TaskMarks::new();
 
 /// Whether the current task is inside one of a driver's mirror hooks.
 pub(crate) fn in_hook() -> bool {
-    let me = Task::current_raw() as usize;
-    IN_HOOK.iter().any(|t| t.load(Relaxed) == me)
-}
-
-/// Runs `f`, a driver's hook, recording the current task as inside it.
-fn in_hook_run(f: impl FnOnce()) {
-    let me = Task::current_raw() as usize;
-    let slot = IN_HOOK.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
-    f();
-    if let Some(t) = slot {
-        t.store(0, Relaxed);
-    }
+    IN_HOOK.has_current()
 }
 
 /// A driver's hooks and data, as registered; the mirror client calls
@@ -94,7 +79,7 @@ unsafe extern "C" fn hook_invalidate(hooks: *mut c_void, start: c_ulong, end: c_
     // SAFETY: By the safety requirements.
     let hooks = unsafe { &*hooks.cast::<Hooks>() };
     // SAFETY: The driver's hook, registered for this.
-    in_hook_run(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
+    IN_HOOK.run(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
 }
 
 /// The update hook of driver mirrors that have one: calls the driver's.
@@ -113,7 +98,7 @@ unsafe extern "C" fn hook_update(
     let hooks = unsafe { &*hooks.cast::<Hooks>() };
     if let Some(update) = hooks.update {
         // SAFETY: The driver's hook, registered for this.
-        in_hook_run(|| unsafe { update(hooks.private, start, entries, npages) });
+        IN_HOOK.run(|| unsafe { update(hooks.private, start, entries, npages) });
     }
 }
 

@@ -59,7 +59,6 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, SpinLock,
     },
-    task::Task,
     types::Opaque,
 };
 
@@ -78,30 +77,15 @@ fn stop_key(stop: Option<(StopFn, usize)>) -> Option<(usize, usize)> {
     stop.map(|(f, data)| (f as usize, data))
 }
 
-/// How many stop callbacks [`in_stop_callback`] tells apart at once.
-const STOP_SLOTS: usize = 64;
-
-/// The tasks that run a stop callback now (0: a free slot).
-static IN_STOP: [Atomic<usize>; STOP_SLOTS] = [const { Atomic::new(0) }; STOP_SLOTS];
+/// The tasks that run a stop callback now; 64 at once are told apart.
+static IN_STOP: glue::TaskMarks<64> = glue::TaskMarks::new();
 
 /// Whether the current task runs a stop callback, so is inside an mm's
 /// release (an SRCU read section of the mmu notifiers): it may unbind the
 /// handles of that mm, but not bind, nor unbind another mm's handles, which
 /// may wait for locks whose holders wait for that grace period.
 pub(crate) fn in_stop_callback() -> bool {
-    let me = Task::current_raw() as usize;
-    IN_STOP.iter().any(|t| t.load(Relaxed) == me)
-}
-
-/// Runs `f` with the current task marked as in a stop callback; unmarked
-/// (and so not refused) when every slot is taken.
-fn in_stop_run(f: impl FnOnce()) {
-    let me = Task::current_raw() as usize;
-    let slot = IN_STOP.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
-    f();
-    if let Some(slot) = slot {
-        slot.store(0, Relaxed);
-    }
+    IN_STOP.has_current()
 }
 
 /// The API a bind came through. One bond serves both (one per device and
@@ -213,7 +197,7 @@ impl Bond {
         let _releasing = self.mm.releasing();
         // SAFETY: The driver gave `stop` and `data` for this handle and
         // keeps them valid until unbind returns, which waits for us.
-        in_stop_run(|| unsafe { stop(self.handle(), data as *mut c_void) });
+        IN_STOP.run(|| unsafe { stop(self.handle(), data as *mut c_void) });
     }
 
     /// Makes sure the stop callback never runs from now on: waits for one
