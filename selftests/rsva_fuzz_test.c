@@ -748,7 +748,7 @@ static void gen_desc(struct fz *z, struct rsva_sim_desc *d)
 	static const __u32 odd_ops[] = {
 		RSVA_SIM_OP_MAX, RSVA_SIM_OP_MAX + 1, 0xff, 1u << 31, ~0u,
 	};
-	static const __u32 odd_flags[] = { 2, 3, 0x80, 1u << 31, ~0u, RSVA_SIM_F_COMPLETION | 4 };
+	static const __u32 odd_flags[] = { 4, 7, 0x80, 1u << 31, ~0u, RSVA_SIM_F_COMPLETION | 4 };
 	__u64 room_s, room_d;
 	bool reads;
 
@@ -758,6 +758,9 @@ static void gen_desc(struct fz *z, struct rsva_sim_desc *d)
 		/* Well formed, in the arena as it is now: faults where it is not mapped. */
 		d->op = below(z, RSVA_SIM_OP_MAX);
 		d->flags = chance(z, 80) ? RSVA_SIM_F_COMPLETION : 0;
+		/* Some report page faults instead of blocking on them. */
+		if (chance(z, 25))
+			d->flags |= RSVA_SIM_F_FAULT_REPORT;
 		d->src = in_region(z, below(z, NREG), &room_s);
 		d->dst = in_region(z, below(z, NREG), &room_d);
 		room_s = room_s < room_d ? room_s : room_d;

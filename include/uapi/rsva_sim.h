@@ -27,7 +27,18 @@ enum rsva_sim_op {
 
 /* Ask for a completion record at @completion (32-byte aligned). */
 #define RSVA_SIM_F_COMPLETION	(1U << 0)
-#define RSVA_SIM_F_ALL		RSVA_SIM_F_COMPLETION
+/*
+ * Page faults: by default the engine blocks on one, as a DSA descriptor
+ * with Block On Fault set does: it sends a page request through the IOMMU
+ * and waits for the response; SUCCESS retries the access, anything else
+ * ends the descriptor with RSVA_SIM_STATUS_PAGE_FAULT. With this flag it
+ * sends no page request: the descriptor ends at the first page that is not
+ * present (or not writable, for a write) with a partial completion
+ * (bytes_completed, fault_addr, fault_info); the submitter touches the
+ * page and submits the rest.
+ */
+#define RSVA_SIM_F_FAULT_REPORT	(1U << 1)
+#define RSVA_SIM_F_ALL		(RSVA_SIM_F_COMPLETION | RSVA_SIM_F_FAULT_REPORT)
 
 /* The largest transfer one descriptor may ask for. */
 #define RSVA_SIM_MAX_LEN	(64ULL << 20)
@@ -66,6 +77,7 @@ enum rsva_sim_status {
  * struct rsva_sim_completion - what the engine writes back
  * @status: an enum rsva_sim_status
  * @result: COMPARE: 0 when equal, 1 when they differ
+ * @fault_info: PAGE_FAULT: RSVA_SIM_FAULT_INFO_* bits
  * @rsvd: zero
  * @crc: CRC32: the checksum
  * @bytes_completed: bytes processed before the descriptor ended
@@ -75,12 +87,18 @@ enum rsva_sim_status {
 struct rsva_sim_completion {
 	__u8 status;
 	__u8 result;
-	__u16 rsvd;
+	__u8 fault_info;
+	__u8 rsvd;
 	__u32 crc;
 	__u64 bytes_completed;
 	__u64 fault_addr;
 	__u64 rsvd2;
 };
+
+/* fault_info: the faulting access was a write. */
+#define RSVA_SIM_FAULT_INFO_WRITE	(1U << 0)
+/* fault_info: a page request was answered (not SUCCESS) for it. */
+#define RSVA_SIM_FAULT_INFO_REQUESTED	(1U << 1)
 
 /**
  * struct rsva_sim_stats - counters of one open queue and of its device
@@ -92,6 +110,17 @@ struct rsva_sim_completion {
  * @dev_iotlb_misses: device IOTLB misses (page walks)
  * @dev_iotlb_flushes: device IOTLB invalidations
  * @dev_bytes: bytes the device's engine moved
+ * @page_requests: page requests this queue's descriptors sent
+ * @dev_page_requests: page requests the device sent (one per page)
+ * @dev_page_groups: page request groups sent (one response each)
+ * @dev_resp_success: groups answered IOMMU_PAGE_RESP_SUCCESS
+ * @dev_resp_invalid: groups answered IOMMU_PAGE_RESP_INVALID
+ * @dev_resp_failure: groups answered IOMMU_PAGE_RESP_FAILURE
+ * @dev_resp_stray: responses that matched no pending group (a duplicate
+ *	or a response to nothing; always a bug)
+ * @dev_resp_undrained: groups still unanswered when the drain of their
+ *	PASID ended (always a bug)
+ * @dev_resp_timeouts: groups the engine gave up waiting for (always a bug)
  */
 struct rsva_sim_stats {
 	__u64 submitted;
@@ -102,6 +131,15 @@ struct rsva_sim_stats {
 	__u64 dev_iotlb_misses;
 	__u64 dev_iotlb_flushes;
 	__u64 dev_bytes;
+	__u64 page_requests;
+	__u64 dev_page_requests;
+	__u64 dev_page_groups;
+	__u64 dev_resp_success;
+	__u64 dev_resp_invalid;
+	__u64 dev_resp_failure;
+	__u64 dev_resp_stray;
+	__u64 dev_resp_undrained;
+	__u64 dev_resp_timeouts;
 };
 
 #define RSVA_SIM_IOC_MAGIC	'R'

@@ -10,7 +10,9 @@
 //! - `devN/faults`: the total reported, then the last faults, oldest first.
 //! - `devN/counters`: bytes moved, releases seen, stale translations,
 //!   accesses through a walk an invalidation raced, faults not reported,
-//!   PASID drains, the device's group.
+//!   PASID drains, the device's group, then the page request interface:
+//!   pages requested, groups sent, responses by code, and the three that
+//!   are always bugs (stray, undrained, timed out).
 //! - `groupN/dma_owner`: whether the group's DMA is claimed by an owner.
 
 use core::fmt;
@@ -62,7 +64,9 @@ fn show_counters(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Resul
     writeln!(
         f,
         "bytes {}\nreleases {}\nstale_translations {}\nstale_walk_accesses {}\n\
-         faults_suppressed {}\npasid_drains {}\ngroup {}\npasid_bits {}",
+         faults_suppressed {}\npasid_drains {}\ngroup {}\npasid_bits {}\n\
+         page_requests {}\npage_groups {}\nresp_success {}\nresp_invalid {}\n\
+         resp_failure {}\nresp_stray {}\nresp_undrained {}\nresp_timeouts {}",
         dev.counters.bytes.load(Relaxed),
         dev.counters.releases.load(Relaxed),
         dev.counters.stale_translations.load(Relaxed),
@@ -70,7 +74,15 @@ fn show_counters(dev: &Arc<SimDevice>, f: &mut fmt::Formatter<'_>) -> fmt::Resul
         dev.counters.faults_suppressed.load(Relaxed),
         dev.counters.pasid_drains.load(Relaxed),
         dev.group.id,
-        dev.pasid_bits
+        dev.pasid_bits,
+        dev.prq.requests.load(Relaxed),
+        dev.prq.groups.load(Relaxed),
+        dev.prq.success.load(Relaxed),
+        dev.prq.invalid.load(Relaxed),
+        dev.prq.failure.load(Relaxed),
+        dev.prq.stray.load(Relaxed),
+        dev.prq.undrained.load(Relaxed),
+        dev.prq.timeouts.load(Relaxed),
     )
 }
 

@@ -1,28 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A device of the simulated SVA platform: its PASID table, its IOTLB, its
-//! fault log, and the address translation its DMA engine goes through.
+//! fault log, its page request interface, and the address translation its
+//! DMA engine goes through.
 //!
 //! Translation works as an SVA IOMMU does: the IOTLB first; on a miss, the
 //! PASID table names the SVA domain and so the mm, and the page tables of
-//! that mm are walked like an I/O page fault is handled (`mmget_not_zero()`
-//! first, so a dead mm is a fault, then `get_user_pages_remote()` under the
-//! mmap read lock). A page is referenced only while it is accessed; the
-//! IOTLB keeps a bare page frame number that only invalidations keep right.
+//! that mm are walked as an IOMMU's walker does, without faulting: present
+//! and permission bits only (`get_user_pages_remote()` with `FOLL_NOFAULT`,
+//! under the mmap read lock, `mmget_not_zero()` first so a dead mm is a
+//! fault). When the walk fails, the device either sends a page request
+//! through the kernel's I/O page fault path and waits for the response
+//! (block on fault, `prq.rs`), or ends the descriptor with a partial
+//! completion (report). A page is referenced only while it is accessed;
+//! the IOTLB keeps a bare page frame number that only invalidations keep
+//! right.
 
 use core::ptr::{null_mut, NonNull};
 
 use kernel::{
     bindings,
+    error::to_result,
     mm::{Mm, MmWithUser},
-    new_spinlock,
+    new_condvar, new_mutex, new_spinlock,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex, SpinLock,
+        Arc, CondVar, CondVarTimeoutResult, Mutex, SpinLock,
     },
+    time::msecs_to_jiffies,
     xarray::{AllocKind, XArray},
 };
 
@@ -32,6 +40,7 @@ use crate::{
     glue,
     iotlb::{Iotlb, IotlbStats},
     personality::Blocked,
+    prq::{self, Answer, PendingTable, PrqCounters, Response, GROUP_PAGES},
 };
 
 /// An IOMMU group of the platform: `group_size` consecutive devices share one.
@@ -151,6 +160,23 @@ pub(crate) struct SimDevice {
     iotlb: SpinLock<Iotlb>,
     #[pin]
     faults: SpinLock<FaultLog>,
+    /// The IOMMU's page request queue (`struct iopf_queue`); it outlives
+    /// the device.
+    iopf_queue: usize,
+    /// PASIDs with an SVA domain attached: page requests are enabled (the
+    /// device added to the iopf queue) while there is one.
+    #[pin]
+    iopf_users: Mutex<u32>,
+    /// Held while a page request group is checked against the PASID table
+    /// and reported; a PASID's drain takes it after removing the entry, so
+    /// that nothing of the PASID is reported after the drain began.
+    #[pin]
+    prq_report: Mutex<()>,
+    #[pin]
+    pending: SpinLock<PendingTable>,
+    #[pin]
+    answered: CondVar,
+    pub(crate) prq: PrqCounters,
     pub(crate) counters: DeviceCounters,
     /// The DMA API's use of the group by the driver bound to the device.
     pub(crate) dma_api: DmaApiUse,
@@ -162,6 +188,7 @@ impl SimDevice {
         group: Arc<SimGroup>,
         pasid_bits: u32,
         iommu: *mut bindings::iommu_device,
+        iopf_queue: *mut bindings::iopf_queue,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
@@ -173,6 +200,12 @@ impl SimDevice {
                 table <- XArray::new(AllocKind::Alloc),
                 iotlb <- new_spinlock!(Iotlb::new()),
                 faults <- new_spinlock!(FaultLog::new()),
+                iopf_queue: iopf_queue as usize,
+                iopf_users <- new_mutex!(0),
+                prq_report <- new_mutex!(()),
+                pending <- new_spinlock!(PendingTable::new()),
+                answered <- new_condvar!("rsva_sim::SimDevice::answered"),
+                prq: PrqCounters::new(),
                 counters: DeviceCounters::new(),
                 dma_api: DmaApiUse::new(),
             }),
@@ -317,7 +350,7 @@ impl SimDevice {
         };
         if reason.reported() {
             self.faults.lock().push(fault);
-        } else {
+        } else if reason != FaultReason::NotPresent {
             self.counters.faults_suppressed.add(1, Relaxed);
         }
         if reason == FaultReason::StaleTranslation {
@@ -365,13 +398,15 @@ impl SimDevice {
 
     /// One DMA access of the device through `pasid`: reads `buf.len()` bytes
     /// at `addr` into `buf`, or writes them from `buf` when `write`. The
-    /// access must not cross a page boundary.
+    /// access must not cross a page boundary. `paging` says what to do when
+    /// a page is not present, and counts the page requests sent.
     pub(crate) fn dma(
         &self,
         pasid: u32,
         addr: u64,
         buf: &mut [u8],
         write: bool,
+        paging: &mut Paging,
     ) -> core::result::Result<(), Fault> {
         let page_size = PAGE_SIZE as u64;
         let offset = addr % page_size;
@@ -381,23 +416,38 @@ impl SimDevice {
         if offset + buf.len() as u64 > page_size {
             return Err(self.fault(pasid, addr, write, FaultReason::NotMapped));
         }
-        for _ in 0..WALK_TRIES {
-            if self.translate_and_access(pasid, addr, buf, write)? {
-                return Ok(());
+        let (mut races, mut requests) = (0, 0);
+        loop {
+            match self.translate_and_access(pasid, addr, buf, write)? {
+                Step::Done => return Ok(()),
+                Step::Raced => {
+                    races += 1;
+                    if races == WALK_TRIES {
+                        return Err(self.fault(pasid, addr, write, FaultReason::WalkRaced));
+                    }
+                }
+                Step::NotPresent if !paging.block => {
+                    return Err(self.fault(pasid, addr, write, FaultReason::NotPresent));
+                }
+                Step::NotPresent => {
+                    if requests == PRQ_TRIES {
+                        return Err(self.fault(pasid, addr, write, FaultReason::WalkRaced));
+                    }
+                    requests += 1;
+                    self.page_request(pasid, addr, write, paging)?;
+                }
             }
         }
-        Err(self.fault(pasid, addr, write, FaultReason::WalkRaced))
     }
 
-    /// One try of [`SimDevice::dma`]: `Ok(false)` when an invalidation
-    /// overtook the page walk, which must then be done again.
+    /// One try of [`SimDevice::dma`].
     fn translate_and_access(
         &self,
         pasid: u32,
         addr: u64,
         buf: &mut [u8],
         write: bool,
-    ) -> core::result::Result<bool, Fault> {
+    ) -> core::result::Result<Step, Fault> {
         let offset = addr % PAGE_SIZE as u64;
         let vpn = addr >> PAGE_SHIFT;
 
@@ -414,18 +464,20 @@ impl SimDevice {
                     return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
                 }
                 self.access(page, offset, buf, write);
-                return Ok(true);
+                return Ok(Step::Done);
             }
             tlb.seq()
         };
 
-        // Miss: walk the page tables like an I/O page fault handler.
+        // Miss: walk the page tables as the IOMMU's walker does.
         let mm = self.mm_of(pasid, addr, write)?;
-        let page = walk(&mm, addr, write)
-            .map_err(|_| self.fault(pasid, addr, write, FaultReason::NotMapped))?;
+        let walked = walk(&mm, addr, write);
         // Dropping the user reference may run exit_mmap() and so the
         // notifier's release here: no lock of ours is held.
         drop(mm);
+        let Ok(page) = walked else {
+            return Ok(Step::NotPresent);
+        };
 
         let mut tlb = self.iotlb.lock();
         // SAFETY: `page` is referenced by the walk.
@@ -437,14 +489,14 @@ impl SimDevice {
             drop(tlb);
             // SAFETY: Drops the reference the walk took.
             unsafe { glue::rsva_sim_put_page(page) };
-            return Ok(false);
+            return Ok(Step::Raced);
         }
         // The check that the above holds: never counts.
         if tlb.invalidated_since(seq, pasid, vpn) {
             self.counters.stale_walk_accesses.add(1, Relaxed);
         }
         self.access(page, offset, buf, write);
-        Ok(true)
+        Ok(Step::Done)
     }
 
     /// Copies between `buf` and a referenced page, then drops the reference.
@@ -458,18 +510,264 @@ impl SimDevice {
         unsafe { glue::rsva_sim_put_page(page) };
         self.counters.bytes.add(buf.len() as u64, Relaxed);
     }
+
+    /// Asks the OS to make the page of `addr` present (writable when
+    /// `write`) and waits for the answer: `Ok` on SUCCESS, after which the
+    /// access walks again, a reported fault otherwise. The group also asks
+    /// for the pages the access stream reaches next (`paging.ahead`); when
+    /// such a group is refused, the page of `addr` is asked for alone, so
+    /// that the fault names the first page that cannot be had.
+    fn page_request(
+        &self,
+        pasid: u32,
+        addr: u64,
+        write: bool,
+        paging: &mut Paging,
+    ) -> core::result::Result<(), Fault> {
+        let page = PAGE_SIZE as u64;
+        let base = addr & !(page - 1);
+        // Pages after this one that the stream still touches.
+        let more = (paging.ahead.div_ceil(page)).min(GROUP_PAGES as u64 - 1) as usize;
+        let mut n = more + 1;
+        loop {
+            let r = self.send_group(pasid, base, n, write, paging)?;
+            match r {
+                Some(Response::Success) => return Ok(()),
+                Some(_) if n > 1 => n = 1,
+                Some(_) => {
+                    return Err(self.fault(pasid, addr, write, FaultReason::RequestDenied));
+                }
+                // The PASID has no live entry any more: as a walk would.
+                None => return Err(self.fault_of_entry(pasid, addr, write)),
+            }
+        }
+    }
+
+    /// Sends one page request group of `n` pages from `base` (the first
+    /// page last, with the last-page flag) and waits for its response;
+    /// `None` when the PASID no longer translates, so nothing was sent.
+    fn send_group(
+        &self,
+        pasid: u32,
+        base: u64,
+        n: usize,
+        write: bool,
+        paging: &mut Paging,
+    ) -> core::result::Result<Option<Response>, Fault> {
+        let slot = {
+            let _report = self.prq_report.lock();
+            if self.entry_live(pasid) != Some(true) {
+                return Ok(None);
+            }
+            let Some((slot, grpid)) = self.pending.lock().alloc(pasid) else {
+                return Err(self.fault(pasid, base, write, FaultReason::RequestDenied));
+            };
+            let mut perm = bindings::IOMMU_FAULT_PERM_READ;
+            if write {
+                perm |= bindings::IOMMU_FAULT_PERM_WRITE;
+            }
+            for i in (0..n).rev() {
+                let mut flags = bindings::IOMMU_FAULT_PAGE_REQUEST_PASID_VALID;
+                if i == 0 {
+                    flags |= bindings::IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE;
+                }
+                let mut evt: bindings::iopf_fault = pin_init::zeroed();
+                evt.fault.type_ = bindings::iommu_fault_type_IOMMU_FAULT_PAGE_REQ;
+                evt.fault.prm = bindings::iommu_fault_page_request {
+                    flags,
+                    pasid,
+                    grpid,
+                    perm,
+                    addr: base + (i * PAGE_SIZE) as u64,
+                    private_data: [0; 2],
+                };
+                // SAFETY: The device is registered with the IOMMU core and
+                // has page requests enabled while `pasid` has an SVA domain
+                // (checked above, under `prq_report`, which the drain of the
+                // PASID takes after removing its entry); `evt` is copied.
+                // On error the core answers the group through
+                // `page_response`.
+                unsafe { bindings::iommu_report_device_fault(self.raw(), &mut evt) };
+                self.prq.requests.add(1, Relaxed);
+                paging.requests += 1;
+            }
+            self.prq.groups.add(1, Relaxed);
+            slot
+        };
+        Ok(Some(self.wait_response(pasid, base, write, slot)?))
+    }
+
+    /// Waits for the response of the group in `slot`.
+    fn wait_response(
+        &self,
+        pasid: u32,
+        addr: u64,
+        write: bool,
+        slot: usize,
+    ) -> core::result::Result<Response, Fault> {
+        let mut pending = self.pending.lock();
+        let mut left = msecs_to_jiffies(prq::RESPONSE_TIMEOUT_MS);
+        loop {
+            if let Some(r) = pending.take(slot) {
+                return Ok(r);
+            }
+            if left == 0 {
+                pending.abandon(slot);
+                drop(pending);
+                self.prq.timeouts.add(1, Relaxed);
+                pr_err!(
+                    "rsva_sim{}: no response to a page request: pasid {} addr {:#x}\n",
+                    self.id,
+                    pasid,
+                    addr
+                );
+                return Err(self.fault(pasid, addr, write, FaultReason::RequestDenied));
+            }
+            // The engine runs in a work item: no signal wakes it early.
+            left = match self.answered.wait_interruptible_timeout(&mut pending, left) {
+                CondVarTimeoutResult::Timeout => 0,
+                CondVarTimeoutResult::Woken { jiffies }
+                | CondVarTimeoutResult::Signal { jiffies } => jiffies,
+            };
+        }
+    }
+
+    /// The IOMMU's `page_response` for this device: the answer to a group.
+    pub(crate) fn page_response(&self, pasid: u32, grpid: u32, code: u32) {
+        let r = Response::from_code(code);
+        let answer = self.pending.lock().answer(pasid, grpid, r);
+        match answer {
+            Answer::Delivered => {
+                self.prq.count(r);
+                self.answered.notify_all();
+            }
+            Answer::Stray => {
+                self.prq.stray.add(1, Relaxed);
+                pr_err!(
+                    "rsva_sim{}: page response to no pending group: pasid {} grpid {}\n",
+                    self.id,
+                    pasid,
+                    grpid
+                );
+            }
+        }
+    }
+
+    /// An SVA domain is attached to one more PASID: page requests are
+    /// enabled from the first (the device joins the IOMMU's iopf queue).
+    pub(crate) fn iopf_get(&self) -> Result {
+        let mut users = self.iopf_users.lock();
+        if *users == 0 {
+            // SAFETY: The queue outlives the device, which is registered
+            // with the IOMMU core; not yet added (no user).
+            to_result(unsafe {
+                bindings::iopf_queue_add_device(
+                    self.iopf_queue as *mut bindings::iopf_queue,
+                    self.raw(),
+                )
+            })?;
+        }
+        *users += 1;
+        Ok(())
+    }
+
+    /// The SVA domain of `pasid` is detached (its entry already removed):
+    /// drains the PASID's page requests, so that none is handled after the
+    /// detach returns (none is reported any more: the entry is gone, and a
+    /// report in progress ends before `prq_report` is taken here), then
+    /// disables page requests with the last PASID.
+    pub(crate) fn iopf_put(&self, pasid: u32) {
+        drop(self.prq_report.lock());
+        let mut users = self.iopf_users.lock();
+        if *users == 0 {
+            return;
+        }
+        // SAFETY: The device is in the queue (a user is left).
+        unsafe { bindings::iopf_queue_flush_dev(self.raw()) };
+        let undrained = self.pending.lock().answer_all(pasid, Response::Invalid);
+        if undrained > 0 {
+            self.prq.undrained.add(undrained, Relaxed);
+            self.answered.notify_all();
+            pr_err!(
+                "rsva_sim{}: {} page request groups of pasid {} unanswered after the drain\n",
+                self.id,
+                undrained,
+                pasid
+            );
+        }
+        self.counters.pasid_drains.add(1, Relaxed);
+        *users -= 1;
+        if *users == 0 {
+            // SAFETY: Added by `iopf_get`; nothing is reported any more.
+            unsafe {
+                bindings::iopf_queue_remove_device(
+                    self.iopf_queue as *mut bindings::iopf_queue,
+                    self.raw(),
+                )
+            };
+        }
+    }
+
+    /// The fault a walk through the entry of `pasid` gets when the entry
+    /// does not translate.
+    fn fault_of_entry(&self, pasid: u32, addr: u64, write: bool) -> Fault {
+        match self.mm_of(pasid, addr, write) {
+            Err(f) => f,
+            Ok(_) => self.fault(pasid, addr, write, FaultReason::NotMapped),
+        }
+    }
+}
+
+/// What the device does when a page is not present, for one access stream
+/// of a descriptor, and how many page requests that took.
+pub(crate) struct Paging {
+    /// Send a page request and wait (block on fault); otherwise end the
+    /// descriptor with a partial completion.
+    pub(crate) block: bool,
+    /// Bytes the stream touches after the current access.
+    pub(crate) ahead: u64,
+    /// Pages requested so far.
+    pub(crate) requests: u64,
+}
+
+impl Paging {
+    /// Blocking on faults, no stream ahead.
+    pub(crate) fn blocking() -> Self {
+        Self {
+            block: true,
+            ahead: 0,
+            requests: 0,
+        }
+    }
+}
+
+/// How one try of an access ended.
+enum Step {
+    Done,
+    /// An invalidation overtook the page walk: walk again.
+    Raced,
+    /// The walk found the page not present, or not writable for a write.
+    NotPresent,
 }
 
 /// How many times a DMA access walks the page tables while invalidations
 /// keep overtaking the walk, before it faults `walk-raced`.
 const WALK_TRIES: usize = 4;
 
-/// Walks the page tables of `mm` for `addr`, faulting the page in as an I/O
-/// page fault would; returns the page with a reference.
+/// How many page requests one access sends, each answered SUCCESS and
+/// each followed by a walk that still finds the page missing (reclaimed or
+/// unmapped meanwhile), before it faults `walk-raced`.
+const PRQ_TRIES: usize = 8;
+
+/// Walks the page tables of `mm` for `addr` as an IOMMU does: present and
+/// permission bits only, never faulting. Returns the page with a reference.
 fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> {
     let _lock = mm.mmap_read_lock();
     let mut page: *mut bindings::page = null_mut();
-    let flags = if write { bindings::FOLL_WRITE } else { 0 };
+    let mut flags = bindings::FOLL_NOFAULT;
+    if write {
+        flags |= bindings::FOLL_WRITE;
+    }
     // SAFETY: `mm` has a user reference and its mmap lock is held for
     // reading; `page` has room for one page pointer.
     let n = unsafe {
@@ -543,7 +841,7 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let dev = SimDevice::new(0, group, 4, null_mut());
+        let dev = SimDevice::new(0, group, 4, null_mut(), null_mut());
         assert!(dev.is_ok());
         let Ok(dev) = dev else {
             return;
@@ -586,20 +884,20 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let Ok(dev) = SimDevice::new(0, group, 4, null_mut()) else {
+        let Ok(dev) = SimDevice::new(0, group, 4, null_mut(), null_mut()) else {
             return;
         };
         let mm = NonNull::<bindings::mm_struct>::dangling();
         let key = 0x1000 as *const c_void;
         let mut buf = [0u8; 8];
-        let r = dev.dma(3, 0x1000, &mut buf, false);
+        let r = dev.dma(3, 0x1000, &mut buf, false, &mut Paging::blocking());
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::NoPasid));
         assert!(dev.install(3, mm, key).is_ok());
         dev.block(3, key, Blocked::FaultsIgnored);
-        let r = dev.dma(3, 0x1000, &mut buf, true);
+        let r = dev.dma(3, 0x1000, &mut buf, true, &mut Paging::blocking());
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::PasidCleared));
         dev.block(3, key, Blocked::Abort);
-        let r = dev.dma(3, 0x1000, &mut buf, false);
+        let r = dev.dma(3, 0x1000, &mut buf, false, &mut Paging::blocking());
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::Aborted));
         assert_eq!(dev.fault_total(), 1);
         assert_eq!(dev.counters.faults_suppressed.load(Relaxed), 2);

@@ -7,8 +7,8 @@
 use kernel::{page::PAGE_SIZE, prelude::*};
 
 use crate::{
-    device::SimDevice,
-    fault_log::Fault,
+    device::{Paging, SimDevice},
+    fault_log::{Fault, FaultReason},
     uapi::{self, Completion, Desc},
 };
 
@@ -45,6 +45,8 @@ pub(crate) fn crc32_le(mut crc: u32, data: &[u8]) -> u32 {
 pub(crate) struct Outcome {
     pub(crate) completion: Completion,
     pub(crate) fault: Option<Fault>,
+    /// Pages the descriptor asked the OS for (page requests).
+    pub(crate) page_requests: u64,
 }
 
 /// The length of the next access at `addr`, at most `left`, within a page.
@@ -70,6 +72,14 @@ pub(crate) fn execute(
     let mut crc = desc.pattern as u32;
     let mut done: u64 = 0;
     let mut fault = None;
+    let block = desc.flags & uapi::F_FAULT_REPORT == 0;
+    // The source and destination streams, each with what it still touches.
+    let stream = || Paging {
+        block,
+        ahead: 0,
+        requests: 0,
+    };
+    let (mut rd, mut wr) = (stream(), stream());
 
     while done < desc.len && fault.is_none() {
         if stopped() {
@@ -78,26 +88,34 @@ pub(crate) fn execute(
         }
         let left = desc.len - done;
         let (src, dst) = (desc.src + done, desc.dst + done);
+        // Set once the access length `n` is known.
+        let mut ahead = |n: usize| {
+            rd.ahead = left - n as u64;
+            wr.ahead = left - n as u64;
+        };
         let step = match desc.op {
             uapi::OP_MEMCPY => {
                 let n = chunk(src, left).min(chunk(dst, left));
-                dev.dma(pasid, src, &mut a[..n], false)
-                    .and_then(|()| dev.dma(pasid, dst, &mut a[..n], true))
+                ahead(n);
+                dev.dma(pasid, src, &mut a[..n], false, &mut rd)
+                    .and_then(|()| dev.dma(pasid, dst, &mut a[..n], true, &mut wr))
                     .map(|()| n)
             }
             uapi::OP_FILL => {
                 let n = chunk(dst, left);
+                ahead(n);
                 for (i, byte) in a[..n].iter_mut().enumerate() {
                     // `done + i` modulo 8 keeps the pattern's phase.
                     *byte = pattern[((done + i as u64) % 8) as usize];
                 }
-                dev.dma(pasid, dst, &mut a[..n], true).map(|()| n)
+                dev.dma(pasid, dst, &mut a[..n], true, &mut wr).map(|()| n)
             }
             uapi::OP_COMPARE => {
                 let n = chunk(src, left).min(chunk(dst, left));
+                ahead(n);
                 let r = dev
-                    .dma(pasid, src, &mut a[..n], false)
-                    .and_then(|()| dev.dma(pasid, dst, &mut b[..n], false));
+                    .dma(pasid, src, &mut a[..n], false, &mut rd)
+                    .and_then(|()| dev.dma(pasid, dst, &mut b[..n], false, &mut wr));
                 if r.is_ok() && a[..n] != b[..n] {
                     c.result = 1;
                     // Like DSA: bytes_completed says where they differ.
@@ -113,7 +131,8 @@ pub(crate) fn execute(
             }
             uapi::OP_CRC32 => {
                 let n = chunk(src, left);
-                dev.dma(pasid, src, &mut a[..n], false).map(|()| {
+                ahead(n);
+                dev.dma(pasid, src, &mut a[..n], false, &mut rd).map(|()| {
                     crc = crc32_le(crc, &a[..n]);
                     n
                 })
@@ -131,6 +150,12 @@ pub(crate) fn execute(
     if let Some(f) = &fault {
         c.status = uapi::STATUS_PAGE_FAULT;
         c.fault_addr = f.addr;
+        if f.write {
+            c.fault_info |= uapi::FAULT_INFO_WRITE;
+        }
+        if f.reason == FaultReason::RequestDenied {
+            c.fault_info |= uapi::FAULT_INFO_REQUESTED;
+        }
     } else if c.status == 0 {
         c.status = uapi::STATUS_SUCCESS;
         if desc.op == uapi::OP_CRC32 {
@@ -140,6 +165,7 @@ pub(crate) fn execute(
     Outcome {
         completion: c,
         fault,
+        page_requests: rd.requests + wr.requests,
     }
 }
 

@@ -25,6 +25,13 @@ pub(crate) enum FaultReason {
     MmGone,
     /// The page walk found no mapping allowing the access.
     NotMapped,
+    /// The page walk found the page not present (or not writable for a
+    /// write) and the descriptor reports rather than blocks: a partial
+    /// completion, not an IOMMU fault, so not logged.
+    NotPresent,
+    /// A page request for the access was answered other than SUCCESS (or
+    /// could not be sent).
+    RequestDenied,
     /// Invalidations overtook every page walk of the access: it was not
     /// done (a real IOMMU's invalidation waits for translated DMA).
     WalkRaced,
@@ -37,7 +44,7 @@ impl FaultReason {
     /// Whether the IOMMU reports the fault (into the fault log); the DMA
     /// fails either way.
     pub(crate) fn reported(self) -> bool {
-        !matches!(self, Self::PasidCleared | Self::Aborted)
+        !matches!(self, Self::PasidCleared | Self::Aborted | Self::NotPresent)
     }
 
     fn name(self) -> &'static str {
@@ -47,6 +54,8 @@ impl FaultReason {
             Self::Aborted => "abort",
             Self::MmGone => "mm-gone",
             Self::NotMapped => "not-mapped",
+            Self::NotPresent => "not-present",
+            Self::RequestDenied => "request-denied",
             Self::WalkRaced => "walk-raced",
             Self::StaleTranslation => "stale-translation",
         }

@@ -55,6 +55,7 @@ static OPS: CStatic<bindings::iommu_ops> = CStatic::new(bindings::iommu_ops {
     release_device: Some(release_device),
     device_group: Some(device_group),
     domain_alloc_sva: Some(sva_domain::domain_alloc_sva),
+    page_response: Some(page_response),
     identity_domain: IDENTITY.get(),
     blocked_domain: BLOCKED.get(),
     default_domain: IDENTITY.get(),
@@ -122,6 +123,27 @@ unsafe extern "C" fn device_group(dev: *mut bindings::device) -> *mut bindings::
     }
 }
 
+/// `page_response`: the answer to a page request group reaches the
+/// device that sent it.
+///
+/// # Safety
+///
+/// Called by the IOMMU core with a valid device of ours and a valid
+/// response.
+unsafe extern "C" fn page_response(
+    dev: *mut bindings::device,
+    _evt: *mut bindings::iopf_fault,
+    msg: *mut bindings::iommu_page_response,
+) {
+    // SAFETY: The core passes a valid device.
+    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+        return;
+    };
+    // SAFETY: The core passes a valid response, for the duration of the call.
+    let msg = unsafe { &*msg };
+    sdev.page_response(msg.pasid, msg.grpid, msg.code);
+}
+
 /// The IOMMU device and the bus notifier the core registers for it.
 #[repr(C)]
 struct RawIommu {
@@ -129,15 +151,47 @@ struct RawIommu {
     nb: bindings::notifier_block,
 }
 
-/// The IOMMU, registered with the core while this object lives.
+/// The IOMMU, registered with the core while this object lives, and its
+/// page request queue.
 ///
 /// # Invariants
 ///
-/// `raw` is registered with the IOMMU core from `register` until drop.
+/// - `raw` is registered with the IOMMU core from `register` until drop.
+/// - `prq` is a queue from `iopf_queue_alloc()`, freed on drop, after the
+///   IOMMU is unregistered (every device removed from it by then).
 #[pin_data(PinnedDrop)]
 pub(crate) struct SimIommu {
     #[pin]
     raw: Opaque<RawIommu>,
+    prq: PrqQueue,
+}
+
+/// An I/O page fault queue (`struct iopf_queue`): its workqueue runs the
+/// fault handlers of the domains attached to its devices.
+///
+/// # Invariants
+///
+/// `0` came from `iopf_queue_alloc()` and is freed on drop.
+struct PrqQueue(*mut bindings::iopf_queue);
+
+impl PrqQueue {
+    fn new() -> Result<Self> {
+        // SAFETY: The name is a static C string.
+        let q = unsafe { bindings::iopf_queue_alloc(c"rsva_sim".as_char_ptr()) };
+        if q.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: allocated above.
+        Ok(Self(q))
+    }
+}
+
+impl Drop for PrqQueue {
+    fn drop(&mut self) {
+        // SAFETY: From `iopf_queue_alloc()` by the type invariant; no device
+        // reports into it any more.
+        unsafe { bindings::iopf_queue_free(self.0) };
+    }
 }
 
 // SAFETY: The IOMMU core synchronises every access to the registered
@@ -151,6 +205,7 @@ impl SimIommu {
     /// after this. `max_pasids` bounds the PASIDs of every device.
     pub(crate) fn register(max_pasids: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            prq: PrqQueue::new()?,
             raw <- Opaque::try_ffi_init(move |raw: *mut RawIommu| {
                 // SAFETY: `raw` is valid for writes and pinned; all-zeroes is
                 // the initial state of both structures; the OPS table is
@@ -166,6 +221,11 @@ impl SimIommu {
                 }
             }),
         })
+    }
+
+    /// The page request queue, for the devices.
+    pub(crate) fn prq(&self) -> *mut bindings::iopf_queue {
+        self.prq.0
     }
 
     /// The `struct iommu_device`, for adding devices.

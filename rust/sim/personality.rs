@@ -155,9 +155,4 @@ impl Personality {
             Self::Amd => OnRelease::Remove,
         }
     }
-
-    /// Whether detaching a PASID drains its page requests first (Intel).
-    pub(crate) fn drains_page_requests(self) -> bool {
-        self == Self::Intel
-    }
 }

@@ -24,7 +24,7 @@ use kernel::{
 };
 
 use crate::{
-    device::SimDevice,
+    device::{Paging, SimDevice},
     engine,
     uapi::{self, Desc, Stats},
 };
@@ -102,6 +102,7 @@ struct Counters {
     submitted: Atomic<u64>,
     completed: Atomic<u64>,
     faults: Atomic<u64>,
+    page_requests: Atomic<u64>,
 }
 
 impl Counters {
@@ -110,6 +111,7 @@ impl Counters {
             submitted: Atomic::new(0),
             completed: Atomic::new(0),
             faults: Atomic::new(0),
+            page_requests: Atomic::new(0),
         }
     }
 }
@@ -277,6 +279,7 @@ impl Queue {
     /// Counters of the queue and its device.
     pub(crate) fn stats(&self) -> Stats {
         let (tlb, _) = self.dev.iotlb_stats();
+        let p = &self.dev.prq;
         Stats {
             submitted: self.counters.submitted.load(Relaxed),
             completed: self.counters.completed.load(Relaxed),
@@ -286,6 +289,15 @@ impl Queue {
             dev_iotlb_misses: tlb.misses,
             dev_iotlb_flushes: tlb.flushes,
             dev_bytes: self.dev.counters.bytes.load(Relaxed),
+            page_requests: self.counters.page_requests.load(Relaxed),
+            dev_page_requests: p.requests.load(Relaxed),
+            dev_page_groups: p.groups.load(Relaxed),
+            dev_resp_success: p.success.load(Relaxed),
+            dev_resp_invalid: p.invalid.load(Relaxed),
+            dev_resp_failure: p.failure.load(Relaxed),
+            dev_resp_stray: p.stray.load(Relaxed),
+            dev_resp_undrained: p.undrained.load(Relaxed),
+            dev_resp_timeouts: p.timeouts.load(Relaxed),
         }
     }
 
@@ -294,6 +306,7 @@ impl Queue {
         if out.fault.is_some() {
             self.counters.faults.add(1, Relaxed);
         }
+        self.counters.page_requests.add(out.page_requests, Relaxed);
         if desc.flags & uapi::F_COMPLETION != 0 {
             let mut record = [0u8; core::mem::size_of::<uapi::Completion>()];
             record.copy_from_slice(out.completion.as_bytes());
@@ -301,7 +314,13 @@ impl Queue {
             // cannot be written (the PASID is gone), the fault is logged.
             if self
                 .dev
-                .dma(self.pasid, desc.completion, &mut record, true)
+                .dma(
+                    self.pasid,
+                    desc.completion,
+                    &mut record,
+                    true,
+                    &mut Paging::blocking(),
+                )
                 .is_err()
             {
                 self.counters.faults.add(1, Relaxed);

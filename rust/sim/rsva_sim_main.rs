@@ -31,6 +31,7 @@ mod glue;
 mod iommu;
 mod iotlb;
 mod personality;
+mod prq;
 mod queue;
 mod sva_domain;
 mod uapi;
@@ -157,7 +158,7 @@ impl kernel::Module for RsvaSim {
         let mut devices = Devices(KVec::new());
         for id in 0..ndev {
             let group = groups[(id / gsize) as usize].clone();
-            let dev = SimDevice::new(id, group, bits, iommu.raw())?;
+            let dev = SimDevice::new(id, group, bits, iommu.raw(), iommu.prq())?;
             // SAFETY: The IOMMU is registered; the device data is the
             // `SimDevice`, which `devices` keeps alive past the device.
             let raw = glue::from_err_ptr(unsafe {

@@ -194,15 +194,13 @@ pub(crate) unsafe fn block_pasid(
         return ENODEV.to_errno();
     };
     sdev.remove(pasid);
-    if Personality::current().drains_page_requests() {
-        // The simulated device has no page request queue (its walks are
-        // synchronous): the drain is only counted, for the tests.
-        sdev.counters
-            .pasid_drains
-            .add(1, kernel::sync::atomic::Relaxed);
-    }
     // SAFETY: By the safety requirements.
     if let Some(old) = unsafe { SvaDomain::from_domain(old) } {
+        // As every driver does before the PASID can be reused
+        // (`intel_iommu_drain_pasid_prq()`, AMD's and SMMUv3's
+        // `iopf_queue_flush_dev()`): nothing of the PASID is handled after
+        // this returns.
+        sdev.iopf_put(pasid);
         old.detach(sdev, pasid);
     }
     0
@@ -233,18 +231,32 @@ unsafe extern "C" fn set_dev_pasid(
         return EINVAL.to_errno();
     };
     let me = sdev as *const SimDevice;
+    // SAFETY: The core passes null or a valid domain.
+    let old = unsafe { SvaDomain::from_domain(old) };
+    // A PASID that had no SVA domain gets page requests enabled.
+    if old.is_none() {
+        if let Err(e) = sdev.iopf_get() {
+            return e.to_errno();
+        }
+    }
+    let undo = |e: Error| {
+        if old.is_none() {
+            sdev.iopf_put(pasid);
+        }
+        e.to_errno()
+    };
     {
         let mut attached = sdom.attached.lock();
         if let Err(e) = attached.push(Attachment { dev: me, pasid }, GFP_ATOMIC) {
-            return Error::from(e).to_errno();
+            drop(attached);
+            return undo(e.into());
         }
     }
     if let Err(e) = sdev.install(pasid, mm, sdom.key()) {
         sdom.detach(sdev, pasid);
-        return e.to_errno();
+        return undo(e);
     }
-    // SAFETY: The core passes null or a valid domain.
-    if let Some(old) = unsafe { SvaDomain::from_domain(old) } {
+    if let Some(old) = old {
         if !core::ptr::eq(old, sdom) {
             old.detach(sdev, pasid);
         }

@@ -16,13 +16,17 @@ pub(crate) const OP_CRC32: u32 = 4;
 pub(crate) const OP_MAX: u32 = 5;
 
 pub(crate) const F_COMPLETION: u32 = 1 << 0;
-pub(crate) const F_ALL: u32 = F_COMPLETION;
+pub(crate) const F_FAULT_REPORT: u32 = 1 << 1;
+pub(crate) const F_ALL: u32 = F_COMPLETION | F_FAULT_REPORT;
 
 pub(crate) const MAX_LEN: u64 = 64 << 20;
 
 pub(crate) const STATUS_SUCCESS: u8 = 1;
 pub(crate) const STATUS_PAGE_FAULT: u8 = 2;
 pub(crate) const STATUS_ABORTED: u8 = 3;
+
+pub(crate) const FAULT_INFO_WRITE: u8 = 1 << 0;
+pub(crate) const FAULT_INFO_REQUESTED: u8 = 1 << 1;
 
 /// Completion records are this aligned, so that one never crosses a page.
 pub(crate) const COMPLETION_ALIGN: u64 = 32;
@@ -51,7 +55,8 @@ unsafe impl AsBytes for Desc {}
 pub(crate) struct Completion {
     pub(crate) status: u8,
     pub(crate) result: u8,
-    pub(crate) rsvd: u16,
+    pub(crate) fault_info: u8,
+    pub(crate) rsvd: u8,
     pub(crate) crc: u32,
     pub(crate) bytes_completed: u64,
     pub(crate) fault_addr: u64,
@@ -73,6 +78,15 @@ pub(crate) struct Stats {
     pub(crate) dev_iotlb_misses: u64,
     pub(crate) dev_iotlb_flushes: u64,
     pub(crate) dev_bytes: u64,
+    pub(crate) page_requests: u64,
+    pub(crate) dev_page_requests: u64,
+    pub(crate) dev_page_groups: u64,
+    pub(crate) dev_resp_success: u64,
+    pub(crate) dev_resp_invalid: u64,
+    pub(crate) dev_resp_failure: u64,
+    pub(crate) dev_resp_stray: u64,
+    pub(crate) dev_resp_undrained: u64,
+    pub(crate) dev_resp_timeouts: u64,
 }
 
 // SAFETY: Plain integers without padding.
@@ -80,7 +94,7 @@ unsafe impl AsBytes for Stats {}
 
 const _: () = assert!(core::mem::size_of::<Desc>() == 48);
 const _: () = assert!(core::mem::size_of::<Completion>() == 32);
-const _: () = assert!(core::mem::size_of::<Stats>() == 64);
+const _: () = assert!(core::mem::size_of::<Stats>() == 136);
 
 const MAGIC: u32 = b'R' as u32;
 pub(crate) const IOC_SUBMIT: u32 = _IOW::<Desc>(MAGIC, 1);
@@ -148,7 +162,7 @@ mod tests {
         );
         assert_eq!(
             Desc {
-                flags: 2,
+                flags: 4,
                 ..memcpy()
             }
             .validate(),
