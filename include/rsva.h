@@ -24,8 +24,10 @@
  * mirror functions would take the mirror's lock again).
  * A bond's stop callback (rsva_sva_stop_t) runs in process context, inside
  * its mm's release (an SRCU read section of the mmu notifiers): it may
- * unbind its own handle and the other handles of its mm (rsva then waits
- * for no mmu notifier and frees the SVA domain from a work item) and call
+ * unbind its own handle and the other handles of its mm (the unbind is
+ * queued and done from rsva's workqueue once the release is over, since
+ * detaching a PASID drains its page requests, and a fault handler may be
+ * waiting for that grace period) and call
  * the functions that do not bind; binding, and unbinding a handle of
  * another address space, answer -EDEADLK there (they may wait for locks
  * whose holders wait for that grace period). Its mm has no users left by
@@ -140,7 +142,9 @@ struct iommu_sva *rsva_sva_bind_current(struct device *dev);
  * it. The PASID stays with the mm. Safe after the mm died.
  *
  * Context: process context, may sleep; also a stop callback
- * (&typedef rsva_sva_stop_t) for a handle of its address space.
+ * (&typedef rsva_sva_stop_t) for a handle of its address space, where the
+ * unbind is queued: it returns 0 (or -ENOMEM), the PASID is detached once
+ * the mm's release is over, and an error found then is logged.
  * Return: 0; -EINVAL for NULL or an ERR_PTR(), or for a handle that holds
  * no reference from rsva's bind functions (only iommu_sva_bind_device()'s:
  * unbind it with iommu_sva_unbind_device(), which in turn leaves rsva's

@@ -202,7 +202,11 @@ impl WorkItem for MmPasid {
     type Pointer = Arc<MmPasid>;
 
     fn run(this: Arc<MmPasid>) {
-        this.untrack();
+        // Also queued for unbinds from the release's stop callbacks, which
+        // may run before the lease ends; its end queues this again.
+        if !this.leased() {
+            this.untrack();
+        }
         this.bonds.drop_kept();
     }
 }
@@ -272,9 +276,10 @@ impl MmPasid {
         }
     }
 
-    /// Untracks the mm once its lease ended and frees the domains kept for
-    /// its next bind, from rsva's workqueue (for callers in the mm's
-    /// release); does nothing if already queued.
+    /// Untracks the mm once its lease ended, does the unbinds its stop
+    /// callbacks asked for, and frees the domains kept for its next bind,
+    /// from rsva's workqueue (for callers in the mm's release); does
+    /// nothing if already queued.
     pub(crate) fn defer_drop_kept(this: &Arc<Self>) {
         // An error gives back the reference: already queued, that run
         // frees what is kept now.

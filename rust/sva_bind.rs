@@ -201,14 +201,8 @@ impl Bond {
     }
 
     /// Makes sure the stop callback never runs from now on: waits for one
-    /// that runs, unless the caller is that callback (`in_release`).
-    fn stop_never(&self, in_release: bool) {
-        if in_release {
-            // The mm's release runs the stop callbacks one at a time, in
-            // this task: none of this mm's runs now but the caller's.
-            self.stopped.store(true, Relaxed);
-            return;
-        }
+    /// that runs (never called from the callback: its unbinds are queued).
+    fn stop_never(&self) {
         let _stopping = self.stop_lock.lock();
         self.stopped.store(true, Relaxed);
     }
@@ -333,11 +327,30 @@ struct BondsInner {
 // `MmBonds` from any thread.
 unsafe impl Send for BondsInner {}
 
+/// Unbinds that stop callbacks asked for in the mm's release, done after
+/// it from rsva's workqueue, and the service they go to.
+///
+/// # Invariants
+///
+/// `sva` is null while `unbinds` is empty, else the service that made the
+/// bonds in it, which outlives the lease's work (switching rsva off flushes
+/// rsva's workqueue before the service goes).
+struct Deferred {
+    sva: *const Sva,
+    unbinds: KVec<(Arc<Bond>, Api)>,
+}
+
+// SAFETY: `sva` is only read, and the service is `Sync`; the bonds are
+// `Send`.
+unsafe impl Send for Deferred {}
+
 /// The bonds of one mm, with their attachments and domains.
 #[pin_data]
 pub(crate) struct MmBonds {
     #[pin]
     inner: Mutex<BondsInner>,
+    #[pin]
+    deferred: SpinLock<Deferred>,
 }
 
 impl MmBonds {
@@ -348,6 +361,10 @@ impl MmBonds {
                 bonds: KVec::new(),
                 attaches: KVec::new(),
                 domains: KVec::new(),
+            }),
+            deferred <- new_spinlock!(Deferred {
+                sva: core::ptr::null(),
+                unbinds: KVec::new(),
             }),
         })
     }
@@ -374,10 +391,42 @@ impl MmBonds {
         inner.domains.remove(i).ok()
     }
 
-    /// Frees the domains kept for reuse, one at a time, outside the lock.
-    /// Process context, outside mmu notifier callbacks (the mm's release
-    /// defers this to a work item, see [`MmPasid`]).
+    /// Queues an unbind asked for from a stop callback in the mm's release
+    /// (see [`Sva::unbind`]); `ENOMEM` if it cannot be queued.
+    fn defer_unbind(&self, sva: &Sva, bond: Arc<Bond>, api: Api) -> Result {
+        let mut d = self.deferred.lock();
+        d.unbinds.push((bond, api), GFP_ATOMIC)?;
+        // INVARIANT: `sva` made `bond` and outlives the lease's work.
+        d.sva = sva;
+        Ok(())
+    }
+
+    /// Does the unbinds queued in the mm's release, one at a time.
+    fn finish_deferred_unbinds(&self) {
+        loop {
+            let next = {
+                let mut d = self.deferred.lock();
+                let sva = d.sva;
+                d.unbinds.pop().map(|u| (sva, u))
+            };
+            let Some((sva, (bond, api))) = next else {
+                return;
+            };
+            // SAFETY: Not null while the queue had an entry, and the service
+            // outlives this work (type invariant of `Deferred`).
+            let sva = unsafe { &*sva };
+            if let Err(e) = sva.unbind_bond(&bond, api) {
+                pr_warn!("rsva: an unbind from a stop callback failed: {e:?}\n");
+            }
+        }
+    }
+
+    /// Does the unbinds queued in the mm's release, then frees the domains
+    /// kept for reuse, one at a time, outside the lock. Process context,
+    /// outside mmu notifier callbacks (the mm's release defers this to a
+    /// work item, see [`MmPasid`]).
     pub(crate) fn drop_kept(&self) {
+        self.finish_deferred_unbinds();
         while let Some(d) = self.take_kept(|_| true) {
             // SAFETY: Kept: attached nowhere, off the list, and watched by
             // its device or freed before the watched device goes.
@@ -575,7 +624,7 @@ impl Sva {
         }
         if let Err(e) = self.register(&bond, mm) {
             // SAFETY: Attached just above for this bond's device.
-            let unused = unsafe { self.detach(&mut inner, &bond, false) };
+            let unused = unsafe { self.detach(&mut inner, &bond) };
             drop(inner);
             if let Some(d) = unused {
                 // SAFETY: Detached from the bond's device, which we hold.
@@ -743,19 +792,14 @@ impl Sva {
     /// detaches the PASID and drops the domain's. The domain's last keeps it
     /// for the mm's next bind while the PASID is leased (watched by the
     /// device if it can be), and otherwise returns it to be freed once the
-    /// caller dropped the lock. In the mm's release (`in_release`) nothing
-    /// is returned: the domain is kept, and the end of the lease frees it
-    /// from a work item.
+    /// caller dropped the lock. Never called in the mm's release: detaching
+    /// drains the PASID's page requests, and a fault handler may wait for
+    /// the notifiers' grace period (see [`Sva::unbind`]).
     ///
     /// # Safety
     ///
     /// The bond's device must be valid and in the attachment's group.
-    unsafe fn detach(
-        &self,
-        inner: &mut BondsInner,
-        bond: &Bond,
-        in_release: bool,
-    ) -> Option<DomainUse> {
+    unsafe fn detach(&self, inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
         let i = inner.attaches.iter().position(|a| a.group == bond.group)?;
         let a = &mut inner.attaches[i];
         a.users -= 1;
@@ -781,10 +825,6 @@ impl Sva {
                 return None;
             }
         }
-        if in_release {
-            MmPasid::defer_drop_kept(&bond.mm);
-            return None;
-        }
         inner.domains.remove(j).ok()
     }
 
@@ -798,24 +838,41 @@ impl Sva {
 
     /// Drops one reference, counted for `api`, to the bond of `handle`;
     /// the last detaches the PASID and makes sure the stop callback never
-    /// runs again. Safe after the mm died, and from the stop callback of a
-    /// bond of the same mm (in the mm's release, where nothing may wait for
-    /// the notifiers' grace period: the kept domain is then freed from a
-    /// work item). `ENOENT` for an unknown or unbound handle, `EINVAL` for a
-    /// handle with no reference from `api` (bound through the other API),
-    /// `EDEADLK` from the stop callback of another mm.
+    /// runs again. Safe after the mm died. `ENOENT` for an unknown or
+    /// unbound handle, `EINVAL` for a handle with no reference from `api`
+    /// (bound through the other API), `EDEADLK` from the stop callback of
+    /// another mm.
+    ///
+    /// From a stop callback of a bond of the same mm, the unbind is queued
+    /// and done from rsva's workqueue once the release is over (`ENOMEM` if
+    /// it cannot be queued): the release is an SRCU read-side section, and
+    /// detaching drains the PASID's page requests, which waits for fault
+    /// handlers, one of which may be in `exit_mmap()` of another mm waiting
+    /// for that very grace period (its `mmput()`). The stop callback does
+    /// not run again either way. A handle unbound twice there gets its
+    /// error logged, not returned.
     pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva, api: Api) -> Result {
         let bond = self.lookup(handle)?;
         let lease = bond.mm.clone();
-        let in_release = lease.releasing_here();
-        if !in_release && in_stop_callback() {
+        if lease.releasing_here() {
+            lease.bonds.defer_unbind(self, bond, api)?;
+            MmPasid::defer_drop_kept(&lease);
+            return Ok(());
+        }
+        if in_stop_callback() {
             return Err(EDEADLK);
         }
+        self.unbind_bond(&bond, api)
+    }
+
+    /// [`Sva::unbind`] of a bond, outside any mm's release.
+    fn unbind_bond(&self, bond: &Arc<Bond>, api: Api) -> Result {
+        let lease = bond.mm.clone();
         let mut inner = lease.bonds.inner.lock();
         let i = inner
             .bonds
             .iter()
-            .position(|b| Arc::ptr_eq(&b.bond, &bond))
+            .position(|b| Arc::ptr_eq(&b.bond, bond))
             .ok_or(ENOENT)?;
         let users = &mut inner.bonds[i].users;
         if users[api as usize] == 0 {
@@ -827,10 +884,10 @@ impl Sva {
             return Ok(());
         }
         drop(inner.bonds.remove(i));
-        let registered = self.handles.lock().remove(Bond::key(handle));
+        let registered = self.handles.lock().remove(Bond::key(bond.handle()));
         drop(registered);
         // SAFETY: The bond holds its device, which is in the group.
-        let unused = unsafe { self.detach(&mut inner, &bond, in_release) };
+        let unused = unsafe { self.detach(&mut inner, bond) };
         drop(inner);
         if let Some(d) = unused {
             // SAFETY: Detached from the bond's device, which we hold.
@@ -838,10 +895,10 @@ impl Sva {
         }
         if bond.stop.is_some() {
             // The driver's callback never runs once unbind returned.
-            bond.stop_never(in_release);
+            bond.stop_never();
             // SAFETY: Registered at bind, put once; `mmu_notifier_put()`
-            // waits for nothing and may run in the mm's release. The
-            // notifier's reference to the bond goes in `stop_free`.
+            // waits for nothing. The notifier's reference to the bond goes
+            // in `stop_free`.
             unsafe { bindings::mmu_notifier_put(bond.stop_notifier.get()) };
         }
         self.counters.live.fetch_sub(1, Relaxed);
