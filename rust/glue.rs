@@ -83,6 +83,7 @@ extern "C" {
     pub(crate) fn rsva_pfn_copy_page(pfn: c_ulong, from: *mut bindings::page);
     pub(crate) fn rsva_pfn_copy_user_nofault(pfn: c_ulong, uaddr: u64, to_user: bool) -> bool;
     pub(crate) fn rsva_is_zero_pfn(pfn: c_ulong) -> bool;
+    pub(crate) fn rsva_iopf_c_offset(field: c_uint) -> usize;
 }
 
 /// An `mmgrab()` reference, like `ARef<Mm>`, that may be dropped in any

@@ -523,3 +523,31 @@ bool rsva_is_zero_pfn(unsigned long pfn)
 {
 	return is_zero_pfn(pfn);
 }
+
+/*
+ * For KUnit (rust/iopf.rs): where the C compiler put the fields rsva's I/O
+ * page fault handler reads through bindgen's layout, in the order of the
+ * test; SIZE_MAX past the last.
+ */
+size_t rsva_iopf_c_offset(unsigned int field)
+{
+	static const size_t offsets[] = {
+		offsetof(struct iopf_group, faults),
+		offsetof(struct iopf_group, work),
+		offsetof(struct iopf_group, attach_handle),
+		offsetof(struct iopf_group, fault_param),
+		offsetof(struct iopf_fault, fault),
+		offsetof(struct iopf_fault, list),
+		offsetof(struct iommu_fault, prm),
+		offsetof(struct iommu_fault_page_request, flags),
+		offsetof(struct iommu_fault_page_request, perm),
+		offsetof(struct iommu_fault_page_request, addr),
+		offsetof(struct iommu_attach_handle, domain),
+		offsetof(struct iommu_domain, iopf_handler),
+		offsetof(struct iommu_domain, mm),
+		offsetof(struct iommu_fault_param, queue),
+		offsetof(struct iopf_queue, wq),
+	};
+
+	return field < ARRAY_SIZE(offsets) ? offsets[field] : SIZE_MAX;
+}

@@ -78,4 +78,6 @@ void rsva_pfn_copy_page(unsigned long pfn, struct page *from);
 bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);
 
+size_t rsva_iopf_c_offset(unsigned int field);
+
 #endif /* _RSVA_GLUE_H */

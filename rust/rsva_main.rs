@@ -17,7 +17,10 @@
 //!   or `1` switches (`EBUSY` while bonds of the other side live).
 //! - `sva`: counters, one `name value` per line (binds, unbinds, live
 //!   bonds, binds that shared a group attachment, SVA domains allocated,
-//!   binds that reused a kept domain, domains kept now, PASIDs leased).
+//!   binds that reused a kept domain, domains kept now, PASIDs leased;
+//!   I/O page faults (`iopf.rs`): groups served, page requests in them,
+//!   responses by code, requests decided under the per-VMA lock and under
+//!   the mmap lock).
 //! - `pasids`: one line per PASID rsva holds: `PASID UID BONDS`.
 //! - `pasids_per_user`: how many PASIDs one user (real uid) may hold,
 //!   initially the `pasids_per_user` parameter; writable.
@@ -48,6 +51,7 @@ mod dma_owner;
 mod glue;
 mod hmm_mirror;
 mod interval_notifier;
+mod iopf;
 mod mirror_c_api;
 mod mirror_dev;
 mod mm_mirror;
@@ -221,7 +225,15 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "domains {}", c.domains.load(Relaxed))?;
     writeln!(f, "reused {}", c.reused.load(Relaxed))?;
     writeln!(f, "kept {kept}")?;
-    writeln!(f, "pasids {leased}")
+    writeln!(f, "pasids {leased}")?;
+    let i = &iopf::COUNTERS;
+    writeln!(f, "iopf_groups {}", i.groups.load(Relaxed))?;
+    writeln!(f, "iopf_faults {}", i.faults.load(Relaxed))?;
+    writeln!(f, "iopf_resp_success {}", i.resp_success.load(Relaxed))?;
+    writeln!(f, "iopf_resp_invalid {}", i.resp_invalid.load(Relaxed))?;
+    writeln!(f, "iopf_resp_failure {}", i.resp_failure.load(Relaxed))?;
+    writeln!(f, "iopf_vma_lock {}", i.vma_lock.load(Relaxed))?;
+    writeln!(f, "iopf_mmap_lock {}", i.mmap_lock.load(Relaxed))
 }
 
 fn show_pasids(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -751,6 +751,19 @@ impl Sva {
                 // SAFETY: `dev` is valid; the mm has users (the caller's).
                 let raw = unsafe { bindings::iommu_sva_domain_alloc(dev, lease.mm().as_raw()) };
                 let domain = from_err_ptr(raw).map_err(|e| (e, None))?;
+                // rsva serves the domain's I/O page faults (`iopf.rs`), in
+                // place of the core's `iommu_sva_iopf_handler()`. rsva's
+                // code outlives every domain with this handler: an attached
+                // domain belongs to bonds, each of which pins rsva; a kept
+                // one is watched by its device (each watch pins rsva) or its
+                // free is queued on rsva's workqueue, which unloading drains
+                // after ending every lease, which frees the rest; and a
+                // detach drains the PASID's queued faults (the IOMMU
+                // driver's `iopf_queue_flush_dev()`) before it returns.
+                // SAFETY: Just allocated by `iommu_sva_domain_alloc()` and
+                // not attached yet, so no fault is in flight; rsva frees it
+                // before it is unloaded (above).
+                unsafe { crate::iopf::install(domain) };
                 let new = DomainUse {
                     domain,
                     users: 1,
