@@ -229,6 +229,13 @@ static void child_floods(int dev, int report, enum flood_end end)
 		}
 	}
 	memset(src, 1, len);
+	/*
+	 * Present, so that no page request is in flight when the child ends:
+	 * a fault handler holds a user reference to the mm while it serves
+	 * one, and exit_mmap() would then run when it drops it, possibly
+	 * after the unbind (rsva_iopf_test covers ends with requests queued).
+	 */
+	memset(dst, 0, len);
 	d.src = (uintptr_t)src;
 	d.dst = (uintptr_t)dst;
 	d.len = len;
