@@ -418,7 +418,7 @@ impl SimDevice {
         }
         let (mut races, mut requests) = (0, 0);
         loop {
-            match self.translate_and_access(pasid, addr, buf, write)? {
+            match self.translate_and_access(pasid, addr, buf, write, paging.ahead)? {
                 Step::Done => return Ok(()),
                 Step::Raced => {
                     races += 1;
@@ -447,6 +447,7 @@ impl SimDevice {
         addr: u64,
         buf: &mut [u8],
         write: bool,
+        ahead: u64,
     ) -> core::result::Result<Step, Fault> {
         let offset = addr % PAGE_SIZE as u64;
         let vpn = addr >> PAGE_SHIFT;
@@ -469,14 +470,26 @@ impl SimDevice {
             tlb.seq()
         };
 
-        // Miss: walk the page tables as the IOMMU's walker does.
+        // Miss: walk the page tables as the IOMMU's walker does, for this
+        // page and the next ones the stream touches (as an IOMMU fetches a
+        // cache line of page table entries).
+        let mut pages = [null_mut(); WALK_PAGES];
+        let ahead = ahead.div_ceil(PAGE_SIZE as u64).min(WALK_PAGES as u64 - 1);
+        // At most WALK_PAGES.
+        let pages = &mut pages[..=ahead as usize];
         let mm = self.mm_of(pasid, addr, write)?;
-        let walked = walk(&mm, addr, write);
+        let walked = walk(&mm, addr, write, pages);
         // Dropping the user reference may run exit_mmap() and so the
         // notifier's release here: no lock of ours is held.
         drop(mm);
-        let Ok(page) = walked else {
+        let Some((&mut page, rest)) = pages[..walked].split_first_mut() else {
             return Ok(Step::NotPresent);
+        };
+        let put_all = |pages: &[*mut bindings::page]| {
+            for &p in pages {
+                // SAFETY: Drops a reference the walk took.
+                unsafe { glue::rsva_sim_put_page(p) };
+            }
         };
 
         let mut tlb = self.iotlb.lock();
@@ -487,16 +500,88 @@ impl SimDevice {
         // this access. Neither cache nor use the translation; walk again.
         if !tlb.insert(seq, pasid, vpn, pfn as u64, write) {
             drop(tlb);
-            // SAFETY: Drops the reference the walk took.
-            unsafe { glue::rsva_sim_put_page(page) };
+            put_all(&pages[..walked]);
             return Ok(Step::Raced);
+        }
+        for (k, &p) in rest.iter().enumerate() {
+            // SAFETY: `p` is referenced by the walk.
+            let pfn = unsafe { glue::rsva_sim_page_to_pfn(p) };
+            // Same sequence: cannot fail.
+            tlb.insert(seq, pasid, vpn + 1 + k as u64, pfn as u64, write);
         }
         // The check that the above holds: never counts.
         if tlb.invalidated_since(seq, pasid, vpn) {
             self.counters.stale_walk_accesses.add(1, Relaxed);
         }
         self.access(page, offset, buf, write);
+        drop(tlb);
+        // Cached: only invalidations keep them right from now on.
+        put_all(rest);
         Ok(Step::Done)
+    }
+
+    /// Copies `n` bytes from `src` to `dst` through `pasid`, page to page,
+    /// when both translations are cached (each side within one page):
+    /// `Ok(false)`, copying nothing, when either is not, and the caller
+    /// goes through [`SimDevice::dma`] for each side.
+    pub(crate) fn copy_cached(
+        &self,
+        pasid: u32,
+        src: u64,
+        dst: u64,
+        n: usize,
+    ) -> core::result::Result<bool, Fault> {
+        let page = PAGE_SIZE as u64;
+        if src % page + n as u64 > page || dst % page + n as u64 > page {
+            return Ok(false);
+        }
+        let tlb = self.iotlb.lock();
+        let (Some(spfn), Some(dpfn)) = (
+            tlb.peek(pasid, src >> PAGE_SHIFT, false),
+            tlb.peek(pasid, dst >> PAGE_SHIFT, true),
+        ) else {
+            return Ok(false);
+        };
+        // SAFETY: As in `translate_and_access`.
+        let spage = unsafe { glue::rsva_sim_pfn_get_page(spfn as c_ulong) };
+        // SAFETY: As in `translate_and_access`.
+        let dpage = unsafe { glue::rsva_sim_pfn_get_page(dpfn as c_ulong) };
+        let stale = if spage.is_null() {
+            Some((src, false))
+        } else if dpage.is_null() {
+            Some((dst, true))
+        } else {
+            None
+        };
+        if let Some((addr, write)) = stale {
+            for p in [spage, dpage] {
+                if !p.is_null() {
+                    // SAFETY: Taken above.
+                    unsafe { glue::rsva_sim_put_page(p) };
+                }
+            }
+            drop(tlb);
+            return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
+        }
+        // SAFETY: Both pages are referenced; both ranges are within their
+        // page (checked above); `n` is below PAGE_SIZE and fits.
+        unsafe {
+            glue::rsva_sim_page_copy(
+                dpage,
+                (dst % page) as c_uint,
+                spage,
+                (src % page) as c_uint,
+                n as c_uint,
+            )
+        };
+        drop(tlb);
+        self.iotlb.lock().count_hits(2);
+        for p in [spage, dpage] {
+            // SAFETY: Taken above.
+            unsafe { glue::rsva_sim_put_page(p) };
+        }
+        self.counters.bytes.add(2 * n as u64, Relaxed);
+        Ok(true)
     }
 
     /// Copies between `buf` and a referenced page, then drops the reference.
@@ -750,6 +835,10 @@ enum Step {
     NotPresent,
 }
 
+/// Pages one walk translates at most: the one accessed and those the
+/// stream touches next.
+const WALK_PAGES: usize = 16;
+
 /// How many times a DMA access walks the page tables while invalidations
 /// keep overtaking the walk, before it faults `walk-raced`.
 const WALK_TRIES: usize = 4;
@@ -759,32 +848,32 @@ const WALK_TRIES: usize = 4;
 /// unmapped meanwhile), before it faults `walk-raced`.
 const PRQ_TRIES: usize = 8;
 
-/// Walks the page tables of `mm` for `addr` as an IOMMU does: present and
-/// permission bits only, never faulting. Returns the page with a reference.
-fn walk(mm: &MmWithUser, addr: u64, write: bool) -> Result<*mut bindings::page> {
+/// Walks the page tables of `mm` from `addr` as an IOMMU does: present
+/// and permission bits only, never faulting, for up to `pages.len()`
+/// consecutive pages, stopping at the first that does not allow the
+/// access. Returns how many were found, each in `pages` with a reference.
+fn walk(mm: &MmWithUser, addr: u64, write: bool, pages: &mut [*mut bindings::page]) -> usize {
     let _lock = mm.mmap_read_lock();
-    let mut page: *mut bindings::page = null_mut();
     let mut flags = bindings::FOLL_NOFAULT;
     if write {
         flags |= bindings::FOLL_WRITE;
     }
+    // At most WALK_PAGES.
+    let nr = pages.len() as c_ulong;
     // SAFETY: `mm` has a user reference and its mmap lock is held for
-    // reading; `page` has room for one page pointer.
+    // reading; `pages` has room for `nr` page pointers.
     let n = unsafe {
         bindings::get_user_pages_remote(
             mm.as_raw(),
-            addr as c_ulong,
-            1,
+            (addr & !(PAGE_SIZE as u64 - 1)) as c_ulong,
+            nr,
             flags as c_uint,
-            &mut page,
+            pages.as_mut_ptr(),
             null_mut(),
         )
     };
-    if n == 1 && !page.is_null() {
-        Ok(page)
-    } else {
-        Err(EFAULT)
-    }
+    // Negative: none; at most `nr` otherwise.
+    usize::try_from(n).unwrap_or(0).min(pages.len())
 }
 
 /// The bus's `dma_configure` (from `rsva_sim_glue.c`): DMA-API ownership

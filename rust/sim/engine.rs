@@ -97,9 +97,16 @@ pub(crate) fn execute(
             uapi::OP_MEMCPY => {
                 let n = chunk(src, left).min(chunk(dst, left));
                 ahead(n);
-                dev.dma(pasid, src, &mut a[..n], false, &mut rd)
-                    .and_then(|()| dev.dma(pasid, dst, &mut a[..n], true, &mut wr))
-                    .map(|()| n)
+                // Page to page when both sides are cached, else each side
+                // through the scratch buffer (walking, faulting).
+                match dev.copy_cached(pasid, src, dst, n) {
+                    Ok(true) => Ok(n),
+                    Ok(false) => dev
+                        .dma(pasid, src, &mut a[..n], false, &mut rd)
+                        .and_then(|()| dev.dma(pasid, dst, &mut a[..n], true, &mut wr))
+                        .map(|()| n),
+                    Err(f) => Err(f),
+                }
             }
             uapi::OP_FILL => {
                 let n = chunk(dst, left);

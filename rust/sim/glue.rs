@@ -38,6 +38,13 @@ extern "C" {
         len: c_uint,
         write: bool,
     );
+    pub(crate) fn rsva_sim_page_copy(
+        dst: *mut bindings::page,
+        doff: c_uint,
+        src: *mut bindings::page,
+        soff: c_uint,
+        len: c_uint,
+    );
     pub(crate) fn rsva_sim_pfn_get_page(pfn: c_ulong) -> *mut bindings::page;
     pub(crate) fn rsva_sim_page_to_pfn(page: *mut bindings::page) -> c_ulong;
     pub(crate) fn rsva_sim_put_page(page: *mut bindings::page);

@@ -115,6 +115,20 @@ impl Iotlb {
         }
     }
 
+    /// The cached page frame for `(pasid, vpn)` if it allows the access,
+    /// counting nothing (see [`Iotlb::count_hits`]).
+    pub(crate) fn peek(&self, pasid: u32, vpn: u64, write: bool) -> Option<u64> {
+        match self.find(pasid, vpn).map(|i| self.entries[i]) {
+            Some(e) if e.writable || !write => Some(e.pfn),
+            _ => None,
+        }
+    }
+
+    /// Counts `n` hits of [`Iotlb::peek`].
+    pub(crate) fn count_hits(&mut self, n: u64) {
+        self.stats.hits += n;
+    }
+
     /// The invalidation sequence number, to be read before a page walk.
     pub(crate) fn seq(&self) -> u64 {
         self.seq
@@ -220,6 +234,19 @@ mod tests {
         assert_eq!(t.lookup(6, 0x10, false), None);
         assert_eq!(t.stats().hits, 1);
         assert_eq!(t.stats().misses, 2);
+    }
+
+    #[test]
+    fn peek_counts_nothing() {
+        let mut t = Iotlb::new();
+        let seq = t.seq();
+        assert!(t.insert(seq, 2, 9, 90, false));
+        assert_eq!(t.peek(2, 9, false), Some(90));
+        assert_eq!(t.peek(2, 9, true), None);
+        assert_eq!(t.peek(2, 8, false), None);
+        assert_eq!((t.stats().hits, t.stats().misses), (0, 0));
+        t.count_hits(2);
+        assert_eq!(t.stats().hits, 2);
     }
 
     #[test]

@@ -189,6 +189,17 @@ void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
 	kunmap_local(va);
 }
 
+void rsva_sim_page_copy(struct page *dst, unsigned int doff, struct page *src,
+			unsigned int soff, unsigned int len)
+{
+	void *s = kmap_local_page(src);
+	void *d = kmap_local_page(dst);
+
+	memcpy(d + doff, s + soff, len);
+	kunmap_local(d);
+	kunmap_local(s);
+}
+
 /*
  * A reference on the folio of @pfn's page for the duration of an access, or
  * NULL when the folio is free (a translation the IOMMU should have

@@ -48,6 +48,8 @@ void rsva_sim_device_destroy(struct device *dev);
 void *rsva_sim_device_data(struct device *dev);
 void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
 			  unsigned int len, bool write);
+void rsva_sim_page_copy(struct page *dst, unsigned int doff, struct page *src,
+			unsigned int soff, unsigned int len);
 struct page *rsva_sim_pfn_get_page(unsigned long pfn);
 unsigned long rsva_sim_page_to_pfn(struct page *page);
 void rsva_sim_put_page(struct page *page);
