@@ -474,7 +474,10 @@ impl SimDevice {
         // page and the next ones the stream touches (as an IOMMU fetches a
         // cache line of page table entries).
         let mut pages = [null_mut(); WALK_PAGES];
-        let ahead = ahead.div_ceil(PAGE_SIZE as u64).min(WALK_PAGES as u64 - 1);
+        let ahead = ahead
+            .div_ceil(PAGE_SIZE as u64)
+            .min((u64::MAX - addr) / PAGE_SIZE as u64)
+            .min(WALK_PAGES as u64 - 1);
         // At most WALK_PAGES.
         let pages = &mut pages[..=ahead as usize];
         let mm = self.mm_of(pasid, addr, write)?;
@@ -611,8 +614,13 @@ impl SimDevice {
     ) -> core::result::Result<(), Fault> {
         let page = PAGE_SIZE as u64;
         let base = addr & !(page - 1);
-        // Pages after this one that the stream still touches.
-        let more = (paging.ahead.div_ceil(page)).min(GROUP_PAGES as u64 - 1) as usize;
+        // Pages after this one that the stream still touches, below the
+        // top of the address space.
+        let more = paging
+            .ahead
+            .div_ceil(page)
+            .min((u64::MAX - base) / page)
+            .min(GROUP_PAGES as u64 - 1) as usize;
         let mut n = more + 1;
         loop {
             let r = self.send_group(pasid, base, n, write, paging)?;
