@@ -122,16 +122,20 @@ static void copier(const struct accel *a, int report, int go)
 	const size_t len = 32 * MIB;
 	char *src = map(len), *dst = map(len), c;
 	int fd = uacce_open(a);
-	double r[2] = { fd < 0 ? -1 : accel_pasid(fd), -1 };
+	double r[3] = { fd < 0 ? -1 : accel_pasid(fd), -1, -1 };
+	struct rsva_sim_stats st;
 
+	/* @dst is never touched by the CPU: the first DMA faults it in. */
 	if (src && dst && r[0] > 0) {
 		fill_random(src, len, getpid());
 		if (write(report, r, sizeof(r[0])) == sizeof(r[0]) && read(go, &c, 1) == 1)
 			r[1] = dma_copy(fd, src, dst, len);
+		if (!accel_stats(fd, &st))
+			r[2] = st.page_requests;
 	} else if (write(report, r, sizeof(r[0])) != sizeof(r[0])) {
 		_exit(1);
 	}
-	if (write(report, &r[1], sizeof(r[1])) != sizeof(r[1]))
+	if (write(report, &r[1], 2 * sizeof(r[1])) != 2 * sizeof(r[1]))
 		_exit(1);
 	_exit(0);
 }
@@ -140,13 +144,15 @@ static void copier(const struct accel *a, int report, int go)
 static void two_processes(const struct accel *a, long pasids[2])
 {
 	int report[2][2], go[2], i;
-	double r[2][2];
+	double r[2][3];
 	pid_t pid[2];
 
 	printf("\n1. Two processes, each on its own accelerator through uacce: opening the\n"
 	       "   device binds the process's address space (iommu_sva_bind_device(),\n"
 	       "   served by rsva), and the device copies by DMA at the process's own\n"
-	       "   virtual addresses, through the PASID of its mm. Both at once.\n");
+	       "   virtual addresses, through the PASID of its mm. Both at once. The\n"
+	       "   destination was never touched by the CPU: the device's first DMA\n"
+	       "   sends page requests, which rsva's fault handler serves.\n");
 	if (pipe(go))
 		exit(1);
 	for (i = 0; i < 2; i++) {
@@ -162,14 +168,17 @@ static void two_processes(const struct accel *a, long pasids[2])
 	if (write(go[1], "gg", 2) != 2)
 		exit(1);
 	for (i = 0; i < 2; i++) {
-		if (read(report[i][0], &r[i][1], sizeof(r[i][1])) != sizeof(r[i][1]))
-			r[i][1] = -1;
+		if (read(report[i][0], &r[i][1], 2 * sizeof(r[i][1])) != 2 * sizeof(r[i][1]))
+			r[i][1] = r[i][2] = -1;
 		waitpid(pid[i], NULL, 0);
 		pasids[i] = r[i][0];
 		printf("   process %c (pid %d) on %s (rsva_sim%d): PASID %ld, copied 32 MiB by DMA at %.0f MiB/s, %s\n",
 		       'A' + i, pid[i], a[i].node, a[i].dev, pasids[i], r[i][1],
 		       r[i][1] > 0 ? "every byte checked" : "FAILED");
 		check(r[i][1] > 0, "process %c's copy is right", 'A' + i);
+		check(r[i][2] >= (32 * MIB) / 4096,
+		      "process %c's destination was faulted in by the device: %.0f page requests for 32 MiB",
+		      'A' + i, r[i][2]);
 	}
 	check(pasids[0] > 0 && pasids[1] > 0 && pasids[0] != pasids[1],
 	      "two live address spaces, two PASIDs (%ld, %ld)", pasids[0], pasids[1]);
