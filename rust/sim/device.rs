@@ -416,9 +416,16 @@ impl SimDevice {
         if offset + buf.len() as u64 > page_size {
             return Err(self.fault(pasid, addr, write, FaultReason::NotMapped));
         }
+        // Pages after this one that the stream touches: up to the last byte
+        // of the access and of what follows it, below the top of the
+        // address space.
+        let last = addr
+            .saturating_add(buf.len() as u64 - 1)
+            .saturating_add(paging.ahead);
+        let after = (last >> PAGE_SHIFT) - (addr >> PAGE_SHIFT);
         let (mut races, mut requests) = (0, 0);
         loop {
-            match self.translate_and_access(pasid, addr, buf, write, paging.ahead)? {
+            match self.translate_and_access(pasid, addr, buf, write, after)? {
                 Step::Done => return Ok(()),
                 Step::Raced => {
                     races += 1;
@@ -434,7 +441,7 @@ impl SimDevice {
                         return Err(self.fault(pasid, addr, write, FaultReason::WalkRaced));
                     }
                     requests += 1;
-                    self.page_request(pasid, addr, write, paging)?;
+                    self.page_request(pasid, addr, write, after, paging)?;
                 }
             }
         }
@@ -447,7 +454,7 @@ impl SimDevice {
         addr: u64,
         buf: &mut [u8],
         write: bool,
-        ahead: u64,
+        after: u64,
     ) -> core::result::Result<Step, Fault> {
         let offset = addr % PAGE_SIZE as u64;
         let vpn = addr >> PAGE_SHIFT;
@@ -474,12 +481,8 @@ impl SimDevice {
         // page and the next ones the stream touches (as an IOMMU fetches a
         // cache line of page table entries).
         let mut pages = [null_mut(); WALK_PAGES];
-        let ahead = ahead
-            .div_ceil(PAGE_SIZE as u64)
-            .min((u64::MAX - addr) / PAGE_SIZE as u64)
-            .min(WALK_PAGES as u64 - 1);
         // At most WALK_PAGES.
-        let pages = &mut pages[..=ahead as usize];
+        let pages = &mut pages[..=after.min(WALK_PAGES as u64 - 1) as usize];
         let mm = self.mm_of(pasid, addr, write)?;
         let walked = walk(&mm, addr, write, pages);
         // Dropping the user reference may run exit_mmap() and so the
@@ -602,26 +605,22 @@ impl SimDevice {
     /// Asks the OS to make the page of `addr` present (writable when
     /// `write`) and waits for the answer: `Ok` on SUCCESS, after which the
     /// access walks again, a reported fault otherwise. The group also asks
-    /// for the pages the access stream reaches next (`paging.ahead`); when
-    /// such a group is refused, the page of `addr` is asked for alone, so
-    /// that the fault names the first page that cannot be had.
+    /// for the `after` pages the access stream reaches next (at most
+    /// [`GROUP_PAGES`] in all); when such a group is refused, the page of
+    /// `addr` is asked for alone, so that the fault names the first page
+    /// that cannot be had.
     fn page_request(
         &self,
         pasid: u32,
         addr: u64,
         write: bool,
+        after: u64,
         paging: &mut Paging,
     ) -> core::result::Result<(), Fault> {
         let page = PAGE_SIZE as u64;
         let base = addr & !(page - 1);
-        // Pages after this one that the stream still touches, below the
-        // top of the address space.
-        let more = paging
-            .ahead
-            .div_ceil(page)
-            .min((u64::MAX - base) / page)
-            .min(GROUP_PAGES as u64 - 1) as usize;
-        let mut n = more + 1;
+        // At most GROUP_PAGES.
+        let mut n = after.min(GROUP_PAGES as u64 - 1) as usize + 1;
         loop {
             let r = self.send_group(pasid, base, n, write, paging)?;
             match r {
