@@ -1765,9 +1765,41 @@ static int open_ready(const char *path, bool uacce, char *why, size_t n)
 }
 
 /*
+ * The page request interface of device @id (debugfs @file) once the
+ * fuzzing is over and every file closed: every group sent was answered
+ * exactly once (waiting up to 10 s for the last answers), and the three
+ * counters that are always bugs are zero: responses to no pending group,
+ * groups left unanswered by a PASID's drain, groups never answered.
+ */
+static void prq_sanity(struct __test_metadata *_metadata, const char *file, int id)
+{
+	long long groups = -1, answered = -2;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		groups = sim_counter(file, "page_groups");
+		answered = sim_counter(file, "resp_success") + sim_counter(file, "resp_invalid") +
+			   sim_counter(file, "resp_failure");
+		if (groups < 0 || groups == answered)
+			break;
+		usleep(10000);
+	}
+	ASSERT_LE(0, groups) TH_LOG("no page request counters in %s", file);
+	EXPECT_EQ(groups, answered) TH_LOG("rsva_sim%d: groups sent and answered differ", id);
+	EXPECT_EQ(0, sim_counter(file, "resp_stray"))
+		TH_LOG("rsva_sim%d: page responses to no pending group", id);
+	EXPECT_EQ(0, sim_counter(file, "resp_undrained"))
+		TH_LOG("rsva_sim%d: page requests unanswered after their PASID's drain", id);
+	EXPECT_EQ(0, sim_counter(file, "resp_timeouts"))
+		TH_LOG("rsva_sim%d: page requests never answered", id);
+	EXPECT_EQ(0, sim_counter(file, "stale_walk_accesses"))
+		TH_LOG("rsva_sim%d: DMA through a walk an invalidation overtook", id);
+}
+
+/*
  * After the fuzzing, each accelerator (misc and uacce) copies right for a
- * fresh opener, its counters add up, the mirror reads right, and no device
- * ever used a stale translation.
+ * fresh opener, its counters add up, the mirror reads right, no device
+ * ever used a stale translation, and every page request was answered once.
  */
 static void sanity(struct __test_metadata *_metadata, const struct devs *devs)
 {
@@ -1804,6 +1836,7 @@ static void sanity(struct __test_metadata *_metadata, const struct devs *devs)
 		else
 			EXPECT_EQ(0, stale)
 				TH_LOG("rsva_sim%d used a stale IOTLB entry", devs->id[i]);
+		prq_sanity(_metadata, file, devs->id[i]);
 	}
 }
 

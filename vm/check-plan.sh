@@ -3,7 +3,9 @@
 # The test plan of 'make check', sourced by /init. Its parts, which
 # 'make check T="part ..."' picks from (vm/tap.sh want): debugfs, sva (the
 # simulated platform's suites under the C code and rsva, and rsva's SVA
-# suite, under each IOMMU personality of rsva_sim), mirror, fault, fuzz, platform (unload with users, groups, DMA
+# suite, under each IOMMU personality of rsva_sim), iopf (the I/O page fault
+# suite, under the C code and rsva, under each personality; also run by
+# sva), mirror, fault, fuzz, platform (unload with users, groups, DMA
 # ownership, the stress run, the simulator's honesty). The modules part and
 # the final unload cycles always run.
 
@@ -46,19 +48,28 @@ want debugfs && run_selftest /tests/rsva_debugfs_test
 
 # The simulated platform's suite, once bound by the IOMMU core's C code
 # and once by rsva, with rsva_sim's default personality (iommu=intel); the
-# other personalities run the functional suites at the end.
-if want sva; then
+# other personalities run the functional suites at the end. The I/O page
+# fault suite (rsva_iopf_test: page requests answered by the SVA domain's
+# fault handler) runs whole under each of the two, here with the two
+# devices it needs (rsva_sim's default).
+if want sva || want iopf; then
 tap_begin serve_c
 tap_check "rsva stops serving" sh -c "echo 0 > $RSVA_SERVE"
 tap_end
-run_selftest /tests/rsva_sim_test c
-run_selftest /tests/rsva_sim_stress_test c
+if want sva; then
+	run_selftest /tests/rsva_sim_test c
+	run_selftest /tests/rsva_sim_stress_test c
+fi
+run_selftest /tests/rsva_iopf_test c
 tap_begin serve_rsva
 tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
 tap_end
-run_selftest /tests/rsva_sim_test rsva
-run_selftest /tests/rsva_sim_stress_test rsva
-run_selftest /tests/rsva_sva_test
+if want sva; then
+	run_selftest /tests/rsva_sim_test rsva
+	run_selftest /tests/rsva_sim_stress_test rsva
+fi
+run_selftest /tests/rsva_iopf_test rsva
+want sva && run_selftest /tests/rsva_sva_test
 fi
 want mirror && run_selftest /tests/rsva_mirror_test
 want fault && run_selftest /tests/rsva_fault_inject_test
@@ -159,8 +170,10 @@ fi
 # rsva's switch, not with the IOMMU). AMD's free waits for an SRCU grace
 # period, so it must never run inside an mmu notifier callback nor under
 # a lock that one takes; rsva-amd goes last, as a hang there would stop
-# the plan.
-if want sva; then
+# the plan. The I/O page fault suite runs its cases where the mm or the
+# bond goes away with page requests in flight (fixture release: munmap,
+# SIGKILL, close), whose drains and releases differ by personality.
+if want sva || want iopf; then
 for iommu in arm amd; do
 	tap_begin "personality_$iommu"
 	tap_check "rsva_sim unloads" rmmod rsva_sim
@@ -169,12 +182,14 @@ for iommu in arm amd; do
 		grep -qx $iommu /sys/kernel/debug/rsva_sim/personality
 	tap_check "rsva stops serving" sh -c "echo 0 > $RSVA_SERVE"
 	tap_end
-	run_selftest /tests/rsva_sim_test c-$iommu
+	want sva && run_selftest /tests/rsva_sim_test c-$iommu
+	run_selftest /tests/rsva_iopf_test c-$iommu -f release
 	tap_begin "serve_rsva_$iommu"
 	tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
 	tap_end
-	run_selftest /tests/rsva_sim_test rsva-$iommu
-	if [ $iommu = amd ]; then
+	want sva && run_selftest /tests/rsva_sim_test rsva-$iommu
+	run_selftest /tests/rsva_iopf_test rsva-$iommu -f release
+	if want sva && [ $iommu = amd ]; then
 		run_selftest /tests/rsva_sva_test rsva-$iommu -T release_races_switching_off
 	fi
 done
