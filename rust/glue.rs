@@ -133,6 +133,17 @@ pub(crate) fn test_mm() -> Result<kernel::sync::aref::ARef<kernel::mm::MmWithUse
     Ok(unsafe { kernel::sync::aref::ARef::from_raw(mm.cast()) })
 }
 
+/// For KUnit: maps `len` bytes of anonymous memory in `mm` (faulted in when
+/// `touch`), from a kthread; the address, or the helper's errno.
+pub(crate) fn test_mmap(mm: &kernel::mm::MmWithUser, len: usize, touch: bool) -> Result<usize> {
+    // SAFETY: `mm` is live; the helper maps in it from this kthread.
+    let addr = unsafe { rsva_test_mmap(mm.as_raw(), len, touch) };
+    if addr > usize::MAX - 4095 {
+        return Err(Error::from_errno(addr as c_int));
+    }
+    Ok(addr)
+}
+
 /// rsva's workqueue (unbound): deferred `mmdrop()`s and the frees that may
 /// not run where they are decided (in an mmu notifier's `release`).
 pub(crate) fn workqueue() -> &'static kernel::workqueue::Queue {

@@ -309,7 +309,7 @@ impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
 #[kunit_tests(rsva_interval_notifier)]
 mod tests {
     use super::*;
-    use kernel::{mm::MmWithUser, page::PAGE_SIZE};
+    use kernel::page::PAGE_SIZE;
 
     /// Counts what was invalidated.
     #[derive(Default)]
@@ -327,21 +327,12 @@ mod tests {
         }
     }
 
-    fn map(mm: &MmWithUser, len: usize, touch: bool) -> Result<usize> {
-        // SAFETY: `mm` is live; the helper maps in it from this kthread.
-        let addr = unsafe { glue::rsva_test_mmap(mm.as_raw(), len, touch) };
-        if addr > usize::MAX - 4095 {
-            return Err(Error::from_errno(addr as c_int));
-        }
-        Ok(addr)
-    }
-
     #[test]
     fn snapshot_read_and_invalidate() -> Result {
         let mm = glue::test_mm()?;
         let len = 4 * PAGE_SIZE;
-        let touched = map(&mm, len, true)?;
-        let fresh = map(&mm, len, false)?;
+        let touched = glue::test_mmap(&mm, len, true)?;
+        let fresh = glue::test_mmap(&mm, len, false)?;
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
         let mut pfns = [0 as c_ulong; 4];
@@ -416,8 +407,8 @@ mod tests {
         let other = glue::test_mm()?;
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
-        let addr = map(&mm, PAGE_SIZE, true)?;
-        map(&other, PAGE_SIZE, true)?;
+        let addr = glue::test_mmap(&mm, PAGE_SIZE, true)?;
+        glue::test_mmap(&other, PAGE_SIZE, true)?;
         let mut pfns = [0 as c_ulong; 1];
         let present = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| {
             e.iter().all(|p| p.writable())

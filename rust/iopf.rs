@@ -678,15 +678,6 @@ mod tests {
         }
     }
 
-    fn map(mm: &MmWithUser, len: usize, touch: bool) -> Result<usize> {
-        // SAFETY: `mm` is live; the helper maps in it from this kthread.
-        let addr = unsafe { glue::rsva_test_mmap(mm.as_raw(), len, touch) };
-        if addr > usize::MAX - 4095 {
-            return Err(Error::from_errno(addr as c_int));
-        }
-        Ok(addr)
-    }
-
     #[test]
     fn perm_maps_to_vm_and_fault_flags() {
         let user_remote = FAULT_FLAG_USER | FAULT_FLAG_REMOTE;
@@ -806,8 +797,8 @@ mod tests {
     #[test]
     fn serves_an_mm() -> Result {
         let mm = glue::test_mm()?;
-        let touched = map(&mm, 4 * PAGE_SIZE, true)?;
-        let fresh = map(&mm, 4 * PAGE_SIZE, false)?;
+        let touched = glue::test_mmap(&mm, 4 * PAGE_SIZE, true)?;
+        let fresh = glue::test_mmap(&mm, 4 * PAGE_SIZE, false)?;
 
         let reqs = [
             req(touched, READ | WRITE),
@@ -833,7 +824,7 @@ mod tests {
 
         // Unmapped: no VMA lock, answered under the mmap lock. Sticky: the
         // request after it is not served.
-        let hole = map(&mm, PAGE_SIZE, false)?;
+        let hole = glue::test_mmap(&mm, PAGE_SIZE, false)?;
         // SAFETY: `mm` is live; unmaps what `map` mapped.
         unsafe { glue::rsva_test_munmap(mm.as_raw(), hole, PAGE_SIZE) };
         let (status, t) = serve_requests(&mm, [req(hole, READ), req(touched, READ)].into_iter());
@@ -861,7 +852,7 @@ mod tests {
     #[test]
     fn dead_mm_is_invalid() -> Result {
         let mm = glue::test_mm()?;
-        let touched = map(&mm, PAGE_SIZE, true)?;
+        let touched = glue::test_mmap(&mm, PAGE_SIZE, true)?;
         let grab = glue::MmGrab::new(&mm)?;
         drop(mm);
         let (status, t) = serve_requests(grab.mm(), [req(touched, READ)].into_iter());

@@ -14,7 +14,6 @@
 #include "rsva_sim_util.h"
 #include <test_hmm_uapi.h>
 
-#define FAIL_DEBUGFS "/sys/kernel/debug/"
 #define CLIENT_BENCH "/sys/kernel/debug/rsva_client/bench"
 #define MIRROR "/dev/rsva_mirror0"
 #define NPAGES 8
@@ -104,22 +103,9 @@ FIXTURE(inject) {
 
 FIXTURE_SETUP(inject)
 {
-	static const char *const knobs[][2] = {
-		{ "failslab/ignore-gfp-wait", "N" },
-		{ "failslab/verbose", "0" },
-		{ "fail_page_alloc/ignore-gfp-wait", "N" },
-		{ "fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ "fail_page_alloc/min-order", "0" },
-		{ "fail_page_alloc/verbose", "0" },
-	};
-	unsigned int i;
+	const char *unset = fail_inject_setup();
 
-	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
-		char path[128];
-
-		snprintf(path, sizeof(path), FAIL_DEBUGFS "%s", knobs[i][0]);
-		ASSERT_EQ(0, write_text(path, knobs[i][1])) TH_LOG("%s", path);
-	}
+	ASSERT_EQ(NULL, unset) TH_LOG("%s", unset);
 	mirrored = mmap(NULL, sizeof(readback), PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	ASSERT_NE(MAP_FAILED, mirrored);

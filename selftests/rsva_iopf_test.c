@@ -607,6 +607,26 @@ TEST_F(iopf, child_device_write_after_fork_lands_in_its_copy)
 }
 
 /*
+ * Forks a child that waits for a byte on the pipe @go, then exits 0 when
+ * the @len bytes at @p hold @pattern, 1 when they do not, 2 when @go was
+ * closed first. Closes the read end in the parent; the pid, or -1.
+ */
+static pid_t fork_checker(int go[2], const char *p, size_t len, uint64_t pattern)
+{
+	pid_t pid = fork();
+	char ch;
+
+	if (!pid) {
+		close(go[1]);
+		if (read(go[0], &ch, 1) != 1)
+			_exit(2);
+		_exit(pattern_mismatch(p, len, pattern, 0) == -1 ? 0 : 1);
+	}
+	close(go[0]);
+	return pid;
+}
+
+/*
  * The reverse: the parent's device filled the buffer first (the IOTLB may
  * hold writable translations of it), then forked. fork() write-protects
  * the parent's pages, which must invalidate those translations: the
@@ -632,17 +652,8 @@ TEST_F(iopf, parent_device_write_after_fork_lands_in_its_copy)
 	ASSERT_EQ(0, run(self->fd, &x, &c));
 	ASSERT_EQ(RSVA_SIM_STATUS_SUCCESS, c.status);
 	ASSERT_EQ(0, pipe(go));
-	pid = fork();
+	pid = fork_checker(go, buf, len, old);
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		char ch;
-
-		close(go[1]);
-		if (read(go[0], &ch, 1) != 1)
-			_exit(2);
-		_exit(pattern_mismatch(buf, len, old, 0) == -1 ? 0 : 1);
-	}
-	close(go[0]);
 	ASSERT_EQ(0, accel_stats(self->fd, &s0));
 	x = desc(RSVA_SIM_OP_FILL, NULL, buf, len, fresh);
 	ASSERT_EQ(0, run(self->fd, &x, &c));
@@ -770,17 +781,8 @@ TEST_F(iopf, device_writes_land_in_shared_mappings)
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, m);
 	ASSERT_EQ(0, pipe(go));
-	pid = fork();
+	pid = fork_checker(go, m, len, pattern);
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		char ch;
-
-		close(go[1]);
-		if (read(go[0], &ch, 1) != 1)
-			_exit(2);
-		_exit(pattern_mismatch(m, len, pattern, 0) == -1 ? 0 : 1);
-	}
-	close(go[0]);
 	x = desc(RSVA_SIM_OP_FILL, NULL, m, len, pattern);
 	ASSERT_EQ(0, run(self->fd, &x, &c));
 	EXPECT_EQ(RSVA_SIM_STATUS_SUCCESS, c.status);
@@ -1086,24 +1088,14 @@ static struct sweep_result sweep(struct __test_metadata *_metadata, int fd, int 
  */
 TEST_F_TIMEOUT(iopf, allocation_failures_in_the_fault_path, 180)
 {
-	static const char *const knobs[][2] = {
-		{ "failslab/ignore-gfp-wait", "N" },
-		{ "failslab/verbose", "0" },
-		{ "fail_page_alloc/ignore-gfp-wait", "N" },
-		{ "fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ "fail_page_alloc/min-order", "0" },
-		{ "fail_page_alloc/verbose", "0" },
-	};
 	alignas(32) struct rsva_sim_completion c;
 	struct sweep_result fill, copy;
 	struct rsva_sim_desc x;
-	char path[128], *buf;
-	unsigned int i;
+	const char *unset;
+	char *buf;
 
-	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
-		snprintf(path, sizeof(path), "/sys/kernel/debug/%s", knobs[i][0]);
-		ASSERT_EQ(0, write_text(path, knobs[i][1])) TH_LOG("%s", path);
-	}
+	unset = fail_inject_setup();
+	ASSERT_EQ(NULL, unset) TH_LOG("%s", unset);
 	fill = sweep(_metadata, self->fd, RSVA_SIM_OP_FILL);
 	copy = sweep(_metadata, self->fd, RSVA_SIM_OP_MEMCPY);
 	TH_LOG("fill: %d runs, %d injected, %d faulted; copy: %d runs, %d injected, %d faulted",

@@ -22,6 +22,10 @@
 #define ACCEL_DEV "/dev/rsva_accel%d"
 #define SIM_DEBUGFS "/sys/kernel/debug/rsva_sim"
 
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(arr) (sizeof(arr) / sizeof((arr)[0]))
+#endif
+
 /* Seconds on the monotonic clock. */
 static inline double now(void)
 {
@@ -122,6 +126,32 @@ static inline int write_text(const char *path, const char *text)
 	err = n < 0 ? -errno : 0;
 	close(fd);
 	return err;
+}
+
+/*
+ * Sets failslab and fail_page_alloc up for a fail-nth sweep: allocations
+ * that may sleep fail too, of any order, without a log line each. Returns
+ * NULL, or the debugfs file that could not be written.
+ */
+static inline const char *fail_inject_setup(void)
+{
+	static const char *const knobs[][2] = {
+		{ "failslab/ignore-gfp-wait", "N" },
+		{ "failslab/verbose", "0" },
+		{ "fail_page_alloc/ignore-gfp-wait", "N" },
+		{ "fail_page_alloc/ignore-gfp-highmem", "N" },
+		{ "fail_page_alloc/min-order", "0" },
+		{ "fail_page_alloc/verbose", "0" },
+	};
+	static char path[128];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/%s", knobs[i][0]);
+		if (write_text(path, knobs[i][1]))
+			return path;
+	}
+	return NULL;
 }
 
 /* The value after "@key " in a file of "key value" lines, or -1. */
