@@ -5,7 +5,9 @@
  * (the device's view copied out, once mirrored) in MiB per second, from 64
  * KiB to 256 MiB, with the guest's memcpy of the same size as the limit.
  * Prints "bench: NAME VALUE UNIT" lines and a JSON object.
- * Usage: rsva_mirror_bench [seconds per figure, default 1]
+ * Usage: rsva_mirror_bench [seconds per figure, default 1] [thp]
+ * With "thp", the buffers are backed by transparent huge pages (figure
+ * names end in _thp; no plot data); without, by 4 KiB pages.
  */
 #include <sys/mman.h>
 #include <time.h>
@@ -56,15 +58,15 @@ static double rate(int fd, unsigned long req, void *buf, void *out, size_t npage
 
 #define NSIZES 5
 
-/* "64kib", "16mib": the size in figure names. */
-static const char *size_name(size_t len)
+/* "64kib", "16mib_thp": the size (and page kind) in figure names. */
+static const char *size_name(size_t len, const char *sfx)
 {
-	static char name[24];
+	static char name[32];
 
 	if (len < (1UL << 20))
-		snprintf(name, sizeof(name), "%zukib", len >> 10);
+		snprintf(name, sizeof(name), "%zukib%s", len >> 10, sfx);
 	else
-		snprintf(name, sizeof(name), "%zumib", len >> 20);
+		snprintf(name, sizeof(name), "%zumib%s", len >> 20, sfx);
 	return name;
 }
 
@@ -79,9 +81,43 @@ static void json_array(const char *key, const double *v, int n, const char *end)
 	printf("]%s", end);
 }
 
+/*
+ * MiB/s of pread() of a memfd holding @len bytes of @buf into @out: the
+ * kernel's own copy_to_user() from pages it holds, the limit of any copy
+ * from kernel to user memory in this guest (READ's included).
+ */
+static double kernel_copy(const char *buf, char *out, size_t len, double secs)
+{
+	int fd = memfd_create("rsva_mirror_bench", 0);
+	double t0, t;
+	unsigned long n = 0;
+
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
+		perror("memfd");
+		exit(1);
+	}
+	t0 = now();
+	do {
+		if (pread(fd, out, len, 0) != (ssize_t)len) {
+			perror("pread");
+			exit(1);
+		}
+		n++;
+		t = now() - t0;
+	} while (t < secs);
+	close(fd);
+	if (memcmp(buf, out, len)) {
+		fprintf(stderr, "pread returned wrong data\n");
+		exit(1);
+	}
+	return n * len / t / (1 << 20);
+}
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 1.0;
+	int thp = argc > 2 && !strcmp(argv[2], "thp");
+	const char *sfx = thp ? "_thp" : "";
 	static const size_t sizes[NSIZES] = {
 		64UL << 10, 1UL << 20, 16UL << 20, 64UL << 20, 256UL << 20,
 	};
@@ -97,25 +133,24 @@ int main(int argc, char **argv)
 	}
 	for (s = 0; s < NSIZES; s++) {
 		size_t len = sizes[s], npages = len / 4096;
-		const char *name = size_name(len);
+		const char *name = size_name(len, sfx);
 		char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		char *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		unsigned char *perm = malloc(npages);
-		double t0, t, cpy, snap[2], rd[2];
+		double t0, t, cpy, kcpy, snap[2], rd[2];
 		unsigned long n = 0;
 
 		if (buf == MAP_FAILED || out == MAP_FAILED || !perm)
 			return 1;
 		/*
-		 * 4 KiB pages, set before the buffers are populated: no
+		 * Set before the buffers are populated: 4 KiB pages give no
 		 * khugepaged collapse (an invalidation) in the middle of a
-		 * figure, and no THP-backed buffers, with which rsva's READ
-		 * sometimes runs 10x slower under TCG (see README).
+		 * figure; "thp" asks for huge pages from the first touch.
 		 */
-		madvise(buf, len, MADV_NOHUGEPAGE);
-		madvise(out, len, MADV_NOHUGEPAGE);
+		madvise(buf, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+		madvise(out, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		memset(out, 0, len);
 		fill_random(buf, len, 7);
 		t0 = now();
@@ -125,6 +160,7 @@ int main(int argc, char **argv)
 			t = now() - t0;
 		} while (t < secs);
 		cpy = n * len / t / (1 << 20);
+		kcpy = kernel_copy(buf, out, len, secs);
 		for (d = 0; d < 2; d++) {
 			snap[d] = rate(fd[d], HMM_DMIRROR_SNAPSHOT, buf, perm, npages, secs) * npages;
 			/* The first read mirrors the buffer; then copies only. */
@@ -144,6 +180,8 @@ int main(int argc, char **argv)
 		kib[s] = len >> 10;
 		cpys[s] = cpy;
 		printf("bench: memcpy_%s %.0f MiB/s\n", name, cpy);
+		printf("bench: kernel_copy_%s %.0f MiB/s (%.2f of memcpy)\n", name, kcpy,
+		       kcpy / cpy);
 		for (d = 0; d < 2; d++) {
 			printf("bench: snapshot_%s_%s %.0f pages/s\n", names[d], name, snap[d]);
 			printf("bench: read_%s_%s %.0f MiB/s (%.2f of memcpy)\n", names[d],
@@ -160,6 +198,8 @@ int main(int argc, char **argv)
 		munmap(out, len);
 		free(perm);
 	}
+	if (thp)
+		return 0;
 	printf("bench-json: {\"mirror_vs_range\": {");
 	json_array("kib", kib, NSIZES, ", ");
 	json_array("memcpy_mib_per_s", cpys, NSIZES, ", ");
