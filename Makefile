@@ -10,6 +10,7 @@
 #   make check      every test in the VM, ending with "N passed, N failed"
 #   make check T=sva only some parts of the plan (vm/check-plan.sh names them)
 #   make bench      every benchmark in one VM boot, side by side
+#   make bench T=dma  only some parts (vm/bench-plan.sh names them)
 #   make clean      remove out/ (the kernel cache stays)
 
 export KDIR T
