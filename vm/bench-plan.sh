@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash # sourced by /init, run by busybox sh (dash's dialect)
 #
 # The plan of 'make bench', sourced by /init: every benchmark in one boot,
 # side by side. Its parts, which 'make bench T="part ..."' picks from
