@@ -8,9 +8,10 @@
  *   device   rsva_dma_claim_device() + rsva_dma_release_device() against
  *            iommu_device_claim_dma_owner() + iommu_device_release_dma_owner()
  *   costs    the direct group cycle plus one 64-byte allocation and free,
- *            or plus one bus notifier registration and unregistration:
- *            what these cost in this kernel (KASAN, kmemleak, lockdep),
- *            against which rsva's cycle can be read
+ *            plus one bus notifier registration and unregistration, or
+ *            plus the lock pairs of rsva's cycle (an rw-semaphore, a
+ *            mutex twice): what these cost in this kernel (KASAN,
+ *            kmemleak, lockdep), against which rsva's cycle can be read
  *
  * The cycles run in the kernel (debugfs rsva_client/bench), C and rsva in
  * alternating rounds, the best round of each kept. Prints
@@ -63,8 +64,8 @@ static double best(double a, double b)
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
-	double group[2] = { 0 }, device[2] = { 0 }, alloc = 0, notify = 0;
-	unsigned int ng, nd, na, nn;
+	double group[2] = { 0 }, device[2] = { 0 }, alloc = 0, notify = 0, locks = 0;
+	unsigned int ng, nd, na, nn, nl;
 	int round;
 
 	/*
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
 	nd = calibrate("dclaimc", secs / ROUNDS);
 	na = calibrate("alloc", secs / ROUNDS);
 	nn = calibrate("notify", secs / ROUNDS);
+	nl = calibrate("locks", secs / ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
 		group[0] = best(group[0], rate("claimc", ng));
 		group[1] = best(group[1], rate("claim", ng));
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
 		device[1] = best(device[1], rate("dclaim", nd));
 		alloc = best(alloc, rate("alloc", na));
 		notify = best(notify, rate("notify", nn));
+		locks = best(locks, rate("locks", nl));
 		printf("# round %d: group c %.0f rsva %.0f, device c %.0f rsva %.0f cycles/s\n",
 		       round, group[0], group[1], device[0], device[1]);
 	}
@@ -98,6 +101,8 @@ int main(int argc, char **argv)
 	       alloc, 1e6 / alloc - 1e6 / group[0]);
 	printf("bench: claim_release_c_plus_notifier %.0f cycles/s (a bus notifier: %.2f us)\n",
 	       notify, 1e6 / notify - 1e6 / group[0]);
+	printf("bench: claim_release_c_plus_locks %.0f cycles/s (3 lock pairs: %.2f us)\n",
+	       locks, 1e6 / locks - 1e6 / group[0]);
 	printf("bench-json: {");
 	printf("\"claim_c_per_s\": %.0f, ", group[0]);
 	printf("\"claim_rsva_per_s\": %.0f, ", group[1]);
@@ -106,6 +111,7 @@ int main(int argc, char **argv)
 	printf("\"claim_device_rsva_per_s\": %.0f, ", device[1]);
 	printf("\"claim_device_rsva_time_vs_c\": %.3f, ", device[0] / device[1]);
 	printf("\"claim_c_plus_alloc_per_s\": %.0f, ", alloc);
-	printf("\"claim_c_plus_notifier_per_s\": %.0f}\n", notify);
+	printf("\"claim_c_plus_notifier_per_s\": %.0f, ", notify);
+	printf("\"claim_c_plus_locks_per_s\": %.0f}\n", locks);
 	return 0;
 }

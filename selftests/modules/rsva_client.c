@@ -15,7 +15,9 @@
 #include <linux/errno.h>
 #include <linux/iommu.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/notifier.h>
+#include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -468,8 +470,8 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * that exits does (exit_mmap comes before the driver's release), so every
  * cycle also allocates and frees a PASID; "claim DEV N" and "claimc DEV N"
  * claim and release DEV's group through rsva and directly, "dclaim" and
- * "dclaimc" DEV itself, "alloc" and "notify" add an allocation or a bus
- * notifier to the direct group cycle; "hold DEV N" and
+ * "dclaimc" DEV itself, "alloc", "notify" and "locks" add an allocation, a
+ * bus notifier or three lock pairs to the direct group cycle; "hold DEV N" and
  * "drop DEV 1" keep bound address spaces (below); "leak DEV 1" binds the
  * writer's mm through rsva's API and never unbinds it, as a buggy driver
  * would (rsva must then refuse to unload). The write returns when done;
@@ -499,11 +501,16 @@ static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 /*
  * The DMA ownership cycles of the benchmark: a group or a device (@what),
  * claimed and released through rsva's C API or the core's functions
- * called directly; "alloc" and "notifier" are the direct group cycle plus
- * a 64-byte allocation and free, or plus a bus notifier registration and
- * unregistration, for the costs of this kernel's debug options.
+ * called directly; "alloc", "notifier" and "locks" are the direct group
+ * cycle plus a 64-byte allocation and free, plus a bus notifier
+ * registration and unregistration, or plus the locks rsva's cycle takes
+ * (an rw-semaphore for writing, a mutex twice), for the costs of this
+ * kernel's debug options.
  */
-enum client_claim { CLAIM_GROUP, CLAIM_DEVICE, CLAIM_ALLOC, CLAIM_NOTIFIER };
+enum client_claim { CLAIM_GROUP, CLAIM_DEVICE, CLAIM_ALLOC, CLAIM_NOTIFIER, CLAIM_LOCKS };
+
+static DECLARE_RWSEM(client_bench_rwsem);
+static DEFINE_MUTEX(client_bench_mutex);
 
 static int client_nop_notifier(struct notifier_block *nb, unsigned long action, void *data)
 {
@@ -545,6 +552,14 @@ static int client_claim_cycle(struct device *dev, struct iommu_group *group,
 		if (ret)
 			return ret;
 		bus_unregister_notifier(dev->bus, &nb);
+		break;
+	case CLAIM_LOCKS:
+		down_write(&client_bench_rwsem);
+		mutex_lock(&client_bench_mutex);
+		mutex_unlock(&client_bench_mutex);
+		up_write(&client_bench_rwsem);
+		mutex_lock(&client_bench_mutex);
+		mutex_unlock(&client_bench_mutex);
 		break;
 	}
 	ret = iommu_group_claim_dma_owner(group, (void *)&owner);
@@ -681,6 +696,8 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 		ret = client_bench_claims(dev, CLAIM_ALLOC, true, n);
 	else if (!strcmp(mode, "notify"))
 		ret = client_bench_claims(dev, CLAIM_NOTIFIER, true, n);
+	else if (!strcmp(mode, "locks"))
+		ret = client_bench_claims(dev, CLAIM_LOCKS, true, n);
 	else if (!strcmp(mode, "hold"))
 		ret = client_hold(dev, n);
 	else if (!strcmp(mode, "drop"))
