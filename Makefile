@@ -4,12 +4,13 @@
 # Kbuild; everything here calls scripts/ (see README.rst).
 #
 #   make            build the modules (against KDIR=, else the cached kernel)
-#   make lint       rustfmt --check and checkpatch.pl
+#   make lint       rustfmt --check, checkpatch.pl, kernel-doc, shellcheck
 #   make kernel     fetch, patch, configure and build Linux 7.3 (cached)
 #   make run        boot a VM with the modules and show them at work
 #   make check      every test in the VM, ending with "N passed, N failed"
 #   make check T=sva only some parts of the plan (vm/check-plan.sh names them)
 #   make bench      every benchmark in one VM boot, side by side
+#   make bench T=dma  only some parts (vm/bench-plan.sh names them)
 #   make clean      remove out/ (the kernel cache stays)
 
 export KDIR T

@@ -209,7 +209,9 @@ bool rsva_sva_serving(void);
  * @dev has no group, -EPERM when another owner holds it, -EBUSY when
  * drivers using the DMA API hold it (the kernel itself answers -EPERM
  * there), the group is not on its default domain or has a PASID attached
- * (an SVA bond), -EDEADLK from a mirror's hook, -ENOMEM.
+ * (an SVA bond), -EDEADLK from a mirror's hook, -ENOMEM, -ENOSPC when
+ * claims live on devices of eight other buses (rsva watches the bus of
+ * each claimed device, eight buses at most).
  */
 int rsva_dma_claim_group(struct device *dev, const void *owner);
 

@@ -10,25 +10,39 @@
 //! an rsva SVA bind on the same group cannot pass each other (a bind checks
 //! the group's domain and attaches its PASID under it for reading).
 //!
-//! A claim kept by a careless driver may outlive its device. Each kept
-//! claim watches its device's bus: when the device (for a group claim: the
-//! last device of the group) is about to be removed, the claim ends there,
-//! while the device is still in its group (the IOMMU core warns about a
-//! group left empty while owned, and `iommu_device_release_dma_owner()`
-//! would find no group later). The record stays until its release call
-//! (which then succeeds) or module exit.
+//! A claim kept by a careless driver may outlive its device. rsva watches
+//! the bus of every device claimed through it, with one notifier per bus
+//! ([`BusWatch`], registered at the bus's first claim and kept until
+//! module exit): when a device is about to be removed (for a group claim:
+//! the last device of the group), its claims end there, while the device
+//! is still in its group (the IOMMU core warns about a group left empty
+//! while owned, and `iommu_device_release_dma_owner()` would find no group
+//! later). The record stays until its release call (which then succeeds)
+//! or module exit.
 //!
-//! Lock order: [`Rwsem::Owner`] -> the bus's notifier lock (watching) ;
-//! the bus's notifier lock (a removal) -> [`Kept::claim`] -> the group
-//! mutex. The list's mutex is never held while a watch starts or ends.
+//! A claim and a release cost what the core's functions cost, plus the
+//! rw-semaphore (claims only), one mutex and a look-up in a short list:
+//! no allocation (the list keeps its capacity) and no notifier
+//! registration, except on a bus's first claim.
+//!
+//! A watch outlives the claims that needed it, so its bus may be
+//! unregistered meanwhile and another registered at the same address
+//! (rsva_sim reloaded), whose chain does not hold the notifier. A bus is
+//! unregistered only once it has no device, so a watch whose bus lost its
+//! last device is marked stale, and the next claim on a device of that bus
+//! registers the notifier again; no claim can depend on a stale watch
+//! (the claims on that bus ended with their devices).
+//!
+//! Lock order: [`Rwsem::Owner`] -> `Claims::watching` -> the bus's notifier
+//! lock (a watch starts) ; the bus's notifier lock (a removal) ->
+//! `Claims::list` -> the group mutex ; [`Rwsem::Owner`] -> `Claims::list`
+//! -> the group mutex (a claim).
 
 use kernel::{
-    bindings,
-    error::from_err_ptr,
-    new_mutex,
+    bindings, new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Mutex,
     },
     types::Opaque,
@@ -39,6 +53,10 @@ use crate::{
     dma_owner::{DeviceClaim, GroupClaim},
     glue::{self, Rwsem, RwsemGuard},
 };
+
+/// How many buses the claims can watch at once; a claim on a device of a
+/// further bus fails with `ENOSPC` (a stale watch's slot is taken over).
+const BUSES: usize = 8;
 
 /// The core answers `EPERM` when anything holds the group; when that is
 /// the DMA API (drivers bound to its devices: the group is on its default
@@ -56,125 +74,179 @@ enum Claim {
     Device(DeviceClaim<'static>),
 }
 
-/// A claim made through the C API, and the watch of its device's bus.
+/// A claim made through the C API, as the C caller named it.
 ///
-/// # Invariants
-///
-/// - `nb` is registered on `bus` (unless null) from [`Kept::new`] until
-///   drop; `claim` is `None` once its device (or group) went away.
-/// - `dev` is the device named at claim time for a device claim (null for
-///   a group claim) and `group` the claimed group; both are only compared
-///   once the claim ended.
-#[pin_data(PinnedDrop)]
-struct Kept {
-    #[pin]
-    nb: Opaque<bindings::notifier_block>,
-    bus: Atomic<*const bindings::bus_type>,
-    dev: *mut bindings::device,
-    group: *mut bindings::iommu_group,
-    owner: *mut c_void,
-    #[pin]
-    claim: Mutex<Option<Claim>>,
+/// `dev` (0 for a group claim), `group` (0 for a device claim) and `owner`
+/// are addresses, only compared; `claim` is `None` once its device (or
+/// group) went away.
+struct Record {
+    dev: usize,
+    group: usize,
+    owner: usize,
+    claim: Option<Claim>,
 }
 
-// SAFETY: The raw pointers are compared, or passed to the driver core from
-// any thread; the claim is under its mutex.
-unsafe impl Send for Kept {}
-// SAFETY: As for `Send`.
-unsafe impl Sync for Kept {}
+impl Record {
+    /// Whether this is a claim of `owner` on `dev` (a device claim) or on
+    /// `group` (a group claim).
+    fn is(&self, owner: usize, dev: usize, group: Option<usize>) -> bool {
+        self.owner == owner
+            && match group {
+                Some(g) => self.dev == 0 && self.group == g,
+                None => self.dev != 0 && self.dev == dev,
+            }
+    }
 
-impl Kept {
-    /// Keeps `claim`, made through `dev`, and watches `dev`'s bus.
+    /// Ends the claim if bus event `action` on `dev` removes its device or
+    /// its group's last device.
     ///
     /// # Safety
     ///
     /// `dev` must be a valid device.
-    unsafe fn new(dev: *mut bindings::device, claim: Claim) -> Result<Pin<KBox<Self>>> {
-        let (claimed, group, owner) = match &claim {
-            Claim::Group(g) => (core::ptr::null_mut(), g.group(), g.owner()),
-            // SAFETY: `dev` is valid.
-            Claim::Device(d) => (d.dev(), unsafe { glue::rsva_dev_group(dev) }, d.owner()),
+    unsafe fn end_if_removed(&mut self, action: c_ulong, dev: *mut bindings::device) {
+        let (claimed, group) = match &self.claim {
+            None => return,
+            Some(Claim::Device(d)) => (d.dev(), core::ptr::null_mut()),
+            Some(Claim::Group(g)) => (core::ptr::null_mut(), g.group()),
         };
-        let kept = KBox::pin_init(
-            pin_init!(Self {
-                nb: Opaque::zeroed(),
-                bus: Atomic::new(core::ptr::null()),
-                dev: claimed,
-                group,
-                owner,
-                claim <- new_mutex!(Some(claim)),
+        // SAFETY: `dev` is valid; the claimed device or group is held by
+        // the claim.
+        if unsafe { glue::rsva_claim_ends(action, dev, claimed, group) } {
+            // Dropping the guard releases the claim and its reference.
+            self.claim = None;
+        }
+    }
+}
+
+/// The watch of one bus: a notifier on it while `bus` is set.
+///
+/// # Invariants
+///
+/// - While `bus` is non-null, `nb` is registered on the bus at that
+///   address as it was when the watch started, or that bus was
+///   unregistered; `claims` is then the [`Claims`] holding this watch.
+/// - `stale` is set when that bus has lost its last device since.
+#[repr(C)]
+struct BusWatch {
+    nb: Opaque<bindings::notifier_block>,
+    bus: Atomic<*const bindings::bus_type>,
+    stale: Atomic<bool>,
+    claims: Atomic<*const Claims>,
+}
+
+// SAFETY: The notifier block is written only under `Claims::watching`,
+// while it is not registered, and read by the driver core under the bus's
+// notifier lock; the rest are atomics.
+unsafe impl Send for BusWatch {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for BusWatch {}
+
+impl BusWatch {
+    /// A free slot.
+    const fn new() -> Self {
+        Self {
+            nb: Opaque::new(bindings::notifier_block {
+                notifier_call: Some(bus_event),
+                next: core::ptr::null_mut(),
+                priority: 0,
             }),
-            GFP_KERNEL,
-        )?;
-        // SAFETY: Not registered yet.
-        unsafe { (*kept.nb.get()).notifier_call = Some(device_removed) };
-        // SAFETY: `dev` is valid; `nb` is initialised and pinned in the box.
-        let bus = unsafe { glue::rsva_bus_watch(dev, kept.nb.get()) };
-        // On failure `kept` drops with no watch, releasing the claim.
-        let bus = from_err_ptr(bus.cast_mut())?;
+            bus: Atomic::new(core::ptr::null()),
+            stale: Atomic::new(false),
+            claims: Atomic::new(core::ptr::null()),
+        }
+    }
+
+    /// Whether this watches `bus` and can be trusted to.
+    fn watches(&self, bus: *const bindings::bus_type) -> bool {
+        self.bus.load(Acquire) == bus && !self.stale.load(Acquire)
+    }
+
+    /// Stops the watch if it was started; `nb` is then free.
+    ///
+    /// # Safety
+    ///
+    /// Called under `Claims::watching` (or from the owner's drop).
+    unsafe fn stop(&self) {
+        let bus = self.bus.load(Relaxed);
+        if !bus.is_null() {
+            // SAFETY: `nb` is registered on the bus at `bus`, or that bus
+            // is gone, which the driver core finds by comparing the
+            // address; a removal in progress is waited for.
+            unsafe { glue::rsva_bus_unwatch(bus, self.nb.get()) };
+            // INVARIANT: no longer registered.
+            self.bus.store(core::ptr::null(), Relaxed);
+        }
+    }
+
+    /// Watches `bus` for `claims`, after [`Self::stop`].
+    ///
+    /// # Safety
+    ///
+    /// Called under `Claims::watching`, with `nb` not registered; `bus` is
+    /// the bus of a valid device; `claims` outlives the watch (it stops
+    /// the watch before it goes).
+    unsafe fn start(&self, bus: *const bindings::bus_type, claims: &Claims) -> Result {
+        self.claims.store(core::ptr::from_ref(claims), Relaxed);
+        self.stale.store(false, Relaxed);
+        // SAFETY: `nb` is not registered and lives in `claims`, which
+        // unregisters it before it goes; `bus` is a live bus.
+        kernel::error::to_result(unsafe { glue::rsva_bus_watch(bus, self.nb.get()) })?;
         // INVARIANT: registered on `bus` just above.
-        kept.bus.store(bus.cast_const(), Relaxed);
-        Ok(kept)
-    }
-
-    /// Whether this is a claim of `owner` on `dev` (a device claim) or on
-    /// `group` (a group claim).
-    fn is(
-        &self,
-        owner: *mut c_void,
-        dev: *mut bindings::device,
-        group: Option<*mut bindings::iommu_group>,
-    ) -> bool {
-        self.owner == owner
-            && match group {
-                Some(g) => self.dev.is_null() && self.group == g,
-                None => !self.dev.is_null() && self.dev == dev,
-            }
+        self.bus.store(bus, Release);
+        Ok(())
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for Kept {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: Registered in `new` unless null; a removal in progress is
-        // waited for (the notifier's rw-semaphore).
-        unsafe { glue::rsva_bus_unwatch(self.bus.load(Relaxed), self.nb.get()) };
-    }
-}
-
-/// A bus event of a watched device's bus: ends the claim when its device
-/// (or the last device of its group) is about to be removed.
+/// A bus event of a watched bus: ends the claims of a device (or of the
+/// last device of a group) about to be removed, and marks the watch stale
+/// when the bus has lost its last device.
 ///
 /// # Safety
 ///
-/// `nb` is the notifier of a live [`Kept`]; `data` is a valid device.
-unsafe extern "C" fn device_removed(
+/// `nb` is the notifier of a started [`BusWatch`]; `data` is a valid device.
+unsafe extern "C" fn bus_event(
     nb: *mut bindings::notifier_block,
     action: c_ulong,
     data: *mut c_void,
 ) -> c_int {
-    // SAFETY: Registered in `Kept::new` and unregistered before it drops.
-    let kept =
-        unsafe { &*kernel::container_of!(nb.cast::<Opaque<bindings::notifier_block>>(), Kept, nb) };
-    let mut claim = kept.claim.lock();
-    let dev = match claim.as_ref() {
-        Some(Claim::Device(d)) => d.dev(),
-        _ => core::ptr::null_mut(),
+    // SAFETY: Registered in `BusWatch::start`, unregistered before its
+    // `Claims` goes; the block is a `BusWatch`'s first field.
+    let watch = unsafe {
+        &*kernel::container_of!(nb.cast::<Opaque<bindings::notifier_block>>(), BusWatch, nb)
     };
-    // SAFETY: `data` is a valid device; `dev` and the group are the
-    // claim's, held by it.
-    if claim.is_some() && unsafe { glue::rsva_claim_ends(action, data.cast(), dev, kept.group) } {
-        // Dropping the guard releases the claim and its device reference.
-        drop(claim.take());
+    // SAFETY: Set before the watch started (type invariant); the claims
+    // stop their watches before they go.
+    let claims = unsafe { &*watch.claims.load(Relaxed) };
+    let dev = data.cast::<bindings::device>();
+    match u32::try_from(action) {
+        Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => {
+            for r in claims.list.lock().iter_mut() {
+                // SAFETY: `dev` is a valid device.
+                unsafe { r.end_if_removed(action, dev) };
+            }
+        }
+        Ok(bindings::bus_notifier_event_BUS_NOTIFY_REMOVED_DEVICE) => {
+            // SAFETY: `dev` is a valid device, off its bus's list now.
+            if !unsafe { glue::rsva_bus_has_devices(dev) } {
+                watch.stale.store(true, Release);
+            }
+        }
+        _ => {}
     }
     0
 }
 
-/// The claims made through the C API.
-#[pin_data]
+/// The claims made through the C API, and the watches of their buses.
+#[pin_data(PinnedDrop)]
 pub(crate) struct Claims {
+    /// Every claim, in claim order; it keeps its capacity, so that a claim
+    /// after a release does not allocate.
     #[pin]
-    list: Mutex<KVec<Pin<KBox<Kept>>>>,
+    list: Mutex<KVec<Record>>,
+    /// Starts and stops watches.
+    #[pin]
+    watching: Mutex<()>,
+    watches: [BusWatch; BUSES],
 }
 
 impl Claims {
@@ -182,6 +254,8 @@ impl Claims {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             list <- new_mutex!(KVec::new()),
+            watching <- new_mutex!(()),
+            watches: [const { BusWatch::new() }; BUSES],
         })
     }
 
@@ -201,7 +275,7 @@ impl Claims {
             unsafe { GroupClaim::with_cookie(dev, owner) }.map(Claim::Group)
         };
         // SAFETY: `dev` is valid.
-        unsafe { self.claim(dev, make) }
+        unsafe { self.claim(dev, owner, make) }
     }
 
     /// Claims `dev` for `owner` (again, if it holds it already).
@@ -219,7 +293,7 @@ impl Claims {
             unsafe { DeviceClaim::with_cookie(dev, owner) }.map(Claim::Device)
         };
         // SAFETY: `dev` is valid.
-        unsafe { self.claim(dev, make) }
+        unsafe { self.claim(dev, owner, make) }
     }
 
     /// Makes a claim with `make` and keeps it, excluding rsva's binds.
@@ -230,19 +304,66 @@ impl Claims {
     unsafe fn claim(
         &self,
         dev: *mut bindings::device,
+        owner: *mut c_void,
         make: impl FnOnce() -> Result<Claim>,
     ) -> Result {
         if is_err_or_null(dev) {
             return Err(EINVAL);
         }
         let _owners = RwsemGuard::lock(Rwsem::Owner, true);
-        self.list.lock().reserve(1, GFP_KERNEL)?;
-        let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
         // SAFETY: `dev` is valid.
-        let kept = unsafe { Kept::new(dev, claim) }?;
-        // On failure the claim is dropped: released.
-        self.list.lock().push(kept, GFP_KERNEL)?;
-        Ok(())
+        unsafe { self.watch(dev) }?;
+        let mut list = self.list.lock();
+        // Allocates only when the list outgrows what it ever held.
+        list.reserve(1, GFP_KERNEL)?;
+        let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
+        let (claimed, group) = match &claim {
+            Claim::Group(g) => (0, g.group() as usize),
+            Claim::Device(d) => (d.dev() as usize, 0),
+        };
+        let record = Record {
+            dev: claimed,
+            group,
+            owner: owner as usize,
+            claim: Some(claim),
+        };
+        // Reserved above; on failure the claim is dropped: released.
+        list.push_within_capacity(record).map_err(|_| ENOMEM)
+    }
+
+    /// Makes sure the bus of `dev` is watched: a look at the watches, and
+    /// on the bus's first claim (or its first since it lost its last
+    /// device) a notifier registration.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device.
+    unsafe fn watch(&self, dev: *mut bindings::device) -> Result {
+        // SAFETY: `dev` is valid.
+        let bus = unsafe { glue::rsva_dev_bus(dev) };
+        if bus.is_null() || self.watches.iter().any(|w| w.watches(bus)) {
+            return Ok(());
+        }
+        let _watching = self.watching.lock();
+        if self.watches.iter().any(|w| w.watches(bus)) {
+            return Ok(());
+        }
+        // This bus's stale watch, or a free slot, or another bus's stale
+        // watch (no claim depends on it).
+        let stale = |w: &&BusWatch| w.stale.load(Acquire);
+        let w = self
+            .watches
+            .iter()
+            .find(|w| w.bus.load(Relaxed) == bus)
+            .or_else(|| self.watches.iter().find(|w| w.bus.load(Relaxed).is_null()))
+            .or_else(|| self.watches.iter().find(stale))
+            .ok_or(ENOSPC)?;
+        // SAFETY: Under `watching`; `w` is stopped before it starts again;
+        // `bus` is the bus of `dev`; `self` stops every watch in its drop.
+        unsafe {
+            w.stop();
+            w.start(bus, self)
+        }
     }
 
     /// Releases one claim of the group of `dev` by `owner` (`group`), or of
@@ -263,20 +384,30 @@ impl Claims {
             return Err(EINVAL);
         }
         // SAFETY: `dev` is valid.
-        let dev_group = group.then(|| unsafe { glue::rsva_dev_group(dev) });
+        let dev_group = group.then(|| unsafe { glue::rsva_dev_group(dev) } as usize);
         // No need to exclude binds: a release only lets them succeed.
-        let kept = {
+        let record = {
             let mut list = self.list.lock();
             let i = list
                 .iter()
-                .rposition(|k| k.is(owner, dev, dev_group))
+                .rposition(|r| r.is(owner as usize, dev as usize, dev_group))
                 .ok_or(ENOENT)?;
             list.remove(i)?
         };
-        // Dropping it ends the watch (not under the list's lock), then
-        // releases the claim.
-        drop(kept);
+        // Released here, not under the list's lock.
+        drop(record);
         Ok(())
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Claims {
+    fn drop(self: Pin<&mut Self>) {
+        // Before the claims go (with the list): no bus event finds them.
+        for w in &self.watches {
+            // SAFETY: No claim can start a watch any more (module exit).
+            unsafe { w.stop() };
+        }
     }
 }
 

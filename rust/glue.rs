@@ -40,14 +40,16 @@ extern "C" {
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
     pub(crate) fn rsva_dev_user_owned(dev: *mut bindings::device) -> bool;
+    pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
     pub(crate) fn rsva_bus_watch(
-        dev: *mut bindings::device,
+        bus: *const bindings::bus_type,
         nb: *mut bindings::notifier_block,
-    ) -> *const bindings::bus_type;
+    ) -> c_int;
     pub(crate) fn rsva_bus_unwatch(
         bus: *const bindings::bus_type,
         nb: *mut bindings::notifier_block,
     );
+    pub(crate) fn rsva_bus_has_devices(dev: *mut bindings::device) -> bool;
     pub(crate) fn rsva_claim_ends(
         action: c_ulong,
         dev: *mut bindings::device,
@@ -255,30 +257,51 @@ impl Drop for RwsemGuard {
 /// allocating in `N` slots (0: a free slot); beyond `N` at once a task
 /// runs unrecorded. Used to refuse, with `EDEADLK`, calls that must not be
 /// made from inside a driver's callback.
-pub(crate) struct TaskMarks<const N: usize>([kernel::sync::atomic::Atomic<usize>; N]);
+///
+/// # Invariants
+///
+/// `inside` counts the tasks in [`Self::run`]: it is non-zero while a slot
+/// names a task, so that [`Self::has_current`] looks at no slot when no
+/// task is inside (the C API's calls, which ask first).
+pub(crate) struct TaskMarks<const N: usize> {
+    inside: kernel::sync::atomic::Atomic<usize>,
+    slots: [kernel::sync::atomic::Atomic<usize>; N],
+}
 
 impl<const N: usize> TaskMarks<N> {
     /// No task marked.
     pub(crate) const fn new() -> Self {
-        Self([const { kernel::sync::atomic::Atomic::new(0) }; N])
+        Self {
+            inside: kernel::sync::atomic::Atomic::new(0),
+            slots: [const { kernel::sync::atomic::Atomic::new(0) }; N],
+        }
     }
 
     /// Whether the current task runs inside [`Self::run`].
     pub(crate) fn has_current(&self) -> bool {
+        use kernel::sync::atomic::Relaxed;
+        // The current task's own increment is seen by itself.
+        if self.inside.load(Relaxed) == 0 {
+            return false;
+        }
         let me = kernel::task::Task::current_raw() as usize;
-        self.0
-            .iter()
-            .any(|t| t.load(kernel::sync::atomic::Relaxed) == me)
+        self.slots.iter().any(|t| t.load(Relaxed) == me)
     }
 
     /// Runs `f` with the current task marked.
     pub(crate) fn run(&self, f: impl FnOnce()) {
         use kernel::sync::atomic::Relaxed;
         let me = kernel::task::Task::current_raw() as usize;
-        let slot = self.0.iter().find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
+        // INVARIANT: counted before a slot names the task, and until after.
+        self.inside.add(1, Relaxed);
+        let slot = self
+            .slots
+            .iter()
+            .find(|t| t.cmpxchg(0, me, Relaxed).is_ok());
         f();
         if let Some(slot) = slot {
             slot.store(0, Relaxed);
         }
+        self.inside.fetch_sub(1, Relaxed);
     }
 }

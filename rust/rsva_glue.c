@@ -312,29 +312,42 @@ bool rsva_dev_user_owned(struct device *dev)
 			  domain->type == IOMMU_DOMAIN_UNMANAGED);
 }
 
-/*
- * Watches the bus of @dev with @nb, for the claims of rust/dma_claims.rs.
- * Returns the bus, NULL when @dev has none, or an ERR_PTR.
- */
-const struct bus_type *rsva_bus_watch(struct device *dev, struct notifier_block *nb)
+/* The bus of @dev, NULL for none. */
+const struct bus_type *rsva_dev_bus(struct device *dev)
 {
-	int ret;
+	return dev->bus;
+}
 
-	if (!dev->bus)
-		return NULL;
-	ret = bus_register_notifier(dev->bus, nb);
-	return ret ? ERR_PTR(ret) : dev->bus;
+/* Watches @bus with @nb, for the claims of rust/dma_claims.rs. */
+int rsva_bus_watch(const struct bus_type *bus, struct notifier_block *nb)
+{
+	return bus_register_notifier(bus, nb);
 }
 
 /*
- * Stops watching @bus (NULL: none). A bus that was unregistered meanwhile
- * took its notifiers with it; the driver core then finds no such bus (it
- * compares the pointer, never follows it) and there is nothing to do.
+ * Stops watching @bus. A bus that was unregistered meanwhile took its
+ * notifiers with it; the driver core then finds no such bus, or another
+ * one registered at the same address whose chain does not hold @nb (it
+ * compares the pointers, never follows them), and there is nothing to do.
  */
 void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb)
 {
-	if (bus)
-		bus_unregister_notifier(bus, nb);
+	bus_unregister_notifier(bus, nb);
+}
+
+static int rsva_any_dev(struct device *dev, void *data)
+{
+	return 1;
+}
+
+/*
+ * Whether the bus of @dev, which is being removed (off the bus's list since
+ * BUS_NOTIFY_REMOVED_DEVICE), still has a device; false when the bus is
+ * gone.
+ */
+bool rsva_bus_has_devices(struct device *dev)
+{
+	return dev->bus && bus_for_each_dev(dev->bus, NULL, NULL, rsva_any_dev) == 1;
 }
 
 static int rsva_count_dev(struct device *dev, void *count)

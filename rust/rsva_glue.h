@@ -52,8 +52,10 @@ bool rsva_dev_user_owned(struct device *dev);
 struct bus_type;
 struct notifier_block;
 
-const struct bus_type *rsva_bus_watch(struct device *dev, struct notifier_block *nb);
+const struct bus_type *rsva_dev_bus(struct device *dev);
+int rsva_bus_watch(const struct bus_type *bus, struct notifier_block *nb);
 void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb);
+bool rsva_bus_has_devices(struct device *dev);
 bool rsva_claim_ends(unsigned long action, struct device *dev,
 		     struct device *claimed, struct iommu_group *group);
 struct device *rsva_test_free_pci_device(void);

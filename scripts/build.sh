@@ -4,7 +4,8 @@
 # Build what the VM runs, against the tree recorded in out/kernel.env:
 #
 #   scripts/build.sh modules     rsva.ko and the test modules (out/modules)
-#   scripts/build.sh lint        rustfmt --check and checkpatch.pl
+#   scripts/build.sh lint        rustfmt --check, checkpatch.pl, kernel-doc
+#                                and shellcheck
 #   scripts/build.sh selftests   the static kselftest binaries (out/selftests)
 #   scripts/build.sh initramfs PLAN
 #                                out/initramfs-PLAN.cpio.gz for vm/PLAN-plan.sh
@@ -22,13 +23,18 @@ build_modules() {
 # rustfmt with the kernel's settings; checkpatch on the C sources, strict on
 # kernel code, plain on the user-space tests (whose types are C's, not the
 # kernel's). The exports of Rust functions cannot follow their definitions:
-# EXPORT_SYMBOL is the one checkpatch rule that does not apply.
+# EXPORT_SYMBOL is the one checkpatch rule that does not apply. Then the
+# tree's kernel-doc on the public headers and shellcheck on scripts/ and vm/
+# (at severity warning: its notes and style hints do not count), both
+# failing on any warning.
 lint() {
-	local rs kc uc
+	local rs kc uc hdr sh
 	cd "$RSVA_TOP"
 	mapfile -t rs < <(git ls-files -co --exclude-standard '*.rs')
 	mapfile -t kc < <(git ls-files -co --exclude-standard 'rust/*.[ch]' 'include/*.h' 'selftests/modules/*.c')
 	mapfile -t uc < <(git ls-files -co --exclude-standard 'selftests/*.[ch]')
+	mapfile -t hdr < <(git ls-files -co --exclude-standard 'include/*.h' 'include/uapi/*.h')
+	mapfile -t sh < <(git ls-files -co --exclude-standard 'scripts/*.sh' 'vm/*.sh')
 	/usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" "${rs[@]}"
 	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet --strict --ignore EXPORT_SYMBOL -f "${kc[@]}"
 	perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f "${uc[@]}"
@@ -38,6 +44,8 @@ lint() {
 	for p in patches/*.patch; do
 		perl "$KSRC/scripts/checkpatch.pl" --no-tree --quiet - <"$p"
 	done
+	python3 "$KSRC/scripts/kernel-doc" -none -Wall -Werror "${hdr[@]}"
+	shellcheck --severity=warning "${sh[@]}"
 }
 
 build_selftests() {
@@ -82,7 +90,7 @@ build_initramfs() {
 
 case "${1:-}" in
 modules) timed "building modules" build_modules ;;
-lint) timed "rustfmt and checkpatch" lint ;;
+lint) timed "rustfmt, checkpatch, kernel-doc and shellcheck" lint ;;
 selftests) timed "building selftests" build_selftests ;;
 initramfs) timed "making initramfs ($2)" build_initramfs "$2" ;;
 *) die "usage: $0 modules|lint|selftests|initramfs PLAN" ;;

@@ -96,7 +96,7 @@ extract() {
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tree" --wildcards '*.tar.xz'
 	mkdir -p "$src"
 	tar -xJf "$tree"/usr/src/linux-source-*.tar.xz -C "$src" --strip-components=1
-	rm -rf "$tree/usr"
+	rm -rf "${tree:?}/usr"
 }
 timed "extracting $PKG $srcver" extract
 for p in "$RSVA_TOP"/patches/*.patch; do

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash # sourced by the bash scripts of scripts/
 # Common environment for the rsva scripts: where the cache lives and how the
 # kernel's make is called. Sourced, never run.
 
@@ -12,6 +13,7 @@ export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 RSVA_JOBS=${RSVA_JOBS:-3}
 
 # The arguments every kernel make (tree or external module) gets.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 KMAKE_ARGS=(LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 	    BINDGEN="$RSVA_CACHE/tools/bin/bindgen")
 

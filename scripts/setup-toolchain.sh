@@ -18,7 +18,7 @@ BINDGEN=$CACHE/tools/bin/bindgen
 
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc cpio kmod
 	  rsync libelf-dev libssl-dev busybox-static qemu-system-x86 xz-utils
-	  gcc make python3 python3-matplotlib patch)
+	  gcc make python3 python3-matplotlib patch shellcheck)
 RUST_PKGS=(rustc-web libstd-rust-web-dev rust-web-src rust-web-clippy rustfmt-web)
 
 say() { echo "setup: $*"; }

@@ -27,7 +27,8 @@ initrd=$RSVA_OUT/initramfs-$plan.cpio.gz
 # Probe KVM by booting the kernel to its first messages; -cpu host fails on
 # some hosts only when the vCPU starts, so a /dev/kvm that opens is not proof.
 kvm_works() {
-	local probe=$RSVA_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n 1 | md5sum | cut -c1-8)-$(uname -r)
+	local probe
+	probe=$RSVA_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n 1 | md5sum | cut -c1-8)-$(uname -r)
 	if [ ! -f "$probe" ]; then
 		local out=no
 		if [ -w /dev/kvm ] &&
@@ -46,7 +47,7 @@ if kvm_works; then
 	accel=(-accel kvm -cpu host)
 	log "VM: KVM"
 else
-	accel=(-accel tcg,thread=multi -cpu max)
+	accel=(-accel "tcg,thread=multi" -cpu max)
 	log "VM: TCG (KVM does not boot a kernel on this machine)"
 fi
 

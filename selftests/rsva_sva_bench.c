@@ -9,9 +9,6 @@
  *               and freed per cycle
  *   concurrent  two processes, devices 0 and 1 (separate IOMMU groups),
  *               bind+unbind at once: total cycles per second
- *   claim       DMA ownership claim+release of device 0's group through
- *               rsva's C API against iommu_group_claim_dma_owner() called
- *               directly (no switch involved)
  *   live        bind+unbind on device 0 while 1, 10, ... MAX_LIVE other
  *               address spaces stay bound to it: how the cost grows
  *   vcpus       "concurrent" with the second vCPU offline, against the
@@ -20,6 +17,7 @@
  * The cycles run in the kernel (debugfs rsva_client/bench) so that the
  * figures are the bind paths, not system calls. Prints
  * "bench: NAME VALUE UNIT" lines, the Rust/C ratios and a JSON object.
+ * (DMA ownership claims are rsva_dma_bench's.)
  * Needs rsva, rsva_sim and rsva_client loaded.
  * Usage: rsva_sva_bench [seconds per figure and implementation, default 2]
  *                       [MAX_LIVE, default 10000]
@@ -170,16 +168,15 @@ int main(int argc, char **argv)
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
 	unsigned int max_live = argc > 2 ? strtoul(argv[2], NULL, 0) : 10000;
 	static const unsigned int live_all[] = { 1, 10, 100, 1000, 10000 };
-	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 }, claims[2] = { 0 };
+	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 };
 	double conc1[2] = { 0 }, live_rate[2][8];
-	unsigned int nb, np, nc;
+	unsigned int nb, np;
 	int round, impl, steps, i;
 
 	/* Calibrate on the C path; both implementations then do the same n. */
 	serve(0);
 	nb = calibrate("bind", secs / ROUNDS);
 	np = calibrate("pasid", secs / ROUNDS);
-	nc = calibrate("claimc", secs / ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
 		for (impl = 0; impl < 2; impl++) {
 			double b, p, c;
@@ -207,10 +204,6 @@ int main(int argc, char **argv)
 		;
 	live_scaling(live_all, steps, nb, live_rate);
 	serve(1);
-	for (round = 0; round < ROUNDS; round++) {
-		claims[0] = best(claims[0], single("claimc", nc));
-		claims[1] = best(claims[1], single("claim", nc));
-	}
 
 	printf("bench: bind_unbind_c %.0f cycles/s\n", bind[0]);
 	printf("bench: bind_unbind_rsva %.0f cycles/s\n", bind[1]);
@@ -230,13 +223,7 @@ int main(int argc, char **argv)
 		printf("bench: bind_unbind_with_%u_live c %.0f, rsva %.0f cycles/s (rsva time %.2f of C's)\n",
 		       live_all[i], live_rate[0][i], live_rate[1][i],
 		       live_rate[0][i] / live_rate[1][i]);
-	printf("bench: claim_release_c %.0f cycles/s\n", claims[0]);
-	printf("bench: claim_release_rsva %.0f cycles/s\n", claims[1]);
-	printf("bench: claim_release_rsva_time_vs_c %.3f ratio\n", claims[0] / claims[1]);
 	printf("bench-json: {");
-	printf("\"claim_c_per_s\": %.0f, ", claims[0]);
-	printf("\"claim_rsva_per_s\": %.0f, ", claims[1]);
-	printf("\"claim_rsva_time_vs_c\": %.3f, ", claims[0] / claims[1]);
 	printf("\"bind_unbind_c_per_s\": %.0f, ", bind[0]);
 	printf("\"bind_unbind_rsva_per_s\": %.0f, ", bind[1]);
 	printf("\"bind_rsva_time_vs_c\": %.3f, ", bind[0] / bind[1]);

@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash # sourced by /init, run by busybox sh (dash's dialect)
 #
 # The plan of 'make bench', sourced by /init: every benchmark in one boot,
-# side by side.
+# side by side. Its parts, which 'make bench T="part ..."' picks from
+# (vm/tap.sh want): sim (the accelerator: memcpy, bind through its file),
+# sva (bind+unbind and PASIDs, C against rsva), dma (DMA ownership claims
+# through rsva's C API against the core's functions), mirror (the HMM
+# mirror against test_hmm), iopf (I/O page faults, C against rsva).
 
 modprobe uacce
 modprobe test_hmm
@@ -10,14 +15,17 @@ insmod /lib/rsva/rsva_sim.ko
 insmod /lib/rsva/rsva_client.ko
 echo "=== RSVA-BENCH BEGIN"
 rc=0
-/tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
-/tests/rsva_sva_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1
-/tests/rsva_mirror_bench 1 || rc=1
+if want sim; then /tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
+if want sva; then /tests/rsva_sva_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
+if want dma; then /tests/rsva_dma_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
+if want mirror; then /tests/rsva_mirror_bench 1 || rc=1; fi
 # I/O page faults, the C handler against rsva's: tracefs for the breakdown
 # of a fault (the bench skips it without); no accelerator file is open, so
 # the bench can switch rsva/serve.
-mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
-/tests/rsva_iopf_bench "${RSVA_IOPF_SAMPLES:-2000}" "${RSVA_IOPF_FILL_MIB:-32}" || rc=1
+if want iopf; then
+	mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+	/tests/rsva_iopf_bench "${RSVA_IOPF_SAMPLES:-2000}" "${RSVA_IOPF_FILL_MIB:-32}" || rc=1
+fi
 echo "=== RSVA-BENCH END rc=$rc"
 rmmod rsva_client
 rmmod rsva_sim

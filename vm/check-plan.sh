@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash # sourced by /init, run by busybox sh (dash's dialect)
 #
 # The test plan of 'make check', sourced by /init. Its parts, which
 # 'make check T="part ..."' picks from (vm/tap.sh want): debugfs, sva (the

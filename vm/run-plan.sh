@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash # sourced by /init, run by busybox sh (dash's dialect)
 #
 # The plan of 'make run', sourced by /init: load the modules and tell what
 # rsva does, step by step (selftests/rsva_demo.c), then unload and check
@@ -19,7 +20,7 @@ echo 0 >/sys/bus/rsva_sim/drivers_autoprobe
 insmod /lib/rsva/rsva_sim_drivers.ko
 echo "   loaded: $(lsmod | awk 'NR > 1 { print $1 }' | tr '\n' ' ')"
 echo "   rsva serves iommu_sva_bind_device(): $(cat /sys/kernel/debug/rsva/serve)"
-echo "   accelerators (uacce): $(ls /dev | grep '^rsva_accel-' | tr '\n' ' ')"
+echo "   accelerators (uacce): $(cd /dev && echo rsva_accel-*)"
 
 /tests/rsva_demo
 demo=$?

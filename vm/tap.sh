@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash # sourced by /init, run by busybox sh (dash's dialect)
 #
 # TAP for the shell steps of a VM plan, in the kselftest format that
 # scripts/verdict.py reads: each group is framed by
@@ -47,7 +48,8 @@ tap_end() {
 # BIN@LABEL); ARGs go to the binary (e.g. -T TEST to leave a test out).
 # The time it took is a TAP comment.
 run_selftest() {
-	local bin=$1 name=$(basename "$1")${2:+@$2} rc t0
+	local bin=$1 name rc t0
+	name=$(basename "$1")${2:+@$2}
 	shift
 	if [ $# -gt 0 ]; then shift; fi
 	t0=$(cut -d. -f1 /proc/uptime)
@@ -60,6 +62,7 @@ run_selftest() {
 
 # load_module NAME: modprobe an in-tree module, reporting the errno text.
 load_module() {
+	# shellcheck disable=SC2034 # read by the plans that source this file
 	LOAD_ERR=$(modprobe "$1" 2>&1)
 }
 

@@ -15,8 +15,12 @@
 #include <linux/errno.h>
 #include <linux/iommu.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/notifier.h>
+#include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <rsva.h>
@@ -465,7 +469,9 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * mm that is bound, dies while bound and is then unbound, as a process
  * that exits does (exit_mmap comes before the driver's release), so every
  * cycle also allocates and frees a PASID; "claim DEV N" and "claimc DEV N"
- * claim and release DEV's group through rsva and directly; "hold DEV N" and
+ * claim and release DEV's group through rsva and directly, "dclaim" and
+ * "dclaimc" DEV itself, "alloc", "notify" and "locks" add an allocation, a
+ * bus notifier or three lock pairs to the direct group cycle; "hold DEV N" and
  * "drop DEV 1" keep bound address spaces (below); "leak DEV 1" binds the
  * writer's mm through rsva's API and never unbinds it, as a buggy driver
  * would (rsva must then refuse to unload). The write returns when done;
@@ -492,10 +498,80 @@ static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
 	return 0;
 }
 
-/* Claim and release @dev's group @n times, through rsva or directly. */
-static int client_bench_claims(struct device *dev, bool direct, unsigned int n)
+/*
+ * The DMA ownership cycles of the benchmark: a group or a device (@what),
+ * claimed and released through rsva's C API or the core's functions
+ * called directly; "alloc", "notifier" and "locks" are the direct group
+ * cycle plus a 64-byte allocation and free, plus a bus notifier
+ * registration and unregistration, or plus the locks rsva's cycle takes
+ * (an rw-semaphore for writing, a mutex twice), for the costs of this
+ * kernel's debug options.
+ */
+enum client_claim { CLAIM_GROUP, CLAIM_DEVICE, CLAIM_ALLOC, CLAIM_NOTIFIER, CLAIM_LOCKS };
+
+static DECLARE_RWSEM(client_bench_rwsem);
+static DEFINE_MUTEX(client_bench_mutex);
+
+static int client_nop_notifier(struct notifier_block *nb, unsigned long action, void *data)
 {
+	return NOTIFY_DONE;
+}
+
+static int client_claim_cycle(struct device *dev, struct iommu_group *group,
+			      enum client_claim what, bool direct)
+{
+	static struct notifier_block nb = { .notifier_call = client_nop_notifier };
 	static const char owner;
+	void *p;
+	int ret;
+
+	switch (what) {
+	case CLAIM_GROUP:
+		if (!direct) {
+			ret = rsva_dma_claim_group(dev, &owner);
+			return ret ?: rsva_dma_release_group(dev, &owner);
+		}
+		break;
+	case CLAIM_DEVICE:
+		if (!direct) {
+			ret = rsva_dma_claim_device(dev, &owner);
+			return ret ?: rsva_dma_release_device(dev, &owner);
+		}
+		ret = iommu_device_claim_dma_owner(dev, (void *)&owner);
+		if (!ret)
+			iommu_device_release_dma_owner(dev);
+		return ret;
+	case CLAIM_ALLOC:
+		p = kzalloc(64, GFP_KERNEL);
+		if (!p)
+			return -ENOMEM;
+		kfree(p);
+		break;
+	case CLAIM_NOTIFIER:
+		ret = bus_register_notifier(dev->bus, &nb);
+		if (ret)
+			return ret;
+		bus_unregister_notifier(dev->bus, &nb);
+		break;
+	case CLAIM_LOCKS:
+		down_write(&client_bench_rwsem);
+		mutex_lock(&client_bench_mutex);
+		mutex_unlock(&client_bench_mutex);
+		up_write(&client_bench_rwsem);
+		mutex_lock(&client_bench_mutex);
+		mutex_unlock(&client_bench_mutex);
+		break;
+	}
+	ret = iommu_group_claim_dma_owner(group, (void *)&owner);
+	if (!ret)
+		iommu_group_release_dma_owner(group);
+	return ret;
+}
+
+/* @n cycles of claim and release (client_claim_cycle()). */
+static int client_bench_claims(struct device *dev, enum client_claim what, bool direct,
+			       unsigned int n)
+{
 	struct iommu_group *group;
 	unsigned int i;
 	int ret = 0;
@@ -504,15 +580,7 @@ static int client_bench_claims(struct device *dev, bool direct, unsigned int n)
 	if (!group)
 		return -ENODEV;
 	for (i = 0; i < n && !ret; i++) {
-		if (direct) {
-			ret = iommu_group_claim_dma_owner(group, (void *)&owner);
-			if (!ret)
-				iommu_group_release_dma_owner(group);
-		} else {
-			ret = rsva_dma_claim_group(dev, &owner);
-			if (!ret)
-				ret = rsva_dma_release_group(dev, &owner);
-		}
+		ret = client_claim_cycle(dev, group, what, direct);
 		cond_resched();
 	}
 	iommu_group_put(group);
@@ -621,7 +689,15 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 	if (!strcmp(mode, "bind") || !strcmp(mode, "pasid"))
 		ret = client_bench(dev, !strcmp(mode, "pasid"), n);
 	else if (!strcmp(mode, "claim") || !strcmp(mode, "claimc"))
-		ret = client_bench_claims(dev, !strcmp(mode, "claimc"), n);
+		ret = client_bench_claims(dev, CLAIM_GROUP, !strcmp(mode, "claimc"), n);
+	else if (!strcmp(mode, "dclaim") || !strcmp(mode, "dclaimc"))
+		ret = client_bench_claims(dev, CLAIM_DEVICE, !strcmp(mode, "dclaimc"), n);
+	else if (!strcmp(mode, "alloc"))
+		ret = client_bench_claims(dev, CLAIM_ALLOC, true, n);
+	else if (!strcmp(mode, "notify"))
+		ret = client_bench_claims(dev, CLAIM_NOTIFIER, true, n);
+	else if (!strcmp(mode, "locks"))
+		ret = client_bench_claims(dev, CLAIM_LOCKS, true, n);
 	else if (!strcmp(mode, "hold"))
 		ret = client_hold(dev, n);
 	else if (!strcmp(mode, "drop"))
