@@ -277,6 +277,45 @@ unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32
         .map_or(PASID_INVALID, |b| b.pasid())
 }
 
+/// See `rsva_test_tracked()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_tracked(pasid: u32) -> c_int {
+    let Some(s) = service() else {
+        return ENODEV.to_errno();
+    };
+    let mut found = ENOENT.to_errno();
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = c_int::from(m.tracked());
+        }
+    });
+    found
+}
+
+/// See `rsva_test_pasid_uid()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_pasid_uid(pasid: u32, held: *mut u32) -> i64 {
+    let Some(s) = service() else {
+        return ENODEV.to_errno().into();
+    };
+    let mut found = None;
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = Some(m.uid());
+        }
+    });
+    let Some(uid) = found else {
+        return ENOENT.to_errno().into();
+    };
+    if !held.is_null() {
+        // SAFETY: KUnit callers pass null or a valid pointer.
+        unsafe { *held = s.sva.pasids.held_by(uid) };
+    }
+    uid.into()
+}
+
 /// See `rsva_test_set_serving()` in `include/rsva_test.h`.
 #[cfg(CONFIG_KUNIT)]
 #[no_mangle]
