@@ -499,14 +499,14 @@ static void rsva_client_kernel_driver_domain_binds(struct kunit *test)
 	if (!o->domain)
 		goto out;
 	domain = iommu_get_domain_for_dev(c->dev0);
-	KUNIT_ASSERT_PTR_EQ(test, domain, o->domain);
+	KUNIT_EXPECT_PTR_EQ(test, domain, o->domain);
 	KUNIT_EXPECT_EQ(test, domain->type, IOMMU_DOMAIN_UNMANAGED);
 	/* Used by a driver, not claimed by an owner. */
 	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
 	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, &a), -EBUSY);
 
 	/* The C implementation binds it... */
-	KUNIT_ASSERT_EQ(test, rsva_test_set_serving(false), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(false), 0);
 	h = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
 	if (!IS_ERR(h)) {
@@ -514,7 +514,7 @@ static void rsva_client_kernel_driver_domain_binds(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
 		iommu_sva_unbind_device(h);
 	}
-	KUNIT_ASSERT_EQ(test, rsva_test_set_serving(true), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(true), 0);
 	/* ...and so does rsva, through both APIs. */
 	h = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
@@ -564,7 +564,12 @@ static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev1, c->mm)), -EBUSY);
 
 	domain = iommu_paging_domain_alloc(c->dev1);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(domain));
+	KUNIT_EXPECT_FALSE(test, IS_ERR(domain));
+	if (IS_ERR(domain)) {
+		iommu_group_release_dma_owner(group);
+		iommu_group_put(group);
+		return;
+	}
 	KUNIT_EXPECT_EQ(test, iommu_attach_group(domain, group), 0);
 	KUNIT_EXPECT_EQ(test, iommu_get_domain_for_dev(c->dev1)->type, IOMMU_DOMAIN_UNMANAGED);
 	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 1);
@@ -573,7 +578,7 @@ static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, 1), -ENOENT);
 
 	/* The C implementation attaches a PASID behind the owner's back. */
-	KUNIT_ASSERT_EQ(test, rsva_test_set_serving(false), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(false), 0);
 	h = iommu_sva_bind_device(c->dev1, c->mm);
 	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
 	if (!IS_ERR(h))
