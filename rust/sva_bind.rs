@@ -600,8 +600,11 @@ impl Sva {
         let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
         let lease = self.pasids.get(mm, range, glue::current_uid())?;
 
-        // A group owned by an owner that manages DMA itself takes no PASID
-        // (its release would find the PASID attached); rsva's claims wait.
+        // A group claimed by an owner that manages DMA itself (VFIO,
+        // iommufd, rsva's C API) takes no PASID: user space drives its
+        // devices, and the claim's release would find the PASID attached.
+        // rsva's claims wait on `Owner`; others cannot come while a DMA-API
+        // driver of the group is bound (the core refuses them).
         let _owners = RwsemGuard::lock(Rwsem::Owner, false);
         // SAFETY: `dev` is valid.
         if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
