@@ -143,8 +143,8 @@ timed "installing uapi headers" kmake headers_install INSTALL_HDR_PATH="$hdr"
 touch "$tree/.done"
 log "kernel ready in $((SECONDS - t0)) s"
 
-# Keep the two newest trees; each is about 2.5 GB.
-ls -1dt "$RSVA_CACHE"/linux-*/ 2>/dev/null | tail -n +3 | while read -r old; do
+# Keep the four newest trees; each is about 2.5 GB.
+ls -1dt "$RSVA_CACHE"/linux-*/ 2>/dev/null | tail -n +5 | while read -r old; do
 	log "removing old tree $old"
 	rm -rf "$old"
 done

@@ -21,6 +21,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/task.h>
 #include <linux/uaccess.h>
 #include <rsva_sim.h>
 
