@@ -117,8 +117,18 @@ impl Service {
     }
 
     /// Turns serving on or off. `EBUSY` when the IOMMU core has live bonds
-    /// (on) or rsva has (off), or another provider is set.
+    /// (on) or rsva has (off), or another provider is set. Process context,
+    /// no locks held.
     pub(crate) fn set_serving(&self, on: bool) -> Result {
+        if on {
+            // The leases that switching off ended keep their charges until
+            // they are freed, after the notifiers' grace period: wait for
+            // that, so that an mm whose PASID the next lease adopts is
+            // charged once, not twice for a while (review finding 15).
+            glue::flush_deferred();
+            // SAFETY: Process context, no locks held (the callers').
+            unsafe { bindings::mmu_notifier_synchronize() };
+        }
         let _switch = RwsemGuard::lock(Rwsem::Serve, true);
         if on == self.serving() {
             return Ok(());

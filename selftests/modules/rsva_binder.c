@@ -33,13 +33,20 @@ static struct task_struct *binder_task;
 static atomic_long_t binder_binds, binder_errors, binder_enodev;
 static atomic_t binder_last;
 
+/*
+ * Each round binds a fresh mm that dies while bound, as an exiting
+ * process's does, and then unbinds it: its PASID's lease has ended, so
+ * rsva keeps no domain for it (a kept domain's device watch would pin
+ * rsva, which could then never be unloaded under the loop).
+ */
 static int binder_fn(void *data)
 {
 	struct device *dev = data;
-	struct mm_struct *mm = mm_alloc();
+	struct mm_struct *mm;
 	struct iommu_sva *h;
 
 	while (!kthread_should_stop()) {
+		mm = mm_alloc();
 		if (!mm) {
 			atomic_long_inc(&binder_errors);
 			atomic_set(&binder_last, -ENOMEM);
@@ -47,6 +54,7 @@ static int binder_fn(void *data)
 			continue;
 		}
 		h = iommu_sva_bind_device(dev, mm);
+		mmput(mm);
 		if (IS_ERR(h)) {
 			atomic_long_inc(&binder_errors);
 			if (PTR_ERR(h) == -ENODEV)
@@ -58,8 +66,6 @@ static int binder_fn(void *data)
 		}
 		cond_resched();
 	}
-	if (mm)
-		mmput(mm);
 	put_device(dev);
 	return 0;
 }
