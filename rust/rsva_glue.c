@@ -227,6 +227,7 @@ static void rsva_watch_release(void *data)
 static void rsva_watch_put_nop(void *addr)
 {
 }
+
 #define RSVA_WATCH_PUT rsva_watch_put_nop
 #endif
 
