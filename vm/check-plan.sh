@@ -260,8 +260,8 @@ for round in 1 2 3 4 5 6 7 8; do
 	sleep 0.2
 	echo stop > $LOOP || break
 	sed 's/^/# /' $LOOP
-	grep -q " errors 0 " $LOOP || break
 	binds=$((binds + $(cut -d" " -f2 $LOOP)))
+	grep -q " errors 0 " $LOOP || break
 	rounds=$round
 done
 tap_check "8 unloads of rsva under binds, every bind served" test "$rounds" = 8
