@@ -85,7 +85,13 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * rsva_sva_unbind_device(). The PASID is the mm's, shared by all its bonds
  * and kept until the mm is freed. Works while rsva serves SVA
  * (rsva_sva_serving()). Each bind pins rsva until its unbind: a driver
- * that leaks a bond keeps rsva loaded. The handle may be the one that
+ * that leaks a bond keeps rsva loaded. A new PASID lease is charged to the
+ * real uid of the calling task, not to @mm's user (a kernel thread's binds
+ * to its own, usually root), and one lease is one charge, whether the
+ * PASID was allocated for it or adopted (Documentation/sva.rst). A group
+ * claimed by an owner that manages DMA itself (VFIO, iommufd, a claim
+ * through this API) gets no PASID; one whose driver attached an unmanaged
+ * domain of its own does, as with iommu_sva_bind_device(). The handle may be the one that
  * iommu_sva_bind_device() returns for the same device and mm (rsva serves
  * that API too), but each API's references are dropped only through it.
  *
@@ -95,8 +101,9 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * (@mm has no users left), -ENODEV (no IOMMU group, or rsva is not
  * serving), -EOPNOTSUPP (no PASID or SVA support), -EOVERFLOW (the mm's
  * PASID does not fit the device), -ENOSPC (no PASID left), -EDQUOT (the
- * user holds rsva's pasids_per_user limit), -EBUSY (the IOMMU refused the
- * PASID, or the mm cannot be shared with devices), -ENOMEM.
+ * calling task's user holds rsva's pasids_per_user limit), -EBUSY (an
+ * owner that manages DMA claimed the group, the IOMMU refused the PASID,
+ * or the mm cannot be shared with devices), -ENOMEM.
  */
 struct iommu_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm);
 
@@ -259,9 +266,10 @@ int rsva_dma_release_device(struct device *dev, const void *owner);
  * rsva_dma_claimed() - whether a device's group is claimed for DMA
  * @dev: the device
  *
- * True while an owner that manages DMA itself holds the group (its domain
- * is the blocking domain of a claim, or a domain that owner attached),
- * whoever claimed it; false when it is free or used by the DMA API.
+ * True while an owner that manages DMA itself holds the group (claimed
+ * through this API, or by VFIO or iommufd: iommu_group_has_dma_owner()),
+ * whoever claimed it; false when it is free or used by drivers, through
+ * the DMA API or through an unmanaged domain a driver attached itself.
  *
  * Context: process context (a mirror's hooks included).
  * Return: 1 or 0; -EINVAL for NULL or an ERR_PTR(), -ENODEV when @dev has

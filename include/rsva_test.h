@@ -31,4 +31,18 @@ int rsva_test_set_serving(bool on);
 /* The number of devices rsva watches for the SVA domains it keeps. */
 unsigned long rsva_test_watches(void);
 
+/*
+ * Whether the mm whose PASID is @pasid is on the IOMMU core's list for
+ * kernel page-table invalidation: 1 or 0 while rsva leases @pasid,
+ * -ENOENT otherwise.
+ */
+int rsva_test_tracked(u32 pasid);
+
+/*
+ * The uid that @pasid's lease is charged to, and in *@held (unless NULL)
+ * how many PASIDs that uid holds through rsva; -ENOENT when rsva does not
+ * lease @pasid.
+ */
+long long rsva_test_pasid_uid(u32 pasid, u32 *held);
+
 #endif /* _RSVA_TEST_H */

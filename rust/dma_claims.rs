@@ -59,8 +59,9 @@ use crate::{
 const BUSES: usize = 8;
 
 /// The core answers `EPERM` when anything holds the group; when that is
-/// the DMA API (drivers bound to its devices: the group is on its default
-/// domain), not another owner, the C API answers `EBUSY`.
+/// not another owner but drivers bound to its devices (through the DMA API,
+/// on the default domain or on a domain such a driver attached), the C
+/// API answers `EBUSY`.
 fn busy_if_dma_api(dev: *mut bindings::device, e: Error) -> Error {
     // SAFETY: Callers pass a valid device.
     if e == EPERM && !unsafe { glue::rsva_dev_user_owned(dev) } {

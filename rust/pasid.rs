@@ -18,8 +18,8 @@
 //! grabbed (so the PASID cannot be freed under it), is charged to the user
 //! that allocated it ([`crate::pasid_charge`]), maps the PASID back to its mm
 //! for [`PasidService::find_mm`], keeps the mm on the IOMMU core's list for
-//! kernel page-table invalidation (`iommu_sva_track_mm()`), and carries the
-//! mm's bonds ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
+//! kernel page-table invalidation (`iommu_sva_track_mm()`) while it has
+//! bonds, and carries the mm's bonds ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
 //! mmu notifier's `release`, from exit_mmap) or when rsva lets go of its
 //! mms (serving switched off, module exit), and the last reference may be
 //! dropped in any context (a work item, an RCU callback).
@@ -169,8 +169,10 @@ impl Drop for GlobalPasid {
 ///   reference to this object (given up in `free_notifier`), `service`
 ///   maps `pasid` to this object. `leased` goes from true to false once.
 /// - While `tracked` is true the mm is on the IOMMU core's KVA invalidation
-///   list: from the lease's start until its end (outside `release`) or the
-///   `free_kept` work its end queued (from `release`).
+///   list: from the mm's first bond during the lease until its last bond
+///   goes, or until the lease's end (outside `release`) or the `free_kept`
+///   work its end queued (from `release`), whichever comes first. It
+///   changes only under the mutex of `bonds` ([`Self::set_tracked`]).
 /// - `service` outlives this object's lease and its `free_kept` work:
 ///   module exit ends every lease, flushes rsva's workqueue and waits for
 ///   the notifiers before the service goes.
@@ -205,7 +207,7 @@ impl WorkItem for MmPasid {
         // Also queued for unbinds from the release's stop callbacks, which
         // may run before the lease ends; its end queues this again.
         if !this.leased() {
-            this.untrack();
+            this.bonds.untrack(&this);
         }
         this.bonds.drop_kept();
     }
@@ -267,11 +269,31 @@ impl MmPasid {
         self.releasing.load(Relaxed) == Task::current_raw() as usize
     }
 
-    /// Takes the mm off the IOMMU core's list of bound mms, once.
-    fn untrack(&self) {
-        if self.tracked.xchg(false, Relaxed) {
-            // SAFETY: Tracked when the lease started; `mm->iommu_mm` lives
-            // as long as the mm, which `self` grabs.
+    /// Whether the mm is on the IOMMU core's list for kernel page-table
+    /// invalidation.
+    pub(crate) fn tracked(&self) -> bool {
+        self.tracked.load(Relaxed)
+    }
+
+    /// Puts the mm on the IOMMU core's list of bound mms (`on`), while its
+    /// lease lasts, or takes it off; each at most once. The caller holds
+    /// the mutex of `self.bonds` (the only place that calls this is
+    /// [`MmBonds`], which does), so that a track and an untrack never
+    /// interleave between the flag and the list.
+    pub(crate) fn set_tracked(&self, on: bool) {
+        if on {
+            // Never after the lease ended: its end untracks once, and the
+            // mm's next lease would track the same `iommu_mm` again.
+            if self.leased() && !self.tracked.xchg(true, Relaxed) {
+                // SAFETY: `mm->iommu_mm` is set (the lease holds its PASID)
+                // and lives as long as the mm, which `self` grabs; the mm
+                // is not on the list (flag was false; the previous lease of
+                // the mm, if any, untracked before it ended).
+                unsafe { bindings::iommu_sva_track_mm(self.mm().as_raw()) };
+            }
+        } else if self.tracked.xchg(false, Relaxed) {
+            // SAFETY: On the list (the flag was true); `mm->iommu_mm`
+            // lives as long as the mm, which `self` grabs.
             unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
         }
     }
@@ -305,7 +327,7 @@ impl MmPasid {
         if in_release {
             MmPasid::defer_drop_kept(&this.into());
         } else {
-            this.untrack();
+            this.bonds.untrack(&this);
             this.bonds.drop_kept();
         }
         // SAFETY: Registered while `leased` was true; this is the one put,
@@ -472,10 +494,8 @@ impl PasidService {
             drop(unsafe { Arc::from_raw(raw) });
             return Err(Error::from_errno(ret));
         }
-        // SAFETY: `mm->iommu_mm` is set (just published or adopted) and
-        // the mm is not on the list: its previous lease, if any, ended.
-        unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
-        this.tracked.store(true, Relaxed);
+        // Tracked by its first bond (`MmBonds`), not here: a lease without
+        // bonds has no device that could use a kernel page-table entry.
         this.leased.store(true, Release);
         let mut map = self.mms.lock();
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {

@@ -117,8 +117,18 @@ impl Service {
     }
 
     /// Turns serving on or off. `EBUSY` when the IOMMU core has live bonds
-    /// (on) or rsva has (off), or another provider is set.
+    /// (on) or rsva has (off), or another provider is set. Process context,
+    /// no locks held.
     pub(crate) fn set_serving(&self, on: bool) -> Result {
+        if on {
+            // The leases that switching off ended keep their charges until
+            // they are freed, after the notifiers' grace period: wait for
+            // that, so that an mm whose PASID the next lease adopts is
+            // charged once, not twice for a while (review finding 15).
+            glue::flush_deferred();
+            // SAFETY: Process context, no locks held (the callers').
+            unsafe { bindings::mmu_notifier_synchronize() };
+        }
         let _switch = RwsemGuard::lock(Rwsem::Serve, true);
         if on == self.serving() {
             return Ok(());
@@ -275,6 +285,45 @@ unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32
     service()
         .and_then(|s| s.sva.lookup(handle).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
+}
+
+/// See `rsva_test_tracked()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_tracked(pasid: u32) -> c_int {
+    let Some(s) = service() else {
+        return ENODEV.to_errno();
+    };
+    let mut found = ENOENT.to_errno();
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = c_int::from(m.tracked());
+        }
+    });
+    found
+}
+
+/// See `rsva_test_pasid_uid()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_pasid_uid(pasid: u32, held: *mut u32) -> i64 {
+    let Some(s) = service() else {
+        return ENODEV.to_errno().into();
+    };
+    let mut found = None;
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = Some(m.uid());
+        }
+    });
+    let Some(uid) = found else {
+        return ENOENT.to_errno().into();
+    };
+    if !held.is_null() {
+        // SAFETY: KUnit callers pass null or a valid pointer.
+        unsafe { *held = s.sva.pasids.held_by(uid) };
+    }
+    uid.into()
 }
 
 /// See `rsva_test_set_serving()` in `include/rsva_test.h`.

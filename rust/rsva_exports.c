@@ -29,3 +29,5 @@ EXPORT_SYMBOL_GPL(rsva_mirror_fault);
 EXPORT_SYMBOL_IF_KUNIT(rsva_test_mirrors);
 EXPORT_SYMBOL_IF_KUNIT(rsva_test_set_serving);
 EXPORT_SYMBOL_IF_KUNIT(rsva_test_watches);
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_tracked);
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_pasid_uid);

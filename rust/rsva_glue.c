@@ -195,7 +195,13 @@ u32 rsva_dev_max_pasids(struct device *dev)
  * of the device it was last attached through, which may be a module. A
  * devres action on that device frees the kept domains when the device is
  * deleted or its driver unbound, while the IOMMU driver is still there.
- * Each watch pins rsva, so the action never outlives rsva's code.
+ *
+ * Each watch pins rsva, so the action never outlives rsva's code. The pin
+ * is dropped by a second devres action, registered first so that it runs
+ * after rsva_watch_release() returned, whose function is the kernel's
+ * symbol_put_addr(): the last reference to rsva is never dropped by rsva's
+ * own code, which could otherwise still be running (its return) when an
+ * unload that the put allowed frees it (review finding 15).
  */
 struct rsva_watch {
 	struct list_head node;
@@ -210,8 +216,20 @@ static void rsva_watch_release(void *data)
 {
 	/* Frees what is kept for the device, which unkeeps it. */
 	rsva_device_gone(data);
-	module_put(THIS_MODULE);
 }
+
+/* The address symbol_put_addr() finds rsva by: any function of rsva. */
+#define RSVA_WATCH_PIN ((void *)rsva_watch_release)
+#ifdef CONFIG_MODULE_UNLOAD
+#define RSVA_WATCH_PUT symbol_put_addr
+#else
+/* Modules are never unloaded; module_put() does nothing either. */
+static void rsva_watch_put_nop(void *addr)
+{
+}
+
+#define RSVA_WATCH_PUT rsva_watch_put_nop
+#endif
 
 /* One more domain kept for @dev: watch @dev unless it is watched. */
 int rsva_keep_for(struct device *dev)
@@ -233,9 +251,18 @@ int rsva_keep_for(struct device *dev)
 		kfree(w);
 		return -ENODEV;
 	}
-	ret = devm_add_action(dev, rsva_watch_release, dev);
+	/* Runs second, after rsva_watch_release(), in the kernel's code. */
+	ret = devm_add_action(dev, RSVA_WATCH_PUT, RSVA_WATCH_PIN);
 	if (ret) {
 		module_put(THIS_MODULE);
+		kfree(w);
+		return ret;
+	}
+	ret = devm_add_action(dev, rsva_watch_release, dev);
+	if (ret) {
+		/* Still there unless the device's actions run: then it puts. */
+		if (!devm_remove_action_nowarn(dev, RSVA_WATCH_PUT, RSVA_WATCH_PIN))
+			module_put(THIS_MODULE);
 		kfree(w);
 		return ret;
 	}
@@ -258,8 +285,14 @@ void rsva_unkeep_for(struct device *dev)
 			return;
 		list_del(&w->node);
 		kfree(w);
-		/* Fails when the action runs right now: it puts rsva itself. */
-		if (!devm_remove_action_nowarn(dev, rsva_watch_release, dev))
+		/*
+		 * Fails when the actions were taken off the device to run
+		 * (devres_release_all() takes them all at once): the second
+		 * one puts rsva then. Otherwise remove both and put here,
+		 * unless the second one already ran.
+		 */
+		if (!devm_remove_action_nowarn(dev, rsva_watch_release, dev) &&
+		    !devm_remove_action_nowarn(dev, RSVA_WATCH_PUT, RSVA_WATCH_PIN))
 			module_put(THIS_MODULE);
 		return;
 	}
@@ -300,16 +333,18 @@ void rsva_rwsem_unlock(int which, bool write)
 }
 
 /*
- * Whether @dev's group is owned by an owner that manages DMA itself (the
- * blocking domain of a claim, or the unmanaged domain VFIO attaches then),
- * rather than used by the DMA API or free.
+ * Whether @dev's group is claimed by an owner that manages DMA itself
+ * (VFIO, iommufd, a claim through rsva's C API), rather than free or used
+ * by drivers: through the DMA API, or through an unmanaged domain a
+ * DMA-API-less kernel driver attached itself, which the group's domain
+ * does not tell apart from VFIO's (patch 0007). Any context; it only
+ * reports, see the callers for what keeps the answer true.
  */
 bool rsva_dev_user_owned(struct device *dev)
 {
-	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+	struct iommu_group *group = dev->iommu_group;
 
-	return domain && (domain->type == IOMMU_DOMAIN_BLOCKED ||
-			  domain->type == IOMMU_DOMAIN_UNMANAGED);
+	return group && iommu_group_has_dma_owner(group);
 }
 
 /* The bus of @dev, NULL for none. */

@@ -17,7 +17,9 @@
 //!   or `1` switches (`EBUSY` while bonds of the other side live).
 //! - `sva`: counters, one `name value` per line (binds, unbinds, live
 //!   bonds, binds that shared a group attachment, SVA domains allocated,
-//!   binds that reused a kept domain, domains kept now, PASIDs leased;
+//!   binds that reused a kept domain, domains kept now, PASIDs leased,
+//!   leased mms on the IOMMU core's list for kernel page-table
+//!   invalidation (those with bonds);
 //!   I/O page faults (`iopf.rs`): groups served, page requests in them,
 //!   responses by code, requests decided under the per-VMA lock and under
 //!   the mmap lock).
@@ -212,10 +214,11 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
         return Ok(());
     };
     let c = &s.sva.counters;
-    let (mut leased, mut kept) = (0, 0);
+    let (mut leased, mut kept, mut tracked) = (0, 0, 0);
     s.sva.pasids.for_each(|m| {
         leased += 1;
         kept += m.bonds.kept();
+        tracked += usize::from(m.tracked());
     });
     writeln!(f, "serving {}", u8::from(s.serving()))?;
     writeln!(f, "binds {}", c.binds.load(Relaxed))?;
@@ -226,6 +229,7 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "reused {}", c.reused.load(Relaxed))?;
     writeln!(f, "kept {kept}")?;
     writeln!(f, "pasids {leased}")?;
+    writeln!(f, "tracked {tracked}")?;
     let i = &iopf::COUNTERS;
     writeln!(f, "iopf_groups {}", i.groups.load(Relaxed))?;
     writeln!(f, "iopf_faults {}", i.faults.load(Relaxed))?;

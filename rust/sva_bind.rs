@@ -30,9 +30,13 @@
 //!   first), once, and never after unbind returned.
 //! - Bonds outlive the mm's release until unbind; unbinding after the mm
 //!   died is safe (the bond holds the mm grabbed, not its users).
-//! - Every mm whose PASID rsva holds, so every bound mm, is on the IOMMU
+//! - Every mm with a bond, while its PASID is leased, is on the IOMMU
 //!   core's list for kernel page-table invalidation (`iommu_sva_track_mm()`,
-//!   done by [`PasidService`]).
+//!   from its first bond, before the PASID is attached, until its last
+//!   bond goes, after the detach, or the lease ends), as in the C
+//!   implementation, which lists an mm while it has SVA domains: an mm
+//!   with only kept domains (attached nowhere) is not flushed on every
+//!   kernel page-table free.
 //!
 //! Types say which mm reference is held: binding needs an
 //! [`MmWithUser`] (a live mm, `mmget`), a bond keeps an `ARef<Mm>`
@@ -40,8 +44,8 @@
 //!
 //! Lock order: the serve lock (rsva's own entry points, read) ->
 //! [`PasidService`]'s first-bind mutex -> `mmap_lock` (notifier
-//! registration) and -> `iommu_sva_lock` (track) ; [`MmBonds`]' mutex ->
-//! `mmap_lock` (the IOMMU driver's `domain_alloc_sva`) and -> the group
+//! registration) ; [`MmBonds`]' mutex -> `iommu_sva_lock` (track, untrack),
+//! -> `mmap_lock` (the IOMMU driver's `domain_alloc_sva`) and -> the group
 //! mutex (attach, detach) ; the handle registry's spinlock is innermost.
 //! The bind paths check with lockdep that the mmap lock is not held. Only
 //! an mm's first bind takes a global mutex; the hot path allocates one
@@ -374,6 +378,13 @@ impl MmBonds {
         self.inner.lock().bonds.len()
     }
 
+    /// Takes `lease`'s mm off the IOMMU core's list (its lease ended).
+    /// Process context, outside mmu notifier callbacks.
+    pub(crate) fn untrack(&self, lease: &MmPasid) {
+        let _inner = self.inner.lock();
+        lease.set_tracked(false);
+    }
+
     /// How many domains are kept for reuse.
     pub(crate) fn kept(&self) -> usize {
         self.inner
@@ -589,8 +600,11 @@ impl Sva {
         let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
         let lease = self.pasids.get(mm, range, glue::current_uid())?;
 
-        // A group owned by an owner that manages DMA itself takes no PASID
-        // (its release would find the PASID attached); rsva's claims wait.
+        // A group claimed by an owner that manages DMA itself (VFIO,
+        // iommufd, rsva's C API) takes no PASID: user space drives its
+        // devices, and the claim's release would find the PASID attached.
+        // rsva's claims wait on `Owner`; others cannot come while a DMA-API
+        // driver of the group is bound (the core refuses them).
         let _owners = RwsemGuard::lock(Rwsem::Owner, false);
         // SAFETY: `dev` is valid.
         if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
@@ -613,8 +627,14 @@ impl Sva {
         // SAFETY: `dev` is valid, its reference held by the caller.
         let devref = unsafe { DeviceRef::get(dev) };
         let bond = self.new_bond(devref, group, &lease, stop)?;
+        // The mm's first bond: on the core's list before its PASID is
+        // attached anywhere (kernel page-table frees flush its devices).
+        lease.set_tracked(true);
         // SAFETY: `dev` is the bond's device, valid.
         if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease) } {
+            if inner.bonds.is_empty() {
+                lease.set_tracked(false);
+            }
             drop(inner);
             if let Some(d) = unused {
                 // SAFETY: Allocated by `attach` and attached nowhere.
@@ -625,6 +645,9 @@ impl Sva {
         if let Err(e) = self.register(&bond, mm) {
             // SAFETY: Attached just above for this bond's device.
             let unused = unsafe { self.detach(&mut inner, &bond) };
+            if inner.bonds.is_empty() {
+                lease.set_tracked(false);
+            }
             drop(inner);
             if let Some(d) = unused {
                 // SAFETY: Detached from the bond's device, which we hold.
@@ -901,6 +924,10 @@ impl Sva {
         drop(registered);
         // SAFETY: The bond holds its device, which is in the group.
         let unused = unsafe { self.detach(&mut inner, bond) };
+        if inner.bonds.is_empty() {
+            // The last bond: no device translates for the mm any more.
+            lease.set_tracked(false);
+        }
         drop(inner);
         if let Some(d) = unused {
             // SAFETY: Detached from the bond's device, which we hold.

@@ -10,8 +10,12 @@
 //!
 //! Domains: the default domain is a static identity domain (DMA-API users
 //! get direct mapping), the blocked domain is static and is also how the
-//! core detaches a PASID (its `set_dev_pasid`), and SVA domains are
-//! allocated per address space (`sva_domain.rs`).
+//! core detaches a PASID (its `set_dev_pasid`), SVA domains are allocated
+//! per address space (`sva_domain.rs`), and paging domains
+//! (`iommu_paging_domain_alloc()`, `IOMMU_DOMAIN_UNMANAGED`) can be
+//! allocated and attached, as a kernel driver that manages its device's
+//! DMA itself or VFIO does, but map nothing: the devices' DMA without a
+//! PASID is not simulated.
 
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
@@ -30,6 +34,12 @@ static IDENTITY_OPS: CStatic<bindings::iommu_domain_ops> =
 static IDENTITY: CStatic<bindings::iommu_domain> = CStatic::new(bindings::iommu_domain {
     type_: bindings::IOMMU_DOMAIN_IDENTITY,
     ops: IDENTITY_OPS.get().cast_const(),
+    ..pin_init::zeroed()
+});
+
+static PAGING_OPS: CStatic<bindings::iommu_domain_ops> = CStatic::new(bindings::iommu_domain_ops {
+    attach_dev: Some(attach_nop),
+    free: Some(paging_free),
     ..pin_init::zeroed()
 });
 
@@ -55,6 +65,7 @@ static OPS: CStatic<bindings::iommu_ops> = CStatic::new(bindings::iommu_ops {
     release_device: Some(release_device),
     device_group: Some(device_group),
     domain_alloc_sva: Some(sva_domain::domain_alloc_sva),
+    domain_alloc_paging: Some(domain_alloc_paging),
     page_response: Some(page_response),
     identity_domain: IDENTITY.get(),
     blocked_domain: BLOCKED.get(),
@@ -73,6 +84,36 @@ unsafe extern "C" fn attach_nop(
     _old: *mut bindings::iommu_domain,
 ) -> c_int {
     0
+}
+
+/// `domain_alloc_paging`: a paging domain (the core makes it
+/// `IOMMU_DOMAIN_UNMANAGED`), which maps nothing.
+///
+/// # Safety
+///
+/// Called by the IOMMU core.
+unsafe extern "C" fn domain_alloc_paging(
+    _dev: *mut bindings::device,
+) -> *mut bindings::iommu_domain {
+    let domain = bindings::iommu_domain {
+        ops: PAGING_OPS.get().cast_const(),
+        ..pin_init::zeroed()
+    };
+    match KBox::new(domain, GFP_KERNEL) {
+        Ok(d) => KBox::into_raw(d),
+        Err(e) => glue::err_ptr(e.into()),
+    }
+}
+
+/// `free` of a paging domain.
+///
+/// # Safety
+///
+/// Called by the IOMMU core, once, with a domain of `domain_alloc_paging`.
+unsafe extern "C" fn paging_free(domain: *mut bindings::iommu_domain) {
+    // SAFETY: From `KBox::into_raw` in `domain_alloc_paging`; the core
+    // frees each domain once and uses it no more.
+    drop(unsafe { KBox::from_raw(domain) });
 }
 
 /// `set_dev_pasid` of the blocked domain: detaches a PASID.

@@ -7,6 +7,8 @@
  */
 #include <kunit/test.h>
 #include <linux/capability.h>
+#include <linux/completion.h>
+#include <linux/cred.h>
 #include <linux/delay.h>
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -14,6 +16,7 @@
 #include <linux/err.h>
 #include <linux/errno.h>
 #include <linux/iommu.h>
+#include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
@@ -427,6 +430,293 @@ static void rsva_client_dma_claims(struct kunit *test)
 	root_device_unregister(nogroup);
 }
 
+/*
+ * Review finding 11. A kernel driver that manages its device's DMA itself
+ * (no DMA API: some DRM and remoteproc drivers) attaches an unmanaged
+ * domain of its own and may bind SVA; the C implementation lets it. A
+ * driver of the simulated bus that uses the DMA API (its bus takes DMA-API
+ * ownership of the group in dma_configure, which keeps owners such as VFIO
+ * out) is bound to the test's device; it attaches such a domain in probe
+ * and detaches it in remove.
+ */
+struct own_domain {
+	struct device *dev;
+	struct iommu_domain *domain;
+	int attach_ret;
+};
+
+static struct own_domain own_domain_state;
+
+static int own_domain_probe(struct device *dev)
+{
+	struct own_domain *o = &own_domain_state;
+
+	/* Binds to the test's device only (the simulated bus matches all). */
+	if (dev != READ_ONCE(o->dev))
+		return -ENXIO;
+	o->domain = iommu_paging_domain_alloc(dev);
+	if (IS_ERR(o->domain)) {
+		o->attach_ret = PTR_ERR(o->domain);
+		o->domain = NULL;
+		return o->attach_ret;
+	}
+	o->attach_ret = iommu_attach_device(o->domain, dev);
+	if (o->attach_ret) {
+		iommu_domain_free(o->domain);
+		o->domain = NULL;
+	}
+	return o->attach_ret;
+}
+
+static void own_domain_remove(struct device *dev)
+{
+	struct own_domain *o = &own_domain_state;
+
+	if (!o->domain)
+		return;
+	iommu_detach_device(o->domain, dev);
+	iommu_domain_free(o->domain);
+	o->domain = NULL;
+}
+
+static struct rsva_sim_driver own_domain_driver = {
+	.driver = { .name = "rsva_client_own_domain" },
+	.probe = own_domain_probe,
+	.remove = own_domain_remove,
+};
+
+static void rsva_client_kernel_driver_domain_binds(struct kunit *test)
+{
+	static const char a;
+	struct client_ctx *c = test->priv;
+	struct own_domain *o = &own_domain_state;
+	struct iommu_domain *domain;
+	struct iommu_sva *h, *h2;
+	u32 pasid;
+
+	WRITE_ONCE(o->dev, c->dev0);
+	KUNIT_ASSERT_EQ(test, rsva_sim_driver_register(&own_domain_driver), 0);
+	if (!c->dev0->driver)
+		KUNIT_EXPECT_GE(test, device_attach(c->dev0), 0);
+	KUNIT_EXPECT_PTR_EQ(test, (void *)c->dev0->driver, (void *)&own_domain_driver.driver);
+	KUNIT_EXPECT_EQ(test, o->attach_ret, 0);
+	if (!o->domain)
+		goto out;
+	domain = iommu_get_domain_for_dev(c->dev0);
+	KUNIT_EXPECT_PTR_EQ(test, domain, o->domain);
+	KUNIT_EXPECT_EQ(test, domain->type, IOMMU_DOMAIN_UNMANAGED);
+	/* Used by a driver, not claimed by an owner. */
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claim_group(c->dev0, &a), -EBUSY);
+
+	/* The C implementation binds it... */
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(false), 0);
+	h = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
+	if (!IS_ERR(h)) {
+		pasid = iommu_sva_get_pasid(h);
+		KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+		iommu_sva_unbind_device(h);
+	}
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(true), 0);
+	/* ...and so does rsva, through both APIs. */
+	h = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
+	h2 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(h2));
+	if (!IS_ERR(h)) {
+		pasid = iommu_sva_get_pasid(h);
+		KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+		KUNIT_EXPECT_PTR_EQ(test, iommu_get_domain_for_dev(c->dev0), o->domain);
+		iommu_sva_unbind_device(h);
+	}
+	if (!IS_ERR(h2)) {
+		pasid = rsva_sva_get_pasid(h2);
+		KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h2), 0);
+		KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	}
+out:
+	/* remove detaches the driver's domain; the kept SVA domain goes too. */
+	device_release_driver(c->dev0);
+	rsva_sim_driver_unregister(&own_domain_driver);
+	WRITE_ONCE(o->dev, NULL);
+	KUNIT_EXPECT_PTR_EQ(test, iommu_get_domain_for_dev(c->dev0),
+			    iommu_get_domain_for_dev(c->dev1));
+}
+
+/*
+ * Review finding 11, the other side: a group claimed by an owner that
+ * manages DMA itself, as VFIO and iommufd claim it for user space, gets no
+ * PASID from rsva, neither on the claim's blocking domain nor on the
+ * unmanaged domain the owner attaches then (user space drives the device
+ * and could reach the mm through the PASID; releasing the claim with a
+ * PASID attached WARNs). The IOMMU core's C implementation does not check
+ * this: it binds.
+ */
+static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
+{
+	static const char vfio;
+	struct client_ctx *c = test->priv;
+	struct iommu_group *group = iommu_group_get(c->dev1);
+	struct iommu_domain *domain;
+	struct iommu_sva *h;
+
+	KUNIT_ASSERT_NOT_NULL(test, group);
+	KUNIT_ASSERT_EQ(test, iommu_group_claim_dma_owner(group, (void *)&vfio), 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 1);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(iommu_sva_bind_device(c->dev1, c->mm)), -EBUSY);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev1, c->mm)), -EBUSY);
+
+	domain = iommu_paging_domain_alloc(c->dev1);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(domain));
+	if (IS_ERR(domain)) {
+		iommu_group_release_dma_owner(group);
+		iommu_group_put(group);
+		return;
+	}
+	KUNIT_EXPECT_EQ(test, iommu_attach_group(domain, group), 0);
+	KUNIT_EXPECT_EQ(test, iommu_get_domain_for_dev(c->dev1)->type, IOMMU_DOMAIN_UNMANAGED);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 1);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(iommu_sva_bind_device(c->dev1, c->mm)), -EBUSY);
+	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_sva_bind_device(c->dev1, c->mm)), -EBUSY);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev1, 1), -ENOENT);
+
+	/* The C implementation attaches a PASID behind the owner's back. */
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(false), 0);
+	h = iommu_sva_bind_device(c->dev1, c->mm);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(h));
+	if (!IS_ERR(h))
+		iommu_sva_unbind_device(h);
+	KUNIT_EXPECT_EQ(test, rsva_test_set_serving(true), 0);
+
+	iommu_detach_group(domain, group);
+	iommu_domain_free(domain);
+	iommu_group_release_dma_owner(group);
+	iommu_group_put(group);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 0);
+	h = rsva_sva_bind_device(c->dev1, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+}
+
+/*
+ * Review finding 15: an mm is on the IOMMU core's list for kernel
+ * page-table invalidation (iommu_sva_present) while it has bonds, as in
+ * the C implementation, not for as long as rsva leases its PASID: with
+ * only a kept domain, attached nowhere, no device can use a kernel
+ * page-table entry, and every kernel page-table free would flush it.
+ */
+static void rsva_client_only_bound_mms_are_tracked(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct iommu_sva *h0, *h1;
+	u32 pasid;
+
+	h0 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h0));
+	pasid = rsva_sva_get_pasid(h0);
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), 1);
+	h1 = rsva_sva_bind_device(c->dev1, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h1));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h0), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), 0);
+	/* Leased, domains kept, no bond: off the list. */
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), 0);
+	h0 = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h0));
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h0), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h0), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), 0);
+	/* The lease ends with the mm. */
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, rsva_test_tracked(pasid), -ENOENT);
+}
+
+/*
+ * Review finding 15, the charging policy (Documentation/sva.rst, rsva.h):
+ * a lease is charged to the real uid of the task that binds, whoever owns
+ * the mm (rsva cannot tell the mm's user without CONFIG_MEMCG's mm->owner;
+ * drivers bind in the process's context, as uacce and IDXD do at open).
+ * A kernel thread's binds are charged to its uid; one lease is one
+ * charge, also when the mm's PASID is adopted (allocated before, by
+ * rsva's previous lease or by the C code).
+ */
+struct charge_binder {
+	struct completion done;
+	struct device *dev;
+	struct mm_struct *mm;
+	struct iommu_sva *h;
+	u32 uid;
+};
+
+static int charge_binder_fn(void *data)
+{
+	struct charge_binder *b = data;
+	struct cred *cred = prepare_creds();
+
+	if (cred) {
+		cred->uid = KUIDT_INIT(b->uid);
+		cred->euid = KUIDT_INIT(b->uid);
+		commit_creds(cred);
+		b->h = rsva_sva_bind_device(b->dev, b->mm);
+	} else {
+		b->h = ERR_PTR(-ENOMEM);
+	}
+	complete(&b->done);
+	return 0;
+}
+
+static void rsva_client_leases_are_charged_to_the_binder(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct charge_binder b = { .dev = c->dev1, .uid = 4242 };
+	struct task_struct *t;
+	struct iommu_sva *h;
+	u32 pasid, pasid2, held = 0;
+
+	/* KUnit's kernel thread: uid 0. */
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid, &held), 0LL);
+	KUNIT_EXPECT_GE(test, held, 1U);
+
+	/* Another kernel thread, uid 4242, binding an mm KUnit made. */
+	b.mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, b.mm);
+	init_completion(&b.done);
+	t = kthread_run(charge_binder_fn, &b, "rsva_client_uid");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	KUNIT_EXPECT_TRUE(test, wait_for_completion_timeout(&b.done, 30 * HZ));
+	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(b.h));
+	pasid2 = rsva_sva_get_pasid(b.h);
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid2, &held), 4242LL);
+	KUNIT_EXPECT_EQ(test, held, 1U);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(b.h), 0);
+	/* Unbound, still leased: still charged; the mm's end uncharges. */
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid2, &held), 4242LL);
+	KUNIT_EXPECT_EQ(test, held, 1U);
+	mmput(b.mm);
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid2, NULL), (long long)-ENOENT);
+
+	/* Switching off ends the lease; binding again adopts the PASID. */
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid, &held), 0LL);
+	KUNIT_ASSERT_EQ(test, rsva_test_set_serving(false), 0);
+	KUNIT_ASSERT_EQ(test, rsva_test_set_serving(true), 0);
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid, NULL), (long long)-ENOENT);
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), pasid);
+	/* Switching off ended every lease: this is uid 0's one charge. */
+	KUNIT_EXPECT_EQ(test, rsva_test_pasid_uid(pasid, &held), 0LL);
+	KUNIT_EXPECT_EQ(test, held, 1U);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+}
+
 static struct kunit_case rsva_client_cases[] = {
 	KUNIT_CASE(rsva_client_range_valid),
 	KUNIT_CASE(rsva_client_range_invalid),
@@ -449,6 +739,10 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_stop_may_unbind),
 	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),
 	KUNIT_CASE(rsva_client_dma_claims),
+	KUNIT_CASE(rsva_client_kernel_driver_domain_binds),
+	KUNIT_CASE(rsva_client_user_owned_group_gets_no_pasid),
+	KUNIT_CASE(rsva_client_only_bound_mms_are_tracked),
+	KUNIT_CASE(rsva_client_leases_are_charged_to_the_binder),
 	{}
 };
 
