@@ -28,6 +28,9 @@
 //!   page held when an invalidation ran, as a device read racing the CPU
 //!   would.
 //!
+//! Device-exclusive access (`HMM_DMIRROR_EXCLUSIVE`, `CHECK_EXCLUSIVE`) is
+//! in `exclusive.rs`.
+//!
 //! The operations follow `lib/test_hmm.c` (`HMM_DMIRROR_READ`, `WRITE`,
 //! `SNAPSHOT`), with the same results, but fault, copy and snapshot in
 //! batches of [`BATCH`] pages, copy without test_hmm's bounce buffer

@@ -255,22 +255,28 @@ impl<T: Invalidate> IntervalNotifier<T> {
         if !self.registered.load(Acquire) {
             return Err(EINVAL);
         }
-        // SAFETY: `sub` is registered (checked above).
+        // SAFETY: `sub` is registered (`registered` was just read true, and
+        // only drop removes it).
         Ok(Seq(unsafe {
             bindings::mmu_interval_read_begin(self.sub.get())
         }))
     }
 
     /// Calls `f` with the state under the lock if no invalidation bumped the
-    /// sequence since `seq` was taken; `None` otherwise (read again).
+    /// sequence since `seq` was taken (from this notifier's
+    /// [`IntervalNotifier::read_begin`]); `None` otherwise (read again).
     pub(crate) fn with_state_unless_changed<R>(
         &self,
         seq: Seq,
         f: impl FnOnce(&mut T) -> R,
     ) -> Option<R> {
+        if !self.registered.load(Acquire) {
+            return None;
+        }
         let mut state = self.state.lock();
-        // SAFETY: `seq` came from `read_begin()`, so `sub` is registered;
-        // checked under the lock that the callback sets the sequence under.
+        // SAFETY: `sub` is registered (`registered` was just read true, and
+        // only drop removes it); checked under the lock that the callback
+        // sets the sequence under.
         if unsafe { glue::rsva_mni_read_retry(self.sub.get(), seq.0) } {
             return None;
         }

@@ -264,10 +264,10 @@ mod tests {
         // SAFETY: A valid range on the stack.
         assert_eq!(unsafe { Owner::of_range(&range) }, None);
         range.event = bindings::mmu_notifier_event_MMU_NOTIFY_EXCLUSIVE;
-        // SAFETY: As above.
+        // SAFETY: `range` lives on the stack for the whole call.
         assert_eq!(unsafe { Owner::of_range(&range) }, owner(7).ok());
         range.owner = core::ptr::null_mut();
-        // SAFETY: As above.
+        // SAFETY: `range` lives on the stack for the whole call.
         assert_eq!(unsafe { Owner::of_range(&range) }, None);
     }
 }
