@@ -85,6 +85,9 @@ extern "C" {
     pub(crate) fn rsva_pfn_copy_page(pfn: c_ulong, from: *mut bindings::page);
     pub(crate) fn rsva_pfn_copy_user_nofault(pfn: c_ulong, uaddr: u64, to_user: bool) -> bool;
     pub(crate) fn rsva_is_zero_pfn(pfn: c_ulong) -> bool;
+    pub(crate) fn rsva_page_pfn(page: *const bindings::page) -> c_ulong;
+    pub(crate) fn rsva_folio_unlock_put(folio: *mut bindings::folio);
+    pub(crate) fn rsva_test_touch(mm: *mut bindings::mm_struct, addr: c_ulong, len: c_ulong);
     pub(crate) fn rsva_iopf_c_offset(field: c_uint) -> usize;
 }
 

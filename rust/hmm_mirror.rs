@@ -28,6 +28,9 @@
 //!   page held when an invalidation ran, as a device read racing the CPU
 //!   would.
 //!
+//! Device-exclusive access (`HMM_DMIRROR_EXCLUSIVE`, `CHECK_EXCLUSIVE`) is
+//! in `exclusive.rs`.
+//!
 //! The operations follow `lib/test_hmm.c` (`HMM_DMIRROR_READ`, `WRITE`,
 //! `SNAPSHOT`), with the same results, but fault, copy and snapshot in
 //! batches of [`BATCH`] pages, copy without test_hmm's bounce buffer
@@ -52,6 +55,8 @@ use crate::{
     interval_notifier::{FaultMode, HmmPfn},
     mm_mirror::{span, Client, MirrorClient},
 };
+
+mod exclusive;
 
 /// Pages faulted, or snapshot in a large request, at a time.
 pub(crate) const BATCH: usize = 512;
@@ -90,9 +95,19 @@ fn new_chunk(flags: kernel::alloc::Flags) -> Result<KBox<[usize; CHUNK]>> {
     KBox::init(pin_init::init_zeroed(), flags)
 }
 
-/// An entry of the table: `pfn << 2 | WRITE | PRESENT`, or 0.
+/// An entry of the table: `pfn << SHIFT | flags`, or 0. `PRESENT`: the
+/// frame is mirrored, `WRITE`: writable; `ATOMIC`: made device-exclusive
+/// by `HMM_DMIRROR_EXCLUSIVE` (present, not writable, as test_hmm's
+/// `DPT_XA_TAG_ATOMIC`; see `exclusive.rs`).
 const PRESENT: usize = 1;
 const WRITE: usize = 2;
+const ATOMIC: usize = 4;
+const SHIFT: u32 = 3;
+
+/// The frame of a present entry.
+const fn frame(e: usize) -> usize {
+    e >> SHIFT
+}
 
 /// `HMM_DMIRROR_PROT_*` of lib/test_hmm_uapi.h.
 pub(crate) mod prot {
@@ -269,7 +284,7 @@ impl Mirror {
                     let t = table(c)?;
                     for (i, e) in entries.iter().enumerate() {
                         let value = e.pfn().map_or(0, |pfn| {
-                            pfn << 2 | PRESENT | if e.writable() { WRITE } else { 0 }
+                            pfn << SHIFT | PRESENT | if e.writable() { WRITE } else { 0 }
                         });
                         t.set(first + i, value);
                     }
@@ -326,7 +341,7 @@ impl Mirror {
                     let at = user_at(uptr, copied);
                     // SAFETY: The frame is mapped: no invalidation ran since
                     // it was mirrored (they clear entries under this lock).
-                    if unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, true) } {
+                    if unsafe { glue::rsva_pfn_copy_user_nofault(frame(e), at, true) } {
                         copied += 1;
                         continue;
                     }
@@ -335,7 +350,7 @@ impl Mirror {
                     break;
                 };
                 // SAFETY: As above.
-                *slot = unsafe { glue::rsva_pfn_page_get(e >> 2) };
+                *slot = unsafe { glue::rsva_pfn_page_get(frame(e)) };
                 got += 1;
             }
             (copied, got)
@@ -374,13 +389,13 @@ impl Mirror {
                         // invalidation ran since it was mirrored (they clear
                         // entries under this lock). The bounce page is the
                         // caller's own.
-                        unsafe { glue::rsva_pfn_copy_page(e >> 2, b.as_ptr()) };
+                        unsafe { glue::rsva_pfn_copy_page(frame(e), b.as_ptr()) };
                         true
                     }
                     _ => {
                         let at = user_at(uptr, i);
                         // SAFETY: As above.
-                        unsafe { glue::rsva_pfn_copy_user_nofault(e >> 2, at, false) }
+                        unsafe { glue::rsva_pfn_copy_user_nofault(frame(e), at, false) }
                     }
                 };
                 if !copied {
@@ -540,19 +555,19 @@ mod tests {
     fn invalidation_clears_exactly_its_range() -> Result {
         let mut t = table_with(&[0, 1, 7])?;
         for page in 0..2 * CHUNK {
-            t.set(page, page << 2 | PRESENT);
+            t.set(page, page << SHIFT | PRESENT);
         }
-        t.set(7 * CHUNK + 3, 1 << 2 | PRESENT | WRITE);
+        t.set(7 * CHUNK + 3, 1 << SHIFT | PRESENT | WRITE);
         // Pages 10..=600, across the first two chunks.
         t.invalidate(10 * PAGE_SIZE, 601 * PAGE_SIZE);
-        assert_eq!(t.entry(9), 9 << 2 | PRESENT);
+        assert_eq!(t.entry(9), 9 << SHIFT | PRESENT);
         assert_eq!(t.entry(10), 0);
         assert_eq!(t.entry(600), 0);
-        assert_eq!(t.entry(601), 601 << 2 | PRESENT);
+        assert_eq!(t.entry(601), 601 << SHIFT | PRESENT);
         // Unaligned ends cover the pages they touch.
         t.invalidate(700 * PAGE_SIZE + 1, 700 * PAGE_SIZE + 2);
         assert_eq!(t.entry(700), 0);
-        assert_eq!(t.entry(701), 701 << 2 | PRESENT);
+        assert_eq!(t.entry(701), 701 << SHIFT | PRESENT);
         // exit_mmap invalidates everything.
         t.invalidate(0, usize::MAX);
         assert_eq!(t.entry(7 * CHUNK + 3), 0);

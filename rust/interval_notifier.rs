@@ -37,7 +37,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::glue;
+use crate::{glue, mm::device_exclusive::Owner};
 
 /// What a mirror does when part of the address space changes.
 pub(crate) trait Invalidate: Send + Unpin + 'static {
@@ -45,7 +45,25 @@ pub(crate) trait Invalidate: Send + Unpin + 'static {
     /// notifier's lock held, after the sequence was bumped; must not sleep
     /// when the invalidation is not blockable.
     fn invalidate(&mut self, start: usize, end: usize);
+
+    /// The same for the conversion of `[start, end)` to a device-exclusive
+    /// entry that `owner` asked for (`MMU_NOTIFY_EXCLUSIVE`, see
+    /// [`crate::mm::device_exclusive`]). Returns whether the sequence is
+    /// bumped: false when the conversion is the state's own request, which
+    /// the requester keeps and must not see as a race in its retry check
+    /// ([`IntervalNotifier::read_begin`]; mm/rmap.c: "the caller must
+    /// filter this event out to prevent livelocks"). By default everything
+    /// is forgotten and the sequence bumped, as for any other invalidation.
+    fn invalidate_exclusive(&mut self, start: usize, end: usize, owner: Owner) -> bool {
+        let _ = owner;
+        self.invalidate(start, end);
+        true
+    }
 }
+
+/// A sequence number of [`IntervalNotifier::read_begin`].
+#[derive(Clone, Copy)]
+pub(crate) struct Seq(c_ulong);
 
 /// How [`IntervalNotifier::fault`] treats pages that are not present.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,7 +186,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
     /// The mm the notifier is registered on, with a user reference:
     /// `EINVAL` before [`IntervalNotifier::register`], `EFAULT` once the
     /// mm has no users (after exit_mmap).
-    fn user(&self) -> Result<ARef<MmWithUser>> {
+    pub(crate) fn user(&self) -> Result<ARef<MmWithUser>> {
         if !self.registered.load(Acquire) {
             return Err(EINVAL);
         }
@@ -208,8 +226,6 @@ impl<T: Invalidate> IntervalNotifier<T> {
                 None => return false,
             }
         };
-        // SAFETY: Under the lock the readers check the sequence with.
-        unsafe { glue::rsva_mni_set_seq(sub, cur_seq) };
         // SAFETY: The core passes a valid range.
         let (start, end) = unsafe {
             (
@@ -217,8 +233,54 @@ impl<T: Invalidate> IntervalNotifier<T> {
                 glue::rsva_mn_range_end(range),
             )
         };
-        state.invalidate(start, end);
+        // SAFETY: The core passes a valid range.
+        let bump = match unsafe { Owner::of_range(range) } {
+            Some(owner) => state.invalidate_exclusive(start, end, owner),
+            None => {
+                state.invalidate(start, end);
+                true
+            }
+        };
+        if bump {
+            // SAFETY: Under the lock the readers check the sequence with.
+            unsafe { glue::rsva_mni_set_seq(sub, cur_seq) };
+        }
         true
+    }
+
+    /// Begins a read of the address space other than [`IntervalNotifier::fault`]
+    /// (a device-exclusive request): takes the sequence, waiting for the
+    /// invalidations in progress to end. `EINVAL` before registration.
+    pub(crate) fn read_begin(&self) -> Result<Seq> {
+        if !self.registered.load(Acquire) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `sub` is registered (`registered` was just read true, and
+        // only drop removes it).
+        Ok(Seq(unsafe {
+            bindings::mmu_interval_read_begin(self.sub.get())
+        }))
+    }
+
+    /// Calls `f` with the state under the lock if no invalidation bumped the
+    /// sequence since `seq` was taken (from this notifier's
+    /// [`IntervalNotifier::read_begin`]); `None` otherwise (read again).
+    pub(crate) fn with_state_unless_changed<R>(
+        &self,
+        seq: Seq,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Option<R> {
+        if !self.registered.load(Acquire) {
+            return None;
+        }
+        let mut state = self.state.lock();
+        // SAFETY: `sub` is registered (`registered` was just read true, and
+        // only drop removes it); checked under the lock that the callback
+        // sets the sequence under.
+        if unsafe { glue::rsva_mni_read_retry(self.sub.get(), seq.0) } {
+            return None;
+        }
+        Some(f(&mut state))
     }
 
     /// Faults `[start, start + 4 KiB * pfns.len())` of the notifier's mm in

@@ -6,9 +6,11 @@
 //!
 //! Opening mirrors the opener's address space ([`Mirror`]); closing drops
 //! the mirror. `HMM_DMIRROR_READ`, `WRITE`, `SNAPSHOT` and `READ_UNLOCKED`
-//! (the same as `READ` here) are served; `FLAGS` and `RELEASE` are accepted
-//! and do nothing (there is no device memory); the migration and exclusive
-//! access commands answer `EOPNOTSUPP`. A command's address must be page
+//! (the same as `READ` here) are served, and `EXCLUSIVE` and
+//! `CHECK_EXCLUSIVE` (`hmm_mirror/exclusive.rs`); `FLAGS` and `RELEASE`
+//! are accepted and do nothing (there is no device memory); the migration
+//! commands answer `EOPNOTSUPP`. mmap gives fresh zeroed pages
+//! (`mirror_mmap.rs`), as test_hmm's. A command's address must be page
 //! aligned and its range must not wrap (`EINVAL`), as in test_hmm. Unlike
 //! test_hmm, only the opener's address space may use the file: any other
 //! process gets `EPERM`.
@@ -17,13 +19,13 @@ use kernel::{
     fs::File,
     ioctl::{_IOC_SIZE, _IOWR},
     miscdevice::{MiscDevice, MiscDeviceRegistration},
-    mm::Mm,
+    mm::{virt::VmaNew, Mm},
     prelude::*,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{glue, hmm_mirror::Mirror, mm_mirror::span};
+use crate::{glue, hmm_mirror::Mirror, mirror_mmap, mm_mirror::span};
 
 /// `struct hmm_dmirror_cmd`.
 #[repr(C)]
@@ -109,12 +111,16 @@ impl MiscDevice for MirrorFile {
             WRITE => m.write(start, npages, c.ptr)?,
             SNAPSHOT => (m.snapshot(start, npages, c.ptr)?, 0),
             FLAGS | RELEASE => (0, 0),
-            MIGRATE_TO_DEV | MIGRATE_TO_SYS | EXCLUSIVE | CHECK_EXCLUSIVE => {
-                return Err(EOPNOTSUPP)
-            }
+            EXCLUSIVE => (m.exclusive(start, npages, c.ptr)?, 0),
+            CHECK_EXCLUSIVE => m.check_exclusive(start, npages).map(|()| (0, 0))?,
+            MIGRATE_TO_DEV | MIGRATE_TO_SYS => return Err(EOPNOTSUPP),
             _ => return Err(EINVAL),
         };
         writer.write(&c)?;
         Ok(0)
+    }
+
+    fn mmap(_this: &Self, _file: &File, vma: &VmaNew) -> Result {
+        mirror_mmap::mmap(vma)
     }
 }

@@ -40,9 +40,12 @@ use kernel::{
     },
 };
 
+use core::num::NonZeroUsize;
+
 use crate::{
     hmm_mirror::MirrorTable,
-    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
+    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
+    mm::device_exclusive::Owner,
 };
 
 /// Checks a request for `npages` pages at `start` (page aligned, at least
@@ -85,19 +88,59 @@ pub(crate) struct Clients {
     by_id: RBTree<u64, Client>,
 }
 
-/// The id of the next client (of any mirror).
-static NEXT_ID: Atomic<u64> = Atomic::new(0);
+/// The id of the next client (of any mirror). Ids never repeat and are
+/// never 0 (see [`owner_of`]).
+static NEXT_ID: Atomic<u64> = Atomic::new(1);
 
-impl Invalidate for Clients {
-    fn invalidate(&mut self, start: usize, end: usize) {
-        for (_, client) in self.by_id.iter_mut() {
+/// The owner of the device-exclusive requests of client `id`: its id. Ids
+/// never repeat and stay far below any kernel address, so no other
+/// driver's owner (a kernel pointer, or null as test_hmm's) is one of them,
+/// and no client that left names a page a new one asked for.
+fn owner_of(id: u64) -> Option<Owner> {
+    usize::try_from(id)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .map(Owner::new)
+}
+
+impl Clients {
+    /// Forgets `[start, end)` in every client but the table of `except`'s
+    /// owner.
+    fn invalidate_except(&mut self, start: usize, end: usize, except: Option<Owner>) {
+        for (&id, client) in self.by_id.iter_mut() {
             match client {
-                Client::Table(t) => t.invalidate(start, end),
+                Client::Table(t) => {
+                    if except.is_none() || owner_of(id) != except {
+                        t.invalidate(start, end);
+                    }
+                }
                 // SAFETY: The driver registered the hook for this, and stays
                 // registered (its client is in the tree) during the call.
                 Client::Driver(d) => unsafe { (d.invalidate)(d.private, start, end) },
             }
         }
+    }
+}
+
+impl Invalidate for Clients {
+    fn invalidate(&mut self, start: usize, end: usize) {
+        self.invalidate_except(start, end, None);
+    }
+
+    /// A table that asked for the page (see `hmm_mirror/exclusive.rs`)
+    /// keeps it and the sequence stays, so that its retry check does not
+    /// see its own conversion as a race; every other client forgets the
+    /// page. A fault of another client that read the page before the
+    /// conversion may then still map it: the page stays the process's
+    /// (behind the device-exclusive entry, until an invalidation clears
+    /// every client's entry), it is only not exclusive to the asker.
+    fn invalidate_exclusive(&mut self, start: usize, end: usize, owner: Owner) -> bool {
+        let own = self
+            .by_id
+            .iter()
+            .any(|(&id, c)| matches!(c, Client::Table(_)) && owner_of(id) == Some(owner));
+        self.invalidate_except(start, end, Some(owner));
+        !own
     }
 }
 
@@ -280,6 +323,38 @@ impl MirrorClient {
                 c.by_id.get_mut(&self.id).map(|client| f(client, entries))
             })?
             .ok_or(ENOENT)
+    }
+
+    /// The mirrored mm with a user reference; `EFAULT` once it has none.
+    pub(crate) fn user(&self) -> Result<ARef<MmWithUser>> {
+        self.mirror.notifier.user()
+    }
+
+    /// The owner this client's device-exclusive requests name: the
+    /// conversions it asks for neither clear its own entries nor bump the
+    /// sequence ([`Invalidate::invalidate_exclusive`]).
+    pub(crate) fn exclusive_owner(&self) -> Result<Owner> {
+        owner_of(self.id).ok_or(EINVAL)
+    }
+
+    /// Takes the mirror's sequence before a device-exclusive request (see
+    /// [`IntervalNotifier::read_begin`]).
+    pub(crate) fn read_begin(&self) -> Result<Seq> {
+        self.mirror.notifier.read_begin()
+    }
+
+    /// Calls `f` with this client under the mirror's lock if no
+    /// invalidation bumped the sequence since `seq`; `Ok(None)` when one
+    /// did, `ENOENT` after [`MirrorClient::leave`].
+    pub(crate) fn with_unless_changed<R>(
+        &self,
+        seq: Seq,
+        f: impl FnOnce(&mut Client) -> R,
+    ) -> Result<Option<R>> {
+        self.mirror
+            .notifier
+            .with_state_unless_changed(seq, |c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
+            .transpose()
     }
 
     /// Stops invalidations from reaching this client: after it returns no

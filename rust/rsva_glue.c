@@ -17,6 +17,7 @@
 #include <linux/mmu_context.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/pagemap.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/sched.h>
@@ -570,6 +571,32 @@ void rsva_pfn_copy_page(unsigned long pfn, struct page *from)
 bool rsva_is_zero_pfn(unsigned long pfn)
 {
 	return is_zero_pfn(pfn);
+}
+
+/* Device-exclusive access (rust/mm/device_exclusive.rs). */
+unsigned long rsva_page_pfn(const struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+/*
+ * Ends what make_device_exclusive() returned: unlocks @folio and drops the
+ * reference it took. From here on a CPU access to the page may restore its
+ * PTE, which ends the device's exclusive access.
+ */
+void rsva_folio_unlock_put(struct folio *folio)
+{
+	folio_unlock(folio);
+	folio_put(folio);
+}
+
+/* For KUnit: writes zeroes to [@addr, @addr + @len) of @mm from a kthread. */
+void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len)
+{
+	kthread_use_mm(mm);
+	if (clear_user((void __user *)addr, len))
+		pr_warn("rsva: KUnit could not touch %#lx\n", addr);
+	kthread_unuse_mm(mm);
 }
 
 /*

@@ -80,6 +80,12 @@ void rsva_pfn_copy_page(unsigned long pfn, struct page *from);
 bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);
 
+struct folio;
+
+unsigned long rsva_page_pfn(const struct page *page);
+void rsva_folio_unlock_put(struct folio *folio);
+void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len);
+
 size_t rsva_iopf_c_offset(unsigned int field);
 
 #endif /* _RSVA_GLUE_H */

@@ -56,6 +56,8 @@ mod interval_notifier;
 mod iopf;
 mod mirror_c_api;
 mod mirror_dev;
+mod mirror_mmap;
+mod mm;
 mod mm_mirror;
 mod pasid;
 mod pasid_charge;

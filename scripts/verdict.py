@@ -7,8 +7,10 @@
 DIR holds console.log (the kernel log, ttyS0: KUnit KTAP and any splat),
 user.log (what /init and the tests printed, ttyS1: kselftest TAP framed by
 "=== RSVA-TAP <name> BEGIN/END rc=<n>", the kmemleak report, the end marker)
-and qemu.rc. Every failing case is printed with its output; the last line is
-"N passed, N failed, N skipped". The exit status is 1 when a case failed,
+and qemu.rc. The two runs of the kernel's hmm-tests ("=== RSVA-RAW
+hmm-tests@test_hmm|rsva BEGIN/END") are not counted as they are but
+compared case by case (scripts/hmm_compare.py). Every failing case is
+printed with its output; the last line is "N passed, N failed, N skipped". The exit status is 1 when a case failed,
 the VM did not reach the end of /init, or the kernel log shows a KASAN
 report, a lockdep splat, a WARN, a BUG, an Oops, a refcount warning, a
 panic, a hung task or a kmemleak leak, even when every case passed.
@@ -18,6 +20,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import hmm_compare
 
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\] ?")
 RESULT = re.compile(r"^(?P<indent>\s*)(?P<not>not )?ok (?P<num>\d+)(?: -)? ?(?P<rest>.*)$")
@@ -222,6 +226,9 @@ def judge(console, user, qemu_rc="0"):
     user = [clean(l) for l in user]
     parse_kunit(console, verdict)
     parse_kselftests(user, verdict)
+    # hmm-tests against test_hmm and against rsva: counted compared.
+    for name, status, output in hmm_compare.compare(user):
+        verdict.cases.append(Case("hmm-tests", name, status, output))
     find_splats(console, verdict)
     check_end(user, qemu_rc, verdict)
     if not verdict.cases:

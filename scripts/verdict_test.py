@@ -141,5 +141,68 @@ class VerdictTest(unittest.TestCase):
         self.assertTrue(v.red)
 
 
+HMM_RUN = """\
+=== RSVA-RAW hmm-tests@{label} BEGIN
+TAP version 13
+1..3
+# Starting 3 tests from 2 test cases.
+#  RUN           hmm.hmm_device_private.open_close ...
+#            OK  hmm.hmm_device_private.open_close
+ok 1 hmm.hmm_device_private.open_close
+#  RUN           hmm.hmm_device_private.exclusive ...
+# hmm-tests.c:1630:exclusive:Expected 0 (0) == ret (-95)
+#            FAIL  hmm.hmm_device_private.exclusive
+{excl} 2 hmm.hmm_device_private.exclusive
+#  RUN           hmm.hmm_device_coherent.open_close ...
+#      SKIP      DEVICE_COHERENT not available
+ok 3 hmm.hmm_device_coherent.open_close # SKIP DEVICE_COHERENT not available
+# hmm-tests@{label} took 12 s
+=== RSVA-RAW hmm-tests@{label} END rc={rc}
+"""
+
+
+def hmm_user(rsva_excl="ok", ref_excl="ok", rsva=True):
+    runs = HMM_RUN.format(label="test_hmm", excl=ref_excl, rc=0 if ref_excl == "ok" else 1)
+    if rsva:
+        runs += HMM_RUN.format(label="rsva", excl=rsva_excl, rc=0 if rsva_excl == "ok" else 1)
+    return USER_GREEN.replace("=== RSVA-KMEMLEAK BEGIN", runs + "=== RSVA-KMEMLEAK BEGIN")
+
+
+class HmmCompareTest(unittest.TestCase):
+    def cases(self, v):
+        return {c.name: c.status for c in v.cases if c.source == "hmm-tests"}
+
+    def test_same_results_are_green_and_counted_once(self):
+        v, out = run(user=hmm_user())
+        self.assertFalse(v.red, out)
+        c = self.cases(v)
+        self.assertEqual(c["hmm-tests hmm.hmm_device_private.exclusive: rsva as test_hmm"], "pass")
+        self.assertEqual(c["hmm-tests hmm.hmm_device_coherent.open_close: rsva as test_hmm"], "skip")
+        self.assertEqual(c["hmm-tests@rsva ran to the end"], "pass")
+        # Two runs of three cases: three compared results and two run checks.
+        self.assertEqual(len(c), 5)
+
+    def test_a_case_failing_on_rsva_only_is_red(self):
+        v, out = run(user=hmm_user(rsva_excl="not ok"))
+        self.assertTrue(v.red)
+        self.assertEqual(self.cases(v)["hmm-tests hmm.hmm_device_private.exclusive: rsva as test_hmm"],
+                         "fail")
+        self.assertIn("    passes on test_hmm, fails on rsva", out)
+
+    def test_a_case_failing_on_test_hmm_is_red(self):
+        v, out = run(user=hmm_user(ref_excl="not ok"))
+        self.assertTrue(v.red)
+        self.assertIn("    fails on test_hmm itself", out)
+
+    def test_a_missing_or_unfinished_run_is_red(self):
+        v, _ = run(user=hmm_user(rsva=False))
+        self.assertTrue(v.red)
+        self.assertEqual(self.cases(v)["hmm-tests@rsva ran to the end"], "fail")
+        user = hmm_user().replace("=== RSVA-RAW hmm-tests@rsva END rc=0\n", "")
+        v, _ = run(user=user)
+        self.assertTrue(v.red)
+        self.assertEqual(self.cases(v)["hmm-tests@rsva ran to the end"], "fail")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -54,7 +54,9 @@ fi
 mkdir -p "$dir"
 rm -f "$dir"/*.log
 : >"$dir/user.log"
-cmdline="console=ttyS0 panic=-1 intel_iommu=on log_buf_len=8M printk.devkmsg=on"
+# RSVA_VM_APPEND: more kernel parameters (e.g. the special-purpose memory
+# of hmm-tests' device-coherent cases, see Documentation/testing.rst).
+cmdline="console=ttyS0 panic=-1 intel_iommu=on log_buf_len=8M printk.devkmsg=on${RSVA_VM_APPEND:+ $RSVA_VM_APPEND}"
 t0=$SECONDS
 set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 "${accel[@]}" \

@@ -1108,8 +1108,14 @@ static bool snapshot_code_ok(unsigned char b)
  * A mirror command (rust/mirror_dev.rs): EPERM from any mm but the
  * opener's (a forked child's inherited file), EINVAL for a size other than
  * struct hmm_dmirror_cmd's, EFAULT when it cannot be read, EINVAL for a bad
- * span, EOPNOTSUPP for migration and exclusive access, EINVAL for an
- * unknown command; FLAGS and RELEASE do nothing. READ, READ_UNLOCKED and
+ * span, EOPNOTSUPP for migration, EINVAL for an unknown command; FLAGS and
+ * RELEASE do nothing. EXCLUSIVE (rust/hmm_mirror/exclusive.rs) fails as
+ * make_device_exclusive() does (EFAULT where nothing writable is mapped,
+ * EOPNOTSUPP for pages that are not anonymous, EINTR), with EBUSY after
+ * repeated invalidations of a page, ENOENT when the CPU took a page back
+ * before it was read, EFAULT for the user buffer; CHECK_EXCLUSIVE answers
+ * 0 or EPERM (pages still exclusive), with cpages and faults 0 as FLAGS
+ * and RELEASE. READ, READ_UNLOCKED and
  * SNAPSHOT can fail with EFAULT (user buffer, unmapped or PROT_NONE memory,
  * mm gone) or EBUSY (hmm retries for a second), WRITE also with EPERM
  * (read-only memory, mm/hmm.c hmm_do_fault()). Every command that gets that
@@ -1125,16 +1131,26 @@ static void check_mirror(struct fz *z, const struct slot *s, unsigned int cmd,
 	} else if (rd == A_FAULT) {
 		expect_eq(z, got, EFAULT);
 	} else if (!known || rd != A_OK) {
-		expect_in(z, got, ERRS(0, EINVAL, EFAULT, EPERM, EBUSY, EOPNOTSUPP));
+		expect_in(z, got, ERRS(0, EINVAL, EFAULT, EPERM, EBUSY, EOPNOTSUPP, EINTR, ENOENT,
+				       ENOMEM));
 	} else if (!mirror_span_ok(c->addr, c->npages)) {
 		expect_eq(z, got, EINVAL);
 	} else {
 		switch (cmd) {
 		case HMM_DMIRROR_MIGRATE_TO_DEV:
 		case HMM_DMIRROR_MIGRATE_TO_SYS:
-		case HMM_DMIRROR_EXCLUSIVE:
-		case HMM_DMIRROR_CHECK_EXCLUSIVE:
 			expect_eq(z, got, EOPNOTSUPP);
+			break;
+		case HMM_DMIRROR_EXCLUSIVE:
+			expect_in(z, got, ERRS(0, EFAULT, EOPNOTSUPP, EBUSY, EINTR, ENOENT, ENOMEM));
+			break;
+		case HMM_DMIRROR_CHECK_EXCLUSIVE:
+			if (wr == A_UNKNOWN)
+				expect_in(z, got, ERRS(0, EPERM, EFAULT));
+			else if (wr == A_OK)
+				expect_in(z, got, ERRS(0, EPERM));
+			else
+				expect_in(z, got, ERRS(EFAULT, EPERM));
 			break;
 		case HMM_DMIRROR_FLAGS:
 		case HMM_DMIRROR_RELEASE:
@@ -1201,7 +1217,8 @@ static void op_mirror(struct fz *z, bool data)
 	if (c.addr != sent.addr || c.ptr != sent.ptr || c.npages != sent.npages) {
 		fz_fail(z, "the command came back changed: addr %#llx ptr %#llx npages %#llx",
 			c.addr, c.ptr, c.npages);
-	} else if (cmd == HMM_DMIRROR_FLAGS || cmd == HMM_DMIRROR_RELEASE) {
+	} else if (cmd == HMM_DMIRROR_FLAGS || cmd == HMM_DMIRROR_RELEASE ||
+		   cmd == HMM_DMIRROR_CHECK_EXCLUSIVE) {
 		if (c.cpages || c.faults)
 			fz_fail(z, "cpages %llu faults %llu", c.cpages, c.faults);
 	} else if (c.cpages != c.npages) {
@@ -1338,11 +1355,15 @@ static void op_random_cmd(struct fz *z)
 }
 
 /*
- * mmap of a file: none of them maps anything. The misc devices (mirror
- * included) have no mmap (ENODEV from do_mmap()), uacce_fops_mmap() refuses
- * every region without an ops->mmap (EINVAL); do_mmap() itself says EINVAL
- * for a length of 0, ENOMEM when there is no room.
+ * mmap of a file. The accelerators' misc devices have no mmap (ENODEV from
+ * do_mmap()), uacce_fops_mmap() refuses every region without an ops->mmap
+ * (EINVAL); do_mmap() itself says EINVAL for a length of 0, ENOMEM when
+ * there is no room. The mirror maps fresh zeroed pages, whatever the offset
+ * and whoever holds the file (rust/mirror_mmap.rs, as test_hmm), up to
+ * MIRROR_MMAP_MAX (ENOMEM beyond).
  */
+#define MIRROR_MMAP_MAX (16384 * PAGE)
+
 static void op_mmap(struct fz *z)
 {
 	static const size_t lens[] = { 0, PAGE, 3 * PAGE, 1ULL << 40 };
@@ -1363,6 +1384,15 @@ static void op_mmap(struct fz *z)
 	note(z, "mmap of %s: len %#zx pgoff %#llx prot %d flags %#x", slot_name(z, i), len, pgoff,
 	     prot, flags);
 	p = mmap(NULL, len, prot, flags, s->fd, pgoff * PAGE);
+	if (s->kind == K_MIRROR && len && len <= MIRROR_MMAP_MAX) {
+		if (p == MAP_FAILED)
+			fz_fail(z, "mmap of the mirror: %s", ename(errno));
+		else if (((char *)p)[0] || ((char *)p)[len - 1])
+			fz_fail(z, "the mirror's mapping is not zeroed");
+		if (p != MAP_FAILED)
+			munmap(p, len);
+		return;
+	}
 	if (p != MAP_FAILED) {
 		munmap(p, len);
 		fz_fail(z, "mmap succeeded");

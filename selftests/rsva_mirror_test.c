@@ -485,6 +485,255 @@ TEST_F(mirror, mixed_maps_agree)
 	close(memfd);
 }
 
+/* The words of page @i of a buffer filled by fill_pages(). */
+static unsigned int page_word(unsigned long i, unsigned long d)
+{
+	return (unsigned int)(i * 1000 + d);
+}
+
+static void fill_pages(unsigned int *p, unsigned long npages, unsigned long d)
+{
+	unsigned long i, j;
+
+	for (i = 0; i < npages; i++)
+		for (j = 0; j < PAGE / sizeof(*p); j++)
+			p[i * PAGE / sizeof(*p) + j] = page_word(i, d);
+}
+
+static bool pages_hold(const unsigned int *p, unsigned long npages, unsigned long d)
+{
+	unsigned long i, j;
+
+	for (i = 0; i < npages; i++)
+		for (j = 0; j < PAGE / sizeof(*p); j++)
+			if (p[i * PAGE / sizeof(*p) + j] != page_word(i, d))
+				return false;
+	return true;
+}
+
+/*
+ * Exclusive access (hmm-tests' exclusive, with the steps it leaves out):
+ * the device reads the pages it took, which the CPU no longer maps;
+ * CHECK_EXCLUSIVE answers EPERM while one page of the range is still the
+ * device's and 0 once the CPU took every page back, page by page; taking
+ * pages again works; and a page is exclusive to one device at a time.
+ */
+TEST_F(mirror, exclusive_access_agrees)
+{
+	unsigned long npages = 16, i, d;
+	size_t len = npages * PAGE;
+	unsigned int *buf = malloc(len);
+	unsigned char snap[16];
+	struct hmm_dmirror_cmd c;
+	unsigned int *p;
+
+	ASSERT_NE(NULL, buf);
+	for (d = 0; d < NDEV; d++) {
+		p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		ASSERT_NE(NULL, p);
+		fill_pages(p, npages, d);
+		memset(buf, 0, len);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf, npages, &c))
+			TH_LOG("%s", devices[d]);
+		EXPECT_EQ(npages, c.cpages);
+		EXPECT_EQ(0, c.faults);
+		EXPECT_TRUE(pages_hold(buf, npages, d)) TH_LOG("%s", devices[d]);
+		/* The CPU's page table has no page there now. */
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, p, snap, npages, NULL));
+		for (i = 0; i < npages; i++)
+			EXPECT_EQ(HMM_DMIRROR_PROT_NONE, snap[i]) TH_LOG("%s page %lu", devices[d], i);
+		EXPECT_EQ(-EPERM, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+					  npages, NULL));
+		/* A range without the device's pages. */
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE,
+				     (char *)p + len, NULL, 4, NULL));
+		/* Asking again for the pages the device has. */
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf, npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		/* The CPU reads page 0 back: only the other pages stay the device's. */
+		EXPECT_EQ(page_word(0, d), p[0]);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL, 1, NULL));
+		EXPECT_EQ(-EPERM, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+					  npages, NULL));
+		for (i = 1; i < npages; i++)
+			p[i * PAGE / sizeof(*p)] = page_word(i, d);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+				     npages, NULL)) TH_LOG("%s", devices[d]);
+		EXPECT_TRUE(pages_hold(p, npages, d));
+		munmap(p, len);
+	}
+	/* One buffer, taken by one device then by the other. */
+	p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(NULL, p);
+	fill_pages(p, npages, 7);
+	for (d = 0; d < NDEV; d++) {
+		unsigned long other = NDEV - 1 - d;
+
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf, npages, &c));
+		EXPECT_TRUE(pages_hold(buf, npages, 7));
+		EXPECT_EQ(-EPERM, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+					  npages, NULL)) TH_LOG("%s", devices[d]);
+		EXPECT_EQ(0, dmirror(self->fd[other], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+				     npages, NULL)) TH_LOG("%s", devices[other]);
+	}
+	EXPECT_TRUE(pages_hold(p, npages, 7));
+	for (d = 0; d < NDEV; d++)
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+				     npages, NULL));
+	munmap(p, len);
+	free(buf);
+}
+
+/*
+ * Exclusive access refused, with test_hmm's errnos: a bad span (EINVAL),
+ * nothing mapped or nothing writable (EFAULT), memory that is not
+ * anonymous (shared: EOPNOTSUPP); a range running into a hole fails there
+ * (EFAULT) and the pages before it stay the device's.
+ */
+TEST_F(mirror, exclusive_misuse_agrees)
+{
+	size_t len = 4 * PAGE;
+	char *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *ro = map_anon(PAGE, PROT_READ, MAP_PRIVATE);
+	char *sh = map_anon(PAGE, PROT_READ | PROT_WRITE, MAP_SHARED);
+	static char buf[4 * PAGE];
+	int got[NDEV], d;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, ro);
+	ASSERT_NE(NULL, sh);
+	memset(sh, 1, PAGE);
+	ASSERT_EQ(0, munmap(p + 2 * PAGE, 2 * PAGE));
+	for (d = 0; d < NDEV; d++) {
+		memset(p, 2, 2 * PAGE);
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p + 1, buf, 1, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf, 0, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf,
+					   1UL << 60, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p + 1, NULL,
+					   1, NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL,
+					   0, NULL));
+		EXPECT_EQ(-EFAULT, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE,
+					   (void *)0x7fffffff0000UL, buf, 1, NULL)) TH_LOG("%s", devices[d]);
+		EXPECT_EQ(-EFAULT, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, ro, buf, 1, NULL))
+			TH_LOG("%s", devices[d]);
+		EXPECT_EQ(-EOPNOTSUPP, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, sh, buf, 1, NULL))
+			TH_LOG("%s", devices[d]);
+		got[d] = dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, p, buf, 4, NULL);
+		EXPECT_EQ(-EPERM, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL, 2, NULL))
+			TH_LOG("%s", devices[d]);
+		/* The CPU takes them back. */
+		EXPECT_EQ(2, p[0]);
+		EXPECT_EQ(2, p[PAGE]);
+		EXPECT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_CHECK_EXCLUSIVE, p, NULL, 4, NULL));
+	}
+	EXPECT_EQ(-EFAULT, got[0]);
+	EXPECT_EQ(got[0], got[1]);
+	munmap(p, 2 * PAGE);
+	munmap(ro, PAGE);
+	munmap(sh, PAGE);
+}
+
+/*
+ * mmap of the device (hmm-tests' mixedmap): fresh zeroed pages, present at
+ * once. In a private mapping they are read-only to the mirror until a
+ * write (the CPU's or the device's) copies them; in a shared one they are
+ * writable and the device and the CPU see each other's writes.
+ */
+TEST_F(mirror, device_mmap_agrees)
+{
+	unsigned long npages = 4, i, d;
+	size_t len = npages * PAGE;
+	unsigned char snap[NDEV][2][4];
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, buf);
+	for (d = 0; d < NDEV; d++) {
+		unsigned int *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+				       self->fd[d], 0);
+
+		ASSERT_NE(MAP_FAILED, m) TH_LOG("%s: %s", devices[d], strerror(errno));
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, m, snap[d][0], npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		for (i = 0; i < npages; i++)
+			EXPECT_EQ(HMM_DMIRROR_PROT_READ, snap[d][0][i]) TH_LOG("%s", devices[d]);
+		memset(buf, 0xa5, len);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, m, buf, npages, &c));
+		EXPECT_EQ(npages, c.cpages);
+		for (i = 0; i < len / sizeof(*buf); i++)
+			ASSERT_EQ(0, buf[i]) TH_LOG("%s word %lu", devices[d], i);
+		fill_pages(buf, npages, d);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_WRITE, m, buf, npages, &c));
+		EXPECT_TRUE(pages_hold(m, npages, d)) TH_LOG("%s", devices[d]);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, m, snap[d][1], npages, &c));
+		for (i = 0; i < npages; i++)
+			EXPECT_EQ(HMM_DMIRROR_PROT_WRITE, snap[d][1][i]) TH_LOG("%s", devices[d]);
+		munmap(m, len);
+
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd[d], 0);
+		ASSERT_NE(MAP_FAILED, m);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_SNAPSHOT, m, snap[d][1], npages, &c));
+		for (i = 0; i < npages; i++)
+			EXPECT_EQ(HMM_DMIRROR_PROT_WRITE, snap[d][1][i]) TH_LOG("%s", devices[d]);
+		fill_pages(m, npages, d + 10);
+		memset(buf, 0, len);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_READ, m, buf, npages, &c));
+		EXPECT_TRUE(pages_hold(buf, npages, d + 10));
+		fill_pages(buf, npages, d + 20);
+		ASSERT_EQ(0, dmirror(self->fd[d], HMM_DMIRROR_WRITE, m, buf, npages, &c));
+		EXPECT_TRUE(pages_hold(m, npages, d + 20));
+		munmap(m, len);
+	}
+	EXPECT_EQ(0, memcmp(snap[0][0], snap[1][0], sizeof(snap[0][0])));
+	free(buf);
+}
+
+/*
+ * mmap of the device refused as test_hmm refuses it (the core's checks:
+ * EINVAL for a length of 0, an unaligned offset or an unaligned fixed
+ * address); exclusive access to a shared mapping of the device is refused
+ * (its pages are not anonymous: EOPNOTSUPP). rsva alone: mappings larger
+ * than 16384 pages (64 MiB) are refused with ENOMEM (test_hmm would allocate them).
+ */
+TEST_F(mirror, device_mmap_misuse_agrees)
+{
+	char buf[PAGE];
+	int d;
+
+	for (d = 0; d < NDEV; d++) {
+		char *m;
+
+		errno = 0;
+		EXPECT_EQ(MAP_FAILED, mmap(NULL, 0, PROT_READ, MAP_SHARED, self->fd[d], 0));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("%s", devices[d]);
+		errno = 0;
+		EXPECT_EQ(MAP_FAILED, mmap(NULL, PAGE, PROT_READ, MAP_SHARED, self->fd[d], 1));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("%s", devices[d]);
+		errno = 0;
+		EXPECT_EQ(MAP_FAILED, mmap((void *)0x10000001UL, PAGE, PROT_READ,
+					   MAP_SHARED | MAP_FIXED, self->fd[d], 0));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("%s", devices[d]);
+		m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd[d], 0);
+		ASSERT_NE(MAP_FAILED, m);
+		EXPECT_EQ(-EOPNOTSUPP, dmirror(self->fd[d], HMM_DMIRROR_EXCLUSIVE, m, buf, 1, NULL))
+			TH_LOG("%s", devices[d]);
+		munmap(m, PAGE);
+	}
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 16385 * PAGE, PROT_READ, MAP_SHARED, self->fd[RSVA], 0));
+	EXPECT_EQ(ENOMEM, errno);
+	/* 16384 pages are given. */
+	{
+		char *m = mmap(NULL, 16384 * PAGE, PROT_READ, MAP_SHARED, self->fd[RSVA], 0);
+
+		ASSERT_NE(MAP_FAILED, m) TH_LOG("%s", strerror(errno));
+		EXPECT_EQ(0, m[16383 * PAGE]);
+		munmap(m, 16384 * PAGE);
+	}
+}
+
 struct teardown {
 	char *p;
 	size_t len;

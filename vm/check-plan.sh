@@ -6,8 +6,9 @@
 # simulated platform's suites under the C code and rsva, and rsva's SVA
 # suite, under each IOMMU personality of rsva_sim), iopf (the I/O page fault
 # suite, under the C code and rsva, under each personality; also run by
-# sva), mirror, fault, fuzz, platform (unload with users, groups, DMA
-# ownership, the stress run, the simulator's honesty). The modules part and
+# sva), mirror, fault, fuzz, hmm (the kernel's hmm-tests against test_hmm
+# and against rsva), platform (unload with users, groups, DMA ownership, the
+# stress run, the simulator's honesty). The modules part and
 # the final unload cycles always run.
 
 RSVA_SERVE=/sys/kernel/debug/rsva/serve
@@ -77,6 +78,44 @@ want fault && run_selftest /tests/rsva_fault_inject_test
 # Random ioctls over every uapi device; the seeds are in the output.
 export RSVA_FUZZ_ITERS=10000
 want fuzz && run_selftest /tests/rsva_fuzz_test
+
+# The kernel's HMM suite (tools/testing/selftests/mm/hmm-tests.c, built
+# from the tree), the same binary twice: against test_hmm's devices, then,
+# test_hmm unloaded, against rsva's, /dev/hmm_dmirror0 naming
+# /dev/rsva_mirror0 and /dev/hmm_dmirror1 /dev/rsva_mirror1 (or
+# /dev/rsva_mirror0 again while rsva has one node). Neither run is counted
+# as it is: scripts/hmm_compare.py (called by the verdict) compares them
+# case by case. test_hmm is loaded again afterwards.
+#
+# rsva_hmm_spm=ADDR0,ADDR1 on the kernel command line (RSVA_VM_APPEND, with
+# memmap= reserving 256 MiB at each address) loads test_hmm with that
+# special-purpose memory for its run: its device-coherent devices
+# /dev/hmm_dmirror2 and 3 appear and hmm-tests runs its device-coherent
+# variants on them (rsva has no such device: they skip there).
+if want hmm; then
+	if [ -n "${rsva_hmm_spm:-}" ]; then
+		tap_begin hmm_spm
+		tap_check "test_hmm unloads" rmmod test_hmm
+		tap_check "test_hmm loads with special-purpose memory at $rsva_hmm_spm" \
+			modprobe test_hmm spm_addr_dev0="${rsva_hmm_spm%,*}" \
+			spm_addr_dev1="${rsva_hmm_spm#*,}"
+		tap_check "test_hmm has device-coherent devices" test -c /dev/hmm_dmirror3
+		tap_end
+	fi
+	run_raw /tests/hmm-tests test_hmm
+	tap_begin hmm_on_rsva
+	tap_check "test_hmm unloads" rmmod test_hmm
+	second=rsva_mirror0
+	[ -c /dev/rsva_mirror1 ] && second=rsva_mirror1
+	tap_check "/dev/hmm_dmirror0 and 1 name rsva_mirror0 and $second" \
+		sh -c "ln -s rsva_mirror0 /dev/hmm_dmirror0 && ln -s $second /dev/hmm_dmirror1"
+	tap_end
+	run_raw /tests/hmm-tests rsva
+	tap_begin hmm_test_hmm_again
+	tap_check "rsva's names go" rm /dev/hmm_dmirror0 /dev/hmm_dmirror1
+	load_module test_hmm && tap_ok "test_hmm loads again" || tap_fail "test_hmm loads again: $LOAD_ERR"
+	tap_end
+fi
 
 if want platform; then
 tap_begin sim_unload

@@ -60,6 +60,26 @@ run_selftest() {
 	echo "=== RSVA-TAP $name END rc=$rc"
 }
 
+# run_raw BIN LABEL [ARG...]: run a kselftest binary whose results are not
+# counted as they are but compared with another run's (the kernel's
+# hmm-tests against test_hmm and against rsva, scripts/hmm_compare.py):
+# framed by "=== RSVA-RAW BIN@LABEL BEGIN" and "END rc=<n>", which
+# scripts/verdict.py leaves to the comparison. Each line it prints starts
+# with the uptime, "[SECONDS] " as the kernel's, which gives the time of
+# each case; the time of the whole run is a TAP comment.
+run_raw() {
+	local bin=$1 name=$(basename "$1")@$2 rc t0
+	shift 2
+	t0=$(cut -d. -f1 /proc/uptime)
+	echo "=== RSVA-RAW $name BEGIN"
+	{ "$bin" "$@"; echo $? >/tmp/run_raw.rc; } 2>&1 | awk '{
+		getline up < "/proc/uptime"; close("/proc/uptime")
+		split(up, f, " "); printf "[%s] %s\n", f[1], $0; fflush() }'
+	rc=$(cat /tmp/run_raw.rc)
+	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
+	echo "=== RSVA-RAW $name END rc=$rc"
+}
+
 # load_module NAME: modprobe an in-tree module, reporting the errno text.
 load_module() {
 	# shellcheck disable=SC2034 # read by the plans that source this file

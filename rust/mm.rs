@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory management abstractions that rsva needs and the kernel crate
+//! does not have yet, written as they would be under `rust/kernel/mm/`:
+//! each states which references its types hold and what dropping them does.
+
+pub(crate) mod device_exclusive;
