@@ -42,7 +42,8 @@ use kernel::{
 
 use crate::{
     hmm_mirror::MirrorTable,
-    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate},
+    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
+    mm::pagemap::Owner,
 };
 
 /// Checks a request for `npages` pages at `start` (page aligned, at least
@@ -89,9 +90,11 @@ pub(crate) struct Clients {
 static NEXT_ID: Atomic<u64> = Atomic::new(0);
 
 impl Invalidate for Clients {
-    fn invalidate(&mut self, start: usize, end: usize) {
+    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
         for (_, client) in self.by_id.iter_mut() {
             match client {
+                // A device's own migration updates its table itself.
+                Client::Table(t) if migrating_for.is_some() && t.owner() == migrating_for => {}
                 Client::Table(t) => t.invalidate(start, end),
                 // SAFETY: The driver registered the hook for this, and stays
                 // registered (its client is in the tree) during the call.
@@ -141,6 +144,27 @@ pub(crate) fn exit() {
 pub(crate) fn counts() -> (usize, usize) {
     let g = MIRRORS.lock();
     (g.len(), g.iter().map(|e| e.users).sum())
+}
+
+/// Runs `f` on every table of the device memory `owner` among the clients
+/// of the mirror of the mm at `mm` (if it has one), under the registry's
+/// lock and the mirror's. Used when that device migrates its own pages back
+/// to system memory: its tables ignored the migration's invalidation, and
+/// must forget the pages before they are freed.
+pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut MirrorTable)) {
+    let key = mm.as_raw() as usize;
+    let g = MIRRORS.lock();
+    if let Some(e) = g.iter().find(|e| e.mm == key) {
+        e.mirror.notifier.with_state(|c| {
+            for (_, client) in c.by_id.iter_mut() {
+                if let Client::Table(t) = client {
+                    if t.owner() == Some(owner) {
+                        f(t);
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// For KUnit test modules (`include/rsva_test.h`): the number of shared
@@ -271,15 +295,40 @@ impl MirrorClient {
         &self,
         start: usize,
         mode: FaultMode,
+        owner: Option<Owner>,
         pfns: &mut [c_ulong],
         f: impl FnOnce(&mut Client, &[HmmPfn]) -> R,
     ) -> Result<R> {
         self.mirror
             .notifier
-            .fault(start, mode, pfns, |c, entries| {
+            .fault(start, mode, owner, pfns, |c, entries| {
                 c.by_id.get_mut(&self.id).map(|client| f(client, entries))
             })?
             .ok_or(ENOENT)
+    }
+
+    /// See [`IntervalNotifier::read_begin`].
+    pub(crate) fn read_begin(&self) -> Result<Seq> {
+        self.mirror.notifier.read_begin()
+    }
+
+    /// Runs `f` on this client under the mirror's lock if no invalidation
+    /// ran since `seq` (`Ok(None)` otherwise); `ENOENT` after
+    /// [`MirrorClient::leave`].
+    pub(crate) fn with_unchanged<R>(
+        &self,
+        seq: Seq,
+        f: impl FnOnce(&mut Client) -> R,
+    ) -> Result<Option<R>> {
+        self.mirror
+            .notifier
+            .with_state_unchanged(seq, |c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
+            .transpose()
+    }
+
+    /// The mm, for the mirror's owner to reach with a user reference.
+    pub(crate) fn mm(&self) -> &Mm {
+        &self.mirror.mm
     }
 
     /// Stops invalidations from reaching this client: after it returns no

@@ -69,6 +69,7 @@ struct mm_struct *rsva_mni_mm(const struct mmu_interval_notifier *sub);
 bool rsva_mn_range_blockable(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_start(const struct mmu_notifier_range *range);
 unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
+void *rsva_mn_range_migrate_owner(const struct mmu_notifier_range *range);
 
 struct page;
 
@@ -77,6 +78,35 @@ unsigned long rsva_pages_copy_to_user(struct page **pages, unsigned long n, u64 
 void rsva_pfn_copy_page(unsigned long pfn, struct page *from);
 bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);
+
+struct dev_pagemap;
+struct folio;
+struct vm_area_struct;
+struct vm_fault;
+
+long rsva_devmem_region_request(unsigned long size, const char *name, u64 *start);
+void rsva_devmem_region_release(u64 start, unsigned long size);
+struct dev_pagemap *rsva_pfn_device_private_pgmap(unsigned long pfn);
+struct dev_pagemap *rsva_folio_pgmap(struct folio *folio);
+unsigned long rsva_folio_pfn(struct folio *folio);
+unsigned int rsva_folio_order(struct folio *folio);
+unsigned int rsva_pfn_folio_order(unsigned long pfn);
+void rsva_zone_device_folio_init(unsigned long pfn, struct dev_pagemap *pgmap,
+				 unsigned int order);
+void rsva_pfn_unlock_put(unsigned long pfn);
+unsigned long rsva_sys_folio_alloc_locked(struct vm_area_struct *vma,
+					  unsigned long addr, unsigned int order,
+					  bool nofail);
+void rsva_copy_highpage_pfn(unsigned long to, unsigned long from);
+void rsva_clear_highpage_pfn(unsigned long pfn);
+unsigned long rsva_page_pfn(struct page *page);
+unsigned long rsva_migrate_pfn(unsigned long pfn);
+unsigned long rsva_migrate_pfn_to_pfn(unsigned long mpfn);
+unsigned long rsva_vmf_pfn(const struct vm_fault *vmf);
+struct page *rsva_vmf_page(const struct vm_fault *vmf);
+struct vm_area_struct *rsva_vmf_vma(const struct vm_fault *vmf);
+unsigned long rsva_vmf_address(const struct vm_fault *vmf);
+bool rsva_vmf_pte_mapped(const struct vm_fault *vmf);
 
 size_t rsva_iopf_c_offset(unsigned int field);
 
