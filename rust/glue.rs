@@ -89,6 +89,38 @@ extern "C" {
     pub(crate) fn rsva_folio_unlock_put(folio: *mut bindings::folio);
     pub(crate) fn rsva_test_touch(mm: *mut bindings::mm_struct, addr: c_ulong, len: c_ulong);
     pub(crate) fn rsva_iopf_c_offset(field: c_uint) -> usize;
+    pub(crate) fn rsva_devmem_region_request(
+        size: c_ulong,
+        name: *const c_char,
+        start: *mut u64,
+    ) -> c_long;
+    pub(crate) fn rsva_devmem_region_release(start: u64, size: c_ulong);
+    pub(crate) fn rsva_pfn_device_private_pgmap(pfn: c_ulong) -> *mut bindings::dev_pagemap;
+    pub(crate) fn rsva_folio_pgmap(folio: *mut bindings::folio) -> *mut bindings::dev_pagemap;
+    pub(crate) fn rsva_folio_pfn(folio: *mut bindings::folio) -> c_ulong;
+    pub(crate) fn rsva_folio_order(folio: *mut bindings::folio) -> c_uint;
+    pub(crate) fn rsva_pfn_folio_order(pfn: c_ulong) -> c_uint;
+    pub(crate) fn rsva_zone_device_folio_init(
+        pfn: c_ulong,
+        pgmap: *mut bindings::dev_pagemap,
+        order: c_uint,
+    );
+    pub(crate) fn rsva_pfn_unlock_put(pfn: c_ulong);
+    pub(crate) fn rsva_sys_folio_alloc_locked(
+        vma: *mut bindings::vm_area_struct,
+        addr: c_ulong,
+        order: c_uint,
+        nofail: bool,
+    ) -> c_ulong;
+    pub(crate) fn rsva_copy_highpage_pfn(to: c_ulong, from: c_ulong);
+    pub(crate) fn rsva_clear_highpage_pfn(pfn: c_ulong);
+    pub(crate) fn rsva_migrate_pfn(pfn: c_ulong) -> c_ulong;
+    pub(crate) fn rsva_migrate_pfn_to_pfn(mpfn: c_ulong) -> c_ulong;
+    pub(crate) fn rsva_vmf_pfn(vmf: *const bindings::vm_fault) -> c_ulong;
+    pub(crate) fn rsva_vmf_page(vmf: *const bindings::vm_fault) -> *mut bindings::page;
+    pub(crate) fn rsva_vmf_vma(vmf: *const bindings::vm_fault) -> *mut bindings::vm_area_struct;
+    pub(crate) fn rsva_vmf_address(vmf: *const bindings::vm_fault) -> c_ulong;
+    pub(crate) fn rsva_vmf_pte_mapped(vmf: *const bindings::vm_fault) -> bool;
 }
 
 /// An `mmgrab()` reference, like `ARef<Mm>`, that may be dropped in any

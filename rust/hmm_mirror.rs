@@ -46,13 +46,15 @@ use kernel::{
     page::{Page, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
+    sync::aref::ARef,
     sync::atomic::{Atomic, Relaxed},
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
     glue,
-    interval_notifier::{FaultMode, HmmPfn},
+    interval_notifier::{FaultMode, HmmPfn, Seq},
+    mm::pagemap::{self, Owner},
     mm_mirror::{span, Client, MirrorClient},
 };
 
@@ -118,21 +120,30 @@ pub(crate) mod prot {
     pub(crate) const PMD: u8 = 0x04;
     pub(crate) const PUD: u8 = 0x08;
     pub(crate) const ZERO: u8 = 0x10;
+    pub(crate) const DEV_PRIVATE_LOCAL: u8 = 0x20;
+    pub(crate) const DEV_PRIVATE_REMOTE: u8 = 0x30;
 }
 
-/// The snapshot code of an entry, as test_hmm's `dmirror_mkentry()`.
-pub(crate) fn prot_of(e: HmmPfn) -> u8 {
+/// The snapshot code of an entry, as test_hmm's `dmirror_mkentry()`, for a
+/// mirror whose device memory is `owner`'s. Called under the mirror's lock
+/// after the retry check (the entry's page is mapped).
+pub(crate) fn prot_of(e: HmmPfn, owner: Option<Owner>) -> u8 {
     if e.error() {
         return prot::ERROR;
     }
     let Some(pfn) = e.pfn() else {
         return prot::NONE;
     };
+    // SAFETY: The page is mapped: the caller holds the lock invalidations
+    // take and no invalidation ran since the entry was read.
+    let device = unsafe { pagemap::device_private_owner(pfn) };
     // SAFETY: Only compares the frame number.
-    let mut p = if unsafe { glue::rsva_is_zero_pfn(pfn) } {
-        prot::ZERO
-    } else {
-        prot::NONE
+    let zero = unsafe { glue::rsva_is_zero_pfn(pfn) };
+    let mut p = match device {
+        Some(o) if Some(o) == owner => prot::DEV_PRIVATE_LOCAL,
+        Some(_) => prot::DEV_PRIVATE_REMOTE,
+        None if zero => prot::ZERO,
+        None => prot::NONE,
     };
     p |= if e.writable() {
         prot::WRITE
@@ -149,16 +160,34 @@ pub(crate) fn prot_of(e: HmmPfn) -> u8 {
 /// The mirrored frames, in chunks of [`CHUNK`] pages keyed by page index /
 /// [`CHUNK`]; chunks are allocated before faults (not under the lock, which
 /// invalidations from reclaim take) and only their entries change after.
+///
+/// A mirror with device memory keeps the frames of its own device-private
+/// pages as the frames of the system pages that hold their data (test_hmm's
+/// `BACKING_PAGE()`), so that READ and WRITE reach them as any other page.
 pub(crate) struct MirrorTable {
     chunks: RBTree<usize, KBox<[usize; CHUNK]>>,
+    owner: Option<Owner>,
 }
 
 impl MirrorTable {
-    /// An empty table.
-    pub(crate) fn new() -> Self {
+    /// An empty table, of a device whose memory is `owner`'s, if any.
+    pub(crate) fn new(owner: Option<Owner>) -> Self {
         Self {
             chunks: RBTree::new(),
+            owner,
         }
+    }
+
+    /// The owner of the device memory of the table's device.
+    pub(crate) fn owner(&self) -> Option<Owner> {
+        self.owner
+    }
+
+    /// Mirrors page `page` (index in the address space) as frame `pfn`,
+    /// writable if `write`; ignored without a chunk for it (see
+    /// [`Mirror::prepare`]).
+    pub(crate) fn set_frame(&mut self, page: usize, pfn: usize, write: bool) {
+        self.set(page, pfn << SHIFT | PRESENT | if write { WRITE } else { 0 });
     }
 
     /// Forgets the frames of `[start, end)`.
@@ -190,9 +219,25 @@ impl MirrorTable {
     }
 }
 
+/// How a mirror reads its device's own device-private pages: the frame of
+/// the system page that holds the data of device page `pfn` of `owner`, or
+/// `None` if `pfn` is not one. Called under the mirror's lock with the page
+/// mapped.
+pub(crate) type BackingOf = fn(Owner, usize) -> Option<usize>;
+
+/// The device memory of a mirror's device.
+#[derive(Clone, Copy)]
+pub(crate) struct DeviceView {
+    /// The owner of the device's memory.
+    pub(crate) owner: Owner,
+    /// Where the device keeps the data of its pages.
+    pub(crate) backing: BackingOf,
+}
+
 /// A mirror of one mm: a table client of the mm's shared mirror.
 pub(crate) struct Mirror {
     client: MirrorClient,
+    device: Option<DeviceView>,
 }
 
 /// Where a pass over a batch under the lock stopped.
@@ -231,11 +276,25 @@ fn table(c: &mut Client) -> Result<&mut MirrorTable> {
 }
 
 impl Mirror {
-    /// Mirrors `mm` (its user address space).
-    pub(crate) fn new(mm: &MmWithUser) -> Result<Self> {
+    /// Mirrors `mm` (its user address space) for a device with the device
+    /// memory `device`, if any.
+    pub(crate) fn new(mm: &MmWithUser, device: Option<DeviceView>) -> Result<Self> {
+        let owner = device.map(|d| d.owner);
         Ok(Self {
-            client: MirrorClient::new(mm, Client::Table(MirrorTable::new()))?,
+            client: MirrorClient::new(mm, Client::Table(MirrorTable::new(owner)))?,
+            device,
         })
+    }
+
+    /// The owner of the device memory of the mirror's device.
+    pub(crate) fn owner(&self) -> Option<Owner> {
+        self.device.map(|d| d.owner)
+    }
+
+    /// The mirrored mm with a user reference; `EINVAL` once it has none
+    /// (as test_hmm's migrations answer).
+    pub(crate) fn mm_user(&self) -> Result<ARef<MmWithUser>> {
+        self.client.mm().mmget_not_zero().ok_or(EINVAL)
     }
 
     /// Runs `f` on the table, under the mirror's lock.
@@ -243,8 +302,25 @@ impl Mirror {
         self.client.with(|c| table(c).map(f))?
     }
 
+    /// A sequence number for [`Mirror::with_table_unchanged`].
+    pub(crate) fn read_begin(&self) -> Result<Seq> {
+        self.client.read_begin()
+    }
+
+    /// Runs `f` on the table under the mirror's lock if no invalidation ran
+    /// since `seq`; `Ok(None)` otherwise.
+    pub(crate) fn with_table_unchanged<R>(
+        &self,
+        seq: Seq,
+        f: impl FnOnce(&mut MirrorTable) -> R,
+    ) -> Result<Option<R>> {
+        self.client
+            .with_unless_changed(seq, |c| table(c).map(f))?
+            .transpose()
+    }
+
     /// Makes the table chunks of `[first, first + n)` pages exist.
-    fn prepare(&self, first: usize, n: usize) -> Result {
+    pub(crate) fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
             if self.with_table(|t| t.chunks.get(&key).is_some())? {
                 continue;
@@ -279,11 +355,31 @@ impl Mirror {
             let first = start / PAGE_SIZE + done;
             self.prepare(first, n)?;
             let addr = start + done * PAGE_SIZE;
+            let device = self.device;
             self.client
-                .fault(addr, mode, &mut pfns[..n], |c, entries| {
+                .fault(addr, mode, self.owner(), &mut pfns[..n], |c, entries| {
                     let t = table(c)?;
                     for (i, e) in entries.iter().enumerate() {
-                        let value = e.pfn().map_or(0, |pfn| {
+                        // The device's own pages are read through the
+                        // system pages that hold their data; no other
+                        // device's page can be here (hmm faults them back to
+                        // system memory for a fault), and a frame of device
+                        // memory is never mirrored: it cannot be read.
+                        let theirs = match e.pfn() {
+                            // SAFETY: The page is mapped: we hold the lock
+                            // invalidations take, after the retry check.
+                            Some(pfn) => unsafe { pagemap::device_private_owner(pfn) },
+                            None => None,
+                        };
+                        let pfn = match e.pfn() {
+                            Some(pfn) if theirs.is_some() => Some(
+                                device
+                                    .and_then(|d| (d.backing)(d.owner, pfn))
+                                    .ok_or(EFAULT)?,
+                            ),
+                            other => other,
+                        };
+                        let value = pfn.map_or(0, |pfn| {
                             pfn << SHIFT | PRESENT | if e.writable() { WRITE } else { 0 }
                         });
                         t.set(first + i, value);
@@ -415,6 +511,24 @@ impl Mirror {
     /// faults, as test_hmm's `cpages` and `faults`. Allocates nothing: an
     /// allocation costs more than a small request's copy in a debug kernel.
     pub(crate) fn read(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
+        self.read_inner(start, npages, uptr, true)
+    }
+
+    /// [`Mirror::read`] of what is mirrored now, faulting nothing: `ENOENT`
+    /// at the first page that is not mirrored (test_hmm's `dmirror_do_read()`,
+    /// which a migration to the device returns its data with). Returns the
+    /// pages copied.
+    pub(crate) fn read_mirrored(&self, start: usize, npages: usize, uptr: u64) -> Result<u64> {
+        Ok(self.read_inner(start, npages, uptr, false)?.0)
+    }
+
+    fn read_inner(
+        &self,
+        start: usize,
+        npages: usize,
+        uptr: u64,
+        may_fault: bool,
+    ) -> Result<(u64, u64)> {
         span(start, npages)?;
         let mut pages = [null_mut(); COPY_BATCH];
         let (mut done, mut faults) = (0usize, 0u64);
@@ -434,6 +548,9 @@ impl Mirror {
                 return Err(EFAULT);
             }
             if fast + got < n {
+                if !may_fault {
+                    return Err(ENOENT);
+                }
                 self.refault(start, npages, done, &mut faults, false)?;
             }
         }
@@ -520,12 +637,18 @@ impl Mirror {
         while done < npages {
             let n = pfns.len().min(npages - done);
             let addr = start + done * PAGE_SIZE;
-            self.client
-                .fault(addr, FaultMode::Snapshot, &mut pfns[..n], |_, entries| {
+            let owner = self.owner();
+            self.client.fault(
+                addr,
+                FaultMode::Snapshot,
+                owner,
+                &mut pfns[..n],
+                |_, entries| {
                     for (p, &e) in perms.iter_mut().zip(entries) {
-                        *p = prot_of(e);
+                        *p = prot_of(e, owner);
                     }
-                })?;
+                },
+            )?;
             let mut w = kernel::uaccess::UserSlice::new(
                 kernel::uaccess::UserPtr::from_addr((uptr + done as u64) as usize),
                 n,
@@ -543,7 +666,7 @@ mod tests {
     use super::*;
 
     fn table_with(keys: &[usize]) -> Result<MirrorTable> {
-        let mut t = MirrorTable::new();
+        let mut t = MirrorTable::new(None);
         for &k in keys {
             let chunk = new_chunk(GFP_KERNEL)?;
             drop(t.chunks.insert(RBTreeNode::new(k, chunk, GFP_KERNEL)?));

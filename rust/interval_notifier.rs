@@ -37,14 +37,17 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::{glue, mm::device_exclusive::Owner};
+use crate::{glue, mm::pagemap::Owner};
 
 /// What a mirror does when part of the address space changes.
 pub(crate) trait Invalidate: Send + Unpin + 'static {
     /// Forgets what was mirrored of `[start, end)`. Called with the
     /// notifier's lock held, after the sequence was bumped; must not sleep
-    /// when the invalidation is not blockable.
-    fn invalidate(&mut self, start: usize, end: usize);
+    /// when the invalidation is not blockable. `migrating_for` is the
+    /// owner of device memory whose migration (`MMU_NOTIFY_MIGRATE`) sends
+    /// the invalidation: that device's mirror may keep its entries, as the
+    /// migration updates them (test_hmm's `dmirror_interval_invalidate()`).
+    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>);
 
     /// The same for the conversion of `[start, end)` to a device-exclusive
     /// entry that `owner` asked for (`MMU_NOTIFY_EXCLUSIVE`, see
@@ -56,13 +59,13 @@ pub(crate) trait Invalidate: Send + Unpin + 'static {
     /// is forgotten and the sequence bumped, as for any other invalidation.
     fn invalidate_exclusive(&mut self, start: usize, end: usize, owner: Owner) -> bool {
         let _ = owner;
-        self.invalidate(start, end);
+        self.invalidate(start, end, None);
         true
     }
 }
 
-/// A sequence number of [`IntervalNotifier::read_begin`].
-#[derive(Clone, Copy)]
+/// A sequence number taken by [`IntervalNotifier::read_begin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Seq(c_ulong);
 
 /// How [`IntervalNotifier::fault`] treats pages that are not present.
@@ -234,10 +237,12 @@ impl<T: Invalidate> IntervalNotifier<T> {
             )
         };
         // SAFETY: The core passes a valid range.
-        let bump = match unsafe { Owner::of_range(range) } {
+        let bump = match unsafe { Owner::of_exclusive_range(range) } {
             Some(owner) => state.invalidate_exclusive(start, end, owner),
             None => {
-                state.invalidate(start, end);
+                // SAFETY: The core passes a valid range.
+                let migrating_for = unsafe { Owner::of_migrate_range(range) };
+                state.invalidate(start, end, migrating_for);
                 true
             }
         };
@@ -290,10 +295,15 @@ impl<T: Invalidate> IntervalNotifier<T> {
     /// fault mode or the mm has no users left, `EPERM` when writing a
     /// read-only page, `EINVAL` before registration, outside the notifier's
     /// range or unaligned.
+    ///
+    /// With an `owner`, device-private pages of that owner are reported as
+    /// they are (valid, with their frame) instead of being faulted back to
+    /// system memory (`hmm_range.dev_private_owner`).
     pub(crate) fn fault<R>(
         &self,
         start: usize,
         mode: FaultMode,
+        owner: Option<Owner>,
         pfns: &mut [c_ulong],
         f: impl FnOnce(&mut T, &[HmmPfn]) -> R,
     ) -> Result<R> {
@@ -325,7 +335,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
                 hmm_pfns: pfns.as_mut_ptr(),
                 default_flags: mode.default_flags(),
                 pfn_flags_mask: 0,
-                dev_private_owner: null_mut(),
+                dev_private_owner: owner.map_or(null_mut(), Owner::as_ptr),
             };
             let ret = {
                 let _lock = mm.mmap_read_lock();
@@ -382,7 +392,7 @@ mod tests {
     }
 
     impl Invalidate for Seen {
-        fn invalidate(&mut self, start: usize, end: usize) {
+        fn invalidate(&mut self, start: usize, end: usize, _: Option<Owner>) {
             self.calls += 1;
             self.start = start;
             self.end = end;
@@ -400,21 +410,21 @@ mod tests {
         let mut pfns = [0 as c_ulong; 4];
 
         // Touched pages are present and writable; fresh ones are not.
-        let ok = n.fault(touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let ok = n.fault(touched, FaultMode::Snapshot, None, &mut pfns, |_, e| {
             e.iter()
                 .all(|p| p.valid() && p.writable() && p.pfn().is_some())
         })?;
         assert!(ok);
-        let none = n.fault(fresh, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let none = n.fault(fresh, FaultMode::Snapshot, None, &mut pfns, |_, e| {
             e.iter().all(|p| !p.valid())
         })?;
         assert!(none);
         // Reading faults them in (the zero page: present, read-only).
-        let read = n.fault(fresh, FaultMode::Read, &mut pfns, |_, e| {
+        let read = n.fault(fresh, FaultMode::Read, None, &mut pfns, |_, e| {
             e.iter().all(|p| p.valid() && !p.writable())
         })?;
         assert!(read);
-        let written = n.fault(fresh, FaultMode::Write, &mut pfns, |_, e| {
+        let written = n.fault(fresh, FaultMode::Write, None, &mut pfns, |_, e| {
             e.iter().all(|p| p.writable())
         })?;
         assert!(written);
@@ -427,9 +437,9 @@ mod tests {
         assert!(calls > before);
         assert!(start <= touched && end >= touched + len);
         // And a fault there is refused now.
-        let gone = n.fault(touched, FaultMode::Read, &mut pfns, |_, _| ());
+        let gone = n.fault(touched, FaultMode::Read, None, &mut pfns, |_, _| ());
         assert_eq!(gone.err(), Some(EFAULT));
-        let snap = n.fault(touched, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let snap = n.fault(touched, FaultMode::Snapshot, None, &mut pfns, |_, e| {
             e.iter().all(|p| p.error() || !p.valid())
         })?;
         assert!(snap);
@@ -442,15 +452,16 @@ mod tests {
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         let mut pfns = [0 as c_ulong; 2];
         // Not registered yet.
-        let r = n.fault(0x10000, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        let r = n.fault(0x10000, FaultMode::Snapshot, None, &mut pfns, |_, _| ());
         assert_eq!(r.err(), Some(EINVAL));
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
         assert_eq!(n.as_ref().register(&mm, 0, 4096).err(), Some(EBUSY));
-        let unaligned = n.fault(0x10001, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        let unaligned = n.fault(0x10001, FaultMode::Snapshot, None, &mut pfns, |_, _| ());
         assert_eq!(unaligned.err(), Some(EINVAL));
         let wraps = n.fault(
             usize::MAX & !4095,
             FaultMode::Snapshot,
+            None,
             &mut pfns,
             |_, _| (),
         );
@@ -472,13 +483,13 @@ mod tests {
         let addr = glue::test_mmap(&mm, PAGE_SIZE, true)?;
         glue::test_mmap(&other, PAGE_SIZE, true)?;
         let mut pfns = [0 as c_ulong; 1];
-        let present = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| {
+        let present = n.fault(addr, FaultMode::Snapshot, None, &mut pfns, |_, e| {
             e.iter().all(|p| p.writable())
         })?;
         assert!(present);
         // The last user of the notifier's mm goes (exit_mmap runs).
         drop(mm);
-        let gone = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, _| ());
+        let gone = n.fault(addr, FaultMode::Snapshot, None, &mut pfns, |_, _| ());
         assert_eq!(gone.err(), Some(EFAULT));
         drop(other);
         Ok(())

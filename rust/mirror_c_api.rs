@@ -250,7 +250,7 @@ fn fault(
     // not touch during the call; its size fits the address space (checked
     // above, in pages).
     let pfns = unsafe { core::slice::from_raw_parts_mut(pfns, npages) };
-    client.fault(start, mode, pfns, |c, entries| {
+    client.fault(start, mode, None, pfns, |c, entries| {
         if let Client::Driver(d) = c {
             if let Some(update) = d.update {
                 // SAFETY: The hook registered for this client (it is in its

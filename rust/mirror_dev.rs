@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/dev/rsva_mirror0`: the HMM mirror as a device whose ioctls follow
-//! `lib/test_hmm_uapi.h`, so that the same calls on `/dev/hmm_dmirror0`
-//! (test_hmm) and here give the same results.
+//! `/dev/rsva_mirror0` and `/dev/rsva_mirror1`: the HMM mirror as two
+//! devices whose ioctls follow `lib/test_hmm_uapi.h`, so that the same calls
+//! on `/dev/hmm_dmirror0`/`1` (test_hmm) and here give the same results.
 //!
+//! Each node is a [`MirrorNode`]: a device with its own device-private
+//! memory ([`DeviceMemory`], whose address is the owner the core compares),
+//! alive while the module is loaded and while a file of it is open.
 //! Opening mirrors the opener's address space ([`Mirror`]); closing drops
-//! the mirror. `HMM_DMIRROR_READ`, `WRITE`, `SNAPSHOT` and `READ_UNLOCKED`
-//! (the same as `READ` here) are served, and `EXCLUSIVE` and
-//! `CHECK_EXCLUSIVE` (`hmm_mirror/exclusive.rs`); `FLAGS` and `RELEASE`
-//! are accepted and do nothing (there is no device memory); the migration
-//! commands answer `EOPNOTSUPP`. mmap gives fresh zeroed pages
+//! the mirror and, as test_hmm, migrates every page of the device's memory
+//! back to system memory. `HMM_DMIRROR_READ`, `WRITE`, `SNAPSHOT`,
+//! `READ_UNLOCKED` (the same as `READ` here), `MIGRATE_TO_DEV`,
+//! `MIGRATE_TO_SYS` (`crate::mirror::migration`), `RELEASE` (the device
+//! gives all its memory up), `FLAGS` (`HMM_DMIRROR_FLAG_FAIL_ALLOC`: the
+//! file's next allocation fails), `EXCLUSIVE` and `CHECK_EXCLUSIVE`
+//! (`hmm_mirror/exclusive.rs`) are served. mmap gives fresh zeroed pages
 //! (`mirror_mmap.rs`), as test_hmm's. A command's address must be page
 //! aligned and its range must not wrap (`EINVAL`), as in test_hmm. Unlike
 //! test_hmm, only the opener's address space may use the file: any other
@@ -18,14 +23,27 @@
 use kernel::{
     fs::File,
     ioctl::{_IOC_SIZE, _IOWR},
-    miscdevice::{MiscDevice, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::{virt::VmaNew, Mm},
     prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        global_lock, Arc,
+    },
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{glue, hmm_mirror::Mirror, mirror_mmap, mm_mirror::span};
+use crate::{
+    glue,
+    hmm_mirror::{DeviceView, Mirror},
+    mirror::{
+        devmem::{self, DeviceMemory},
+        migration,
+    },
+    mirror_mmap,
+    mm_mirror::span,
+};
 
 /// `struct hmm_dmirror_cmd`.
 #[repr(C)]
@@ -58,20 +76,145 @@ const RELEASE: u32 = cmd(0x07);
 const FLAGS: u32 = cmd(0x08);
 const READ_UNLOCKED: u32 = cmd(0x09);
 
-/// An open `/dev/rsva_mirror0`: the mirror of its opener's address space.
-pub(crate) struct MirrorFile {
+/// The number of mirror devices (test_hmm's two device-private ones).
+pub(crate) const NODES: usize = 2;
+
+/// One mirror device (`/dev/rsva_mirrorN`): its device memory, and what
+/// else a device has (the files reach it through their `node`).
+/// Held by the module while it is registered and by every open file.
+#[pin_data]
+pub(crate) struct MirrorNode {
+    #[pin]
+    memory: DeviceMemory,
+}
+
+impl MirrorNode {
+    fn new(name: &'static CStr) -> impl PinInit<Self> {
+        pin_init!(Self {
+            memory <- DeviceMemory::new(name),
+        })
+    }
+
+    /// The device's memory.
+    pub(crate) fn memory(&self) -> &DeviceMemory {
+        &self.memory
+    }
+
+    /// The device memory as its mirrors see it.
+    fn view(&self) -> DeviceView {
+        DeviceView {
+            owner: self.memory.owner(),
+            backing: devmem::backing_of,
+        }
+    }
+}
+
+global_lock! {
+    // SAFETY: Initialised by `MirrorDevices::register()` at module load,
+    // before any node is registered.
+    unsafe(uninit) static NODE_TABLE: Mutex<[Option<Arc<MirrorNode>>; NODES]> =
+        [const { None }; NODES];
+}
+
+/// The node `N`, while the module has it.
+fn node(n: usize) -> Option<Arc<MirrorNode>> {
+    NODE_TABLE.lock().get(n).and_then(|o| o.clone())
+}
+
+/// What `debugfs/rsva/mirrors` shows of a node's memory.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MemoryStats {
+    /// Device pages handed out.
+    pub(crate) in_use: usize,
+    /// Chunks of device memory.
+    pub(crate) chunks: usize,
+}
+
+/// The memory of each node (zero for a node the module no longer has).
+pub(crate) fn memory_stats() -> [MemoryStats; NODES] {
+    let mut out = [MemoryStats::default(); NODES];
+    for (i, o) in out.iter_mut().enumerate() {
+        if let Some(n) = node(i) {
+            *o = MemoryStats {
+                in_use: n.memory.in_use(),
+                chunks: n.memory.chunks(),
+            };
+        }
+    }
+    out
+}
+
+/// The registered mirror devices; dropping them deregisters the nodes, then
+/// lets the module's references go (each node's memory is given up when
+/// its last file is closed too).
+pub(crate) struct MirrorDevices {
+    reg0: Option<Pin<KBox<MiscDeviceRegistration<MirrorFile<0>>>>>,
+    reg1: Option<Pin<KBox<MiscDeviceRegistration<MirrorFile<1>>>>>,
+}
+
+impl MirrorDevices {
+    /// Creates the nodes and registers `/dev/rsva_mirror0` and `1`.
+    pub(crate) fn register() -> Result<Self> {
+        // SAFETY: Called once, at module init, before any use.
+        unsafe { NODE_TABLE.init() };
+        let names = [c"rsva_mirror0", c"rsva_mirror1"];
+        for (i, name) in names.into_iter().enumerate() {
+            let n = Arc::pin_init(MirrorNode::new(name), GFP_KERNEL)?;
+            NODE_TABLE.lock()[i] = Some(n);
+        }
+        let mut this = Self {
+            reg0: None,
+            reg1: None,
+        };
+        this.reg0 = Some(KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions { name: names[0] }),
+            GFP_KERNEL,
+        )?);
+        this.reg1 = Some(KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions { name: names[1] }),
+            GFP_KERNEL,
+        )?);
+        Ok(this)
+    }
+}
+
+impl Drop for MirrorDevices {
+    fn drop(&mut self) {
+        drop(self.reg0.take());
+        drop(self.reg1.take());
+        let nodes = core::mem::replace(&mut *NODE_TABLE.lock(), [const { None }; NODES]);
+        // The memory is given up outside the table's lock.
+        drop(nodes);
+    }
+}
+
+/// An open `/dev/rsva_mirrorN`: the mirror of its opener's address space on
+/// node `N`.
+pub(crate) struct MirrorFile<const N: usize> {
     mirror: Mirror,
     /// The address of the opener's mm: only compared, never dereferenced
     /// (the mirror holds `mmgrab()` on it, so no other mm can have this
     /// address while the file is open).
     opener_mm: usize,
+    node: Arc<MirrorNode>,
+    /// `HMM_DMIRROR_FLAGS`.
+    flags: Atomic<u64>,
+}
+
+impl<const N: usize> Drop for MirrorFile<N> {
+    fn drop(&mut self) {
+        // As test_hmm's release: every page of the device goes back to
+        // system memory.
+        self.node.memory().evict();
+    }
 }
 
 #[vtable]
-impl MiscDevice for MirrorFile {
+impl<const N: usize> MiscDevice for MirrorFile<N> {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        let node = node(N).ok_or(ENODEV)?;
         let mm = glue::current_mm();
         if mm.is_null() {
             return Err(EINVAL);
@@ -80,8 +223,10 @@ impl MiscDevice for MirrorFile {
         let mm = unsafe { Mm::from_raw(mm) }.mmget_not_zero().ok_or(EINVAL)?;
         Ok(KBox::new(
             Self {
-                mirror: Mirror::new(&mm)?,
+                mirror: Mirror::new(&mm, Some(node.view()))?,
                 opener_mm: glue::current_mm() as usize,
+                node,
+                flags: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -106,14 +251,26 @@ impl MiscDevice for MirrorFile {
         );
         span(start, npages)?;
         let m = &this.mirror;
+        let mem = this.node.memory();
         (c.cpages, c.faults) = match command {
             READ | READ_UNLOCKED => m.read(start, npages, c.ptr)?,
             WRITE => m.write(start, npages, c.ptr)?,
             SNAPSHOT => (m.snapshot(start, npages, c.ptr)?, 0),
-            FLAGS | RELEASE => (0, 0),
+            MIGRATE_TO_DEV => (
+                migration::to_device(m, mem, start, npages, c.ptr, &this.flags)?,
+                0,
+            ),
+            MIGRATE_TO_SYS => (migration::to_system(m, mem, start, npages, &this.flags)?, 0),
+            RELEASE => {
+                mem.release();
+                (0, 0)
+            }
+            FLAGS => {
+                this.flags.store(c.npages, Relaxed);
+                (0, 0)
+            }
             EXCLUSIVE => (m.exclusive(start, npages, c.ptr)?, 0),
             CHECK_EXCLUSIVE => m.check_exclusive(start, npages).map(|()| (0, 0))?,
-            MIGRATE_TO_DEV | MIGRATE_TO_SYS => return Err(EOPNOTSUPP),
             _ => return Err(EINVAL),
         };
         writer.write(&c)?;

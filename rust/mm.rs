@@ -5,3 +5,5 @@
 //! each states which references its types hold and what dropping them does.
 
 pub(crate) mod device_exclusive;
+pub(crate) mod migrate;
+pub(crate) mod pagemap;

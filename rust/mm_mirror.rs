@@ -45,7 +45,7 @@ use core::num::NonZeroUsize;
 use crate::{
     hmm_mirror::MirrorTable,
     interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
-    mm::device_exclusive::Owner,
+    mm::pagemap::Owner,
 };
 
 /// Checks a request for `npages` pages at `start` (page aligned, at least
@@ -105,10 +105,19 @@ fn owner_of(id: u64) -> Option<Owner> {
 
 impl Clients {
     /// Forgets `[start, end)` in every client but the table of `except`'s
-    /// owner.
-    fn invalidate_except(&mut self, start: usize, end: usize, except: Option<Owner>) {
+    /// owner (a device-exclusive conversion that client asked for) and the
+    /// tables of the device whose memory `migrating_for` migrates (the
+    /// migration updates them itself).
+    fn invalidate_except(
+        &mut self,
+        start: usize,
+        end: usize,
+        except: Option<Owner>,
+        migrating_for: Option<Owner>,
+    ) {
         for (&id, client) in self.by_id.iter_mut() {
             match client {
+                Client::Table(t) if migrating_for.is_some() && t.owner() == migrating_for => {}
                 Client::Table(t) => {
                     if except.is_none() || owner_of(id) != except {
                         t.invalidate(start, end);
@@ -123,8 +132,8 @@ impl Clients {
 }
 
 impl Invalidate for Clients {
-    fn invalidate(&mut self, start: usize, end: usize) {
-        self.invalidate_except(start, end, None);
+    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
+        self.invalidate_except(start, end, None, migrating_for);
     }
 
     /// A table that asked for the page (see `hmm_mirror/exclusive.rs`)
@@ -139,7 +148,7 @@ impl Invalidate for Clients {
             .by_id
             .iter()
             .any(|(&id, c)| matches!(c, Client::Table(_)) && owner_of(id) == Some(owner));
-        self.invalidate_except(start, end, Some(owner));
+        self.invalidate_except(start, end, Some(owner), None);
         !own
     }
 }
@@ -184,6 +193,27 @@ pub(crate) fn exit() {
 pub(crate) fn counts() -> (usize, usize) {
     let g = MIRRORS.lock();
     (g.len(), g.iter().map(|e| e.users).sum())
+}
+
+/// Runs `f` on every table of the device memory `owner` among the clients
+/// of the mirror of the mm at `mm` (if it has one), under the registry's
+/// lock and the mirror's. Used when that device migrates its own pages back
+/// to system memory: its tables ignored the migration's invalidation, and
+/// must forget the pages before they are freed.
+pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut MirrorTable)) {
+    let key = mm.as_raw() as usize;
+    let g = MIRRORS.lock();
+    if let Some(e) = g.iter().find(|e| e.mm == key) {
+        e.mirror.notifier.with_state(|c| {
+            for (_, client) in c.by_id.iter_mut() {
+                if let Client::Table(t) = client {
+                    if t.owner() == Some(owner) {
+                        f(t);
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// For KUnit test modules (`include/rsva_test.h`): the number of shared
@@ -314,12 +344,13 @@ impl MirrorClient {
         &self,
         start: usize,
         mode: FaultMode,
+        owner: Option<Owner>,
         pfns: &mut [c_ulong],
         f: impl FnOnce(&mut Client, &[HmmPfn]) -> R,
     ) -> Result<R> {
         self.mirror
             .notifier
-            .fault(start, mode, pfns, |c, entries| {
+            .fault(start, mode, owner, pfns, |c, entries| {
                 c.by_id.get_mut(&self.id).map(|client| f(client, entries))
             })?
             .ok_or(ENOENT)
@@ -355,6 +386,11 @@ impl MirrorClient {
             .notifier
             .with_state_unless_changed(seq, |c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
             .transpose()
+    }
+
+    /// The mm, for the mirror's owner to reach with a user reference.
+    pub(crate) fn mm(&self) -> &Mm {
+        &self.mirror.mm
     }
 
     /// Stops invalidations from reaching this client: after it returns no

@@ -12,13 +12,17 @@
 #include <linux/device.h>
 #include <linux/list.h>
 #include <linux/iommu.h>
+#include <linux/ioport.h>
 #include <linux/lockdep.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mmu_context.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/pagemap.h>
 #include <linux/pci.h>
+#include <linux/pagemap.h>
 #include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -573,7 +577,7 @@ bool rsva_is_zero_pfn(unsigned long pfn)
 	return is_zero_pfn(pfn);
 }
 
-/* Device-exclusive access (rust/mm/device_exclusive.rs). */
+/* Device-exclusive access and migration (rust/mm/). */
 unsigned long rsva_page_pfn(const struct page *page)
 {
 	return page_to_pfn(page);
@@ -597,6 +601,147 @@ void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len
 	if (clear_user((void __user *)addr, len))
 		pr_warn("rsva: KUnit could not touch %#lx\n", addr);
 	kthread_unuse_mm(mm);
+}
+
+/*
+ * Device-private memory and migration (rust/mm/pagemap.rs,
+ * rust/mm/migrate.rs): the static inlines and macros they need. Pages are
+ * named by frame number; the callers know the frames to be pinned (a
+ * reference, a mapping they hold the lock of, or a migration's lock).
+ */
+
+/* A free region of @size bytes of iomem for device memory; its start, or an errno. */
+long rsva_devmem_region_request(unsigned long size, const char *name, u64 *start)
+{
+	struct resource *res;
+
+	res = request_free_mem_region(&iomem_resource, size, name);
+	if (IS_ERR(res))
+		return PTR_ERR(res);
+	if (!res)
+		return -ENOMEM;
+	*start = res->start;
+	return 0;
+}
+
+void rsva_devmem_region_release(u64 start, unsigned long size)
+{
+	release_mem_region(start, size);
+}
+
+/* The pagemap of the device-private page @pfn, or NULL if it is none. */
+struct dev_pagemap *rsva_pfn_device_private_pgmap(unsigned long pfn)
+{
+	struct page *page = pfn_to_page(pfn);
+
+	return is_device_private_page(page) ? page_pgmap(page) : NULL;
+}
+
+struct dev_pagemap *rsva_folio_pgmap(struct folio *folio)
+{
+	return folio->pgmap;
+}
+
+unsigned long rsva_folio_pfn(struct folio *folio)
+{
+	return folio_pfn(folio);
+}
+
+unsigned int rsva_folio_order(struct folio *folio)
+{
+	return folio_order(folio);
+}
+
+/* The order of the folio holding the page @pfn. */
+unsigned int rsva_pfn_folio_order(unsigned long pfn)
+{
+	return folio_order(page_folio(pfn_to_page(pfn)));
+}
+
+/* Hands out the free device page @pfn as a locked folio of @order, refcount 1. */
+void rsva_zone_device_folio_init(unsigned long pfn, struct dev_pagemap *pgmap,
+				 unsigned int order)
+{
+	zone_device_folio_init(page_folio(pfn_to_page(pfn)), pgmap, order);
+}
+
+/* Unlocks the page @pfn and drops the reference its allocation gave. */
+void rsva_pfn_unlock_put(unsigned long pfn)
+{
+	struct folio *folio = page_folio(pfn_to_page(pfn));
+
+	folio_unlock(folio);
+	folio_put(folio);
+}
+
+/*
+ * A locked system folio of @order for @addr of @vma (any node when @vma is
+ * NULL), refcount 1: its first frame, or 0.
+ */
+unsigned long rsva_sys_folio_alloc_locked(struct vm_area_struct *vma,
+					  unsigned long addr, unsigned int order,
+					  bool nofail)
+{
+	gfp_t gfp = GFP_HIGHUSER_MOVABLE | (nofail && !order ? __GFP_NOFAIL : 0);
+	struct folio *folio;
+
+	if (order)
+		gfp |= __GFP_NOWARN;
+	folio = vma ? vma_alloc_folio(gfp, order, vma, addr) : folio_alloc(gfp, order);
+	if (!folio)
+		return 0;
+	folio_lock(folio);
+	return folio_pfn(folio);
+}
+
+void rsva_copy_highpage_pfn(unsigned long to, unsigned long from)
+{
+	copy_highpage(pfn_to_page(to), pfn_to_page(from));
+}
+
+void rsva_clear_highpage_pfn(unsigned long pfn)
+{
+	clear_highpage(pfn_to_page(pfn));
+}
+
+unsigned long rsva_migrate_pfn(unsigned long pfn)
+{
+	return migrate_pfn(pfn);
+}
+
+/* The frame of a migrate_pfn() entry, or ULONG_MAX when it names none. */
+unsigned long rsva_migrate_pfn_to_pfn(unsigned long mpfn)
+{
+	struct page *page = migrate_pfn_to_page(mpfn);
+
+	return page ? page_to_pfn(page) : ULONG_MAX;
+}
+
+/* The fields of a device-private fault (migrate_to_ram()). */
+unsigned long rsva_vmf_pfn(const struct vm_fault *vmf)
+{
+	return page_to_pfn(vmf->page);
+}
+
+struct page *rsva_vmf_page(const struct vm_fault *vmf)
+{
+	return vmf->page;
+}
+
+struct vm_area_struct *rsva_vmf_vma(const struct vm_fault *vmf)
+{
+	return vmf->vma;
+}
+
+unsigned long rsva_vmf_address(const struct vm_fault *vmf)
+{
+	return vmf->address;
+}
+
+/* Whether the faulting device page is mapped by a PTE, not a PMD. */
+bool rsva_vmf_pte_mapped(const struct vm_fault *vmf)
+{
+	return vmf->pte;
 }
 
 /*

@@ -85,6 +85,32 @@ struct folio;
 unsigned long rsva_page_pfn(const struct page *page);
 void rsva_folio_unlock_put(struct folio *folio);
 void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len);
+struct dev_pagemap;
+struct vm_area_struct;
+struct vm_fault;
+
+long rsva_devmem_region_request(unsigned long size, const char *name, u64 *start);
+void rsva_devmem_region_release(u64 start, unsigned long size);
+struct dev_pagemap *rsva_pfn_device_private_pgmap(unsigned long pfn);
+struct dev_pagemap *rsva_folio_pgmap(struct folio *folio);
+unsigned long rsva_folio_pfn(struct folio *folio);
+unsigned int rsva_folio_order(struct folio *folio);
+unsigned int rsva_pfn_folio_order(unsigned long pfn);
+void rsva_zone_device_folio_init(unsigned long pfn, struct dev_pagemap *pgmap,
+				 unsigned int order);
+void rsva_pfn_unlock_put(unsigned long pfn);
+unsigned long rsva_sys_folio_alloc_locked(struct vm_area_struct *vma,
+					  unsigned long addr, unsigned int order,
+					  bool nofail);
+void rsva_copy_highpage_pfn(unsigned long to, unsigned long from);
+void rsva_clear_highpage_pfn(unsigned long pfn);
+unsigned long rsva_migrate_pfn(unsigned long pfn);
+unsigned long rsva_migrate_pfn_to_pfn(unsigned long mpfn);
+unsigned long rsva_vmf_pfn(const struct vm_fault *vmf);
+struct page *rsva_vmf_page(const struct vm_fault *vmf);
+struct vm_area_struct *rsva_vmf_vma(const struct vm_fault *vmf);
+unsigned long rsva_vmf_address(const struct vm_fault *vmf);
+bool rsva_vmf_pte_mapped(const struct vm_fault *vmf);
 
 size_t rsva_iopf_c_offset(unsigned int field);
 

@@ -23,6 +23,10 @@
 //!   I/O page faults (`iopf.rs`): groups served, page requests in them,
 //!   responses by code, requests decided under the per-VMA lock and under
 //!   the mmap lock).
+//! - `mirrors`: the shared mirrors and their clients, the pages READ and
+//!   WRITE copied under and after the mirror's lock, and the mirror
+//!   devices' memory: device pages in use (`devmem_in_use`, both devices)
+//!   and chunks of each (`devmem_chunksN`).
 //! - `pasids`: one line per PASID rsva holds: `PASID UID BONDS`.
 //! - `pasids_per_user`: how many PASIDs one user (real uid) may hold,
 //!   initially the `pasids_per_user` parameter; writable.
@@ -37,7 +41,6 @@ use kernel::{
         Dir,
         File, //
     },
-    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
     uaccess::UserSliceReader,
@@ -59,6 +62,12 @@ mod mirror_dev;
 mod mirror_mmap;
 mod mm;
 mod mm_mirror;
+
+/// The mirror devices' memory and migration (logic).
+mod mirror {
+    pub(crate) mod devmem;
+    pub(crate) mod migration;
+}
 mod pasid;
 mod pasid_charge;
 mod provider;
@@ -120,7 +129,7 @@ impl Drop for Glue {
 /// The module. Fields drop in order: the mirror device, the debugfs files,
 /// the service, and the glue.
 struct Rsva {
-    _mirror: Pin<KBox<MiscDeviceRegistration<mirror_dev::MirrorFile>>>,
+    _mirror: mirror_dev::MirrorDevices,
     _files: KVec<Pin<KBox<File<()>>>>,
     _dir: Dir,
     _service: OwnedService,
@@ -150,7 +159,17 @@ fn show_mirrors(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f,
         "bounce_refaults {}",
         copied(&hmm_mirror::BOUNCE_REFAULTS)
-    )
+    )?;
+    let nodes = mirror_dev::memory_stats();
+    writeln!(
+        f,
+        "devmem_in_use {}",
+        nodes.iter().map(|n| n.in_use).sum::<usize>()
+    )?;
+    for (i, n) in nodes.iter().enumerate() {
+        writeln!(f, "devmem_chunks{i} {}", n.chunks)?;
+    }
+    Ok(())
 }
 
 fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -275,6 +294,8 @@ impl kernel::Module for Rsva {
         let glue = Glue::init()?;
         mm_mirror::init();
         mirror_c_api::init();
+        // Before the debugfs files, which read the nodes.
+        let mirror = mirror_dev::MirrorDevices::register()?;
         let service = KBox::pin_init(
             Service::new(PasidRange::FULL, module_parameters::pasids_per_user.value()),
             GFP_KERNEL,
@@ -324,12 +345,6 @@ impl kernel::Module for Rsva {
             "rsva {VERSION} loaded, {}serving the SVA API\n",
             if service.0.serving() { "" } else { "not " }
         );
-        let mirror = KBox::pin_init(
-            MiscDeviceRegistration::register(MiscDeviceOptions {
-                name: c"rsva_mirror0",
-            }),
-            GFP_KERNEL,
-        )?;
         Ok(Self {
             _mirror: mirror,
             _files: files,

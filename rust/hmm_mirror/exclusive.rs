@@ -41,7 +41,7 @@ use super::{
 };
 use crate::{
     glue,
-    mm::device_exclusive::{ExclusiveLock, Owner},
+    mm::{device_exclusive::ExclusiveLock, pagemap::Owner},
     mm_mirror::span,
 };
 
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn atomic_entries_are_found_in_their_range_only() -> Result {
-        let mut t = MirrorTable::new();
+        let mut t = MirrorTable::new(None);
         for key in [0, 3] {
             let chunk = super::super::new_chunk(GFP_KERNEL)?;
             drop(t.chunks.insert(RBTreeNode::new(key, chunk, GFP_KERNEL)?));

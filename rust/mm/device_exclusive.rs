@@ -12,7 +12,7 @@
 //!
 //! The conversion itself is an `MMU_NOTIFY_EXCLUSIVE` invalidation of the
 //! page whose `owner` is the [`Owner`] the device named. The device must
-//! recognise its own ([`Owner::of_range`]) and keep the page for it: a
+//! recognise its own ([`Owner::of_exclusive_range`]) and keep the page for it: a
 //! driver that maps the page only once no invalidation of it ran since it
 //! asked would otherwise ask again forever ("the caller must filter this
 //! event out to prevent livelocks", mm/rmap.c).
@@ -29,45 +29,8 @@ use kernel::{
     prelude::*,
 };
 
+use super::pagemap::Owner;
 use crate::glue;
-
-/// Who asks for device-exclusive access: the `owner` of the
-/// `MMU_NOTIFY_EXCLUSIVE` invalidation that converts the page, so that the
-/// asker's notifier can tell its own conversions from others'. Only ever
-/// compared, never dereferenced; never null (test_hmm passes null, which
-/// no device can then filter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Owner(NonZeroUsize);
-
-impl Owner {
-    /// The owner named by `token`, which must differ from the owner of
-    /// every other device that may ask for pages of the same mm (a
-    /// driver's own pointer, or a number no pointer can be).
-    pub(crate) const fn new(token: NonZeroUsize) -> Self {
-        Self(token)
-    }
-
-    fn as_ptr(self) -> *mut c_void {
-        core::ptr::without_provenance_mut(self.0.get())
-    }
-
-    /// The owner of `range` when it is the conversion of a page to a
-    /// device-exclusive entry (`MMU_NOTIFY_EXCLUSIVE`); `None` for any other
-    /// event, or a conversion without an owner.
-    ///
-    /// # Safety
-    ///
-    /// `range` must be valid for reads during the call (the range an mmu
-    /// notifier callback is given is, while the callback runs).
-    pub(crate) unsafe fn of_range(range: *const bindings::mmu_notifier_range) -> Option<Self> {
-        // SAFETY: The caller guarantees that `range` is valid for reads.
-        let (event, owner) = unsafe { ((*range).event, (*range).owner) };
-        if event != bindings::mmu_notifier_event_MMU_NOTIFY_EXCLUSIVE {
-            return None;
-        }
-        NonZeroUsize::new(owner.addr()).map(Self)
-    }
-}
 
 /// The mmap read lock of an mm, held to make its pages device-exclusive
 /// (`make_device_exclusive()` asserts it). While it is held no munmap,
@@ -189,7 +152,7 @@ mod tests {
     }
 
     impl Invalidate for Seen {
-        fn invalidate(&mut self, start: usize, end: usize) {
+        fn invalidate(&mut self, start: usize, end: usize, _: Option<Owner>) {
             self.others += 1;
             self.last = (start, end);
         }
@@ -214,7 +177,9 @@ mod tests {
         let n = KBox::pin_init(IntervalNotifier::new(Seen::default()), GFP_KERNEL)?;
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
         let mut pfns = [0 as c_ulong; 1];
-        let before = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| e[0].pfn())?;
+        let before = n.fault(addr, FaultMode::Snapshot, None, &mut pfns, |_, e| {
+            e[0].pfn()
+        })?;
         assert!(before.is_some());
         let me = owner(0x5a)?;
         {
@@ -225,7 +190,9 @@ mod tests {
         }
         assert_eq!(n.with_state(|s| s.exclusive), Some((addr, me)));
         // The entry is not a present page now: a snapshot sees none.
-        let present = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| e[0].valid())?;
+        let present = n.fault(addr, FaultMode::Snapshot, None, &mut pfns, |_, e| {
+            e[0].valid()
+        })?;
         assert!(!present);
         let others = n.with_state(|s| s.others);
         // SAFETY: `mm` is live; the page is mapped there.
@@ -233,7 +200,9 @@ mod tests {
         let (after, (start, end)) = n.with_state(|s| (s.others, s.last));
         assert!(after > others);
         assert!(start <= addr && end >= addr + PAGE_SIZE);
-        let back = n.fault(addr, FaultMode::Snapshot, &mut pfns, |_, e| e[0].pfn())?;
+        let back = n.fault(addr, FaultMode::Snapshot, None, &mut pfns, |_, e| {
+            e[0].pfn()
+        })?;
         assert_eq!(back, before);
         Ok(())
     }
@@ -262,12 +231,12 @@ mod tests {
             ..Default::default()
         };
         // SAFETY: A valid range on the stack.
-        assert_eq!(unsafe { Owner::of_range(&range) }, None);
+        assert_eq!(unsafe { Owner::of_exclusive_range(&range) }, None);
         range.event = bindings::mmu_notifier_event_MMU_NOTIFY_EXCLUSIVE;
         // SAFETY: `range` lives on the stack for the whole call.
-        assert_eq!(unsafe { Owner::of_range(&range) }, owner(7).ok());
+        assert_eq!(unsafe { Owner::of_exclusive_range(&range) }, owner(7).ok());
         range.owner = core::ptr::null_mut();
         // SAFETY: `range` lives on the stack for the whole call.
-        assert_eq!(unsafe { Owner::of_range(&range) }, None);
+        assert_eq!(unsafe { Owner::of_exclusive_range(&range) }, None);
     }
 }

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A mirror device's memory, as test_hmm simulates it: device-private pages
+//! in chunks of [`CHUNK_SIZE`] (one [`Pagemap`] each, added when the free
+//! pages run out), an allocator of single pages and of PMD-sized folios,
+//! and for every page handed out a system page that holds its data (the
+//! device cannot really be written; test_hmm keeps the same page in
+//! `zone_device_data`, here it is kept by index in the chunk).
+//!
+//! Lifetimes:
+//!
+//! - A device page is free (in its chunk's free lists) or handed out. It is
+//!   handed out by [`DeviceMemory::alloc`] as a locked [`DeviceFolio`] with
+//!   one reference, together with its backing pages, which the chunk keeps
+//!   from then on; the reference goes to a migration, which leaves it to
+//!   the process's page table (or drops it if the page did not move).
+//! - When the last reference goes (the process unmapped it, exited, or the
+//!   page was migrated back), the core calls `folio_free`
+//!   ([`PagemapOps::folio_free`]): the chunk frees the backing pages and
+//!   puts the device pages back in its free lists. It may run in atomic
+//!   context, so it only takes the chunk's spinlock.
+//! - A chunk lives while its [`DeviceMemory`] keeps it and while an eviction
+//!   holds it; its pagemap is unmapped (`memunmap_pages()`) only after
+//!   every page of it has been freed: [`DeviceMemory::release`] migrates
+//!   every page in use back to system memory first
+//!   (`migrate_device_pfns()`), as often as needed.
+
+use kernel::{
+    new_mutex, new_spinlock,
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    sync::{Arc, Mutex, SpinLock},
+    time::{delay::fsleep, Delta},
+};
+
+use crate::{
+    mirror::migration,
+    mm::{
+        migrate::{page_pfn, Buffers, DeviceCollected, SysFolio, PMD_NR},
+        pagemap::{DeviceFault, DeviceFolio, FaultError, Owner, Pagemap, PagemapOps},
+    },
+};
+
+/// The size of a chunk of device memory (test_hmm's `DEVMEM_CHUNK_SIZE`).
+pub(crate) const CHUNK_SIZE: usize = 256 << 20;
+
+/// Pages of a chunk.
+const CHUNK_PAGES: usize = CHUNK_SIZE / PAGE_SIZE;
+
+/// The order of a PMD-sized folio.
+pub(crate) const PMD_ORDER: u32 = 9;
+
+/// The allocator state of one chunk.
+///
+/// # Invariants
+///
+/// Every page of the chunk is in exactly one of: `free_small` (one page),
+/// a block of `free_large` (the [`PMD_NR`] pages from a `PMD_NR`-aligned
+/// index), or handed out, in which case `backing` holds its system page;
+/// `in_use` counts the pages handed out. The free lists never grow beyond
+/// their capacity (`CHUNK_PAGES` and `CHUNK_PAGES / PMD_NR`).
+struct ChunkState {
+    free_small: KVVec<u32>,
+    free_large: KVVec<u32>,
+    backing: KVVec<Option<Page>>,
+    in_use: usize,
+}
+
+impl ChunkState {
+    /// Every page free, in PMD-sized blocks (handed out lowest first).
+    fn new() -> Result<Self> {
+        let mut free_large = KVVec::with_capacity(CHUNK_PAGES / PMD_NR, GFP_KERNEL)?;
+        for block in (0..CHUNK_PAGES / PMD_NR).rev() {
+            free_large.push((block * PMD_NR) as u32, GFP_KERNEL)?;
+        }
+        let mut backing = KVVec::with_capacity(CHUNK_PAGES, GFP_KERNEL)?;
+        for _ in 0..CHUNK_PAGES {
+            backing.push(None, GFP_KERNEL)?;
+        }
+        // INVARIANT: every page is in a free block.
+        Ok(Self {
+            free_small: KVVec::with_capacity(CHUNK_PAGES, GFP_KERNEL)?,
+            free_large,
+            backing,
+            in_use: 0,
+        })
+    }
+
+    /// A free index for a folio of [`PMD_NR`] pages (`large`) or of one,
+    /// splitting a block for a page when no single page is free.
+    fn take(&mut self, large: bool) -> Option<usize> {
+        if large {
+            return self.free_large.pop().map(|i| i as usize);
+        }
+        if let Some(i) = self.free_small.pop() {
+            return Some(i as usize);
+        }
+        let block = self.free_large.pop()?;
+        for k in (1..PMD_NR as u32).rev() {
+            // Within capacity (type invariant): cannot fail.
+            let _ = self.free_small.push_within_capacity(block + k);
+        }
+        Some(block as usize)
+    }
+}
+
+/// One chunk of device memory: the data of its [`Pagemap`].
+#[pin_data]
+pub(crate) struct Chunk {
+    #[pin]
+    state: SpinLock<ChunkState>,
+}
+
+impl Chunk {
+    fn new() -> Result<impl PinInit<Self, Error>> {
+        let state = ChunkState::new()?;
+        Ok(try_pin_init!(Self {
+            state <- new_spinlock!(state),
+        }? Error))
+    }
+
+    /// Hands out a free index for `backing.len()` pages ([`PMD_NR`] or 1)
+    /// and keeps `backing` as their data; `None` when no such run is free.
+    fn take(&self, backing: &mut KVec<Page>) -> Option<usize> {
+        let n = backing.len();
+        let mut s = self.state.lock();
+        let index = s.take(n == PMD_NR)?;
+        for k in (0..n).rev() {
+            if let Some(slot) = s.backing.get_mut(index + k) {
+                *slot = backing.pop();
+            }
+        }
+        // INVARIANT: the pages left the free lists and have backing pages.
+        s.in_use += n;
+        Some(index)
+    }
+
+    /// The pages handed out.
+    fn in_use(&self) -> usize {
+        self.state.lock().in_use
+    }
+
+    /// The indices of the pages handed out, ascending (a folio's pages
+    /// together), at most as many as there were when the call began.
+    fn in_use_indices(&self) -> Result<KVVec<usize>> {
+        let n = self.in_use();
+        let mut out = KVVec::with_capacity(n, GFP_KERNEL)?;
+        let s = self.state.lock();
+        for (i, b) in s.backing.iter().enumerate() {
+            if b.is_some() && out.push_within_capacity(i).is_err() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The frame of the system page holding the data of page `index`.
+    pub(crate) fn backing_pfn(&self, index: usize) -> Option<usize> {
+        let s = self.state.lock();
+        s.backing.get(index)?.as_ref().map(page_pfn)
+    }
+
+    /// Copies the data of page `index` into page `k` of `to`.
+    pub(crate) fn copy_out(&self, index: usize, to: &mut SysFolio, k: usize) {
+        let s = self.state.lock();
+        if let Some(Some(page)) = s.backing.get(index) {
+            to.copy_from(k, page);
+        }
+    }
+}
+
+impl PagemapOps for Chunk {
+    fn folio_free(pagemap: &Pagemap<Self>, index: usize, order: u32) {
+        let n = 1usize << order;
+        let mut s = pagemap.data().state.lock();
+        for slot in s.backing.iter_mut().skip(index).take(n) {
+            // Freed here: `__free_pages()` may run in atomic context.
+            *slot = None;
+        }
+        s.in_use = s.in_use.saturating_sub(n);
+        // INVARIANT: the pages go back to the free lists, within capacity.
+        if n == PMD_NR {
+            let _ = s.free_large.push_within_capacity(index as u32);
+        } else {
+            for k in 0..n {
+                let _ = s.free_small.push_within_capacity((index + k) as u32);
+            }
+        }
+    }
+
+    fn migrate_to_ram(pagemap: &Pagemap<Self>, fault: &DeviceFault<'_>) -> Result<(), FaultError> {
+        migration::fault_to_ram(pagemap, fault)
+    }
+}
+
+/// The device-private page `pfn` of `owner`, if it is one, read through the
+/// system page holding its data: its frame (a mirror's
+/// [`crate::hmm_mirror::BackingOf`]). Called under the mirror's lock, with
+/// the page mapped.
+pub(crate) fn backing_of(owner: Owner, pfn: usize) -> Option<usize> {
+    // SAFETY: By the contract of `BackingOf`, the page is mapped in the
+    // mirrored mm and the caller holds the lock that the invalidation
+    // unmapping it would take, so it stays allocated during the call.
+    let (pagemap, index) = unsafe { Pagemap::<Chunk>::of_pfn(owner, pfn) }?;
+    pagemap.data().backing_pfn(index)
+}
+
+/// The memory of one mirror device, whose address is its owner identity
+/// (it lives in a pinned allocation).
+#[pin_data(PinnedDrop)]
+pub(crate) struct DeviceMemory {
+    #[pin]
+    chunks: Mutex<KVec<Arc<Pagemap<Chunk>>>>,
+    name: &'static CStr,
+}
+
+impl DeviceMemory {
+    /// No memory yet; chunks are named `name` in `/proc/iomem`.
+    pub(crate) fn new(name: &'static CStr) -> impl PinInit<Self> {
+        pin_init!(Self {
+            chunks <- new_mutex!(KVec::new()),
+            name,
+        })
+    }
+
+    /// The owner of the device's pages.
+    pub(crate) fn owner(&self) -> Owner {
+        Owner::of(self)
+    }
+
+    /// The number of chunks.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks.lock().len()
+    }
+
+    /// The pages handed out, in the chunks the device has.
+    pub(crate) fn in_use(&self) -> usize {
+        self.chunks.lock().iter().map(|c| c.data().in_use()).sum()
+    }
+
+    /// A device folio of [`PMD_NR`] pages or of one (`backing.len()`),
+    /// whose data are the pages `backing` (in order): from a chunk with a
+    /// free run, else from a new chunk. `ENOMEM` when no chunk can be added.
+    pub(crate) fn alloc(&self, mut backing: KVec<Page>) -> Result<DeviceFolio> {
+        let order = if backing.len() == PMD_NR {
+            PMD_ORDER
+        } else if backing.len() == 1 {
+            0
+        } else {
+            return Err(EINVAL);
+        };
+        let mut chunks = self.chunks.lock();
+        for pagemap in chunks.iter() {
+            if let Some(index) = pagemap.data().take(&mut backing) {
+                // SAFETY: `take` handed out this free, aligned run of the
+                // chunk (its free lists hold only free pages).
+                return Ok(unsafe { pagemap.init_folio(index, order) });
+            }
+        }
+        chunks.reserve(1, GFP_KERNEL)?;
+        let pagemap = Arc::pin_init(
+            Pagemap::new(CHUNK_SIZE, self.name, self.owner(), Chunk::new()?),
+            GFP_KERNEL,
+        )?;
+        pr_info!(
+            "{}: added a {} MiB chunk of device memory ({} in all)\n",
+            self.name.to_str().unwrap_or("?"),
+            CHUNK_SIZE >> 20,
+            chunks.len() + 1
+        );
+        let index = pagemap.data().take(&mut backing).ok_or(ENOMEM)?;
+        // SAFETY: As above.
+        let folio = unsafe { pagemap.init_folio(index, order) };
+        match chunks.push_within_capacity(pagemap) {
+            Ok(()) => Ok(folio),
+            Err(unkept) => {
+                // The page first: the chunk's unmapping waits for it.
+                drop(folio);
+                drop(unkept);
+                Err(ENOMEM)
+            }
+        }
+    }
+
+    /// Migrates every page of the device in use back to system memory, once
+    /// (test_hmm does it when a file of the device is closed). Pages that
+    /// are busy (locked by a migration) stay.
+    pub(crate) fn evict(&self) {
+        let chunks: KVec<Arc<Pagemap<Chunk>>> = {
+            let g = self.chunks.lock();
+            let mut v = KVec::new();
+            for c in g.iter() {
+                if v.push(c.clone(), GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+            v
+        };
+        for c in chunks.iter() {
+            if let Err(e) = evict_chunk(c) {
+                pr_warn!("evicting device memory: {e:?}\n");
+            }
+        }
+    }
+
+    /// Gives every chunk up: migrates its pages back to system memory until
+    /// none is in use, then unmaps it (`HMM_DMIRROR_RELEASE`, and the
+    /// device's end). Later allocations add new chunks.
+    pub(crate) fn release(&self) {
+        let chunks = core::mem::take(&mut *self.chunks.lock());
+        for c in chunks.iter() {
+            let mut rounds = 0u32;
+            while c.data().in_use() > 0 {
+                // By the pages in use, then (if some keep escaping, say
+                // being reallocated into a folio as they are listed) the
+                // whole chunk, as test_hmm always does.
+                let evicted = if rounds < 10 {
+                    evict_chunk(c)
+                } else {
+                    evict_whole_chunk(c)
+                };
+                if let Err(e) = evicted {
+                    pr_warn!("evicting device memory: {e:?}\n");
+                }
+                if c.data().in_use() == 0 {
+                    break;
+                }
+                rounds = rounds.saturating_add(1);
+                if rounds >= 10_000 {
+                    // A page nobody maps and nobody frees (a reference
+                    // leaked): unmapping the chunk would wait forever, so
+                    // it is leaked instead, loudly.
+                    pr_err!(
+                        "{} device pages never freed: leaking their chunk\n",
+                        c.data().in_use()
+                    );
+                    core::mem::forget(c.clone());
+                    break;
+                }
+                fsleep(Delta::from_millis(1));
+            }
+        }
+        // `memunmap_pages()` as the last references go.
+        drop(chunks);
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for DeviceMemory {
+    fn drop(self: Pin<&mut Self>) {
+        self.release();
+    }
+}
+
+/// Migrates the pages of `pagemap` in use back to system memory (test_hmm's
+/// `dmirror_device_evict_chunk()`, for the pages in use only).
+fn evict_chunk(pagemap: &Pagemap<Chunk>) -> Result {
+    let indices = pagemap.data().in_use_indices()?;
+    if indices.is_empty() {
+        return Ok(());
+    }
+    let mut bufs = Buffers::new(indices.len())?;
+    let c = DeviceCollected::pages_of(pagemap, &indices, &mut bufs)?;
+    copy_back(pagemap.owner(), c);
+    Ok(())
+}
+
+/// Migrates every page of `pagemap` back to system memory (test_hmm's
+/// `dmirror_device_evict_chunk()`).
+fn evict_whole_chunk(pagemap: &Pagemap<Chunk>) -> Result {
+    let mut bufs = Buffers::new(pagemap.npages())?;
+    let c = DeviceCollected::range_of(pagemap, &mut bufs)?;
+    copy_back(pagemap.owner(), c);
+    Ok(())
+}
+
+/// Gives the collected device pages of `owner` system destinations holding
+/// their data, and migrates them.
+fn copy_back(owner: Owner, mut c: DeviceCollected<'_>) {
+    for i in 0..c.len() {
+        let s = c.src(i);
+        let order = if s.compound() { PMD_ORDER } else { 0 };
+        let folio = {
+            let Some((from, index)) = c.src_device::<Chunk>(i, owner) else {
+                continue;
+            };
+            let Some(mut folio) = SysFolio::alloc(None, 0, order, true) else {
+                continue;
+            };
+            for k in 0..s.nr_pages() {
+                from.data().copy_out(index + k, &mut folio, k);
+            }
+            folio
+        };
+        c.set_dst(i, folio, s.write());
+    }
+    c.migrate();
+}
+
+#[kunit_tests(rsva_devmem)]
+mod tests {
+    use super::*;
+    use crate::{
+        glue,
+        interval_notifier::{FaultMode, IntervalNotifier, Invalidate},
+        mm::migrate::{clear_page, copy_to_page, Collected, Dst, Source},
+    };
+
+    struct Nothing;
+
+    impl Invalidate for Nothing {
+        fn invalidate(&mut self, _: usize, _: usize, _: Option<Owner>) {}
+    }
+
+    const N: usize = 8;
+
+    /// Whether every page of `[addr, addr + N pages)` is one of `owner`'s
+    /// device pages (`device`) or none is.
+    fn on_device(
+        n: &IntervalNotifier<Nothing>,
+        addr: usize,
+        owner: Owner,
+        device: bool,
+    ) -> Result<bool> {
+        let mut pfns = [0 as c_ulong; N];
+        n.fault(addr, FaultMode::Snapshot, Some(owner), &mut pfns, |_, e| {
+            e.iter().all(|p| {
+                p.pfn()
+                    .is_some_and(|pfn| backing_of(owner, pfn).is_some() == device)
+            })
+        })
+    }
+
+    /// A migration to a device's memory through the abstractions, an
+    /// abandoned one, and the device giving its memory up.
+    #[test]
+    fn pages_move_to_the_device_and_back() -> Result {
+        let mem = KBox::pin_init(DeviceMemory::new(c"rsva_kunit_devmem"), GFP_KERNEL)?;
+        let owner = mem.owner();
+        let mm = glue::test_mm()?;
+        let addr = glue::test_mmap(&mm, N * PAGE_SIZE, true)?;
+        let end = addr + N * PAGE_SIZE;
+        let n = KBox::pin_init(IntervalNotifier::new(Nothing), GFP_KERNEL)?;
+        n.as_ref().register(&mm, 0, usize::MAX / 2)?;
+        assert!(on_device(&n, addr, owner, false)?);
+        let mut bufs = Buffers::new(N)?;
+        {
+            let guard = mm.mmap_read_lock();
+            let vma = guard.vma_lookup(addr).ok_or(EINVAL)?;
+            let mut c = Collected::setup(vma, addr, end, Source::System, false, owner, &mut bufs)?;
+            for i in 0..c.len() {
+                assert!(c.src(i).migrate());
+                let mut page = Page::alloc_page(GFP_KERNEL)?;
+                match c.src_page(i, 0) {
+                    Some(src) => copy_to_page(&mut page, src),
+                    None => clear_page(&mut page),
+                }
+                let mut backing = KVec::new();
+                backing.push(page, GFP_KERNEL)?;
+                let folio = mem.alloc(backing)?;
+                let write = c.src(i).write();
+                assert!(c.set_dst(i, Dst::Device(folio), write));
+            }
+            let m = c.pages();
+            assert_eq!(m.migrated(), N);
+            m.finalize();
+        }
+        assert_eq!((mem.in_use(), mem.chunks()), (N, 1));
+        assert!(on_device(&n, addr, owner, true)?);
+
+        // Collected back, then abandoned: nothing moves.
+        {
+            let guard = mm.mmap_read_lock();
+            let vma = guard.vma_lookup(addr).ok_or(EINVAL)?;
+            let c = Collected::setup(
+                vma,
+                addr,
+                end,
+                Source::DevicePrivate,
+                false,
+                owner,
+                &mut bufs,
+            )?;
+            assert!(c.src(0).migrate());
+            drop(c);
+        }
+        assert!(on_device(&n, addr, owner, true)?);
+
+        // The device gives its memory up: every page comes back.
+        mem.release();
+        assert_eq!((mem.in_use(), mem.chunks()), (0, 0));
+        assert!(on_device(&n, addr, owner, false)?);
+        Ok(())
+    }
+}
