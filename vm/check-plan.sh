@@ -322,7 +322,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 	rm -f /tmp/kept.out
 	sh -c 'exec 3</dev/rsva_accel0; exec 3<&-; echo kept; sleep 600; :' >/tmp/kept.out &
 	keeper=$!
-	for j in $(seq 50); do grep -q kept /tmp/kept.out 2>/dev/null && break; sleep 0.1; done
+	for _ in $(seq 50); do grep -q kept /tmp/kept.out 2>/dev/null && break; sleep 0.1; done
 	grep -q "^kept [1-9]" /sys/kernel/debug/rsva/sva || break
 	rmmod rsva_sim && rmmod rsva || break
 	kill $keeper
