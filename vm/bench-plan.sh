@@ -6,7 +6,9 @@
 # (vm/tap.sh want): sim (the accelerator: memcpy, bind through its file),
 # sva (bind+unbind and PASIDs, C against rsva), dma (DMA ownership claims
 # through rsva's C API against the core's functions), mirror (the HMM
-# mirror against test_hmm), iopf (I/O page faults, C against rsva).
+# mirror against test_hmm), migrate (migration to device memory and back,
+# test_hmm against rsva, and hmm-tests' own benchmark_thp_migration on
+# both), iopf (I/O page faults, C against rsva).
 
 modprobe uacce
 modprobe test_hmm
@@ -18,7 +20,25 @@ rc=0
 if want sim; then /tests/rsva_sim_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
 if want sva; then /tests/rsva_sva_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
 if want dma; then /tests/rsva_dma_bench "${RSVA_BENCH_SECONDS:-2}" || rc=1; fi
-if want mirror; then /tests/rsva_mirror_bench 1 || rc=1; fi
+if want mirror; then
+	/tests/rsva_mirror_bench 1 || rc=1
+	/tests/rsva_mirror_bench 1 thp || rc=1
+fi
+if want migrate; then
+	/tests/rsva_migrate_bench "${RSVA_MIGRATE_ROUNDS:-4}" 16 || rc=1
+	for dev in test_hmm rsva; do
+		if [ $dev = rsva ]; then
+			rmmod test_hmm
+			ln -s rsva_mirror0 /dev/hmm_dmirror0
+			ln -s rsva_mirror1 /dev/hmm_dmirror1
+		fi
+		/tests/hmm-tests -t benchmark_thp_migration >/tmp/thp.out 2>&1 || rc=1
+		sed -n -e "/|/s/^/bench: hmm-tests_$dev /p" \
+			-e "/===/s/^/bench: hmm-tests_$dev /p" /tmp/thp.out
+	done
+	rm -f /dev/hmm_dmirror0 /dev/hmm_dmirror1
+	modprobe test_hmm
+fi
 # I/O page faults, the C handler against rsva's: tracefs for the breakdown
 # of a fault (the bench skips it without); no accelerator file is open, so
 # the bench can switch rsva/serve.

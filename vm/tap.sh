@@ -68,7 +68,8 @@ run_selftest() {
 # with the uptime, "[SECONDS] " as the kernel's, which gives the time of
 # each case; the time of the whole run is a TAP comment.
 run_raw() {
-	local bin=$1 name=$(basename "$1")@$2 rc t0
+	local bin=$1 name rc t0
+	name=$(basename "$1")@$2
 	shift 2
 	t0=$(cut -d. -f1 /proc/uptime)
 	echo "=== RSVA-RAW $name BEGIN"
