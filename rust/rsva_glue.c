@@ -658,11 +658,16 @@ unsigned int rsva_pfn_folio_order(unsigned long pfn)
 	return folio_order(page_folio(pfn_to_page(pfn)));
 }
 
-/* Hands out the free device page @pfn as a locked folio of @order, refcount 1. */
+/*
+ * Hands out the free device page @pfn as the first page of a locked folio
+ * of @order, refcount 1. The page is the folio whatever a larger folio it
+ * was part of left in it (zone_device_page_init() clears that): page_folio()
+ * would follow the stale head of that folio.
+ */
 void rsva_zone_device_folio_init(unsigned long pfn, struct dev_pagemap *pgmap,
 				 unsigned int order)
 {
-	zone_device_folio_init(page_folio(pfn_to_page(pfn)), pgmap, order);
+	zone_device_folio_init((struct folio *)pfn_to_page(pfn), pgmap, order);
 }
 
 /* Unlocks the page @pfn and drops the reference its allocation gave. */

@@ -1108,14 +1108,17 @@ static bool snapshot_code_ok(unsigned char b)
  * A mirror command (rust/mirror_dev.rs): EPERM from any mm but the
  * opener's (a forked child's inherited file), EINVAL for a size other than
  * struct hmm_dmirror_cmd's, EFAULT when it cannot be read, EINVAL for a bad
- * span, EOPNOTSUPP for migration, EINVAL for an unknown command; FLAGS and
- * RELEASE do nothing. EXCLUSIVE (rust/hmm_mirror/exclusive.rs) fails as
- * make_device_exclusive() does (EFAULT where nothing writable is mapped,
- * EOPNOTSUPP for pages that are not anonymous, EINTR), with EBUSY after
- * repeated invalidations of a page, ENOENT when the CPU took a page back
- * before it was read, EFAULT for the user buffer; CHECK_EXCLUSIVE answers
- * 0 or EPERM (pages still exclusive), with cpages and faults 0 as FLAGS
- * and RELEASE. READ, READ_UNLOCKED and
+ * span, EINVAL for an unknown command; FLAGS and RELEASE cannot fail.
+ * MIGRATE_TO_DEV fails as READ does, also with EINVAL (a VMA that is
+ * missing or not readable), ENOENT (a page that did not move and is not
+ * mirrored) or ENOMEM; MIGRATE_TO_SYS with EINVAL or ENOMEM (after
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC). EXCLUSIVE (rust/hmm_mirror/exclusive.rs)
+ * fails as make_device_exclusive() does (EFAULT where nothing writable is
+ * mapped, EOPNOTSUPP for pages that are not anonymous, EINTR), with EBUSY
+ * after repeated invalidations of a page, ENOENT when the CPU took a page
+ * back before it was read, EFAULT for the user buffer; CHECK_EXCLUSIVE
+ * answers 0 or EPERM (pages still exclusive), with cpages and faults 0 as
+ * FLAGS and RELEASE. READ, READ_UNLOCKED and
  * SNAPSHOT can fail with EFAULT (user buffer, unmapped or PROT_NONE memory,
  * mm gone) or EBUSY (hmm retries for a second), WRITE also with EPERM
  * (read-only memory, mm/hmm.c hmm_do_fault()). Every command that gets that
@@ -1138,8 +1141,13 @@ static void check_mirror(struct fz *z, const struct slot *s, unsigned int cmd,
 	} else {
 		switch (cmd) {
 		case HMM_DMIRROR_MIGRATE_TO_DEV:
+			expect_in(z, got, ERRS(0, EINVAL, ENOENT, EFAULT, ENOMEM, EBUSY));
+			break;
 		case HMM_DMIRROR_MIGRATE_TO_SYS:
-			expect_eq(z, got, EOPNOTSUPP);
+			if (wr == A_FAULT)
+				expect_in(z, got, ERRS(EINVAL, ENOMEM, EFAULT));
+			else
+				expect_in(z, got, ERRS(0, EINVAL, ENOMEM, EFAULT));
 			break;
 		case HMM_DMIRROR_EXCLUSIVE:
 			expect_in(z, got, ERRS(0, EFAULT, EOPNOTSUPP, EBUSY, EINTR, ENOENT, ENOMEM));

@@ -188,7 +188,12 @@ TEST_F(mirror, bad_commands_agree)
 		EXPECT_EQ(-EFAULT, dmirror(self->fd[d], HMM_DMIRROR_READ,
 					   (void *)(0x7fffffff0000UL), buf, 1, NULL));
 	}
-	EXPECT_EQ(-EOPNOTSUPP, dmirror(self->fd[1], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, 1, NULL));
+	for (d = 0; d < NDEV; d++) {
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_MIGRATE_TO_DEV, p + 1, buf, 1,
+					   NULL));
+		EXPECT_EQ(-EINVAL, dmirror(self->fd[d], HMM_DMIRROR_MIGRATE_TO_SYS, p, buf, 0,
+					   NULL));
+	}
 	munmap(p, PAGE);
 }
 
@@ -1121,6 +1126,479 @@ TEST_F_TIMEOUT(storm, faults_against_address_space_storms, 120)
 	EXPECT_EQ(3000, rounds);
 	EXPECT_LT(0, ok);
 	close(fd);
+	free(buf);
+}
+
+/*
+ * Device memory and migration: each case runs on test_hmm's two devices and
+ * on rsva's (the variant), with the same expectations, so the two agree.
+ * rsva's debugfs rsva/mirrors counts the device pages in use
+ * (devmem_in_use), which must fall back to 0 when the pages are gone.
+ */
+static const char *const pair[NDEV][2] = {
+	{ "/dev/hmm_dmirror0", "/dev/hmm_dmirror1" },
+	{ "/dev/rsva_mirror0", "/dev/rsva_mirror1" },
+};
+
+#define MIRRORS "/sys/kernel/debug/rsva/mirrors"
+#define PMD (2UL << 20)
+
+FIXTURE(devmem) {
+	int fd[2];
+};
+
+FIXTURE_VARIANT(devmem) {
+	int dev;
+};
+
+FIXTURE_VARIANT_ADD(devmem, test_hmm) {
+	.dev = 0,
+};
+
+FIXTURE_VARIANT_ADD(devmem, rsva) {
+	.dev = RSVA,
+};
+
+FIXTURE_SETUP(devmem)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		self->fd[i] = open(pair[variant->dev][i], O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, self->fd[i]) TH_LOG("%s: %s", pair[variant->dev][i], strerror(errno));
+	}
+}
+
+FIXTURE_TEARDOWN(devmem)
+{
+	close(self->fd[0]);
+	close(self->fd[1]);
+}
+
+/* rsva's device pages in use (both devices), or 0 on test_hmm. */
+static long long in_use(int dev)
+{
+	return dev == RSVA ? text_counter(MIRRORS, "devmem_in_use") : 0;
+}
+
+/* The pattern of word @i of a buffer. */
+static unsigned int word(size_t i, unsigned int seed)
+{
+	return (unsigned int)i * 2654435761u + seed;
+}
+
+static void fill(unsigned int *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len / sizeof(*p); i++)
+		p[i] = word(i, seed);
+}
+
+static int filled(const unsigned int *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len / sizeof(*p); i++)
+		if (p[i] != word(i, seed))
+			return 0;
+	return 1;
+}
+
+/* Counts the snapshot codes of @npages pages equal to @code. */
+static unsigned long codes(int fd, void *p, unsigned long npages, unsigned char code)
+{
+	unsigned char *perm = malloc(npages);
+	unsigned long i, n = 0;
+
+	if (!perm || dmirror(fd, HMM_DMIRROR_SNAPSHOT, p, perm, npages, NULL))
+		n = ~0UL;
+	for (i = 0; n != ~0UL && i < npages; i++)
+		n += perm[i] == code;
+	free(perm);
+	return n;
+}
+
+/*
+ * To the device and back: MIGRATE_TO_DEV moves every page and returns
+ * their data; SNAPSHOT sees them as the device's own (local on it, not
+ * present for the other device); READ reads them without a fault;
+ * MIGRATE_TO_SYS moves them back, and the CPU reads them unchanged.
+ */
+TEST_F(devmem, migrate_to_device_and_back)
+{
+	unsigned long npages = 64;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+	long long used0 = in_use(variant->dev);
+
+	ASSERT_NE(NULL, p);
+	fill(p, len, 1);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_TRUE(filled(buf, len, 1));
+	EXPECT_EQ(npages, codes(self->fd[0], p, npages,
+				HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	EXPECT_EQ(npages, codes(self->fd[1], p, npages, HMM_DMIRROR_PROT_NONE));
+	EXPECT_EQ(variant->dev == RSVA ? used0 + npages : 0, in_use(variant->dev));
+	memset(buf, 0, len);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_READ, p, buf, npages, &c));
+	EXPECT_EQ(0, c.faults);
+	EXPECT_TRUE(filled(buf, len, 1));
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_EQ(npages, codes(self->fd[0], p, npages, HMM_DMIRROR_PROT_WRITE));
+	EXPECT_TRUE(filled(p, len, 1));
+	EXPECT_EQ(used0, in_use(variant->dev));
+	munmap(p, len);
+	free(buf);
+}
+
+/* The CPU touching migrated pages brings them back (migrate_to_ram). */
+TEST_F(devmem, cpu_fault_brings_pages_back)
+{
+	unsigned long npages = 32, i;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+	long long used0 = in_use(variant->dev);
+
+	ASSERT_NE(NULL, p);
+	fill(p, len, 2);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	ASSERT_EQ(npages, c.cpages);
+	/* Reads of even pages, writes of odd ones. */
+	for (i = 0; i < npages; i++) {
+		unsigned int *q = p + i * PAGE / sizeof(*p);
+
+		if (i % 2)
+			q[1] += 1;
+		else
+			EXPECT_EQ(word(i * PAGE / sizeof(*p) + 1, 2), q[1]);
+	}
+	EXPECT_EQ(0, codes(self->fd[0], p, npages,
+			   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	EXPECT_EQ(used0, in_use(variant->dev));
+	/* The device reads what the CPU wrote. */
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_READ, p, buf, npages, &c));
+	for (i = 0; i < npages; i++)
+		EXPECT_EQ(word(i * PAGE / sizeof(*p) + 1, 2) + i % 2, buf[i * PAGE / sizeof(*p) + 1]);
+	munmap(p, len);
+	free(buf);
+}
+
+/*
+ * Device pages the mirror forgot (an mprotect() invalidates it) are read
+ * through the data the device holds, without moving them back; the other
+ * device's READ moves them back to system memory. rsva only: test_hmm
+ * mirrors the device page itself when it faults it again and its READ
+ * then copies from a frame the CPU cannot address (an oops).
+ */
+TEST(read_device_pages_after_invalidation)
+{
+	unsigned long npages = 16;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	int fd0 = open(pair[RSVA][0], O_RDWR), fd1 = open(pair[RSVA][1], O_RDWR);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_LE(0, fd0);
+	ASSERT_LE(0, fd1);
+	fill(p, len, 3);
+	ASSERT_EQ(0, dmirror(fd0, HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	ASSERT_EQ(0, mprotect(p, len, PROT_READ));
+	memset(buf, 0, len);
+	ASSERT_EQ(0, dmirror(fd0, HMM_DMIRROR_READ, p, buf, npages, &c));
+	EXPECT_EQ(1, c.faults);
+	EXPECT_TRUE(filled(buf, len, 3));
+	EXPECT_EQ(npages, codes(fd0, p, npages,
+				HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
+	/* Device 1 sees them as not present, and its READ brings them back. */
+	EXPECT_EQ(npages, codes(fd1, p, npages, HMM_DMIRROR_PROT_NONE));
+	memset(buf, 0, len);
+	ASSERT_EQ(0, dmirror(fd1, HMM_DMIRROR_READ, p, buf, npages, &c));
+	EXPECT_TRUE(filled(buf, len, 3));
+	EXPECT_EQ(npages, codes(fd0, p, npages, HMM_DMIRROR_PROT_READ));
+	close(fd0);
+	close(fd1);
+	munmap(p, len);
+	free(buf);
+}
+
+/* RELEASE: the device gives its memory up; the data is back in the process. */
+TEST_F(devmem, release_moves_everything_back)
+{
+	unsigned long npages = 48;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	fill(p, len, 4);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_RELEASE, p, buf, npages, NULL));
+	EXPECT_EQ(npages, codes(self->fd[0], p, npages, HMM_DMIRROR_PROT_WRITE));
+	EXPECT_TRUE(filled(p, len, 4));
+	EXPECT_EQ(0, variant->dev == RSVA ? text_counter(MIRRORS, "devmem_chunks0") : 0);
+	/* The device takes memory again. */
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_TRUE(filled(buf, len, 4));
+	munmap(p, len);
+	free(buf);
+}
+
+/*
+ * FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: the next allocation fails, so a
+ * single page stays in system memory and, not being mirrored, the read
+ * back gives ENOENT; the flag is used up. For a THP the device falls back
+ * to single pages: every page moves.
+ */
+TEST_F(devmem, fail_alloc)
+{
+	size_t len = 3 * PMD;
+	char *raw = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE), *thp;
+	unsigned int *buf = malloc(PMD);
+	struct hmm_dmirror_cmd c;
+	unsigned int *p;
+
+	ASSERT_NE(NULL, raw);
+	ASSERT_EQ(0, madvise(raw, len, MADV_NOHUGEPAGE));
+	p = (unsigned int *)raw;
+	fill(p, PAGE, 5);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_FLAGS, p, buf, HMM_DMIRROR_FLAG_FAIL_ALLOC,
+			     NULL));
+	EXPECT_EQ(-ENOENT, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, 1, &c));
+	EXPECT_EQ(0, codes(self->fd[0], p, 1,
+			   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, 1, &c));
+	EXPECT_EQ(1, c.cpages);
+	EXPECT_TRUE(filled(buf, PAGE, 5));
+
+	/* A PMD after the first page. */
+	thp = (char *)(((uintptr_t)raw + PMD) & ~(PMD - 1));
+	ASSERT_EQ(0, madvise(thp, PMD, MADV_HUGEPAGE));
+	fill((unsigned int *)thp, PMD, 6);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_FLAGS, thp, buf, HMM_DMIRROR_FLAG_FAIL_ALLOC,
+			     NULL));
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, thp, buf, PMD / PAGE, &c));
+	EXPECT_EQ(PMD / PAGE, c.cpages);
+	EXPECT_TRUE(filled(buf, PMD, 6));
+	/* Back with the allocation failing for the first page: ENOMEM. */
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_FLAGS, thp, buf, HMM_DMIRROR_FLAG_FAIL_ALLOC,
+			     NULL));
+	EXPECT_EQ(-ENOMEM, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp, buf, PMD / PAGE,
+				   &c));
+	EXPECT_TRUE(filled((unsigned int *)thp, PMD, 6));
+	munmap(raw, len);
+	free(buf);
+}
+
+/* A whole THP moves as one device folio (PMD in the snapshot) and back. */
+TEST_F(devmem, thp_to_device_and_back)
+{
+	size_t len = 2 * PMD;
+	char *raw = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE), *thp;
+	unsigned int *buf = malloc(PMD);
+	unsigned long npages = PMD / PAGE;
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, raw);
+	thp = (char *)(((uintptr_t)raw + PMD - 1) & ~(PMD - 1));
+	ASSERT_EQ(0, madvise(thp, PMD, MADV_HUGEPAGE));
+	fill((unsigned int *)thp, PMD, 7);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, thp, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_TRUE(filled(buf, PMD, 7));
+	EXPECT_EQ(npages, codes(self->fd[0], thp, npages,
+				HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE |
+				HMM_DMIRROR_PROT_PMD));
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp, buf, npages, &c));
+	EXPECT_TRUE(filled((unsigned int *)thp, PMD, 7));
+	EXPECT_EQ(0, codes(self->fd[0], thp, npages,
+			   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE |
+			   HMM_DMIRROR_PROT_PMD));
+	munmap(raw, len);
+	free(buf);
+}
+
+struct mig_race {
+	int fd;
+	char *p;
+	size_t len;
+	atomic_int stop;
+	unsigned long ok, failed;
+};
+
+static void *migrate_loop(void *arg)
+{
+	struct mig_race *r = arg;
+	char *buf = malloc(r->len);
+	struct hmm_dmirror_cmd c;
+
+	while (!atomic_load(&r->stop)) {
+		int ret = dmirror(r->fd, HMM_DMIRROR_MIGRATE_TO_DEV, r->p, buf, r->len / PAGE, &c);
+
+		if (ret == 0)
+			r->ok++;
+		else
+			r->failed++;
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Migrations racing munmap/mmap of their range, and fork() with the child
+ * writing (COW of device pages, migrated back in the child): no crash, and
+ * at the end a migration and the CPU both see the right data, the child
+ * saw its own copy, and rsva's device pages are all freed with the range.
+ */
+TEST_F_TIMEOUT(devmem, migrate_racing_munmap_and_fork, 120)
+{
+	size_t len = 32 * PAGE;
+	struct mig_race r = { .fd = self->fd[0], .len = len };
+	unsigned int *buf = malloc(len);
+	long long used0 = in_use(variant->dev);
+	struct hmm_dmirror_cmd c;
+	pthread_t t;
+	int round, status;
+
+	r.p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(NULL, r.p);
+	fill((unsigned int *)r.p, len, 8);
+	ASSERT_EQ(0, pthread_create(&t, NULL, migrate_loop, &r));
+	for (round = 0; round < 100; round++) {
+		pid_t pid;
+
+		if (round % 2 == 0) {
+			ASSERT_EQ(r.p, mmap(r.p, len, PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+			fill((unsigned int *)r.p, len, 8);
+			continue;
+		}
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			unsigned int *q = (unsigned int *)r.p;
+
+			if (!filled(q, len, 8))
+				_exit(1);
+			fill(q, len, 9);
+			_exit(filled(q, len, 9) ? 0 : 2);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			TH_LOG("round %d status %x", round, status);
+		EXPECT_TRUE(filled((unsigned int *)r.p, len, 8));
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	TH_LOG("migrations: %lu whole, %lu failed", r.ok, r.failed);
+	/* The CPU reads every page back (a fork left some unmirrored), then all move. */
+	EXPECT_TRUE(filled((unsigned int *)r.p, len, 8));
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, &c));
+	EXPECT_TRUE(filled(buf, len, 8));
+	munmap(r.p, len);
+	EXPECT_EQ(used0, in_use(variant->dev));
+	free(buf);
+}
+
+/*
+ * A process whose pages are on the device exits, and one is killed while
+ * it migrates them in a loop: their device pages are freed with their
+ * address spaces (before the parent's waitpid() returns), and the device
+ * is usable after.
+ */
+TEST_F_TIMEOUT(devmem, exit_and_kill_with_pages_on_device, 60)
+{
+	long long used0 = in_use(variant->dev);
+	int kill_it, status;
+
+	for (kill_it = 0; kill_it < 2; kill_it++) {
+		pid_t pid = fork();
+
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			size_t len = 64 * PAGE;
+			struct mig_race r = { .len = len };
+			int fd = open(pair[variant->dev][0], O_RDWR);
+			char *buf = malloc(len);
+
+			r.fd = fd;
+			r.p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+			if (fd < 0 || !r.p || !buf)
+				_exit(1);
+			fill((unsigned int *)r.p, len, 10);
+			if (dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, NULL))
+				_exit(2);
+			if (!kill_it)
+				_exit(0);
+			/* Keeps migrating (and faulting back) until killed. */
+			for (;;) {
+				dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, NULL);
+				__atomic_fetch_add(r.p + PAGE * (rand() % 64), 1, __ATOMIC_RELAXED);
+			}
+		}
+		if (kill_it) {
+			usleep(200 * 1000);
+			kill(pid, SIGKILL);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(kill_it ? WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL :
+				      WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		EXPECT_EQ(used0, in_use(variant->dev)) TH_LOG("kill %d", kill_it);
+	}
+	{
+		unsigned int *p = map_anon(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		unsigned int buf[PAGE / sizeof(unsigned int)];
+		struct hmm_dmirror_cmd c;
+
+		ASSERT_NE(NULL, p);
+		fill(p, PAGE, 11);
+		ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, 1, &c));
+		EXPECT_TRUE(filled(buf, PAGE, 11));
+		munmap(p, PAGE);
+	}
+}
+
+/* Two devices: pages on one are not the other's, and move between them. */
+TEST_F(devmem, two_devices_own_their_pages)
+{
+	unsigned long npages = 8;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	fill(p, len, 12);
+	ASSERT_EQ(0, dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages / 2, &c));
+	ASSERT_EQ(0, dmirror(self->fd[1], HMM_DMIRROR_MIGRATE_TO_DEV, p + len / 8, buf,
+			     npages / 2, &c));
+	EXPECT_EQ(npages / 2, c.cpages);
+	EXPECT_EQ(npages / 2, codes(self->fd[0], p, npages,
+				    HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	EXPECT_EQ(npages / 2, codes(self->fd[1], p, npages,
+				    HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	/*
+	 * Device 1 migrates system memory only: device 0's pages stay, and
+	 * are not mirrored by device 1 (ENOENT); the CPU brings them back.
+	 */
+	EXPECT_EQ(-ENOENT, dmirror(self->fd[1], HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	EXPECT_EQ(npages / 2, codes(self->fd[0], p, npages,
+				    HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	EXPECT_TRUE(filled(p, len, 12));
+	EXPECT_EQ(0, codes(self->fd[0], p, npages,
+			   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	munmap(p, len);
 	free(buf);
 }
 
