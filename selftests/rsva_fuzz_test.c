@@ -1093,13 +1093,19 @@ static __u64 mirror_ptr(struct fz *z, unsigned int cmd, __u64 npages)
 	return 0;
 }
 
-/* A snapshot byte as rsva's prot_of() (rust/hmm_mirror.rs) can make it. */
+/*
+ * A snapshot byte as rsva's prot_of() (rust/hmm_mirror.rs) can make it:
+ * the device's own pages are DEV_PRIVATE_LOCAL (never ZERO); another
+ * device's are not present for it.
+ */
 static bool snapshot_code_ok(unsigned char b)
 {
 	if (b == HMM_DMIRROR_PROT_ERROR || b == HMM_DMIRROR_PROT_NONE)
 		return true;
 	if ((b & HMM_DMIRROR_PROT_PMD) && (b & HMM_DMIRROR_PROT_PUD))
 		return false;
+	if ((b & 0xf0) == HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL)
+		b &= ~HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL;
 	b &= ~(HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_PMD | HMM_DMIRROR_PROT_PUD);
 	return b == HMM_DMIRROR_PROT_READ || b == HMM_DMIRROR_PROT_WRITE;
 }
@@ -1228,6 +1234,10 @@ static void op_mirror(struct fz *z, bool data)
 	} else if (cmd == HMM_DMIRROR_FLAGS || cmd == HMM_DMIRROR_RELEASE ||
 		   cmd == HMM_DMIRROR_CHECK_EXCLUSIVE) {
 		if (c.cpages || c.faults)
+			fz_fail(z, "cpages %llu faults %llu", c.cpages, c.faults);
+	} else if (cmd == HMM_DMIRROR_MIGRATE_TO_SYS) {
+		/* The pages that were on the device and moved back. */
+		if (c.cpages > c.npages || c.faults)
 			fz_fail(z, "cpages %llu faults %llu", c.cpages, c.faults);
 	} else if (c.cpages != c.npages) {
 		fz_fail(z, "returned 0 with cpages %llu", c.cpages);

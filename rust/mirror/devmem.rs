@@ -119,20 +119,31 @@ impl Chunk {
         }? Error))
     }
 
-    /// Hands out a free index for `backing.len()` pages ([`PMD_NR`] or 1)
-    /// and keeps `backing` as their data; `None` when no such run is free.
-    fn take(&self, backing: &mut KVec<Page>) -> Option<usize> {
+    /// Hands out a free index for the pages of `backing` and keeps them as
+    /// their data; gives `backing` back when no such run is free.
+    fn take(&self, backing: Backing) -> core::result::Result<usize, Backing> {
         let n = backing.len();
         let mut s = self.state.lock();
-        let index = s.take(n == PMD_NR)?;
-        for k in (0..n).rev() {
-            if let Some(slot) = s.backing.get_mut(index + k) {
-                *slot = backing.pop();
+        let Some(index) = s.take(n == PMD_NR) else {
+            return Err(backing);
+        };
+        match backing {
+            Backing::Page(page) => {
+                if let Some(slot) = s.backing.get_mut(index) {
+                    *slot = Some(page);
+                }
+            }
+            Backing::Pmd(mut pages) => {
+                for k in (0..n).rev() {
+                    if let Some(slot) = s.backing.get_mut(index + k) {
+                        *slot = pages.pop();
+                    }
+                }
             }
         }
         // INVARIANT: the pages left the free lists and have backing pages.
         s.in_use += n;
-        Some(index)
+        Ok(index)
     }
 
     /// The pages handed out.
@@ -205,6 +216,24 @@ pub(crate) fn backing_of(owner: Owner, pfn: usize) -> Option<usize> {
     pagemap.data().backing_pfn(index)
 }
 
+/// The system pages that hold the data of a device folio: one page, or
+/// [`PMD_NR`] in order.
+pub(crate) enum Backing {
+    /// For a single device page.
+    Page(Page),
+    /// For a PMD-sized device folio.
+    Pmd(KVec<Page>),
+}
+
+impl Backing {
+    fn len(&self) -> usize {
+        match self {
+            Backing::Page(_) => 1,
+            Backing::Pmd(pages) => pages.len(),
+        }
+    }
+}
+
 /// The memory of one mirror device, whose address is its owner identity
 /// (it lives in a pinned allocation).
 #[pin_data(PinnedDrop)]
@@ -238,23 +267,22 @@ impl DeviceMemory {
         self.chunks.lock().iter().map(|c| c.data().in_use()).sum()
     }
 
-    /// A device folio of [`PMD_NR`] pages or of one (`backing.len()`),
-    /// whose data are the pages `backing` (in order): from a chunk with a
-    /// free run, else from a new chunk. `ENOMEM` when no chunk can be added.
-    pub(crate) fn alloc(&self, mut backing: KVec<Page>) -> Result<DeviceFolio> {
-        let order = if backing.len() == PMD_NR {
-            PMD_ORDER
-        } else if backing.len() == 1 {
-            0
-        } else {
-            return Err(EINVAL);
+    /// A device folio of [`PMD_NR`] pages or of one, whose data are the
+    /// pages `backing`: from a chunk with a free run, else from a new chunk.
+    /// `ENOMEM` when no chunk can be added.
+    pub(crate) fn alloc(&self, mut backing: Backing) -> Result<DeviceFolio> {
+        let order = match backing.len() {
+            1 => 0,
+            PMD_NR => PMD_ORDER,
+            _ => return Err(EINVAL),
         };
         let mut chunks = self.chunks.lock();
         for pagemap in chunks.iter() {
-            if let Some(index) = pagemap.data().take(&mut backing) {
+            match pagemap.data().take(backing) {
                 // SAFETY: `take` handed out this free, aligned run of the
                 // chunk (its free lists hold only free pages).
-                return Ok(unsafe { pagemap.init_folio(index, order) });
+                Ok(index) => return Ok(unsafe { pagemap.init_folio(index, order) }),
+                Err(unkept) => backing = unkept,
             }
         }
         chunks.reserve(1, GFP_KERNEL)?;
@@ -268,8 +296,9 @@ impl DeviceMemory {
             CHUNK_SIZE >> 20,
             chunks.len() + 1
         );
-        let index = pagemap.data().take(&mut backing).ok_or(ENOMEM)?;
-        // SAFETY: As above.
+        let index = pagemap.data().take(backing).map_err(|_| ENOMEM)?;
+        // SAFETY: `take` handed out this free, aligned run of the new chunk
+        // (its free lists hold only free pages).
         let folio = unsafe { pagemap.init_folio(index, order) };
         match chunks.push_within_capacity(pagemap) {
             Ok(()) => Ok(folio),
@@ -455,9 +484,7 @@ mod tests {
                     Some(src) => copy_to_page(&mut page, src),
                     None => clear_page(&mut page),
                 }
-                let mut backing = KVec::new();
-                backing.push(page, GFP_KERNEL)?;
-                let folio = mem.alloc(backing)?;
+                let folio = mem.alloc(Backing::Page(page))?;
                 let write = c.src(i).write();
                 assert!(c.set_dst(i, Dst::Device(folio), write));
             }

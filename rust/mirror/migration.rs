@@ -27,7 +27,7 @@ use kernel::{
 
 use crate::{
     hmm_mirror::Mirror,
-    mirror::devmem::{Chunk, DeviceMemory, PMD_ORDER},
+    mirror::devmem::{Backing, Chunk, DeviceMemory, PMD_ORDER},
     mm::{
         migrate::{
             clear_page, copy_to_page, Buffers, Collected, Dst, Migrated, Source, SysFolio, PMD_NR,
@@ -146,19 +146,27 @@ fn for_each_moved(m: &Migrated<'_>, owner: Owner, mut f: impl FnMut(usize, usize
     }
 }
 
-/// System pages holding the data of pages `from..from + nr` of source
-/// entry `i` (zero for an empty or zero-page mapping).
-fn backing_for(c: &Collected<'_>, i: usize, from: usize, nr: usize) -> Result<KVec<Page>> {
-    let mut pages = KVec::with_capacity(nr, GFP_KERNEL)?;
-    for k in from..from + nr {
-        let mut page = Page::alloc_page(GFP_KERNEL)?;
-        match c.src_page(i, k) {
-            Some(src) => copy_to_page(&mut page, src),
-            None => clear_page(&mut page),
-        }
-        pages.push(page, GFP_KERNEL)?;
+/// A system page holding the data of page `k` of source entry `i` (zero
+/// for an empty or zero-page mapping).
+fn backing_page(c: &Collected<'_>, i: usize, k: usize) -> Result<Page> {
+    let mut page = Page::alloc_page(GFP_KERNEL)?;
+    match c.src_page(i, k) {
+        Some(src) => copy_to_page(&mut page, src),
+        None => clear_page(&mut page),
     }
-    Ok(pages)
+    Ok(page)
+}
+
+/// The system pages holding the data of source entry `i` (`nr` pages).
+fn backing_for(c: &Collected<'_>, i: usize, nr: usize) -> Result<Backing> {
+    if nr == 1 {
+        return Ok(Backing::Page(backing_page(c, i, 0)?));
+    }
+    let mut pages = KVec::with_capacity(nr, GFP_KERNEL)?;
+    for k in 0..nr {
+        pages.push(backing_page(c, i, k)?, GFP_KERNEL)?;
+    }
+    Ok(Backing::Pmd(pages))
 }
 
 /// test_hmm's `dmirror_migrate_alloc_and_copy()`: a device destination for
@@ -175,7 +183,7 @@ fn alloc_and_copy(c: &mut Collected<'_>, memory: &DeviceMemory, flags: &Atomic<u
         let folio = if fail_alloc(Some(flags)) {
             None
         } else {
-            backing_for(c, i, 0, nr).and_then(|b| memory.alloc(b)).ok()
+            backing_for(c, i, nr).and_then(|b| memory.alloc(b)).ok()
         };
         if let Some(folio) = folio {
             c.set_dst(i, Dst::Device(folio), s.write());
@@ -183,7 +191,8 @@ fn alloc_and_copy(c: &mut Collected<'_>, memory: &DeviceMemory, flags: &Atomic<u
             // The whole folio did not fit: page by page (the core splits
             // the source folio).
             for k in 0..nr.min(c.len() - i) {
-                let Ok(folio) = backing_for(c, i, k, 1).and_then(|b| memory.alloc(b)) else {
+                let Ok(folio) = backing_page(c, i, k).and_then(|p| memory.alloc(Backing::Page(p)))
+                else {
                     break;
                 };
                 c.set_dst(i + k, Dst::Device(folio), s.write());

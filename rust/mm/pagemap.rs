@@ -351,7 +351,7 @@ impl<T: PagemapOps> Pagemap<T> {
     unsafe extern "C" fn migrate_to_ram_cb(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
         // SAFETY: The core passes a valid fault on a referenced page.
         let pfn = unsafe { glue::rsva_vmf_pfn(vmf) };
-        // SAFETY: As above.
+        // SAFETY: `pfn` is the faulting page's, which the fault references.
         let pgmap = unsafe { glue::rsva_pfn_device_private_pgmap(pfn) };
         // SAFETY: The page's pagemap is the `pgmap` of a live `Pagemap<T>`
         // (these ops are only ours); the page's reference keeps it mapped.
@@ -535,16 +535,16 @@ mod tests {
         // SAFETY: The folio is referenced (`page`) during the calls.
         let found = unsafe { Pagemap::<Frees>::of_pfn(owner, page.pfn()) };
         assert!(found.is_some_and(|(p, i)| core::ptr::eq(p, &*pm) && i == 3));
-        // SAFETY: As above.
+        // SAFETY: The folio is referenced (`page`) during the call.
         assert!(unsafe { Pagemap::<Frees>::of_pfn(other, page.pfn()) }.is_none());
-        // SAFETY: As above.
+        // SAFETY: The folio is referenced (`page`) during the call.
         assert_eq!(unsafe { device_private_owner(page.pfn()) }, Some(owner));
         // A page of system memory is nobody's device page.
         let sys = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let sys_pfn = crate::mm::migrate::page_pfn(&sys);
         // SAFETY: `sys` is allocated during the calls.
         assert_eq!(unsafe { device_private_owner(sys_pfn) }, None);
-        // SAFETY: As above.
+        // SAFETY: `sys` is allocated during the call.
         assert!(unsafe { Pagemap::<Frees>::of_pfn(owner, sys_pfn) }.is_none());
 
         // Dropping the reference gives the page back, through the callback.
