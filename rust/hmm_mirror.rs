@@ -356,36 +356,53 @@ impl Mirror {
             self.prepare(first, n)?;
             let addr = start + done * PAGE_SIZE;
             let device = self.device;
-            self.client
-                .fault(addr, mode, self.owner(), &mut pfns[..n], |c, entries| {
-                    let t = table(c)?;
-                    for (i, e) in entries.iter().enumerate() {
-                        // The device's own pages are read through the
-                        // system pages that hold their data; no other
-                        // device's page can be here (hmm faults them back to
-                        // system memory for a fault), and a frame of device
-                        // memory is never mirrored: it cannot be read.
-                        let theirs = match e.pfn() {
-                            // SAFETY: The page is mapped: we hold the lock
-                            // invalidations take, after the retry check.
-                            Some(pfn) => unsafe { pagemap::device_private_owner(pfn) },
-                            None => None,
-                        };
-                        let pfn = match e.pfn() {
-                            Some(pfn) if theirs.is_some() => Some(
-                                device
-                                    .and_then(|d| (d.backing)(d.owner, pfn))
-                                    .ok_or(EFAULT)?,
-                            ),
-                            other => other,
-                        };
-                        let value = pfn.map_or(0, |pfn| {
-                            pfn << SHIFT | PRESENT | if e.writable() { WRITE } else { 0 }
-                        });
-                        t.set(first + i, value);
-                    }
-                    Ok::<(), Error>(())
-                })??;
+            // hmm reports the device's own pages as they are, also when a
+            // write is asked for and the page is read-only (shared after a
+            // fork): such a batch is faulted again without an owner, which
+            // moves those pages back to system memory and breaks COW.
+            let mut owner = self.owner();
+            loop {
+                let done_batch =
+                    self.client
+                        .fault(addr, mode, owner, &mut pfns[..n], |c, entries| {
+                            let t = table(c)?;
+                            for (i, e) in entries.iter().enumerate() {
+                                // The device's own pages are read through the
+                                // system pages that hold their data; no other
+                                // device's page can be here (hmm faults them
+                                // back to system memory for a fault), and a frame
+                                // of device memory is never mirrored: it cannot
+                                // be read.
+                                let theirs = match e.pfn() {
+                                    // SAFETY: The page is mapped: we hold the
+                                    // lock invalidations take, after the retry
+                                    // check.
+                                    Some(pfn) => unsafe { pagemap::device_private_owner(pfn) },
+                                    None => None,
+                                };
+                                if theirs.is_some() && write && !e.writable() {
+                                    return Ok(false);
+                                }
+                                let pfn = match e.pfn() {
+                                    Some(pfn) if theirs.is_some() => Some(
+                                        device
+                                            .and_then(|d| (d.backing)(d.owner, pfn))
+                                            .ok_or(EFAULT)?,
+                                    ),
+                                    other => other,
+                                };
+                                let value = pfn.map_or(0, |pfn| {
+                                    pfn << SHIFT | PRESENT | if e.writable() { WRITE } else { 0 }
+                                });
+                                t.set(first + i, value);
+                            }
+                            Ok::<bool, Error>(true)
+                        })??;
+                if done_batch || owner.is_none() {
+                    break;
+                }
+                owner = None;
+            }
             done += n;
         }
         Ok(())

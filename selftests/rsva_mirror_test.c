@@ -1330,6 +1330,53 @@ TEST(read_device_pages_after_invalidation)
 	free(buf);
 }
 
+/*
+ * A WRITE through the device to its own pages that a fork made read-only
+ * (shared with the child): hmm reports them as they are, without write
+ * permission, so rsva faults them again without its owner, which brings
+ * them back to system memory and breaks COW. The WRITE lands in the
+ * parent's pages only. (It looped once; test_hmm answers EFAULT with a
+ * WARN in dmirror_do_fault(), so this runs on rsva only.)
+ */
+TEST(write_to_cow_shared_device_pages)
+{
+	unsigned long npages = 8;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	int fd = open(pair[RSVA][0], O_RDWR), go[2], status;
+	struct hmm_dmirror_cmd c;
+	pid_t pid;
+	char b;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pipe(go));
+	fill(p, len, 13);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	ASSERT_EQ(npages, c.cpages);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(go[1]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(2);
+		_exit(filled(p, len, 13) ? 0 : 1);
+	}
+	close(go[0]);
+	fill(buf, len, 14);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_WRITE, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_TRUE(filled(p, len, 14));
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(go[1]);
+	close(fd);
+	munmap(p, len);
+	free(buf);
+}
+
 /* RELEASE: the device gives its memory up; the data is back in the process. */
 TEST_F(devmem, release_moves_everything_back)
 {
