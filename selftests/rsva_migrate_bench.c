@@ -21,10 +21,11 @@ static const char *const names[2] = { "test_hmm", "rsva" };
 #define HUGE_SIZE (2UL << 20)
 #define LAT_PAGES 256
 
-static void cmd(int fd, unsigned long req, void *addr, size_t npages)
+/* MIGRATE_TO_DEV copies the migrated data to @out, as test_hmm's. */
+static void cmd(int fd, unsigned long req, void *addr, void *out, size_t npages)
 {
 	struct hmm_dmirror_cmd c = {
-		.addr = (uintptr_t)addr, .npages = npages,
+		.addr = (uintptr_t)addr, .ptr = (uintptr_t)out, .npages = npages,
 	};
 
 	if (ioctl(fd, req, &c)) {
@@ -81,18 +82,24 @@ static void round_trip(int fd, size_t len, int huge, unsigned long seed,
 {
 	unsigned long *buf = (unsigned long *)buffer(len, huge);
 	size_t words = len / sizeof(*buf), i, npages = len / 4096;
+	void *out = malloc(len);
 	double t0;
+
+	if (!out)
+		exit(1);
 
 	for (i = 0; i < words; i++)
 		buf[i] = i + seed;
 	t0 = now();
-	cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, npages);
+	cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, npages);
 	*to_dev += now() - t0;
+	check("the device's copy", out, words, seed);
 	t0 = now();
-	cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, npages);
+	cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, out, npages);
 	*to_sys += now() - t0;
 	check("after the round trip", buf, words, seed);
 	munmap(buf, len);
+	free(out);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -111,10 +118,14 @@ static void fault_latency(int fd, unsigned long seed, double *lat)
 {
 	size_t len = LAT_PAGES * 4096UL, i;
 	unsigned long *buf = (unsigned long *)buffer(len, 0);
+	void *out = malloc(len);
 
+	if (!out)
+		exit(1);
 	for (i = 0; i < len / sizeof(*buf); i++)
 		buf[i] = i + seed;
-	cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, LAT_PAGES);
+	cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, LAT_PAGES);
+	free(out);
 	for (i = 0; i < LAT_PAGES; i++) {
 		size_t w = i * 4096 / sizeof(*buf);
 		double t0 = now();
