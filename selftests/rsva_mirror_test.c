@@ -1293,22 +1293,20 @@ TEST_F(devmem, cpu_fault_brings_pages_back)
 /*
  * Device pages the mirror forgot (an mprotect() invalidates it) are read
  * through the data the device holds, without moving them back; the other
- * device's READ moves them back to system memory. rsva only: test_hmm
- * mirrors the device page itself when it faults it again and its READ
- * then copies from a frame the CPU cannot address (an oops).
+ * device's READ moves them back to system memory. test_hmm mirrored the
+ * device page itself when it faulted it again, and its READ then copied
+ * from a frame the CPU cannot address (an oops), until patch 0009.
  */
-TEST(read_device_pages_after_invalidation)
+TEST_F(devmem, read_device_pages_after_invalidation)
 {
 	unsigned long npages = 16;
 	size_t len = npages * PAGE;
 	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	unsigned int *buf = malloc(len);
-	int fd0 = open(pair[RSVA][0], O_RDWR), fd1 = open(pair[RSVA][1], O_RDWR);
+	int fd0 = self->fd[0], fd1 = self->fd[1];
 	struct hmm_dmirror_cmd c;
 
 	ASSERT_NE(NULL, p);
-	ASSERT_LE(0, fd0);
-	ASSERT_LE(0, fd1);
 	fill(p, len, 3);
 	ASSERT_EQ(0, dmirror(fd0, HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
 	ASSERT_EQ(0, mprotect(p, len, PROT_READ));
@@ -1324,8 +1322,6 @@ TEST(read_device_pages_after_invalidation)
 	ASSERT_EQ(0, dmirror(fd1, HMM_DMIRROR_READ, p, buf, npages, &c));
 	EXPECT_TRUE(filled(buf, len, 3));
 	EXPECT_EQ(npages, codes(fd0, p, npages, HMM_DMIRROR_PROT_READ));
-	close(fd0);
-	close(fd1);
 	munmap(p, len);
 	free(buf);
 }
@@ -1476,27 +1472,35 @@ TEST_F(devmem, thp_to_device_and_back)
 	free(buf);
 }
 
+/*
+ * A thread that repeats one command over a range until stopped: its
+ * successes and failures, and for a READ the times the data was not
+ * @seed's pattern.
+ */
 struct mig_race {
 	int fd;
 	char *p;
 	size_t len;
+	unsigned long req;
+	unsigned int seed;
 	atomic_int stop;
-	unsigned long ok, failed;
+	unsigned long ok, failed, wrong;
 };
 
-static void *migrate_loop(void *arg)
+static void *command_loop(void *arg)
 {
 	struct mig_race *r = arg;
-	char *buf = malloc(r->len);
+	unsigned int *buf = malloc(r->len);
 	struct hmm_dmirror_cmd c;
 
-	while (!atomic_load(&r->stop)) {
-		int ret = dmirror(r->fd, HMM_DMIRROR_MIGRATE_TO_DEV, r->p, buf, r->len / PAGE, &c);
-
-		if (ret == 0)
-			r->ok++;
-		else
+	while (buf && !atomic_load(&r->stop)) {
+		if (dmirror(r->fd, r->req, r->p, buf, r->len / PAGE, &c)) {
 			r->failed++;
+			continue;
+		}
+		r->ok++;
+		if (r->req == HMM_DMIRROR_READ && !filled(buf, r->len, r->seed))
+			r->wrong++;
 	}
 	free(buf);
 	return NULL;
@@ -1511,7 +1515,9 @@ static void *migrate_loop(void *arg)
 TEST_F_TIMEOUT(devmem, migrate_racing_munmap_and_fork, 120)
 {
 	size_t len = 32 * PAGE;
-	struct mig_race r = { .fd = self->fd[0], .len = len };
+	struct mig_race r = {
+		.fd = self->fd[0], .len = len, .req = HMM_DMIRROR_MIGRATE_TO_DEV,
+	};
 	unsigned int *buf = malloc(len);
 	long long used0 = in_use(variant->dev);
 	struct hmm_dmirror_cmd c;
@@ -1521,7 +1527,7 @@ TEST_F_TIMEOUT(devmem, migrate_racing_munmap_and_fork, 120)
 	r.p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	ASSERT_NE(NULL, r.p);
 	fill((unsigned int *)r.p, len, 8);
-	ASSERT_EQ(0, pthread_create(&t, NULL, migrate_loop, &r));
+	ASSERT_EQ(0, pthread_create(&t, NULL, command_loop, &r));
 	for (round = 0; round < 100; round++) {
 		pid_t pid;
 
@@ -1614,6 +1620,56 @@ TEST_F_TIMEOUT(devmem, exit_and_kill_with_pages_on_device, 60)
 		EXPECT_TRUE(filled(buf, PAGE, 11));
 		munmap(p, PAGE);
 	}
+}
+
+/*
+ * READ racing the CPU faulting the pages it reads back from the device
+ * (migrate_to_ram): the device forgets a page under the lock its reads
+ * hold before the page is freed, so a read never copies a freed page
+ * (KASAN would report it) and always returns the data. test_hmm erased
+ * its entries without its mutex until patch 0008.
+ */
+TEST_F_TIMEOUT(devmem, read_racing_cpu_fault_back, 120)
+{
+	size_t len = 16 * PAGE;
+	struct mig_race r = {
+		.fd = self->fd[0], .len = len, .req = HMM_DMIRROR_READ, .seed = 13,
+	};
+	unsigned int *buf = malloc(len);
+	long long used0 = in_use(variant->dev);
+	struct hmm_dmirror_cmd c;
+	unsigned long migrated = 0;
+	unsigned int *p;
+	pthread_t t;
+	int round;
+
+	p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	r.p = (char *)p;
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, buf);
+	fill(p, len, 13);
+	ASSERT_EQ(0, pthread_create(&t, NULL, command_loop, &r));
+	for (round = 0; round < 400; round++) {
+		size_t i;
+
+		if (!dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, &c))
+			migrated += c.cpages;
+		/* Backwards, against the reads' direction. */
+		for (i = len / PAGE; i-- > 0;)
+			EXPECT_EQ(word(i * PAGE / sizeof(int), 13),
+				  __atomic_load_n(p + i * PAGE / sizeof(int), __ATOMIC_RELAXED));
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	TH_LOG("%lu reads, %lu pages migrated", r.ok, migrated);
+	EXPECT_LT(0, r.ok);
+	EXPECT_LT(0, migrated);
+	EXPECT_EQ(0, r.failed);
+	EXPECT_EQ(0, r.wrong);
+	EXPECT_TRUE(filled(p, len, 13));
+	munmap(p, len);
+	EXPECT_EQ(used0, in_use(variant->dev));
+	free(buf);
 }
 
 /* Two devices: pages on one are not the other's, and move between them. */
