@@ -425,7 +425,11 @@ mod tests {
         fn pci() -> Result<Self> {
             // SAFETY: Returns a referenced device or null.
             let dev = unsafe { glue::rsva_test_free_pci_device() };
-            (!dev.is_null()).then_some(Self(dev)).ok_or(ENODEV)
+            if dev.is_null() {
+                // Not `then_some()`, which would drop a `TestDev` of null.
+                return Err(ENODEV);
+            }
+            Ok(Self(dev))
         }
 
         fn user_owned(&self) -> bool {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Fault injection sweep: every allocation on the paths of bind, PASID
- * allocation, DMA ownership claims, mirror registration and mirror faults
+ * allocation, DMA ownership claims, mirror registration, mirror faults and
+ * migration to device memory and back (migrate_vma_*() and migrate_to_ram)
  * is made to fail in turn (failslab and fail_page_alloc, armed per task
  * through /proc/thread-self/fail-nth). Each injected failure must give an
  * errno (or be absorbed), and the next call without injection must work.
@@ -84,6 +85,39 @@ static int op_mirror_open_read(void)
 	return ret;
 }
 
+/*
+ * Moves the buffer to the device and back through a mirror of this
+ * process: MIGRATE_TO_DEV, then the CPU faults half of it back
+ * (migrate_to_ram), then MIGRATE_TO_SYS the rest. A failed step may leave
+ * pages where they were, never lose their data: -EIO when the pages the
+ * device returned or the CPU reads afterwards differ.
+ */
+static int op_migrate(void)
+{
+	struct hmm_dmirror_cmd c = {
+		.addr = (uintptr_t)mirrored, .ptr = (uintptr_t)readback, .npages = NPAGES,
+	};
+	int fd = open(MIRROR, O_RDWR), ret = 0, i;
+
+	if (fd < 0)
+		return -errno;
+	memset(readback, 0, sizeof(readback));
+	if (ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &c))
+		ret = -errno;
+	else if (memcmp(readback, mirrored, c.cpages * 4096))
+		ret = -EIO;
+	for (i = 0; i < NPAGES / 2; i++)
+		if (__atomic_load_n(mirrored + i * 4096, __ATOMIC_RELAXED) != 0x5a)
+			ret = -EIO;
+	if (ioctl(fd, HMM_DMIRROR_MIGRATE_TO_SYS, &c) && !ret)
+		ret = -errno;
+	close(fd);
+	for (i = 0; i < (int)sizeof(readback); i++)
+		if (mirrored[i] != 0x5a)
+			return -EIO;
+	return ret;
+}
+
 struct sweep {
 	const char *name;
 	int (*op)(void);
@@ -95,6 +129,7 @@ static const struct sweep sweeps[] = {
 	{ "DMA claim+release (C API)", op_claim },
 	{ "accelerator open (bind through the IOMMU API)", op_accel_open },
 	{ "mirror registration and fault", op_mirror_open_read },
+	{ "migration to device memory and back", op_migrate },
 };
 
 FIXTURE(inject) {
@@ -150,8 +185,10 @@ TEST_F_TIMEOUT(inject, every_allocation_fails_cleanly, 600)
 			injected++;
 			if (ret) {
 				errors++;
+				/* ENOENT: a migration left pages where they were. */
 				EXPECT_TRUE(ret == -ENOMEM || ret == -EFAULT || ret == -EBUSY ||
-					    ret == -ENOSPC || ret == -ENODEV || ret == -EINVAL)
+					    ret == -ENOSPC || ret == -ENODEV || ret == -EINVAL ||
+					    ret == -ENOENT)
 					TH_LOG("%s, allocation %d: unexpected %d", sweeps[s].name, n,
 					       ret);
 			} else {

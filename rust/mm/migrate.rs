@@ -250,8 +250,13 @@ impl SysFolio {
         // SAFETY: `vma` is null or a VMA whose mm's lock the caller holds
         // (a `&VmaRef`).
         let pfn = unsafe { glue::rsva_sys_folio_alloc_locked(vma, addr, order, nofail) };
+        if pfn == 0 {
+            // Not `then_some()`: its argument, a `SysFolio` whose drop
+            // unlocks and puts its frame, would be built and dropped here.
+            return None;
+        }
         // INVARIANT: a new locked folio with one reference.
-        (pfn != 0).then_some(Self { pfn, order })
+        Some(Self { pfn, order })
     }
 
     /// log2 of the number of pages.
