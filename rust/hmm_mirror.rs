@@ -38,7 +38,7 @@
 //! under the lock), and snapshot through the mirror's own notifier instead
 //! of one per batch.
 
-use core::ptr::null_mut;
+use core::{any::Any, ptr::null_mut};
 
 use kernel::{
     bindings,
@@ -55,7 +55,7 @@ use crate::{
     glue,
     interval_notifier::{FaultMode, HmmPfn, Seq},
     mm::pagemap::{self, Owner},
-    mm_mirror::{span, Client, MirrorClient},
+    mm_mirror::{span, Client, DeviceTable, MirrorClient},
 };
 
 mod exclusive;
@@ -178,11 +178,6 @@ impl MirrorTable {
         }
     }
 
-    /// The owner of the device memory of the table's device.
-    pub(crate) fn owner(&self) -> Option<Owner> {
-        self.owner
-    }
-
     /// Mirrors page `page` (index in the address space) as frame `pfn`,
     /// writable if `write`; ignored without a chunk for it (see
     /// [`Mirror::prepare`]).
@@ -216,6 +211,21 @@ impl MirrorTable {
         if let Some(c) = self.chunks.get_mut(&(page / CHUNK)) {
             c[page % CHUNK] = value;
         }
+    }
+}
+
+impl DeviceTable for MirrorTable {
+    /// The owner of the device memory of the table's device.
+    fn owner(&self) -> Option<Owner> {
+        self.owner
+    }
+
+    fn invalidate(&mut self, start: usize, end: usize) {
+        MirrorTable::invalidate(self, start, end);
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
@@ -269,10 +279,7 @@ fn user_at(uptr: u64, done: usize) -> u64 {
 
 /// The table of a client, which a [`Mirror`] always is.
 fn table(c: &mut Client) -> Result<&mut MirrorTable> {
-    match c {
-        Client::Table(t) => Ok(t),
-        Client::Driver(_) => Err(EINVAL),
-    }
+    c.table::<MirrorTable>().ok_or(EINVAL)
 }
 
 impl Mirror {
@@ -281,7 +288,10 @@ impl Mirror {
     pub(crate) fn new(mm: &MmWithUser, device: Option<DeviceView>) -> Result<Self> {
         let owner = device.map(|d| d.owner);
         Ok(Self {
-            client: MirrorClient::new(mm, Client::Table(MirrorTable::new(owner)))?,
+            client: MirrorClient::new(
+                mm,
+                Client::Table(KBox::new(MirrorTable::new(owner), GFP_KERNEL)?),
+            )?,
             device,
         })
     }

@@ -40,10 +40,9 @@ use kernel::{
     },
 };
 
-use core::num::NonZeroUsize;
+use core::{any::Any, num::NonZeroUsize};
 
 use crate::{
-    hmm_mirror::MirrorTable,
     interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
     mm::pagemap::Owner,
 };
@@ -75,12 +74,37 @@ pub(crate) struct DriverHooks {
 // documents; `private` is only passed back to them.
 unsafe impl Send for DriverHooks {}
 
+/// A device's table of the pages it mirrors, one client of the shared
+/// mirror of an mm (`hmm_mirror.rs`'s `MirrorTable`, for the mirror
+/// devices). The registry knows it through this trait only.
+pub(crate) trait DeviceTable: Send + 'static {
+    /// The owner of the device memory whose migrations the table follows
+    /// itself: the invalidations of those migrations do not reach it.
+    fn owner(&self) -> Option<Owner>;
+
+    /// Forgets `[start, end)`.
+    fn invalidate(&mut self, start: usize, end: usize);
+
+    /// The table as [`Any`], for [`Client::table`].
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
 /// A client of an [`MmMirror`].
 pub(crate) enum Client {
-    /// `/dev/rsva_mirror0`: a table of mirrored frames.
-    Table(MirrorTable),
+    /// A device's table of mirrored frames (`/dev/rsva_mirror*`).
+    Table(KBox<dyn DeviceTable>),
     /// A C driver, told through its hooks.
     Driver(DriverHooks),
+}
+
+impl Client {
+    /// The table of type `T` this client is, if it is one.
+    pub(crate) fn table<T: DeviceTable>(&mut self) -> Option<&mut T> {
+        match self {
+            Client::Table(t) => t.as_any().downcast_mut::<T>(),
+            Client::Driver(_) => None,
+        }
+    }
 }
 
 /// The clients of one mm's mirror, by id; the state of its notifier.
@@ -200,7 +224,7 @@ pub(crate) fn counts() -> (usize, usize) {
 /// lock and the mirror's. Used when that device migrates its own pages back
 /// to system memory: its tables ignored the migration's invalidation, and
 /// must forget the pages before they are freed.
-pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut MirrorTable)) {
+pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut dyn DeviceTable)) {
     let key = mm.as_raw() as usize;
     let g = MIRRORS.lock();
     if let Some(e) = g.iter().find(|e| e.mm == key) {
@@ -208,7 +232,7 @@ pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut M
             for (_, client) in c.by_id.iter_mut() {
                 if let Client::Table(t) = client {
                     if t.owner() == Some(owner) {
-                        f(t);
+                        f(&mut **t);
                     }
                 }
             }

@@ -18,19 +18,22 @@
 //! grabbed (so the PASID cannot be freed under it), is charged to the user
 //! that allocated it ([`crate::pasid_charge`]), maps the PASID back to its mm
 //! for [`PasidService::find_mm`], keeps the mm on the IOMMU core's list for
-//! kernel page-table invalidation (`iommu_sva_track_mm()`) while it has
-//! bonds, and carries the mm's bonds ([`crate::sva_bind::MmBonds`]). Its lease ends when the mm goes away (the
-//! mmu notifier's `release`, from exit_mmap) or when rsva lets go of its
-//! mms (serving switched off, module exit), and the last reference may be
+//! kernel page-table invalidation (`iommu_sva_track_mm()`) while its
+//! payload asks for it, and carries a payload of its user's type (a
+//! [`LeaseData`]: the mm's bonds, for `sva_bind.rs`), which it knows
+//! nothing else about. Its lease ends when the mm goes away (the mmu
+//! notifier's `release`, from exit_mmap) or when rsva lets go of its mms
+//! (serving switched off, module exit), and the last reference may be
 //! dropped in any context (a work item, an RCU callback).
 //!
 //! The `release` callback only ends the lease: it frees no IOMMU domain,
 //! takes no lock of the IOMMU core and waits for nothing (an IOMMU driver's
 //! domain free may wait for the notifiers' SRCU grace period, which
 //! `release` runs inside, as AMD's does, and the core holds
-//! `iommu_sva_lock` across such a free); taking the mm off the core's list
-//! and freeing the domains kept for its next bind is done by a work item
-//! on rsva's workqueue.
+//! `iommu_sva_lock` across such a free); what the payload does when the
+//! lease ends (for bonds: taking the mm off the core's list and freeing the
+//! domains kept for its next bind) is done by a work item on rsva's
+//! workqueue ([`LeaseData::settle`]).
 
 use core::ptr;
 
@@ -53,7 +56,6 @@ use kernel::{
 use crate::{
     glue::{self, MmGrab},
     pasid_charge::{Charges, UserCharge},
-    sva_bind::MmBonds,
 };
 
 /// Width of a PCIe PASID in bits.
@@ -179,7 +181,7 @@ impl Drop for GlobalPasid {
 /// - `releasing` is the task that runs a stop callback of this mm's bonds
 ///   from the mm's release, or 0.
 #[pin_data]
-pub(crate) struct MmPasid {
+pub(crate) struct MmPasid<T: LeaseData> {
     notifier: Opaque<bindings::mmu_notifier>,
     mm: MmGrab,
     pasid: u32,
@@ -187,55 +189,76 @@ pub(crate) struct MmPasid {
     leased: Atomic<bool>,
     tracked: Atomic<bool>,
     releasing: Atomic<usize>,
-    service: *const PasidService,
-    /// Frees the domains kept for the mm's next bind, for `release`.
+    service: *const PasidService<T>,
+    /// Runs [`LeaseData::settle`] outside the mm's release.
     #[pin]
-    free_kept: Work<MmPasid>,
-    /// The bonds of this mm.
+    settle: Work<MmPasid<T>>,
+    /// What the lease's user keeps for this mm.
     #[pin]
-    pub(crate) bonds: MmBonds,
+    data: T,
+}
+
+/// What a lease carries for its user (the mm's bonds, for `sva_bind.rs`).
+pub(crate) trait LeaseData: Send + Sync + Sized + 'static {
+    /// The payload of a new lease.
+    fn new() -> impl PinInit<Self>;
+
+    /// Called from rsva's workqueue after [`MmPasid::defer_settle`] (the
+    /// lease's end in the mm's release queues it too), or directly when
+    /// the lease ends outside the release: process context, outside mmu
+    /// notifier callbacks, so it may take the IOMMU core's locks and free
+    /// domains. Runs once at least after the lease ended, and may run
+    /// before (`lease.leased()` tells).
+    fn settle(lease: &MmPasid<Self>);
 }
 
 impl_has_work! {
-    impl HasWork<Self> for MmPasid { self.free_kept }
+    impl{T: LeaseData} HasWork<Self> for MmPasid<T> { self.settle }
 }
 
-impl WorkItem for MmPasid {
-    type Pointer = Arc<MmPasid>;
+impl<T: LeaseData> WorkItem for MmPasid<T> {
+    type Pointer = Arc<MmPasid<T>>;
 
-    fn run(this: Arc<MmPasid>) {
-        // Also queued for unbinds from the release's stop callbacks, which
-        // may run before the lease ends; its end queues this again.
-        if !this.leased() {
-            this.bonds.untrack(&this);
-        }
-        this.bonds.drop_kept();
+    fn run(this: Arc<MmPasid<T>>) {
+        T::settle(&this);
     }
 }
 
 /// Marks the current task as running the mm's release for a stop callback;
 /// see [`MmPasid::releasing`].
-pub(crate) struct Releasing<'a>(&'a MmPasid);
+pub(crate) struct Releasing<'a>(&'a Atomic<usize>);
 
 impl Drop for Releasing<'_> {
     fn drop(&mut self) {
-        self.0.releasing.store(0, Relaxed);
+        self.0.store(0, Relaxed);
     }
 }
 
 // SAFETY: The raw `service` pointer is only read, and the service is `Sync`
 // and outlives the lease (type invariant); every other field is `Send`.
-unsafe impl Send for MmPasid {}
+unsafe impl<T: LeaseData> Send for MmPasid<T> {}
 // SAFETY: As for `Send`; shared access goes through atomics and locks.
-unsafe impl Sync for MmPasid {}
+unsafe impl<T: LeaseData> Sync for MmPasid<T> {}
 
-static LEASE_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
-    release: Some(lease_release),
-    free_notifier: Some(lease_free),
-    ..pin_init::zeroed()
-};
+impl<T: LeaseData> MmPasid<T> {
+    /// The notifier operations of a lease: `release` and `free_notifier`.
+    const OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+        release: Some(lease_release::<T>),
+        free_notifier: Some(lease_free::<T>),
+        ..pin_init::zeroed()
+    };
 
-impl MmPasid {
+    /// [`Self::OPS`], promoted to a constant that lives for the module's
+    /// lifetime (a `'static` borrow would not compile otherwise).
+    const fn ops() -> &'static bindings::mmu_notifier_ops {
+        &Self::OPS
+    }
+
+    /// What the lease's user keeps for this mm.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
     /// The PASID.
     pub(crate) fn pasid(&self) -> u32 {
         self.pasid
@@ -260,7 +283,7 @@ impl MmPasid {
     /// stop callback until the guard drops.
     pub(crate) fn releasing(&self) -> Releasing<'_> {
         self.releasing.store(Task::current_raw() as usize, Relaxed);
-        Releasing(self)
+        Releasing(&self.releasing)
     }
 
     /// Whether the current task runs a stop callback of this mm from its
@@ -276,10 +299,10 @@ impl MmPasid {
     }
 
     /// Puts the mm on the IOMMU core's list of bound mms (`on`), while its
-    /// lease lasts, or takes it off; each at most once. The caller holds
-    /// the mutex of `self.bonds` (the only place that calls this is
-    /// [`MmBonds`], which does), so that a track and an untrack never
-    /// interleave between the flag and the list.
+    /// lease lasts, or takes it off; each at most once. The caller
+    /// serialises its calls with a lock of its payload (the bonds' mutex,
+    /// for `sva_bind.rs`), so that a track and an untrack never interleave
+    /// between the flag and the list.
     pub(crate) fn set_tracked(&self, on: bool) {
         if on {
             // Never after the lease ended: its end untracks once, and the
@@ -298,13 +321,11 @@ impl MmPasid {
         }
     }
 
-    /// Untracks the mm once its lease ended, does the unbinds its stop
-    /// callbacks asked for, and frees the domains kept for its next bind,
-    /// from rsva's workqueue (for callers in the mm's release); does
-    /// nothing if already queued.
-    pub(crate) fn defer_drop_kept(this: &Arc<Self>) {
+    /// Runs [`LeaseData::settle`] from rsva's workqueue (for callers in the
+    /// mm's release); does nothing if already queued.
+    pub(crate) fn defer_settle(this: &Arc<Self>) {
         // An error gives back the reference: already queued, that run
-        // frees what is kept now.
+        // settles what is there now.
         let _queued: Result<(), Arc<Self>> = glue::workqueue().enqueue(this.clone());
     }
 
@@ -316,19 +337,18 @@ impl MmPasid {
         if !this.leased.xchg(false, Relaxed) {
             return false;
         }
-        // Nothing rebinds the mm through this lease: take it off the core's
-        // list and free what is kept, not from `release` (see the module
-        // doc; untracking takes `iommu_sva_lock`, which the IOMMU core holds
+        // Nothing uses the mm through this lease any more: the payload
+        // settles, not from `release` (see the module doc; for bonds,
+        // untracking takes `iommu_sva_lock`, which the IOMMU core holds
         // while an AMD domain free waits for the notifiers' grace period).
         // Queued before the lease leaves the map, so that a device going
         // away finds each kept domain either in the map or in the queue
         // (`rsva_device_gone`), and switching rsva off, which waits for the
         // queue, finds every mm untracked.
         if in_release {
-            MmPasid::defer_drop_kept(&this.into());
+            Self::defer_settle(&this.into());
         } else {
-            this.bonds.untrack(&this);
-            this.bonds.drop_kept();
+            T::settle(&this);
         }
         // SAFETY: Registered while `leased` was true; this is the one put,
         // which `mmu_notifier_put()` allows from `release` too. Put first:
@@ -359,14 +379,17 @@ impl MmPasid {
 /// # Safety
 ///
 /// `mn` is the notifier of a live `MmPasid`.
-unsafe extern "C" fn lease_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
+unsafe extern "C" fn lease_release<T: LeaseData>(
+    mn: *mut bindings::mmu_notifier,
+    _mm: *mut bindings::mm_struct,
+) {
     // SAFETY: The notifier holds a reference to its `MmPasid`, from
     // `Arc::into_raw`, until `lease_free`, which runs after SRCU readers
-    // such as this are done.
+    // such as this are done; only `MmPasid<T>::OPS` names this function.
     let this = unsafe {
         ArcBorrow::from_raw(kernel::container_of!(
             mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            MmPasid,
+            MmPasid<T>,
             notifier
         ))
     };
@@ -378,12 +401,13 @@ unsafe extern "C" fn lease_release(mn: *mut bindings::mmu_notifier, _mm: *mut bi
 /// # Safety
 ///
 /// `mn` is the notifier of an `MmPasid`, called once.
-unsafe extern "C" fn lease_free(mn: *mut bindings::mmu_notifier) {
-    // SAFETY: The reference given to the notifier in `PasidService::get`.
+unsafe extern "C" fn lease_free<T: LeaseData>(mn: *mut bindings::mmu_notifier) {
+    // SAFETY: The reference given to the notifier in `PasidService::get`;
+    // only `MmPasid<T>::OPS` names this function.
     drop(unsafe {
         Arc::from_raw(kernel::container_of!(
             mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            MmPasid,
+            MmPasid<T>,
             notifier
         ))
     });
@@ -396,9 +420,9 @@ unsafe extern "C" fn lease_free(mn: *mut bindings::mmu_notifier) {
 /// `mms` maps every PASID whose lease is live to its `MmPasid`; `top` is at
 /// least the largest PASID ever stored in it.
 #[pin_data]
-pub(crate) struct PasidService {
+pub(crate) struct PasidService<T: LeaseData> {
     #[pin]
-    mms: XArray<Arc<MmPasid>>,
+    mms: XArray<Arc<MmPasid<T>>>,
     #[pin]
     charges: Charges,
     /// Serialises the first binds of mms (allocation, publication, lease).
@@ -411,7 +435,7 @@ pub(crate) struct PasidService {
     top: Atomic<u32>,
 }
 
-impl PasidService {
+impl<T: LeaseData> PasidService<T> {
     /// A service drawing from `range`, with at most `limit` PASIDs a user.
     pub(crate) fn new(range: PasidRange, limit: u32) -> impl PinInit<Self> {
         pin_init!(Self {
@@ -425,7 +449,7 @@ impl PasidService {
     }
 
     /// The PASID of `mm` held by this service, if it has one.
-    fn lookup(&self, mm: &MmWithUser) -> Option<Arc<MmPasid>> {
+    fn lookup(&self, mm: &MmWithUser) -> Option<Arc<MmPasid<T>>> {
         // SAFETY: `mm` is live.
         let pasid = unsafe { glue::rsva_mm_pasid(mm.as_raw()) };
         if pasid == PASID_INVALID {
@@ -443,7 +467,12 @@ impl PasidService {
     /// `ENOSPC` when the range has no free PASID (or does not meet the
     /// service's); `EDQUOT` when `uid` holds its limit; `EBUSY` when the mm
     /// cannot share its page tables with a device (x86 LAM); `ENOMEM`.
-    pub(crate) fn get(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid>> {
+    pub(crate) fn get(
+        &self,
+        mm: &MmWithUser,
+        range: PasidRange,
+        uid: u32,
+    ) -> Result<Arc<MmPasid<T>>> {
         let found = match self.lookup(mm) {
             Some(m) => m,
             None => self.lease(mm, range, uid)?,
@@ -456,7 +485,7 @@ impl PasidService {
 
     /// Slow path of [`Self::get`]: adopts or allocates the mm's PASID and
     /// starts the lease.
-    fn lease(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid>> {
+    fn lease(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid<T>>> {
         let _slow = self.slow.lock();
         if let Some(m) = self.lookup(mm) {
             return Ok(m);
@@ -479,13 +508,13 @@ impl PasidService {
                 tracked: Atomic::new(false),
                 releasing: Atomic::new(0),
                 service: ptr::from_ref(self),
-                free_kept <- new_work!("MmPasid::free_kept"),
-                bonds <- MmBonds::new(),
+                settle <- new_work!("MmPasid::settle"),
+                data <- T::new(),
             }),
             GFP_KERNEL,
         )?;
         // SAFETY: Not shared yet.
-        unsafe { (*this.notifier.get()).ops = &LEASE_OPS };
+        unsafe { (*this.notifier.get()).ops = MmPasid::<T>::ops() };
         let raw = Arc::into_raw(this.clone());
         // SAFETY: The notifier is initialised and `mm` has users.
         let ret = unsafe { bindings::mmu_notifier_register(this.notifier.get(), mm.as_raw()) };
@@ -494,8 +523,9 @@ impl PasidService {
             drop(unsafe { Arc::from_raw(raw) });
             return Err(Error::from_errno(ret));
         }
-        // Tracked by its first bond (`MmBonds`), not here: a lease without
-        // bonds has no device that could use a kernel page-table entry.
+        // Tracked when its payload asks (for bonds: at the first bond), not
+        // here: a lease without bonds has no device that could use a kernel
+        // page-table entry.
         this.leased.store(true, Release);
         let mut map = self.mms.lock();
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {
@@ -564,7 +594,7 @@ impl PasidService {
     }
 
     /// Calls `f` with every live lease (for debugfs and devices going away).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&MmPasid)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&MmPasid<T>)) {
         let mut from = 1;
         while let Some((pasid, m)) = self.next_lease(from) {
             f(&m);
@@ -575,7 +605,7 @@ impl PasidService {
     /// The live lease with the smallest PASID at or above `from`, and that
     /// PASID. Looks up [`LOOKUP_BATCH`] PASIDs per hold of the map's lock,
     /// so a scan up to a PASID near [`PASID_MAX`] stays short.
-    fn next_lease(&self, from: usize) -> Option<(usize, Arc<MmPasid>)> {
+    fn next_lease(&self, from: usize) -> Option<(usize, Arc<MmPasid<T>>)> {
         let top = self.top.load(Acquire) as usize;
         let mut pasid = from;
         while pasid <= top {
@@ -641,7 +671,18 @@ mod service_tests {
     use super::*;
     use kernel::{sync::Completion, workqueue};
 
-    fn service(range: PasidRange, limit: u32) -> Result<Pin<KBox<PasidService>>> {
+    /// The payload of the tests' leases: nothing.
+    struct NoData;
+
+    impl LeaseData for NoData {
+        fn new() -> impl PinInit<Self> {
+            NoData
+        }
+
+        fn settle(_lease: &MmPasid<Self>) {}
+    }
+
+    fn service(range: PasidRange, limit: u32) -> Result<Pin<KBox<PasidService<NoData>>>> {
         KBox::pin_init(PasidService::new(range, limit), GFP_KERNEL)
     }
 
@@ -737,7 +778,7 @@ mod service_tests {
     #[repr(C)]
     struct RcuDrop {
         head: bindings::callback_head,
-        held: Option<Arc<MmPasid>>,
+        held: Option<Arc<MmPasid<NoData>>>,
     }
 
     /// # Safety

@@ -238,7 +238,7 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let (mut leased, mut kept, mut tracked) = (0, 0, 0);
     s.sva.pasids.for_each(|m| {
         leased += 1;
-        kept += m.bonds.kept();
+        kept += m.data().kept();
         tracked += usize::from(m.tracked());
     });
     writeln!(f, "serving {}", u8::from(s.serving()))?;
@@ -268,7 +268,7 @@ fn show_pasids(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut res = Ok(());
     s.sva.pasids.for_each(|m| {
         if res.is_ok() {
-            res = writeln!(f, "{} {} {}", m.pasid(), m.uid(), m.bonds.count());
+            res = writeln!(f, "{} {} {}", m.pasid(), m.uid(), m.data().count());
         }
     });
     res

@@ -68,7 +68,7 @@ use kernel::{
 
 use crate::{
     glue::{self, Rwsem, RwsemGuard},
-    pasid::{MmPasid, PasidRange, PasidService},
+    pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
 /// A driver's stop callback: stops the device's work on the PASID of the
@@ -157,7 +157,7 @@ pub(crate) struct Bond {
     stop_notifier: Opaque<bindings::mmu_notifier>,
     dev: DeviceRef,
     group: *mut bindings::iommu_group,
-    mm: Arc<MmPasid>,
+    mm: Arc<Lease>,
     stop: Option<(StopFn, usize)>,
     #[pin]
     stop_lock: Mutex<()>,
@@ -348,6 +348,9 @@ struct Deferred {
 // `Send`.
 unsafe impl Send for Deferred {}
 
+/// The PASID lease of a bound mm, carrying its bonds.
+pub(crate) type Lease = MmPasid<MmBonds>;
+
 /// The bonds of one mm, with their attachments and domains.
 #[pin_data]
 pub(crate) struct MmBonds {
@@ -355,6 +358,24 @@ pub(crate) struct MmBonds {
     inner: Mutex<BondsInner>,
     #[pin]
     deferred: SpinLock<Deferred>,
+}
+
+impl LeaseData for MmBonds {
+    fn new() -> impl PinInit<Self> {
+        MmBonds::new()
+    }
+
+    /// Once the lease ended: takes the mm off the IOMMU core's list; then
+    /// the unbinds the mm's stop callbacks asked for, and the free of the
+    /// domains kept for its next bind.
+    fn settle(lease: &Lease) {
+        // Also queued for unbinds from the release's stop callbacks, which
+        // may run before the lease ends; its end settles again.
+        if !lease.leased() {
+            lease.data().untrack(lease);
+        }
+        lease.data().drop_kept();
+    }
 }
 
 impl MmBonds {
@@ -380,7 +401,7 @@ impl MmBonds {
 
     /// Takes `lease`'s mm off the IOMMU core's list (its lease ended).
     /// Process context, outside mmu notifier callbacks.
-    pub(crate) fn untrack(&self, lease: &MmPasid) {
+    pub(crate) fn untrack(&self, lease: &Lease) {
         let _inner = self.inner.lock();
         lease.set_tracked(false);
     }
@@ -435,7 +456,7 @@ impl MmBonds {
     /// Does the unbinds queued in the mm's release, then frees the domains
     /// kept for reuse, one at a time, outside the lock. Process context,
     /// outside mmu notifier callbacks (the mm's release defers this to a
-    /// work item, see [`MmPasid`]).
+    /// work item, see [`MmPasid`] and [`LeaseData::settle`]).
     pub(crate) fn drop_kept(&self) {
         self.finish_deferred_unbinds();
         while let Some(d) = self.take_kept(|_| true) {
@@ -462,7 +483,7 @@ impl MmBonds {
 #[no_mangle]
 extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
     if let Some(s) = crate::provider::service() {
-        s.sva.pasids.for_each(|m| m.bonds.device_gone(dev));
+        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
     }
     glue::flush_deferred();
 }
@@ -529,7 +550,7 @@ impl Handles {
 #[pin_data]
 pub(crate) struct Sva {
     #[pin]
-    pub(crate) pasids: PasidService,
+    pub(crate) pasids: PasidService<MmBonds>,
     #[pin]
     handles: SpinLock<Handles>,
     pub(crate) counters: Counters,
@@ -610,7 +631,7 @@ impl Sva {
         if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
             return Err(EBUSY);
         }
-        let mut inner = lease.bonds.inner.lock();
+        let mut inner = lease.data().inner.lock();
         if let Some(b) = inner
             .bonds
             .iter_mut()
@@ -675,7 +696,7 @@ impl Sva {
         &self,
         dev: DeviceRef,
         group: *mut bindings::iommu_group,
-        lease: &Arc<MmPasid>,
+        lease: &Arc<Lease>,
         stop: Option<(StopFn, usize)>,
     ) -> Result<Arc<Bond>> {
         let raw_dev = dev.as_raw();
@@ -737,7 +758,7 @@ impl Sva {
         &self,
         inner: &mut BondsInner,
         bond: &Arc<Bond>,
-        lease: &MmPasid,
+        lease: &Lease,
     ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
         if let Some(a) = inner.attaches.iter_mut().find(|a| a.group == bond.group) {
             a.users += 1;
@@ -891,8 +912,8 @@ impl Sva {
         let bond = self.lookup(handle)?;
         let lease = bond.mm.clone();
         if lease.releasing_here() {
-            lease.bonds.defer_unbind(self, bond, api)?;
-            MmPasid::defer_drop_kept(&lease);
+            lease.data().defer_unbind(self, bond, api)?;
+            MmPasid::defer_settle(&lease);
             return Ok(());
         }
         if in_stop_callback() {
@@ -904,7 +925,7 @@ impl Sva {
     /// [`Sva::unbind`] of a bond, outside any mm's release.
     fn unbind_bond(&self, bond: &Arc<Bond>, api: Api) -> Result {
         let lease = bond.mm.clone();
-        let mut inner = lease.bonds.inner.lock();
+        let mut inner = lease.data().inner.lock();
         let i = inner
             .bonds
             .iter()
