@@ -4,7 +4,7 @@
 # Kbuild; everything here calls scripts/ (see README.rst).
 #
 #   make            build the modules (against KDIR=, else the cached kernel)
-#   make lint       rustfmt --check, checkpatch.pl, kernel-doc, shellcheck
+#   make lint       rustfmt, checkpatch, kernel-doc, shellcheck, import circles
 #   make kernel     fetch, patch, configure and build Linux 7.3 (cached)
 #   make run        boot a VM with the modules and show them at work
 #   make check      every test in the VM, ending with "N passed, N failed"

@@ -17,35 +17,11 @@
 use kernel::{bindings, prelude::*};
 
 use crate::{
-    mirror_c_api,
+    c_checks::{check_ptr, is_err_or_null, may_sleep},
     pasid::{PasidRange, PASID_INVALID},
     provider::{service, Service},
     sva_bind::{Bond, StopFn},
 };
-
-/// Whether `p` is NULL or an `ERR_PTR()` (`IS_ERR_OR_NULL()`): both are
-/// the last `MAX_ERRNO + 1` values of the address space, modulo 2^64.
-pub(crate) fn is_err_or_null<T>(p: *const T) -> bool {
-    (p as usize).wrapping_neg() <= bindings::MAX_ERRNO as usize
-}
-
-/// `EINVAL` for a NULL or `ERR_PTR()` argument of a C caller.
-pub(crate) fn check_ptr<T>(p: *const T) -> Result {
-    if is_err_or_null(p) {
-        return Err(EINVAL);
-    }
-    Ok(())
-}
-
-/// `EDEADLK` inside a mirror's hook, where sleeping (or taking the
-/// mirror's lock again) would deadlock; the functions that may sleep call
-/// this first.
-pub(crate) fn may_sleep() -> Result {
-    if mirror_c_api::in_hook() {
-        return Err(EDEADLK);
-    }
-    Ok(())
-}
 
 /// Validates a PASID range for a C caller; see `rsva_pasid_range_check()`.
 ///

@@ -49,7 +49,7 @@ use kernel::{
 };
 
 use crate::{
-    c_api::is_err_or_null,
+    c_checks::is_err_or_null,
     dma_owner::{DeviceClaim, GroupClaim},
     glue::{self, Rwsem, RwsemGuard},
 };

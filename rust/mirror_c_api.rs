@@ -30,7 +30,7 @@ use kernel::{
 };
 
 use crate::{
-    c_api::check_ptr,
+    c_checks::{self, check_ptr, may_sleep},
     interval_notifier::FaultMode,
     mm_mirror::{span, Client, DriverHooks, MirrorClient},
 };
@@ -51,16 +51,6 @@ struct MirrorOps {
 const WRITE: c_uint = 0x1;
 const SNAPSHOT: c_uint = 0x2;
 
-/// The tasks inside a driver's hook. Hooks must not sleep, so few tasks
-/// are in one at a time; beyond 64 at once a hook runs unrecorded, and a
-/// call from it that should get `EDEADLK` goes on.
-static IN_HOOK: crate::glue::TaskMarks<64> = crate::glue::TaskMarks::new();
-
-/// Whether the current task is inside one of a driver's mirror hooks.
-pub(crate) fn in_hook() -> bool {
-    IN_HOOK.has_current()
-}
-
 /// A driver's hooks and data, as registered; the mirror client calls
 /// [`hook_invalidate`] with this as its data.
 struct Hooks {
@@ -79,7 +69,7 @@ unsafe extern "C" fn hook_invalidate(hooks: *mut c_void, start: c_ulong, end: c_
     // SAFETY: By the safety requirements.
     let hooks = unsafe { &*hooks.cast::<Hooks>() };
     // SAFETY: The driver's hook, registered for this.
-    IN_HOOK.run(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
+    c_checks::in_hook(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
 }
 
 /// The update hook of driver mirrors that have one: calls the driver's.
@@ -98,7 +88,7 @@ unsafe extern "C" fn hook_update(
     let hooks = unsafe { &*hooks.cast::<Hooks>() };
     if let Some(update) = hooks.update {
         // SAFETY: The driver's hook, registered for this.
-        IN_HOOK.run(|| unsafe { update(hooks.private, start, entries, npages) });
+        c_checks::in_hook(|| unsafe { update(hooks.private, start, entries, npages) });
     }
 }
 
@@ -161,7 +151,7 @@ fn register(
     ops: *const MirrorOps,
     private: *mut c_void,
 ) -> Result<*mut c_void> {
-    crate::c_api::may_sleep()?;
+    may_sleep()?;
     check_ptr(mm)?;
     check_ptr(ops)?;
     // SAFETY: The caller passes its ops, which live until unregistration.
@@ -212,7 +202,7 @@ extern "C" fn rsva_mirror_register(
 /// See `rsva_mirror_unregister()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_mirror_unregister(handle: *mut c_void) -> c_int {
-    if let Err(e) = crate::c_api::may_sleep().and_then(|()| check_ptr(handle)) {
+    if let Err(e) = may_sleep().and_then(|()| check_ptr(handle)) {
         return e.to_errno();
     }
     let r = {
@@ -235,7 +225,7 @@ fn fault(
     flags: c_uint,
     pfns: *mut c_ulong,
 ) -> Result {
-    crate::c_api::may_sleep()?;
+    may_sleep()?;
     check_ptr(handle)?;
     check_ptr(pfns)?;
     span(start, npages)?;

@@ -82,6 +82,18 @@ pub(crate) fn service() -> Option<&'static Service> {
     (!s.is_null()).then(|| unsafe { &*s })
 }
 
+/// Called by the devres action of a watched device that goes away: frees
+/// the domains kept for it, while its IOMMU driver is still there. Leases
+/// that ended before left the map after queueing the free of their kept
+/// domains: waiting for those covers them.
+#[no_mangle]
+extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
+    if let Some(s) = service() {
+        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
+    }
+    glue::flush_deferred();
+}
+
 impl Service {
     /// A service that does not serve yet.
     pub(crate) fn new(range: PasidRange, limit: u32) -> impl PinInit<Self> {

@@ -47,6 +47,7 @@ use kernel::{
 };
 
 mod c_api;
+mod c_checks;
 mod dma_claims;
 #[expect(
     dead_code,

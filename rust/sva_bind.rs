@@ -467,25 +467,13 @@ impl MmBonds {
     }
 
     /// `dev` goes away: frees the domains kept while it is watched.
-    fn device_gone(&self, dev: *mut bindings::device) {
+    pub(crate) fn device_gone(&self, dev: *mut bindings::device) {
         while let Some(d) = self.take_kept(|d| d.watched == dev) {
             // SAFETY: As in `drop_kept`; `dev` has not gone yet (this runs
             // in its devres action).
             unsafe { d.free() };
         }
     }
-}
-
-/// Called by the devres action of a watched device that goes away: frees
-/// the domains kept for it, while its IOMMU driver is still there. Leases
-/// that ended before left the map after queueing the free of their kept
-/// domains: waiting for those covers them.
-#[no_mangle]
-extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
-    if let Some(s) = crate::provider::service() {
-        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
-    }
-    glue::flush_deferred();
 }
 
 /// Statistics for debugfs and the benchmarks.

@@ -26,7 +26,8 @@ build_modules() {
 # EXPORT_SYMBOL is the one checkpatch rule that does not apply. Then the
 # tree's kernel-doc on the public headers and shellcheck on scripts/ and vm/
 # (at severity warning: its notes and style hints do not count), both
-# failing on any warning.
+# failing on any warning; then the import circles of the Rust crates
+# (scripts/import_cycles.py).
 lint() {
 	local rs kc uc hdr sh
 	cd "$RSVA_TOP"
@@ -49,6 +50,9 @@ lint() {
 	done
 	python3 "$KSRC/scripts/kernel-doc" -none -Wall -Werror "${hdr[@]}"
 	shellcheck --severity=warning "${sh[@]}"
+	# The layers point one way: no Rust file imports one that imports it
+	# back (rsva's crate, then rsva_sim's).
+	python3 scripts/import_cycles.py rust rust/sim
 }
 
 build_selftests() {
@@ -93,7 +97,7 @@ build_initramfs() {
 
 case "${1:-}" in
 modules) timed "building modules" build_modules ;;
-lint) timed "rustfmt, checkpatch, kernel-doc and shellcheck" lint ;;
+lint) timed "rustfmt, checkpatch, kernel-doc, shellcheck and import circles" lint ;;
 selftests) timed "building selftests" build_selftests ;;
 initramfs) timed "making initramfs ($2)" build_initramfs "$2" ;;
 *) die "usage: $0 modules|lint|selftests|initramfs PLAN" ;;

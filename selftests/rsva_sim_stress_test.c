@@ -17,7 +17,7 @@
 #include "rsva_sim_util.h"
 
 #define THREADS 8
-#define ROUNDS 60
+#define ROUNDS 40
 
 static int pasid_entries(int dev)
 {

@@ -508,7 +508,7 @@ TEST_F_TIMEOUT(race, release_races_unbind, 120)
  */
 TEST_F_TIMEOUT(race, release_races_switching_off, 120)
 {
-	const int n = 12, rounds = 15;
+	const int n = 12, rounds = 8;
 	int round, i, ended = 0;
 
 	for (round = 0; round < rounds; round++) {
@@ -581,7 +581,7 @@ static bool binders_rest(struct binders *b, int n, double secs)
 
 TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
 {
-	const int n = 6, seconds = 8;
+	const int n = 6, seconds = 5;
 	int i, on = 1, switches = 0, refused = 0, status;
 	struct binders *b;
 	unsigned int min, max;

@@ -33,12 +33,9 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
-use crate::{
-    mirror::migration,
-    mm::{
-        migrate::{page_pfn, Buffers, DeviceCollected, SysFolio, PMD_NR},
-        pagemap::{DeviceFault, DeviceFolio, FaultError, Owner, Pagemap, PagemapOps},
-    },
+use crate::mm::{
+    migrate::{Buffers, DeviceCollected, SysFolio, PMD_NR},
+    pagemap::{page_pfn, DeviceFolio, Owner, Pagemap},
 };
 
 /// The size of a chunk of device memory (test_hmm's `DEVMEM_CHUNK_SIZE`).
@@ -180,10 +177,13 @@ impl Chunk {
     }
 }
 
-impl PagemapOps for Chunk {
-    fn folio_free(pagemap: &Pagemap<Self>, index: usize, order: u32) {
+impl Chunk {
+    /// `folio_free`: the device folio at `index`, of `1 << order` pages,
+    /// was freed; its data pages go and it returns to the free lists.
+    /// Any context (chunk spinlock only).
+    pub(crate) fn folio_free(&self, index: usize, order: u32) {
         let n = 1usize << order;
-        let mut s = pagemap.data().state.lock();
+        let mut s = self.state.lock();
         for slot in s.backing.iter_mut().skip(index).take(n) {
             // Freed here: `__free_pages()` may run in atomic context.
             *slot = None;
@@ -197,10 +197,6 @@ impl PagemapOps for Chunk {
                 let _ = s.free_small.push_within_capacity((index + k) as u32);
             }
         }
-    }
-
-    fn migrate_to_ram(pagemap: &Pagemap<Self>, fault: &DeviceFault<'_>) -> Result<(), FaultError> {
-        migration::fault_to_ram(pagemap, fault)
     }
 }
 

@@ -32,7 +32,7 @@ use crate::{
         migrate::{
             clear_page, copy_to_page, Buffers, Collected, Dst, Migrated, Source, SysFolio, PMD_NR,
         },
-        pagemap::{DeviceFault, FaultError, Owner, Pagemap},
+        pagemap::{DeviceFault, FaultError, Owner, Pagemap, PagemapOps},
     },
     mm_mirror::{span, with_device_tables},
 };
@@ -323,13 +323,22 @@ pub(crate) fn to_system(
     Ok(moved)
 }
 
+/// A chunk of a mirror device's memory, as the core calls it: its pages
+/// freed, the CPU touching one.
+impl PagemapOps for Chunk {
+    fn folio_free(pagemap: &Pagemap<Self>, index: usize, order: u32) {
+        pagemap.data().folio_free(index, order);
+    }
+
+    fn migrate_to_ram(pagemap: &Pagemap<Self>, fault: &DeviceFault<'_>) -> Result<(), FaultError> {
+        fault_to_ram(pagemap, fault)
+    }
+}
+
 /// The CPU touched a device page of `pagemap` (test_hmm's
 /// `dmirror_devmem_fault()`): moves it back to system memory, with the rest
 /// of its folio when the folio is mapped whole (by a PMD).
-pub(crate) fn fault_to_ram(
-    pagemap: &Pagemap<Chunk>,
-    fault: &DeviceFault<'_>,
-) -> Result<(), FaultError> {
+fn fault_to_ram(pagemap: &Pagemap<Chunk>, fault: &DeviceFault<'_>) -> Result<(), FaultError> {
     let owner = pagemap.owner();
     let order = if fault.pte_mapped() {
         0

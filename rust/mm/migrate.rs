@@ -29,7 +29,7 @@ use core::marker::PhantomData;
 
 use kernel::{bindings, mm::virt::VmaRef, page::Page, prelude::*};
 
-use super::pagemap::{DeviceFault, DeviceFolio, Owner, Pagemap, PagemapOps};
+use super::pagemap::{page_pfn, DeviceFault, DeviceFolio, Owner, Pagemap, PagemapOps};
 use crate::glue;
 
 const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
@@ -216,12 +216,6 @@ pub(crate) fn copy_to_page(to: &mut Page, from: SrcPage<'_>) {
 pub(crate) fn clear_page(to: &mut Page) {
     // SAFETY: `to` is an allocated page, not shared (`&mut`).
     unsafe { glue::rsva_clear_highpage_pfn(page_pfn(to)) };
-}
-
-/// The frame of `page`.
-pub(crate) fn page_pfn(page: &Page) -> usize {
-    // SAFETY: `page` is an allocated page.
-    unsafe { glue::rsva_page_pfn(page.as_ptr()) }
 }
 
 /// A new folio of system memory for a migration's destination: locked,

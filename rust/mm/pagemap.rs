@@ -23,7 +23,7 @@
 
 use core::{marker::PhantomData, num::NonZeroUsize, ptr::NonNull};
 
-use kernel::{bindings, mm::virt::VmaRef, prelude::*, types::Opaque};
+use kernel::{bindings, mm::virt::VmaRef, page::Page, prelude::*, types::Opaque};
 
 use crate::glue;
 
@@ -382,6 +382,12 @@ impl<T: PagemapOps> PinnedDrop for Pagemap<T> {
     }
 }
 
+/// The frame of `page`.
+pub(crate) fn page_pfn(page: &Page) -> usize {
+    // SAFETY: `page` is an allocated page.
+    unsafe { glue::rsva_page_pfn(page.as_ptr()) }
+}
+
 /// A device folio just handed out by [`Pagemap::init_folio`]: locked, with
 /// the one reference it was handed out with, owned here. Dropping it
 /// unlocks it and drops that reference, which gives the pages back through
@@ -541,7 +547,7 @@ mod tests {
         assert_eq!(unsafe { device_private_owner(page.pfn()) }, Some(owner));
         // A page of system memory is nobody's device page.
         let sys = kernel::page::Page::alloc_page(GFP_KERNEL)?;
-        let sys_pfn = crate::mm::migrate::page_pfn(&sys);
+        let sys_pfn = page_pfn(&sys);
         // SAFETY: `sys` is allocated during the calls.
         assert_eq!(unsafe { device_private_owner(sys_pfn) }, None);
         // SAFETY: `sys` is allocated during the call.
