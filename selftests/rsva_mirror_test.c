@@ -1649,7 +1649,7 @@ TEST_F_TIMEOUT(devmem, read_racing_cpu_fault_back, 120)
 	ASSERT_NE(NULL, buf);
 	fill(p, len, 13);
 	ASSERT_EQ(0, pthread_create(&t, NULL, command_loop, &r));
-	for (round = 0; round < 400; round++) {
+	for (round = 0; round < 250; round++) {
 		size_t i;
 
 		if (!dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, &c))

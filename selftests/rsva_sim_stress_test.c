@@ -120,8 +120,8 @@ FIXTURE_TEARDOWN(cycles)
 }
 
 /*
- * 400 cycles of bind, submit, SIGKILL (bounded to 50 s under TCG, where
- * the submitted copies' page requests make a cycle about 50 ms).
+ * 200 cycles of bind, submit, SIGKILL (bounded to 25 s under TCG, where
+ * the submitted copies' page requests make a cycle about 60 ms).
  */
 TEST_F_TIMEOUT(cycles, bind_submit_sigkill, 100)
 {
@@ -130,7 +130,7 @@ TEST_F_TIMEOUT(cycles, bind_submit_sigkill, 100)
 	char c;
 	pid_t pid;
 
-	while (cycles < 400 && now() - t0 < 50) {
+	while (cycles < 200 && now() - t0 < 25) {
 		ASSERT_EQ(0, pipe(p));
 		pid = fork();
 		if (!pid)

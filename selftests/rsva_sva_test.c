@@ -457,7 +457,7 @@ TEST_F_TIMEOUT(race, release_races_unbind, 120)
 	long long leased = rsva_counter("pasids");
 	int i, p[2];
 
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < 120; i++) {
 		char go;
 		pid_t pid;
 
@@ -508,7 +508,7 @@ TEST_F_TIMEOUT(race, release_races_unbind, 120)
  */
 TEST_F_TIMEOUT(race, release_races_switching_off, 120)
 {
-	const int n = 12, rounds = 8;
+	const int n = 12, rounds = 6;
 	int round, i, ended = 0;
 
 	for (round = 0; round < rounds; round++) {

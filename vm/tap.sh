@@ -46,7 +46,9 @@ tap_end() {
 # run_selftest BIN [LABEL [ARG...]]: run one kselftest binary, framed for
 # the verdict; LABEL tells runs of one binary apart (reported as
 # BIN@LABEL); ARGs go to the binary (e.g. -T TEST to leave a test out).
-# The time it took is a TAP comment.
+# Each line it prints starts with the uptime ("[SECONDS] ", which the
+# verdict strips), so the log gives the time of each case; the time of
+# the whole run is a TAP comment.
 run_selftest() {
 	local bin=$1 name rc t0
 	name=$(basename "$1")${2:+@$2}
@@ -54,10 +56,17 @@ run_selftest() {
 	if [ $# -gt 0 ]; then shift; fi
 	t0=$(cut -d. -f1 /proc/uptime)
 	echo "=== RSVA-TAP $name BEGIN"
-	"$bin" "$@"
-	rc=$?
+	{ "$bin" "$@"; echo $? >/tmp/run_selftest.rc; } 2>&1 | stamp
+	rc=$(cat /tmp/run_selftest.rc)
 	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
 	echo "=== RSVA-TAP $name END rc=$rc"
+}
+
+# stamp: copies standard input, each line preceded by "[UPTIME] ".
+stamp() {
+	awk '{
+		getline up < "/proc/uptime"; close("/proc/uptime")
+		split(up, f, " "); printf "[%s] %s\n", f[1], $0; fflush() }'
 }
 
 # run_raw BIN LABEL [ARG...]: run a kselftest binary whose results are not
@@ -73,9 +82,7 @@ run_raw() {
 	shift 2
 	t0=$(cut -d. -f1 /proc/uptime)
 	echo "=== RSVA-RAW $name BEGIN"
-	{ "$bin" "$@"; echo $? >/tmp/run_raw.rc; } 2>&1 | awk '{
-		getline up < "/proc/uptime"; close("/proc/uptime")
-		split(up, f, " "); printf "[%s] %s\n", f[1], $0; fflush() }'
+	{ "$bin" "$@"; echo $? >/tmp/run_raw.rc; } 2>&1 | stamp
 	rc=$(cat /tmp/run_raw.rc)
 	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
 	echo "=== RSVA-RAW $name END rc=$rc"
