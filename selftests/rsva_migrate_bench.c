@@ -21,7 +21,12 @@ static const char *const names[2] = { "test_hmm", "rsva" };
 #define HUGE_SIZE (2UL << 20)
 #define LAT_PAGES 256
 
-/* MIGRATE_TO_DEV copies the migrated data to @out, as test_hmm's. */
+/*
+ * MIGRATE_TO_DEV copies the migrated data to @out, as test_hmm's. Every
+ * page must move; the count is checked for MIGRATE_TO_DEV only: on the way
+ * back test_hmm counts a THP as one page (its cpages counts migration
+ * entries), so there the data, checked afterwards, is what counts.
+ */
 static void cmd(int fd, unsigned long req, void *addr, void *out, size_t npages)
 {
 	struct hmm_dmirror_cmd c = {
@@ -32,7 +37,7 @@ static void cmd(int fd, unsigned long req, void *addr, void *out, size_t npages)
 		perror("migrate ioctl");
 		exit(1);
 	}
-	if (c.cpages != npages) {
+	if (req == HMM_DMIRROR_MIGRATE_TO_DEV && c.cpages != npages) {
 		fprintf(stderr, "migrated %llu of %zu pages\n",
 			(unsigned long long)c.cpages, npages);
 		exit(1);
