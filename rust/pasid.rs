@@ -171,13 +171,14 @@ impl Drop for GlobalPasid {
 ///   reference to this object (given up in `free_notifier`), `service`
 ///   maps `pasid` to this object. `leased` goes from true to false once.
 /// - While `tracked` is true the mm is on the IOMMU core's KVA invalidation
-///   list: from the mm's first bond during the lease until its last bond
-///   goes, or until the lease's end (outside `release`) or the `free_kept`
-///   work its end queued (from `release`), whichever comes first. It
-///   changes only under the mutex of `bonds` ([`Self::set_tracked`]).
-/// - `service` outlives this object's lease and its `free_kept` work:
-///   module exit ends every lease, flushes rsva's workqueue and waits for
-///   the notifiers before the service goes.
+///   list: from when the payload asks during the lease (for bonds: the
+///   mm's first bond) until it asks no more (its last bond goes), or until
+///   the lease's end settles the payload (outside `release`, or in the
+///   `settle` work its end queued from `release`), whichever comes first.
+///   It changes only under a lock of the payload ([`Self::set_tracked`]).
+/// - `service` outlives this object's lease and its `settle` work: module
+///   exit ends every lease, flushes rsva's workqueue and waits for the
+///   notifiers before the service goes.
 /// - `releasing` is the task that runs a stop callback of this mm's bonds
 ///   from the mm's release, or 0.
 #[pin_data]
