@@ -1528,7 +1528,7 @@ TEST_F_TIMEOUT(devmem, migrate_racing_munmap_and_fork, 120)
 	ASSERT_NE(NULL, r.p);
 	fill((unsigned int *)r.p, len, 8);
 	ASSERT_EQ(0, pthread_create(&t, NULL, command_loop, &r));
-	for (round = 0; round < 100; round++) {
+	for (round = 0; round < 60; round++) {
 		pid_t pid;
 
 		if (round % 2 == 0) {

@@ -508,7 +508,7 @@ TEST_F_TIMEOUT(race, release_races_unbind, 120)
  */
 TEST_F_TIMEOUT(race, release_races_switching_off, 120)
 {
-	const int n = 12, rounds = 6;
+	const int n = 12, rounds = 4;
 	int round, i, ended = 0;
 
 	for (round = 0; round < rounds; round++) {

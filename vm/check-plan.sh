@@ -76,7 +76,7 @@ fi
 want mirror && run_selftest /tests/rsva_mirror_test
 want fault && run_selftest /tests/rsva_fault_inject_test
 # Random ioctls over every uapi device; the seeds are in the output.
-export RSVA_FUZZ_ITERS=3000
+export RSVA_FUZZ_ITERS=2000
 want fuzz && run_selftest /tests/rsva_fuzz_test
 
 # The kernel's HMM suite (tools/testing/selftests/mm/hmm-tests.c, built
@@ -181,7 +181,7 @@ tap_check "rsva_sim drivers do not bind by themselves" \
 	sh -c 'echo 0 > /sys/bus/rsva_sim/drivers_autoprobe'
 tap_check "rsva_sim_drivers loads" insmod /lib/rsva/rsva_sim_drivers.ko
 tap_end
-export RSVA_STRESS_SECONDS=20
+export RSVA_STRESS_SECONDS=15
 run_selftest /tests/rsva_stress_test
 tap_begin dma_owner_unload
 tap_check "rsva_sim_drivers unloads" rmmod rsva_sim_drivers
