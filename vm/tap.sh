@@ -46,20 +46,39 @@ tap_end() {
 # run_selftest BIN [LABEL [ARG...]]: run one kselftest binary, framed for
 # the verdict; LABEL tells runs of one binary apart (reported as
 # BIN@LABEL); ARGs go to the binary (e.g. -T TEST to leave a test out).
-# Each line it prints starts with the uptime ("[SECONDS] ", which the
-# verdict strips), so the log gives the time of each case; the time of
-# the whole run is a TAP comment.
 run_selftest() {
-	local bin=$1 name rc t0
+	local bin=$1 name
 	name=$(basename "$1")${2:+@$2}
 	shift
 	if [ $# -gt 0 ]; then shift; fi
+	run_framed TAP "$name" "$bin" "$@"
+}
+
+# run_raw BIN LABEL [ARG...]: run a kselftest binary whose results are not
+# counted as they are but compared with another run's (the kernel's
+# hmm-tests against test_hmm and against rsva, scripts/hmm_compare.py):
+# framed as RSVA-RAW, which scripts/verdict.py leaves to the comparison.
+run_raw() {
+	local bin=$1 name
+	name=$(basename "$1")@$2
+	shift 2
+	run_framed RAW "$name" "$bin" "$@"
+}
+
+# run_framed KIND NAME BIN [ARG...]: runs BIN between "=== RSVA-KIND NAME
+# BEGIN" and "=== RSVA-KIND NAME END rc=<n>". Each line it prints starts
+# with the uptime ("[SECONDS] ", as the kernel's; the verdict strips it),
+# so the log gives the time of each case; the time of the whole run is a
+# TAP comment.
+run_framed() {
+	local kind=$1 name=$2 rc t0
+	shift 2
 	t0=$(cut -d. -f1 /proc/uptime)
-	echo "=== RSVA-TAP $name BEGIN"
-	{ "$bin" "$@"; echo $? >/tmp/run_selftest.rc; } 2>&1 | stamp
-	rc=$(cat /tmp/run_selftest.rc)
+	echo "=== RSVA-$kind $name BEGIN"
+	{ "$@"; echo $? >/tmp/run_framed.rc; } 2>&1 | stamp
+	rc=$(cat /tmp/run_framed.rc)
 	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
-	echo "=== RSVA-TAP $name END rc=$rc"
+	echo "=== RSVA-$kind $name END rc=$rc"
 }
 
 # stamp: copies standard input, each line preceded by "[UPTIME] ".
@@ -67,25 +86,6 @@ stamp() {
 	awk '{
 		getline up < "/proc/uptime"; close("/proc/uptime")
 		split(up, f, " "); printf "[%s] %s\n", f[1], $0; fflush() }'
-}
-
-# run_raw BIN LABEL [ARG...]: run a kselftest binary whose results are not
-# counted as they are but compared with another run's (the kernel's
-# hmm-tests against test_hmm and against rsva, scripts/hmm_compare.py):
-# framed by "=== RSVA-RAW BIN@LABEL BEGIN" and "END rc=<n>", which
-# scripts/verdict.py leaves to the comparison. Each line it prints starts
-# with the uptime, "[SECONDS] " as the kernel's, which gives the time of
-# each case; the time of the whole run is a TAP comment.
-run_raw() {
-	local bin=$1 name rc t0
-	name=$(basename "$1")@$2
-	shift 2
-	t0=$(cut -d. -f1 /proc/uptime)
-	echo "=== RSVA-RAW $name BEGIN"
-	{ "$bin" "$@"; echo $? >/tmp/run_raw.rc; } 2>&1 | stamp
-	rc=$(cat /tmp/run_raw.rc)
-	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - t0)) s"
-	echo "=== RSVA-RAW $name END rc=$rc"
 }
 
 # load_module NAME: modprobe an in-tree module, reporting the errno text.
