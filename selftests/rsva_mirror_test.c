@@ -1625,23 +1625,20 @@ TEST_F_TIMEOUT(devmem, exit_and_kill_with_pages_on_device, 60)
 /*
  * READ racing the CPU faulting the pages it reads back from the device
  * (migrate_to_ram): the device forgets a page under the lock its reads
- * hold before the page is freed, and a READ's fault that raced such a
+ * hold before the page is freed, and a READ whose fault raced such a
  * migration retries, so a read never copies a freed page (KASAN would
- * report it) and always returns the data. rsva only: test_hmm ignores
- * its own migrations' invalidations without bumping the notifier's
- * sequence, so a READ faulting a device page that moves back meanwhile
- * stores a page about to be freed (KASAN, even with patches 0008 and
- * 0009).
+ * report it) and always returns the data. test_hmm erased its entries
+ * without its mutex until patch 0008, and ignored its own migrations'
+ * invalidations without moving the notifier's sequence until patch 0010.
  */
-TEST(read_racing_cpu_fault_back)
+TEST_F_TIMEOUT(devmem, read_racing_cpu_fault_back, 120)
 {
 	size_t len = 16 * PAGE;
-	int fd = open(pair[RSVA][0], O_RDWR | O_CLOEXEC);
 	struct mig_race r = {
-		.fd = fd, .len = len, .req = HMM_DMIRROR_READ, .seed = 13,
+		.fd = self->fd[0], .len = len, .req = HMM_DMIRROR_READ, .seed = 13,
 	};
 	unsigned int *buf = malloc(len);
-	long long used0 = in_use(RSVA);
+	long long used0 = in_use(variant->dev);
 	struct hmm_dmirror_cmd c;
 	unsigned long migrated = 0;
 	unsigned int *p;
@@ -1650,7 +1647,6 @@ TEST(read_racing_cpu_fault_back)
 
 	p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	r.p = (char *)p;
-	ASSERT_LE(0, fd);
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(NULL, buf);
 	fill(p, len, 13);
@@ -1658,7 +1654,7 @@ TEST(read_racing_cpu_fault_back)
 	for (round = 0; round < 250; round++) {
 		size_t i;
 
-		if (!dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, &c))
+		if (!dmirror(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, r.p, buf, len / PAGE, &c))
 			migrated += c.cpages;
 		/* Backwards, against the reads' direction. */
 		for (i = len / PAGE; i-- > 0;)
@@ -1674,9 +1670,8 @@ TEST(read_racing_cpu_fault_back)
 	EXPECT_EQ(0, r.wrong);
 	EXPECT_TRUE(filled(p, len, 13));
 	munmap(p, len);
-	EXPECT_EQ(used0, in_use(RSVA));
+	EXPECT_EQ(used0, in_use(variant->dev));
 	free(buf);
-	close(fd);
 }
 
 /* Two devices: pages on one are not the other's, and move between them. */
