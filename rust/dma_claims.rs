@@ -6,9 +6,9 @@
 //! `iommu_group_claim_dma_owner()`); rsva keeps each claim as a
 //! [`GroupClaim`] or [`DeviceClaim`] guard, so a claim is released once and
 //! only by a matching release call (`ENOENT` otherwise), and all of them go
-//! at module exit. Claims hold [`Rwsem::Owner`] for writing, so a claim and
-//! an rsva SVA bind on the same group cannot pass each other (a bind checks
-//! the group's domain and attaches its PASID under it for reading).
+//! at module exit. A claim and an rsva SVA bind on the same group cannot
+//! pass each other ([`OwnerGate`]): a bind checks that no owner claimed the
+//! group and attaches its PASID while no claim is under way.
 //!
 //! A claim kept by a careless driver may outlive its device. rsva watches
 //! the bus of every device claimed through it, with one notifier per bus
@@ -20,10 +20,10 @@
 //! later). The record stays until its release call (which then succeeds)
 //! or module exit.
 //!
-//! A claim and a release cost what the core's functions cost, plus the
-//! rw-semaphore (claims only), one mutex and a look-up in a short list:
-//! no allocation (the list keeps its capacity) and no notifier
-//! registration, except on a bus's first claim.
+//! A claim and a release cost what the core's functions cost plus a few
+//! atomic operations: the records are kept in a [`Slots`] table, without a
+//! lock, and the gate takes no lock while no bind is under way. There is no
+//! allocation, and no notifier registration except on a bus's first claim.
 //!
 //! A watch outlives the claims that needed it, so its bus may be
 //! unregistered meanwhile and another registered at the same address
@@ -33,18 +33,20 @@
 //! registers the notifier again; no claim can depend on a stale watch
 //! (the claims on that bus ended with their devices).
 //!
-//! Lock order: [`Rwsem::Owner`] -> `Claims::watching` -> the bus's notifier
-//! lock (a watch starts) ; the bus's notifier lock (a removal) ->
-//! `Claims::list` -> the group mutex ; [`Rwsem::Owner`] -> `Claims::list`
-//! -> the group mutex (a claim).
+//! Lock order: `Claims::watching` -> the bus's notifier lock (a watch
+//! starts), taken before a claim holds its record's slot; the bus's
+//! notifier lock (a removal) -> a record's slot -> the group mutex (the
+//! claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are under
+//! way) -> a record's slot -> the group mutex.
 
 use kernel::{
     bindings, new_mutex,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
         Mutex,
     },
+    time::{delay::fsleep, Delta},
     types::Opaque,
 };
 
@@ -52,11 +54,100 @@ use crate::{
     c_checks::is_err_or_null,
     dma_owner::{DeviceClaim, GroupClaim},
     glue::{self, Rwsem, RwsemGuard},
+    sync::slots::{Slots, Visit},
 };
 
 /// How many buses the claims can watch at once; a claim on a device of a
 /// further bus fails with `ENOSPC` (a stale watch's slot is taken over).
 const BUSES: usize = 8;
+
+/// How many claims the C API keeps at once; one more fails with `ENOSPC`.
+const CLAIMS: usize = 256;
+
+/// Keeps rsva's claims and its SVA binds from passing each other: a bind
+/// checks that no owner claimed the device's group, then attaches its
+/// PASID; a claim in between would own a group with a PASID attached (the
+/// core refuses claims on groups with PASIDs attached, not attaches on
+/// claimed groups), and its release would warn.
+///
+/// A bind holds [`Rwsem::Owner`] for reading, counts itself in `binds` and
+/// waits until no claim is under way. A claim counts itself in `claims`
+/// and goes ahead while `binds` is zero; otherwise it takes
+/// [`Rwsem::Owner`] for writing. Both counters are raised with full
+/// ordering before the other is read, so a claim and a bind that start
+/// together cannot both miss each other: either the claim sees the bind
+/// and waits for the rw-semaphore, or the bind sees the claim and waits
+/// for it to end, after which the group's owner is visible to it. A claim
+/// on the fast path takes no lock, which is what keeps a claim+release
+/// cycle at the cost of the core's (the rw-semaphore alone, under
+/// lockdep, costs a quarter of the core's cycle).
+pub(crate) struct OwnerGate {
+    claims: Atomic<u32>,
+    binds: Atomic<u32>,
+}
+
+/// The gate of rsva's claims and binds.
+pub(crate) static OWNER_GATE: OwnerGate = OwnerGate {
+    claims: Atomic::new(0),
+    binds: Atomic::new(0),
+};
+
+/// How long a bind that met a claim under way sleeps before it looks again.
+const CLAIM_WAIT: Delta = Delta::from_micros(20);
+
+/// A claim's pass through the [`OwnerGate`], held while it claims.
+pub(crate) enum ClaimPass {
+    /// No bind was under way; counted in `claims`.
+    Counted,
+    /// Binds were under way: the rw-semaphore, for writing.
+    Exclusive(#[expect(dead_code, reason = "held for its drop")] RwsemGuard),
+}
+
+impl Drop for ClaimPass {
+    fn drop(&mut self) {
+        if let Self::Counted = self {
+            // Release: the claim's effect on the group is seen by a bind
+            // that reads the counter at zero.
+            OWNER_GATE.claims.fetch_sub(1, Release);
+        }
+    }
+}
+
+/// A bind's pass through the [`OwnerGate`], held while it checks the
+/// group's owner and attaches; no claim makes progress meanwhile.
+pub(crate) struct BindPass {
+    _owners: RwsemGuard,
+}
+
+impl Drop for BindPass {
+    fn drop(&mut self) {
+        OWNER_GATE.binds.fetch_sub(1, Release);
+    }
+}
+
+impl OwnerGate {
+    /// Lets a claim in. May sleep.
+    pub(crate) fn claim(&self) -> ClaimPass {
+        self.claims.fetch_add(1, Full);
+        if self.binds.load(Relaxed) == 0 {
+            return ClaimPass::Counted;
+        }
+        self.claims.fetch_sub(1, Release);
+        ClaimPass::Exclusive(RwsemGuard::lock(Rwsem::Owner, true))
+    }
+
+    /// Lets a bind in, once the claims under way have ended. May sleep.
+    pub(crate) fn bind(&self) -> BindPass {
+        let owners = RwsemGuard::lock(Rwsem::Owner, false);
+        self.binds.fetch_add(1, Full);
+        // A claim counted here holds no lock and waits for nothing a bind
+        // holds: it ends.
+        while self.claims.load(Acquire) != 0 {
+            fsleep(CLAIM_WAIT);
+        }
+        BindPass { _owners: owners }
+    }
+}
 
 /// The core answers `EPERM` when anything holds the group; when that is
 /// not another owner but drivers bound to its devices (through the DMA API,
@@ -221,10 +312,11 @@ unsafe extern "C" fn bus_event(
     let dev = data.cast::<bindings::device>();
     match u32::try_from(action) {
         Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => {
-            for r in claims.list.lock().iter_mut() {
+            claims.records.visit(|r| {
                 // SAFETY: `dev` is a valid device.
                 unsafe { r.end_if_removed(action, dev) };
-            }
+                Visit::Keep
+            });
         }
         Ok(bindings::bus_notifier_event_BUS_NOTIFY_REMOVED_DEVICE) => {
             // SAFETY: `dev` is a valid device, off its bus's list now.
@@ -240,10 +332,8 @@ unsafe extern "C" fn bus_event(
 /// The claims made through the C API, and the watches of their buses.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Claims {
-    /// Every claim, in claim order; it keeps its capacity, so that a claim
-    /// after a release does not allocate.
-    #[pin]
-    list: Mutex<KVec<Record>>,
+    /// Every claim; a release takes the newest match out.
+    records: Slots<Record, CLAIMS>,
     /// Starts and stops watches.
     #[pin]
     watching: Mutex<()>,
@@ -254,7 +344,7 @@ impl Claims {
     /// No claims.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            list <- new_mutex!(KVec::new()),
+            records <- Slots::empty(),
             watching <- new_mutex!(()),
             watches: [const { BusWatch::new() }; BUSES],
         })
@@ -311,25 +401,22 @@ impl Claims {
         if is_err_or_null(dev) {
             return Err(EINVAL);
         }
-        let _owners = RwsemGuard::lock(Rwsem::Owner, true);
         // SAFETY: `dev` is valid.
         unsafe { self.watch(dev) }?;
-        let mut list = self.list.lock();
-        // Allocates only when the list outgrows what it ever held.
-        list.reserve(1, GFP_KERNEL)?;
-        let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
-        let (claimed, group) = match &claim {
-            Claim::Group(g) => (0, g.group() as usize),
-            Claim::Device(d) => (d.dev() as usize, 0),
-        };
-        let record = Record {
-            dev: claimed,
-            group,
-            owner: owner as usize,
-            claim: Some(claim),
-        };
-        // Reserved above; on failure the claim is dropped: released.
-        list.push_within_capacity(record).map_err(|_| ENOMEM)
+        let _pass = OWNER_GATE.claim();
+        self.records.insert(|| {
+            let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
+            let (claimed, group) = match &claim {
+                Claim::Group(g) => (0, g.group() as usize),
+                Claim::Device(d) => (d.dev() as usize, 0),
+            };
+            Ok(Record {
+                dev: claimed,
+                group,
+                owner: owner as usize,
+                claim: Some(claim),
+            })
+        })
     }
 
     /// Makes sure the bus of `dev` is watched: a look at the watches, and
@@ -387,15 +474,11 @@ impl Claims {
         // SAFETY: `dev` is valid.
         let dev_group = group.then(|| unsafe { glue::rsva_dev_group(dev) } as usize);
         // No need to exclude binds: a release only lets them succeed.
-        let record = {
-            let mut list = self.list.lock();
-            let i = list
-                .iter()
-                .rposition(|r| r.is(owner as usize, dev as usize, dev_group))
-                .ok_or(ENOENT)?;
-            list.remove(i)?
-        };
-        // Released here, not under the list's lock.
+        let record = self
+            .records
+            .take(|r| r.is(owner as usize, dev as usize, dev_group))
+            .ok_or(ENOENT)?;
+        // Released here, with no slot held.
         drop(record);
         Ok(())
     }

@@ -262,7 +262,8 @@ pub(crate) fn in_task() -> bool {
 pub(crate) enum Rwsem {
     /// rsva's own bind entry points (read) against the serving switch.
     Serve = 0,
-    /// Every bind (read) against rsva's DMA ownership claims (write).
+    /// Every bind (read) against rsva's DMA ownership claims (write, while
+    /// binds are under way: `dma_claims::OwnerGate`).
     Owner = 1,
 }
 

@@ -73,6 +73,7 @@ mod pasid;
 mod pasid_charge;
 mod provider;
 mod sva_bind;
+mod sync;
 
 use pasid::PasidRange;
 use provider::{service, Service};

@@ -67,7 +67,8 @@ use kernel::{
 };
 
 use crate::{
-    glue::{self, Rwsem, RwsemGuard},
+    dma_claims::OWNER_GATE,
+    glue,
     pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
@@ -612,9 +613,9 @@ impl Sva {
         // A group claimed by an owner that manages DMA itself (VFIO,
         // iommufd, rsva's C API) takes no PASID: user space drives its
         // devices, and the claim's release would find the PASID attached.
-        // rsva's claims wait on `Owner`; others cannot come while a DMA-API
-        // driver of the group is bound (the core refuses them).
-        let _owners = RwsemGuard::lock(Rwsem::Owner, false);
+        // rsva's claims wait at the gate; others cannot come while a
+        // DMA-API driver of the group is bound (the core refuses them).
+        let _owners = OWNER_GATE.bind();
         // SAFETY: `dev` is valid.
         if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
             return Err(EBUSY);

@@ -717,6 +717,72 @@ static void rsva_client_leases_are_charged_to_the_binder(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
 }
 
+/*
+ * rsva's SVA binds against its DMA claims on the same group, from two
+ * threads: a bind checks that the group is not claimed and then attaches
+ * its PASID, and a claim that came in between would own a group with a
+ * PASID attached (its release then warns). Each side raises its flag only
+ * while it holds what it got, so seeing the other's flag up is an overlap.
+ */
+struct claim_race {
+	struct device *dev;
+	atomic_t claimed, bound;
+	int claims, overlaps;
+};
+
+static int claim_race_fn(void *data)
+{
+	static const char owner;
+	struct claim_race *r = data;
+
+	while (!kthread_should_stop()) {
+		if (!rsva_dma_claim_group(r->dev, &owner)) {
+			atomic_set(&r->claimed, 1);
+			/* Flag up before looking at the binder's flag. */
+			smp_mb();
+			r->overlaps += atomic_read(&r->bound);
+			atomic_set(&r->claimed, 0);
+			r->claims++;
+			WARN_ON(rsva_dma_release_group(r->dev, &owner));
+		}
+		cond_resched();
+	}
+	return 0;
+}
+
+static void rsva_client_binds_and_claims_never_overlap(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct claim_race r = { .dev = c->dev0 };
+	int i, binds = 0, overlaps = 0;
+	struct task_struct *t;
+	struct iommu_sva *h;
+
+	t = kthread_run(claim_race_fn, &r, "rsva_client_claims");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	for (i = 0; i < 300; i++) {
+		h = rsva_sva_bind_device(c->dev0, c->mm);
+		if (IS_ERR(h)) {
+			KUNIT_EXPECT_EQ(test, PTR_ERR(h), -EBUSY);
+			continue;
+		}
+		atomic_set(&r.bound, 1);
+		/* Flag up before looking at the claimer's flag. */
+		smp_mb();
+		overlaps += atomic_read(&r.claimed);
+		overlaps += rsva_dma_claimed(c->dev0) != 0;
+		atomic_set(&r.bound, 0);
+		binds++;
+		KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	}
+	kthread_stop(t);
+	kunit_info(test, "%d binds, %d claims\n", binds, r.claims);
+	KUNIT_EXPECT_EQ(test, overlaps + r.overlaps, 0);
+	KUNIT_EXPECT_GT(test, binds, 0);
+	KUNIT_EXPECT_GT(test, r.claims, 0);
+	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
+}
+
 static struct kunit_case rsva_client_cases[] = {
 	KUNIT_CASE(rsva_client_range_valid),
 	KUNIT_CASE(rsva_client_range_invalid),
@@ -739,6 +805,7 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_stop_may_unbind),
 	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),
 	KUNIT_CASE(rsva_client_dma_claims),
+	KUNIT_CASE(rsva_client_binds_and_claims_never_overlap),
 	KUNIT_CASE(rsva_client_kernel_driver_domain_binds),
 	KUNIT_CASE(rsva_client_user_owned_group_gets_no_pasid),
 	KUNIT_CASE(rsva_client_only_bound_mms_are_tracked),

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A fixed table of values that threads put in and take out without a
+//! lock.
+//!
+//! [`Slots<T, N>`] holds up to `N` values of `T`. Each slot is empty, full,
+//! or busy: a thread that moves a slot from empty or full to busy (one
+//! compare-and-exchange) is the only one to touch its value until it makes
+//! the slot empty or full again. Nothing else is shared, so inserting a
+//! value and taking it out again cost a few atomic operations and no lock
+//! (whose acquire and release cost microseconds each under lockdep): the
+//! shape of a table of claims or handles on a fast path.
+//!
+//! Look-ups scan the slots below the highest one ever used, so they cost
+//! what the most values held at once cost, not `N`. A thread that meets a
+//! busy slot while it looks for a value it may not skip (an ongoing insert
+//! of that value, another look-up) sleeps briefly and scans again: every
+//! function that waits may sleep, and no caller may hold a slot busy while
+//! it waits for anything that such a waiter holds.
+
+use core::{cell::UnsafeCell, mem::MaybeUninit};
+use kernel::{
+    prelude::*,
+    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    time::{delay::fsleep, Delta},
+};
+
+/// The slot holds no value.
+const EMPTY: u32 = 0;
+/// One thread has the slot to itself: it fills, reads or empties it.
+const BUSY: u32 = 1;
+/// The slot holds a value that no thread is using.
+const FULL: u32 = 2;
+
+/// How long a look-up that met a busy slot sleeps before it scans again.
+const BUSY_WAIT: Delta = Delta::from_micros(20);
+
+/// One slot of a [`Slots`] table.
+///
+/// # Invariants
+///
+/// `value` is initialised exactly when `state` is [`FULL`], or [`BUSY`]
+/// after a move from [`FULL`] until the thread that made it busy moves it
+/// on. Only the thread that moved `state` to [`BUSY`] accesses `value`.
+struct Slot<T> {
+    state: Atomic<u32>,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Slot<T> {
+    const fn new() -> Self {
+        // INVARIANT: empty, and the value uninitialised.
+        Self {
+            state: Atomic::new(EMPTY),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// Makes a full slot busy; `Err(state)` with the state found otherwise.
+    fn hold(&self) -> Result<(), u32> {
+        self.state.cmpxchg(FULL, BUSY, Acquire).map(|_| ())
+    }
+}
+
+/// A table of at most `N` values of `T`, inserted, looked at and taken out
+/// without a lock.
+///
+/// The table owns its values: those still in it are dropped with it.
+///
+/// # Invariants
+///
+/// Every slot at an index of `top` or above is empty.
+pub(crate) struct Slots<T, const N: usize> {
+    top: Atomic<usize>,
+    slots: [Slot<T>; N],
+}
+
+// SAFETY: All bytes zero is an empty table: `top` is 0, every state is
+// `EMPTY` (0) and the values are uninitialised.
+unsafe impl<T, const N: usize> Zeroable for Slots<T, N> {}
+
+// SAFETY: The table hands each value to one thread at a time (`Slot`'s
+// invariant), so it can be sent and shared when the values can be sent.
+unsafe impl<T: Send, const N: usize> Send for Slots<T, N> {}
+// SAFETY: As for `Send`: no two threads access one value at once.
+unsafe impl<T: Send, const N: usize> Sync for Slots<T, N> {}
+
+/// What a visit of a value does with it.
+pub(crate) enum Visit {
+    /// Leave it, and go on to the next value.
+    Keep,
+    /// Take it out of the table and stop.
+    Take,
+}
+
+impl<T, const N: usize> Slots<T, N> {
+    /// An empty table.
+    pub(crate) const fn new() -> Self {
+        // INVARIANT: every slot is empty.
+        Self {
+            top: Atomic::new(0),
+            slots: [const { Slot::new() }; N],
+        }
+    }
+
+    /// An empty table, written in place: a large table is not built on
+    /// the stack.
+    pub(crate) fn empty() -> impl Init<Self> {
+        pin_init::init_zeroed()
+    }
+
+    /// Puts the value `make` returns into a free slot, which is reserved
+    /// before `make` runs: `ENOSPC` when the table is full, without calling
+    /// `make`; `make`'s error leaves the table as it was.
+    ///
+    /// Look-ups that meet the reserved slot wait until `make` returned.
+    pub(crate) fn insert(&self, make: impl FnOnce() -> Result<T>) -> Result {
+        let slot = self.reserve()?;
+        match make() {
+            Ok(value) => {
+                // SAFETY: `reserve()` made the slot busy for this thread
+                // alone, from empty: its value is uninitialised.
+                unsafe { (*slot.value.get()).write(value) };
+                // INVARIANT: the value was written just above.
+                slot.state.store(FULL, Release);
+                Ok(())
+            }
+            Err(e) => {
+                // INVARIANT: nothing was written.
+                slot.state.store(EMPTY, Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes an empty slot busy for the caller, raising `top` past it.
+    fn reserve(&self) -> Result<&Slot<T>> {
+        loop {
+            let top = self.top.load(Acquire);
+            for slot in &self.slots[..top] {
+                if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
+                    return Ok(slot);
+                }
+            }
+            let slot = self.slots.get(top).ok_or(ENOSPC)?;
+            // The slot at `top` is empty (type invariant); whoever raises
+            // `top` past it first owns it.
+            if self.top.cmpxchg(top, top + 1, Relaxed).is_ok() {
+                // INVARIANT: `top` moves past this slot only as it becomes
+                // busy; the others below `top + 1` were below `top`.
+                if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
+                    return Ok(slot);
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` on the values of the table, newest slots first, one at
+    /// a time and each while no other thread can reach it, until it answers
+    /// [`Visit::Take`]: returns that value, taken out of the table, or
+    /// `None` once it has seen them all.
+    ///
+    /// A value being inserted or visited meanwhile is waited for and then
+    /// visited: `visit` sees every value that was in the table when this
+    /// was called and is still in it. May sleep.
+    pub(crate) fn visit(&self, mut visit: impl FnMut(&mut T) -> Visit) -> Option<T> {
+        let mut seen = [false; N];
+        loop {
+            let mut busy = false;
+            let top = self.top.load(Acquire);
+            for (i, slot) in self.slots[..top].iter().enumerate().rev() {
+                if seen[i] {
+                    continue;
+                }
+                match slot.hold() {
+                    Ok(()) => {}
+                    Err(BUSY) => {
+                        busy = true;
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+                seen[i] = true;
+                // SAFETY: `hold()` made the slot busy for this thread alone,
+                // from full: its value is initialised.
+                let value = unsafe { (*slot.value.get()).assume_init_mut() };
+                match visit(value) {
+                    Visit::Keep => slot.state.store(FULL, Release),
+                    Visit::Take => {
+                        // SAFETY: Initialised (above) and read once: the
+                        // slot becomes empty at once.
+                        let taken = unsafe { (*slot.value.get()).assume_init_read() };
+                        // INVARIANT: the value was moved out just above.
+                        slot.state.store(EMPTY, Release);
+                        return Some(taken);
+                    }
+                }
+            }
+            if !busy {
+                return None;
+            }
+            fsleep(BUSY_WAIT);
+        }
+    }
+
+    /// Takes out the newest value for which `matches` is true, waiting for
+    /// values being inserted or visited; `None` if there is none. May sleep.
+    pub(crate) fn take(&self, mut matches: impl FnMut(&T) -> bool) -> Option<T> {
+        self.visit(|v| if matches(v) { Visit::Take } else { Visit::Keep })
+    }
+}
+
+impl<T, const N: usize> Drop for Slots<T, N> {
+    fn drop(&mut self) {
+        let top = *self.top.get_mut();
+        for slot in &mut self.slots[..top] {
+            if *slot.state.get_mut() == FULL {
+                // SAFETY: Full slots hold an initialised value, and no
+                // thread can reach the table any more.
+                unsafe { slot.value.get_mut().assume_init_drop() };
+            }
+        }
+    }
+}
+
+#[kunit_tests(rsva_slots)]
+mod tests {
+    use super::*;
+    use kernel::sync::Arc;
+
+    /// Counts its drops in `drops`.
+    struct Counted<'a>(u32, &'a Atomic<u32>);
+
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.1.add(1, Relaxed);
+        }
+    }
+
+    #[test]
+    fn values_come_out_once_and_the_newest_first() -> Result {
+        let drops = Atomic::new(0u32);
+        let slots = KBox::new(Slots::<Counted<'_>, 4>::new(), GFP_KERNEL)?;
+        for n in [1, 2, 1] {
+            slots.insert(|| Ok(Counted(n, &drops)))?;
+        }
+        let first = slots.take(|c| c.0 == 1).ok_or(ENOENT)?;
+        // The newest of the two 1s: the one in slot 2.
+        assert!(core::ptr::eq(first.1, &drops));
+        assert_eq!(slots.top.load(Relaxed), 3);
+        drop(first);
+        assert!(slots.take(|c| c.0 == 1).is_some());
+        assert!(slots.take(|c| c.0 == 1).is_none());
+        assert_eq!(drops.load(Relaxed), 2);
+        // What is left goes with the table.
+        drop(slots);
+        assert_eq!(drops.load(Relaxed), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_full_table_says_enospc_and_a_failed_insert_leaves_no_trace() -> Result {
+        let slots = KBox::new(Slots::<u32, 2>::new(), GFP_KERNEL)?;
+        assert_eq!(slots.insert(|| Err(EIO)), Err(EIO));
+        slots.insert(|| Ok(1))?;
+        slots.insert(|| Ok(2))?;
+        let mut called = false;
+        let full = slots.insert(|| {
+            called = true;
+            Ok(3)
+        });
+        assert_eq!(full, Err(ENOSPC));
+        assert!(!called);
+        // Freed slots are used again below `top`.
+        assert_eq!(slots.take(|v| *v == 1), Some(1));
+        slots.insert(|| Ok(4))?;
+        assert_eq!(slots.top.load(Relaxed), 2);
+        let mut all = KVec::new();
+        slots.visit(|v| {
+            let _ = all.push(*v, GFP_KERNEL);
+            Visit::Keep
+        });
+        assert_eq!(&all[..], &[2, 4]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_look_up_waits_for_an_insert_in_progress() -> Result {
+        // 0: not run yet; 1 + the value it took, or 1 for none.
+        let slots = Arc::new(Slots::<u32, 2>::new(), GFP_KERNEL)?;
+        let result = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        slots.insert(|| {
+            let (slots, result) = (slots.clone(), result.clone());
+            // The work item looks while this slot is busy: it must wait
+            // for the value rather than answer that there is none.
+            kernel::workqueue::system()
+                .try_spawn(GFP_KERNEL, move || {
+                    let taken = slots.take(|v| *v == 7);
+                    result.store(1 + taken.unwrap_or(0), Release);
+                })
+                .map_err(|_| ENOMEM)?;
+            fsleep(Delta::from_millis(20));
+            Ok(7)
+        })?;
+        while result.load(Acquire) == 0 {
+            fsleep(Delta::from_millis(1));
+        }
+        assert_eq!(result.load(Relaxed), 8);
+        assert!(slots.take(|_| true).is_none());
+        Ok(())
+    }
+}
