@@ -6,6 +6,8 @@
 //! may sleep, that the caller is not inside one of a driver's mirror hooks
 //! (which the mirror calls under its lock).
 
+#![forbid(unsafe_code)]
+
 use kernel::{bindings, prelude::*};
 
 use crate::glue::TaskMarks;

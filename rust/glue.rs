@@ -163,6 +163,7 @@ impl Drop for MmGrab {
 
 /// For KUnit: a fresh mm with one user (`mm_alloc()`), `mmput()` when
 /// dropped.
+#[cfg(CONFIG_KUNIT)]
 pub(crate) fn test_mm() -> Result<kernel::sync::aref::ARef<kernel::mm::MmWithUser>> {
     // SAFETY: Allocates an mm with one user reference.
     let mm = NonNull::new(unsafe { rsva_test_mm_alloc() }).ok_or(ENOMEM)?;
@@ -172,6 +173,7 @@ pub(crate) fn test_mm() -> Result<kernel::sync::aref::ARef<kernel::mm::MmWithUse
 
 /// For KUnit: maps `len` bytes of anonymous memory in `mm` (faulted in when
 /// `touch`), from a kthread; the address, or the helper's errno.
+#[cfg(CONFIG_KUNIT)]
 pub(crate) fn test_mmap(mm: &kernel::mm::MmWithUser, len: usize, touch: bool) -> Result<usize> {
     // SAFETY: `mm` is live; the helper maps in it from this kthread.
     let addr = unsafe { rsva_test_mmap(mm.as_raw(), len, touch) };

@@ -6,6 +6,8 @@
 //! opener's memory is reached through it, so any process holding the file
 //! may map it. hmm-tests' `mixedmap` snapshots such a mapping.
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     mm::virt::VmaNew,
     page::{Page, PAGE_SIZE},

@@ -12,6 +12,8 @@
 //! a charge only decrements an atomic and drops an `Arc`, which is allowed
 //! in any context.
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     new_mutex,
     prelude::*,

@@ -179,10 +179,12 @@ void rsva_assert_mmap_unlocked(struct mm_struct *mm)
 	lockdep_assert_not_held(&mm->mmap_lock);
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
 struct mm_struct *rsva_test_mm_alloc(void)
 {
 	return mm_alloc();
 }
+#endif
 
 struct iommu_group *rsva_dev_group(struct device *dev)
 {
@@ -419,6 +421,7 @@ bool rsva_claim_ends(unsigned long action, struct device *dev,
 	return count == 1;
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
 /* For KUnit: a device without IOMMU group, and its removal. */
 struct device *rsva_test_device_new(void)
 {
@@ -444,6 +447,7 @@ struct device *rsva_test_free_pci_device(void)
 	}
 	return NULL;
 }
+#endif
 
 /* mmu interval notifiers (rust/interval_notifier.rs): the static inlines. */
 void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq)
@@ -477,6 +481,7 @@ unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range)
 	return range->end;
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
 /* For KUnit: anonymous memory in @mm, mapped and touched from a kthread. */
 unsigned long rsva_test_mmap(struct mm_struct *mm, unsigned long len, bool touch)
 {
@@ -502,6 +507,7 @@ void rsva_test_munmap(struct mm_struct *mm, unsigned long addr, unsigned long le
 	kthread_unuse_mm(mm);
 }
 EXPORT_SYMBOL_IF_KUNIT(rsva_test_munmap);
+#endif
 
 /*
  * The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. A frame is
@@ -594,6 +600,7 @@ void rsva_folio_unlock_put(struct folio *folio)
 	folio_put(folio);
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
 /* For KUnit: writes zeroes to [@addr, @addr + @len) of @mm from a kthread. */
 void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len)
 {
@@ -602,6 +609,7 @@ void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len
 		pr_warn("rsva: KUnit could not touch %#lx\n", addr);
 	kthread_unuse_mm(mm);
 }
+#endif
 
 /*
  * Device-private memory and migration (rust/mm/pagemap.rs,

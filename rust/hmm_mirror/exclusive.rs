@@ -32,15 +32,12 @@
 //!
 //! [`MirrorClient::read_begin`]: crate::mm_mirror::MirrorClient::read_begin
 
-use core::ptr::null_mut;
+#![forbid(unsafe_code)]
 
 use kernel::{mm::MmWithUser, page::PAGE_SIZE, prelude::*};
 
-use super::{
-    batch, table, user_at, Mirror, MirrorTable, ATOMIC, CHUNK, COPY_BATCH, PRESENT, SHIFT,
-};
+use super::{table, Mirror, MirrorTable, ATOMIC, CHUNK, PRESENT, SHIFT};
 use crate::{
-    glue,
     mm::{device_exclusive::ExclusiveLock, pagemap::Owner},
     mm_mirror::span,
 };
@@ -93,7 +90,7 @@ impl Mirror {
             }
             done += n;
         }
-        self.read_back(start, npages, uptr)
+        self.read_mirrored(start, npages, uptr)
     }
 
     /// Makes page `page` (its index in the address space) exclusive and
@@ -130,32 +127,6 @@ impl Mirror {
             // breaks copy-on-write) outside the next request's window.
             self.fault(addr, 1, true)?;
         }
-    }
-
-    /// Copies what the mirror holds of `npages` pages at `start` to user
-    /// memory at `uptr`, faulting nothing: `ENOENT` at the first page it
-    /// does not hold. Returns the pages copied.
-    fn read_back(&self, start: usize, npages: usize, uptr: u64) -> Result<u64> {
-        let mut pages = [null_mut(); COPY_BATCH];
-        let mut done = 0;
-        while done < npages {
-            let (first, n) = batch(start, npages, done);
-            let (fast, got) = self.read_or_collect(first, user_at(uptr, done), &mut pages[..n])?;
-            done += fast;
-            // SAFETY: `got` pages are referenced (the call drops them); the
-            // address is a user address.
-            let copied = unsafe {
-                glue::rsva_pages_copy_to_user(pages.as_mut_ptr(), got, user_at(uptr, done))
-            };
-            done += copied;
-            if copied < got {
-                return Err(EFAULT);
-            }
-            if fast + got < n {
-                return Err(ENOENT);
-            }
-        }
-        Ok(done as u64)
     }
 
     /// `HMM_DMIRROR_CHECK_EXCLUSIVE`: `EPERM` while a page of `npages` at

@@ -18,6 +18,8 @@
 //!   migration fail (a whole THP falls back to single pages, a single page
 //!   stays where it is, or, back to system memory, `ENOMEM`).
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     mm::virt::{flags as vm_flags, VmaRef},
     page::{Page, PAGE_SIZE},

@@ -4,6 +4,8 @@
 //! submitter's address space, through its PASID, one page-bounded access at
 //! a time (`SimDevice::dma`), and says how it ended.
 
+#![forbid(unsafe_code)]
+
 use kernel::{page::PAGE_SIZE, prelude::*};
 
 use crate::{

@@ -3,6 +3,8 @@
 //! The fault log of a simulated device: the IOMMU faults its DMA engine
 //! raised, newest last, as an IOMMU's fault reporting queue holds them.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use kernel::prelude::*;

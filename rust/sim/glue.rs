@@ -11,7 +11,7 @@ use kernel::{bindings, prelude::*};
 // layout does not cross the boundary.
 #[expect(improper_ctypes)]
 extern "C" {
-    pub(crate) fn rsva_sim_iommu_param() -> *const c_char;
+    fn rsva_sim_iommu_param() -> *const c_char;
     pub(crate) fn rsva_sim_bus_register() -> c_int;
     pub(crate) fn rsva_sim_bus_unregister();
     pub(crate) fn rsva_sim_iommu_register(
@@ -52,6 +52,13 @@ extern "C" {
     pub(crate) fn rsva_sim_current_mm() -> *mut bindings::mm_struct;
     fn rsva_sim_c_offset(field: c_uint) -> usize;
     pub(crate) fn rsva_sim_err_ptr(err: c_int) -> *mut c_void;
+}
+
+/// The `iommu=` module parameter: the IOMMU the platform behaves as.
+pub(crate) fn iommu_param() -> &'static CStr {
+    // SAFETY: The parameter is a NUL-terminated static buffer, written only
+    // when the module is loaded (its permissions are read-only).
+    unsafe { CStr::from_char_ptr(rsva_sim_iommu_param()) }
 }
 
 /// Converts a C pointer that may hold an `ERR_PTR` into a [`Result`].

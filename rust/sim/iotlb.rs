@@ -19,6 +19,8 @@
 //! ([`Iotlb::invalidated_since`]): the honesty check that no DMA uses a
 //! page whose invalidation raced its walk.
 
+#![forbid(unsafe_code)]
+
 use kernel::prelude::*;
 
 /// Number of entries.

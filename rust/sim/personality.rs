@@ -30,6 +30,8 @@
 //!
 //! See Documentation/simulated-platform.rst for what is not modelled.
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
@@ -107,9 +109,7 @@ impl Personality {
     /// Reads the `iommu` parameter and makes it the current personality;
     /// `-EINVAL` for an unknown name.
     pub(crate) fn init_from_param() -> Result<Self> {
-        // SAFETY: The parameter is a NUL-terminated static buffer, written
-        // only when the module is loaded (its permissions are read-only).
-        let name = unsafe { CStr::from_char_ptr(glue::rsva_sim_iommu_param()) };
+        let name = glue::iommu_param();
         let Some(p) = Self::ALL
             .into_iter()
             .find(|p| p.name().as_bytes() == name.to_bytes())

@@ -18,6 +18,8 @@
 //! left unanswered when the PASID is drained at detach (`undrained`), none
 //! given up on (`timeouts`). All three are bugs and stay zero in the tests.
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     prelude::*,
     sync::atomic::{Atomic, Relaxed},

@@ -21,6 +21,12 @@
 #include <linux/uacce.h>
 #include <rsva_sim.h>
 
+/*
+ * The IOMMU core's registration of an IOMMU for a bus and of a mock device,
+ * exported under CONFIG_IOMMUFD_TEST: private to drivers/iommu (Kbuild
+ * adds it to the include path of this file only).
+ */
+#include "iommu-priv.h"
 #include "rsva_sim_glue.h"
 
 /*

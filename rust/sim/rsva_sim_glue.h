@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * rsva_sim: prototypes of rsva_sim_glue.c, for its Rust callers
- * (declared again in rust/sim/glue.rs) and for the compiler's checks, and
- * of the IOMMU core functions it calls.
+ * (declared again in rust/sim/glue.rs) and for the compiler's checks.
  */
 #ifndef _RSVA_SIM_GLUE_H
 #define _RSVA_SIM_GLUE_H
@@ -16,20 +15,6 @@ struct iommu_ops;
 struct notifier_block;
 struct mm_struct;
 struct page;
-
-/*
- * From drivers/iommu/iommu-priv.h, which is private to drivers/iommu: the
- * IOMMU core's registration of an IOMMU for a bus and of a mock device,
- * exported under CONFIG_IOMMUFD_TEST.
- */
-int iommu_device_register_bus(struct iommu_device *iommu,
-			      const struct iommu_ops *ops,
-			      const struct bus_type *bus,
-			      struct notifier_block *nb);
-void iommu_device_unregister_bus(struct iommu_device *iommu,
-				 const struct bus_type *bus,
-				 struct notifier_block *nb);
-int iommu_mock_device_add(struct device *dev, struct iommu_device *iommu);
 
 /* rsva_sim_glue.c */
 
