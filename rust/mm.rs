@@ -6,4 +6,5 @@
 
 pub(crate) mod device_exclusive;
 pub(crate) mod migrate;
+pub(crate) mod mmu_notifier;
 pub(crate) mod pagemap;

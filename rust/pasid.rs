@@ -48,13 +48,13 @@ use kernel::{
         Arc, ArcBorrow, Mutex,
     },
     task::Task,
-    types::Opaque,
     workqueue::{impl_has_work, new_work, Work, WorkItem},
     xarray::{AllocKind, XArray},
 };
 
 use crate::{
     glue::{self, MmGrab},
+    mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
     pasid_charge::{Charges, UserCharge},
 };
 
@@ -167,8 +167,8 @@ impl Drop for GlobalPasid {
 /// - `mm`'s PASID (`mm->iommu_mm->pasid`) is `pasid`; the [`MmGrab`]
 ///   (`mmgrab`, like `ARef<Mm>` but droppable in any context) keeps the
 ///   mm, and so the PASID, from being freed.
-/// - While `leased` is true, `notifier` is registered on `mm` and holds a
-///   reference to this object (given up in `free_notifier`), `service`
+/// - While `leased` is true, `notifier` is registered on `mm` (holding a
+///   reference to this object until its `free_notifier`) and `service`
 ///   maps `pasid` to this object. `leased` goes from true to false once.
 /// - While `tracked` is true the mm is on the IOMMU core's KVA invalidation
 ///   list: from when the payload asks during the lease (for bonds: the
@@ -183,7 +183,7 @@ impl Drop for GlobalPasid {
 ///   from the mm's release, or 0.
 #[pin_data]
 pub(crate) struct MmPasid<T: LeaseData> {
-    notifier: Opaque<bindings::mmu_notifier>,
+    notifier: MmuNotifier<MmPasid<T>>,
     mm: MmGrab,
     pasid: u32,
     charge: UserCharge,
@@ -242,19 +242,6 @@ unsafe impl<T: LeaseData> Send for MmPasid<T> {}
 unsafe impl<T: LeaseData> Sync for MmPasid<T> {}
 
 impl<T: LeaseData> MmPasid<T> {
-    /// The notifier operations of a lease: `release` and `free_notifier`.
-    const OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
-        release: Some(lease_release::<T>),
-        free_notifier: Some(lease_free::<T>),
-        ..pin_init::zeroed()
-    };
-
-    /// [`Self::OPS`], promoted to a constant that lives for the module's
-    /// lifetime (a `'static` borrow would not compile otherwise).
-    const fn ops() -> &'static bindings::mmu_notifier_ops {
-        &Self::OPS
-    }
-
     /// What the lease's user keeps for this mm.
     pub(crate) fn data(&self) -> &T {
         &self.data
@@ -351,12 +338,12 @@ impl<T: LeaseData> MmPasid<T> {
         } else {
             T::settle(&this);
         }
-        // SAFETY: Registered while `leased` was true; this is the one put,
-        // which `mmu_notifier_put()` allows from `release` too. Put first:
-        // the notifier's free then waits for this SRCU reader, and module
-        // exit waits for that free once the map no longer holds this lease
-        // (see `PasidService::end_all`), so the service outlives us.
-        unsafe { bindings::mmu_notifier_put(this.notifier.get()) };
+        // Registered while `leased` was true; `put()` waits for nothing, so
+        // `release` may call it. Put first: the notifier's free then waits
+        // for this SRCU reader, and module exit waits for that free once
+        // the map no longer holds this lease (see `PasidService::end_all`),
+        // so the service outlives us.
+        this.notifier.put();
         // SAFETY: The service outlives the lease (type invariant).
         let service = unsafe { &*this.service };
         let mut map = service.mms.lock();
@@ -374,44 +361,14 @@ impl<T: LeaseData> MmPasid<T> {
     }
 }
 
-/// The mm goes away (exit_mmap): the PASID's lease ends. Runs once for a
-/// notifier that is put; frees nothing and waits for nothing itself.
-///
-/// # Safety
-///
-/// `mn` is the notifier of a live `MmPasid`.
-unsafe extern "C" fn lease_release<T: LeaseData>(
-    mn: *mut bindings::mmu_notifier,
-    _mm: *mut bindings::mm_struct,
-) {
-    // SAFETY: The notifier holds a reference to its `MmPasid`, from
-    // `Arc::into_raw`, until `lease_free`, which runs after SRCU readers
-    // such as this are done; only `MmPasid<T>::OPS` names this function.
-    let this = unsafe {
-        ArcBorrow::from_raw(kernel::container_of!(
-            mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            MmPasid<T>,
-            notifier
-        ))
-    };
-    MmPasid::end_lease(this, true);
-}
+impl_has_mmu_notifier!(impl{T: LeaseData} HasMmuNotifier for MmPasid<T> { self.notifier });
 
-/// Drops the notifier's reference, after the last put and a grace period.
-///
-/// # Safety
-///
-/// `mn` is the notifier of an `MmPasid`, called once.
-unsafe extern "C" fn lease_free<T: LeaseData>(mn: *mut bindings::mmu_notifier) {
-    // SAFETY: The reference given to the notifier in `PasidService::get`;
-    // only `MmPasid<T>::OPS` names this function.
-    drop(unsafe {
-        Arc::from_raw(kernel::container_of!(
-            mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            MmPasid<T>,
-            notifier
-        ))
-    });
+impl<T: LeaseData> MmuNotifierOps for MmPasid<T> {
+    /// The mm goes away (exit_mmap): the PASID's lease ends. Frees nothing
+    /// and waits for nothing itself.
+    fn release(this: ArcBorrow<'_, Self>) {
+        MmPasid::end_lease(this, true);
+    }
 }
 
 /// The PASIDs rsva handed out, by PASID, and what they are charged to.
@@ -501,7 +458,7 @@ impl<T: LeaseData> PasidService<T> {
         }
         let this = Arc::pin_init(
             pin_init!(MmPasid {
-                notifier: Opaque::zeroed(),
+                notifier: MmuNotifier::new(),
                 mm: grab,
                 pasid,
                 charge,
@@ -514,16 +471,7 @@ impl<T: LeaseData> PasidService<T> {
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: Not shared yet.
-        unsafe { (*this.notifier.get()).ops = MmPasid::<T>::ops() };
-        let raw = Arc::into_raw(this.clone());
-        // SAFETY: The notifier is initialised and `mm` has users.
-        let ret = unsafe { bindings::mmu_notifier_register(this.notifier.get(), mm.as_raw()) };
-        if ret != 0 {
-            // SAFETY: Not registered: the reference returns to us.
-            drop(unsafe { Arc::from_raw(raw) });
-            return Err(Error::from_errno(ret));
-        }
+        MmuNotifier::register(&this, mm)?;
         // Tracked when its payload asks (for bonds: at the first bond), not
         // here: a lease without bonds has no device that could use a kernel
         // page-table entry.

@@ -55,13 +55,13 @@ use core::ptr::NonNull;
 
 use kernel::{
     bindings,
-    error::{from_err_ptr, to_result},
+    error::from_err_ptr,
     mm::MmWithUser,
     new_mutex, new_spinlock,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex, SpinLock,
+        Arc, ArcBorrow, Mutex, SpinLock,
     },
     types::Opaque,
 };
@@ -69,6 +69,7 @@ use kernel::{
 use crate::{
     dma_claims::OWNER_GATE,
     glue,
+    mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
     pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
@@ -148,14 +149,14 @@ unsafe impl Sync for DeviceRef {}
 ///   handle is the one of the group's [`GroupAttach`] when this bond made
 ///   the attachment (it then lives as long as the attachment).
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
-///   bind until unbind puts it, and holds a reference to the bond until
-///   its `free_notifier`.
+///   bind until unbind puts it (holding a reference to the bond until its
+///   `free_notifier`).
 /// - `stopped` becomes true once, under `stop_lock`: the first of release
 ///   and unbind. The stop callback runs under `stop_lock`.
 #[pin_data]
 pub(crate) struct Bond {
     sva: Opaque<bindings::iommu_sva>,
-    stop_notifier: Opaque<bindings::mmu_notifier>,
+    stop_notifier: MmuNotifier<Bond>,
     dev: DeviceRef,
     group: *mut bindings::iommu_group,
     mm: Arc<Lease>,
@@ -170,12 +171,6 @@ pub(crate) struct Bond {
 unsafe impl Send for Bond {}
 // SAFETY: As for `Send`; the mutable state is atomic or under `MmBonds`.
 unsafe impl Sync for Bond {}
-
-static STOP_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
-    release: Some(stop_release),
-    free_notifier: Some(stop_free),
-    ..pin_init::zeroed()
-};
 
 impl Bond {
     /// The handle drivers see.
@@ -218,40 +213,14 @@ impl Bond {
     }
 }
 
-/// The mm goes away: stop the device's work before the IOMMU clears the
-/// PASID entry. Frees nothing; idempotent.
-///
-/// # Safety
-///
-/// `mn` is the stop notifier of a live bond.
-unsafe extern "C" fn stop_release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
-    // SAFETY: The notifier holds a reference to the bond until
-    // `stop_free`, which runs after SRCU readers such as this are done.
-    let bond = unsafe {
-        &*kernel::container_of!(
-            mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            Bond,
-            stop_notifier
-        )
-    };
-    bond.stop_once();
-}
+impl_has_mmu_notifier!(impl HasMmuNotifier for Bond { self.stop_notifier });
 
-/// Drops the stop notifier's reference to its bond, after unbind put the
-/// notifier and an SRCU grace period passed.
-///
-/// # Safety
-///
-/// `mn` is the stop notifier of a bond, called once.
-unsafe extern "C" fn stop_free(mn: *mut bindings::mmu_notifier) {
-    // SAFETY: The reference given to the notifier in `Sva::register`.
-    drop(unsafe {
-        Arc::from_raw(kernel::container_of!(
-            mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            Bond,
-            stop_notifier
-        ))
-    });
+impl MmuNotifierOps for Bond {
+    /// The mm goes away: stop the device's work before the IOMMU clears
+    /// the PASID entry. Frees nothing; idempotent.
+    fn release(this: ArcBorrow<'_, Self>) {
+        this.stop_once();
+    }
 }
 
 /// A bond and the number of binds it answered, less unbinds, per [`Api`].
@@ -692,7 +661,7 @@ impl Sva {
         let bond = Arc::pin_init(
             pin_init!(Bond {
                 sva: Opaque::zeroed(),
-                stop_notifier: Opaque::zeroed(),
+                stop_notifier: MmuNotifier::new(),
                 dev,
                 group,
                 mm: lease.clone(),
@@ -718,17 +687,10 @@ impl Sva {
         if bond.stop.is_none() {
             return Ok(());
         }
-        // SAFETY: Not shared with the notifier core yet.
-        unsafe { (*bond.stop_notifier.get()).ops = &STOP_OPS };
-        let raw = Arc::into_raw(bond.clone());
-        // SAFETY: Initialised; `mm` has users. Registered after the
-        // domain's notifier, so `release` reaches this one first.
-        let ret = to_result(unsafe {
-            bindings::mmu_notifier_register(bond.stop_notifier.get(), mm.as_raw())
-        });
+        // Registered after the domain's notifier, so `release` reaches this
+        // one first.
+        let ret = MmuNotifier::register(bond, mm);
         if ret.is_err() {
-            // SAFETY: Not registered: the reference returns to us.
-            drop(unsafe { Arc::from_raw(raw) });
             let registered = self.handles.lock().remove(key);
             drop(registered);
         }
@@ -946,10 +908,9 @@ impl Sva {
         if bond.stop.is_some() {
             // The driver's callback never runs once unbind returned.
             bond.stop_never();
-            // SAFETY: Registered at bind, put once; `mmu_notifier_put()`
-            // waits for nothing. The notifier's reference to the bond goes
-            // in `stop_free`.
-            unsafe { bindings::mmu_notifier_put(bond.stop_notifier.get()) };
+            // Registered at bind; `put()` waits for nothing. The notifier's
+            // reference to the bond goes in its `free_notifier`.
+            bond.stop_notifier.put();
         }
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())
