@@ -96,19 +96,63 @@ impl MigratePfn {
     }
 }
 
+/// The most pages whose arrays [`Buffers`] holds in itself, without an
+/// allocation: a CPU fault on a device page (one page) allocates nothing.
+const INLINE: usize = 8;
+
+/// The migrate entries of up to `len()` pages: held inline for a few pages,
+/// allocated for more.
+enum Entries {
+    Inline([c_ulong; INLINE], usize),
+    Heap(KVVec<c_ulong>),
+}
+
+impl Entries {
+    /// `n` zeroed entries.
+    fn new(n: usize) -> Result<Self> {
+        if n <= INLINE {
+            return Ok(Self::Inline([0; INLINE], n));
+        }
+        Ok(Self::Heap(KVVec::from_elem(0, n, GFP_KERNEL)?))
+    }
+}
+
+impl core::ops::Deref for Entries {
+    type Target = [c_ulong];
+
+    fn deref(&self) -> &[c_ulong] {
+        match self {
+            Self::Inline(a, n) => a.get(..*n).unwrap_or(&[]),
+            Self::Heap(v) => v,
+        }
+    }
+}
+
+impl core::ops::DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut [c_ulong] {
+        match self {
+            Self::Inline(a, n) => a.get_mut(..*n).unwrap_or(&mut []),
+            Self::Heap(v) => v,
+        }
+    }
+}
+
 /// The source and destination arrays of migrations of up to `len()` pages,
-/// reused from one migration to the next.
+/// reused from one migration to the next. Up to [`INLINE`] pages they are
+/// part of the value, which the caller keeps where it is (the arrays are
+/// borrowed for the whole migration): an allocation costs as much as a
+/// whole fault in a debug kernel.
 pub(crate) struct Buffers {
-    src: KVVec<c_ulong>,
-    dst: KVVec<c_ulong>,
+    src: Entries,
+    dst: Entries,
 }
 
 impl Buffers {
     /// Arrays for `n` pages.
     pub(crate) fn new(n: usize) -> Result<Self> {
         Ok(Self {
-            src: KVVec::from_elem(0, n, GFP_KERNEL)?,
-            dst: KVVec::from_elem(0, n, GFP_KERNEL)?,
+            src: Entries::new(n)?,
+            dst: Entries::new(n)?,
         })
     }
 
