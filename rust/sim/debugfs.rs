@@ -15,10 +15,11 @@
 //!   are always bugs (stray, undrained, timed out).
 //! - `groupN/dma_owner`: whether the group's DMA is claimed by an owner.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use kernel::{
-    bindings,
     debugfs::{Dir, File},
     prelude::*,
     str::CString,
@@ -91,17 +92,7 @@ fn show_personality(p: &Arc<Personality>, f: &mut fmt::Formatter<'_>) -> fmt::Re
 }
 
 fn show_dma_owner(group: &Arc<SimGroup>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let claimed = match group.get() {
-        Ok(raw) => {
-            // SAFETY: `raw` is a referenced group.
-            let c = unsafe { bindings::iommu_group_dma_owner_claimed(raw) };
-            // SAFETY: Drops the reference `get` took.
-            unsafe { bindings::iommu_group_put(raw) };
-            c
-        }
-        Err(_) => false,
-    };
-    writeln!(f, "claimed {}", u8::from(claimed))
+    writeln!(f, "claimed {}", u8::from(group.dma_owner_claimed()))
 }
 
 /// Files whose data is an `Arc<T>`.

@@ -82,6 +82,15 @@ impl SimGroup {
         // allocated with until `drop`.
         Ok(unsafe { bindings::iommu_group_ref_get(*raw) })
     }
+
+    /// Whether an owner claimed the group's DMA; false before the group's
+    /// first device, when there is no group yet.
+    pub(crate) fn dma_owner_claimed(&self) -> bool {
+        let raw = self.raw.lock();
+        // SAFETY: `*raw` is null or a live group: we hold the reference it
+        // was allocated with until `drop`.
+        !raw.is_null() && unsafe { bindings::iommu_group_dma_owner_claimed(*raw) }
+    }
 }
 
 #[pinned_drop]
