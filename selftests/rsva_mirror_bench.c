@@ -15,6 +15,9 @@
 #include "rsva_sim_util.h"
 #include <test_hmm_uapi.h>
 
+/* rsva's mirror counters (debugfs). */
+#define MIRRORS "/sys/kernel/debug/rsva/mirrors"
+
 static const char *const devices[2] = { "/dev/hmm_dmirror0", "/dev/rsva_mirror0" };
 static const char *const names[2] = { "test_hmm", "rsva" };
 
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		unsigned char *perm = malloc(npages);
 		double t0, t, cpy, kcpy, snap[2], rd[2];
+		long long under, after;
 		unsigned long n = 0;
 
 		if (buf == MAP_FAILED || out == MAP_FAILED || !perm)
@@ -170,10 +174,17 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			faults_seen = 0;
+			under = text_counter(MIRRORS, "copied_under_lock");
+			after = text_counter(MIRRORS, "copied_after_lock");
 			rd[d] = rate(fd[d], HMM_DMIRROR_READ, buf, out, npages, secs) * len /
 				(1 << 20);
 			printf("bench: read_%s_%s_calls refaults %llu, fastest %.4f s, slowest %.4f s\n",
 			       names[d], name, faults_seen, fastest, slowest);
+			/* rsva's pages copied under its lock and after it. */
+			if (d == 1)
+				printf("bench: read_rsva_%s_pages under the lock %lld, after it %lld\n",
+				       name, text_counter(MIRRORS, "copied_under_lock") - under,
+				       text_counter(MIRRORS, "copied_after_lock") - after);
 			snaps[d][s] = snap[d];
 			reads[d][s] = rd[d];
 		}
