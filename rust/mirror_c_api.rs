@@ -13,8 +13,8 @@
 //! so a fault racing the unregistration of its handle uses a client that
 //! stays valid (and finds it gone: `ENOENT`).
 //!
-//! The driver's hooks are called through [`hook_invalidate`] and
-//! [`hook_update`], which record the task in them ([`in_hook`]): the C
+//! The driver's hooks are called through [`Hooks`], which records the task
+//! in them ([`c_checks::in_hook`]): the C
 //! API's functions that may sleep answer `EDEADLK` there instead of
 //! sleeping in a hook (which must not: an invalidation may come from atomic
 //! context) or taking the mirror's lock again (a self-deadlock).
@@ -32,8 +32,10 @@ use kernel::{
 use crate::{
     c_checks::{self, check_ptr, may_sleep},
     interval_notifier::FaultMode,
-    mm_mirror::{span, Client, DriverHooks, MirrorClient},
+    mm_mirror::{self, span, Client, DriverHooks, MirrorClient},
 };
+
+use core::any::Any;
 
 /// `ops->invalidate` of `struct rsva_mirror_ops`.
 type InvalidateFn = unsafe extern "C" fn(*mut c_void, c_ulong, c_ulong);
@@ -51,62 +53,53 @@ struct MirrorOps {
 const WRITE: c_uint = 0x1;
 const SNAPSHOT: c_uint = 0x2;
 
-/// A driver's hooks and data, as registered; the mirror client calls
-/// [`hook_invalidate`] with this as its data.
+/// A driver's hooks and data, as registered: the mirror client's
+/// [`DriverHooks`].
 struct Hooks {
     invalidate: InvalidateFn,
     update: Option<UpdateFn>,
     private: *mut c_void,
 }
 
-/// The invalidation hook of every driver mirror: calls the driver's.
-///
-/// # Safety
-///
-/// `hooks` is the [`Hooks`] of a registered mirror, which lives until its
-/// client left the mirror (no hook runs after that).
-unsafe extern "C" fn hook_invalidate(hooks: *mut c_void, start: c_ulong, end: c_ulong) {
-    // SAFETY: By the safety requirements.
-    let hooks = unsafe { &*hooks.cast::<Hooks>() };
-    // SAFETY: The driver's hook, registered for this.
-    c_checks::in_hook(|| unsafe { (hooks.invalidate)(hooks.private, start, end) });
+// SAFETY: The hooks may be called from any thread, as
+// `rsva_mirror_register()` documents; `private` is only passed back to them.
+unsafe impl Send for Hooks {}
+// SAFETY: As for `Send`: the fields are only read.
+unsafe impl Sync for Hooks {}
+
+impl DriverHooks for Hooks {
+    fn invalidate(&self, start: usize, end: usize) {
+        // SAFETY: The driver's hook, registered for this client, which is
+        // in its mirror (the registry calls it under the mirror's lock).
+        c_checks::in_hook(|| unsafe { (self.invalidate)(self.private, start, end) });
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
-/// The update hook of driver mirrors that have one: calls the driver's.
-///
-/// # Safety
-///
-/// As for [`hook_invalidate`], for a mirror with `ops->update`; `entries`
-/// has `npages` entries.
-unsafe extern "C" fn hook_update(
-    hooks: *mut c_void,
-    start: c_ulong,
-    entries: *const c_ulong,
-    npages: c_ulong,
-) {
-    // SAFETY: By the safety requirements.
-    let hooks = unsafe { &*hooks.cast::<Hooks>() };
-    if let Some(update) = hooks.update {
-        // SAFETY: The driver's hook, registered for this.
-        c_checks::in_hook(|| unsafe { update(hooks.private, start, entries, npages) });
+impl Hooks {
+    /// Calls `ops->update`, if the driver has one, with `npages` entries.
+    ///
+    /// # Safety
+    ///
+    /// Called under the mirror's lock with this client in the mirror;
+    /// `entries` points at `npages` entries.
+    unsafe fn update(&self, start: usize, entries: *const c_ulong, npages: usize) {
+        if let Some(update) = self.update {
+            // SAFETY: The driver's hook, registered for this; by the
+            // safety requirements.
+            c_checks::in_hook(|| unsafe { update(self.private, start, entries, npages) });
+        }
     }
 }
 
 /// A registered mirror.
-///
-/// # Invariants
-///
-/// `client`'s hooks call `_hooks`; fields drop in order, so the client
-/// leaves its mirror before `_hooks` is freed.
 struct Registered {
     token: usize,
     client: Arc<MirrorClient>,
-    _hooks: KBox<Hooks>,
 }
-
-// SAFETY: `_hooks` is only read, by the hooks (any thread, as
-// `rsva_mirror_register()` documents) and by faults.
-unsafe impl Send for Registered {}
 
 global_lock! {
     // SAFETY: Initialised by `init()` when the module loads, before use.
@@ -163,7 +156,7 @@ fn register(
     }
     // SAFETY: The caller holds a reference on `mm`.
     let mm = unsafe { Mm::from_raw(mm) }.mmget_not_zero().ok_or(ESRCH)?;
-    let hooks = KBox::new(
+    let hooks: KBox<dyn DriverHooks> = KBox::new(
         Hooks {
             invalidate,
             update: ops.update,
@@ -171,20 +164,9 @@ fn register(
         },
         GFP_KERNEL,
     )?;
-    let driver = DriverHooks {
-        invalidate: hook_invalidate,
-        update: ops.update.map(|_| hook_update as UpdateFn),
-        private: (&raw const *hooks).cast_mut().cast(),
-    };
-    let client = Arc::new(MirrorClient::new(&mm, Client::Driver(driver))?, GFP_KERNEL)?;
+    let client = Arc::new(MirrorClient::new(&mm, Client::Driver(hooks))?, GFP_KERNEL)?;
     let token = NEXT_TOKEN.fetch_add(1, Relaxed).wrapping_mul(2) | 1;
-    // INVARIANT: `client` calls `hooks`; on failure the client is dropped
-    // (and leaves) before `hooks`.
-    let r = Registered {
-        token,
-        client,
-        _hooks: hooks,
-    };
+    let r = Registered { token, client };
     HANDLES.lock().push(r, GFP_KERNEL)?;
     Ok(token as *mut c_void)
 }
@@ -241,13 +223,13 @@ fn fault(
     // above, in pages).
     let pfns = unsafe { core::slice::from_raw_parts_mut(pfns, npages) };
     client.fault(start, mode, None, pfns, |c, entries| {
-        if let Client::Driver(d) = c {
-            if let Some(update) = d.update {
-                // SAFETY: The hook registered for this client (it is in its
-                // mirror: this runs under its lock); `entries` has `npages`
-                // entries.
-                unsafe { update(d.private, start, entries.as_ptr().cast(), npages) };
-            }
+        if let Some(hooks) = match c {
+            Client::Driver(d) => d.as_any().downcast_ref::<Hooks>(),
+            Client::Table(_) => None,
+        } {
+            // SAFETY: This client is in its mirror (this runs under its
+            // lock); `entries` has `npages` entries.
+            unsafe { hooks.update(start, entries.as_ptr().cast(), npages) };
         }
     })
 }
@@ -265,4 +247,16 @@ extern "C" fn rsva_mirror_fault(
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// For KUnit test modules (`include/rsva_test.h`): the number of shared
+/// mirrors, and of their clients in `*clients` when it is not null.
+#[no_mangle]
+extern "C" fn rsva_test_mirrors(clients: *mut c_ulong) -> c_ulong {
+    let (mirrors, n) = mm_mirror::counts();
+    if !clients.is_null() {
+        // SAFETY: The caller passes a valid pointer or null.
+        unsafe { *clients = n };
+    }
+    mirrors
 }

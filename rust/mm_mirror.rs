@@ -60,19 +60,17 @@ pub(crate) fn span(start: usize, npages: usize) -> Result<usize> {
         .ok_or(EINVAL)
 }
 
-/// The invalidation hook of a C driver's mirror (`struct rsva_mirror_ops`).
-pub(crate) struct DriverHooks {
-    /// `ops->invalidate`; never null.
-    pub(crate) invalidate: unsafe extern "C" fn(*mut c_void, c_ulong, c_ulong),
-    /// `ops->update`, if any.
-    pub(crate) update: Option<unsafe extern "C" fn(*mut c_void, c_ulong, *const c_ulong, c_ulong)>,
-    /// The driver's `priv`, passed back to both.
-    pub(crate) private: *mut c_void,
-}
+/// A C driver's mirror as the registry calls it (`struct rsva_mirror_ops`,
+/// implemented in `mirror_c_api.rs`). The registry knows it through this
+/// trait only.
+pub(crate) trait DriverHooks: Send + Sync + 'static {
+    /// `[start, end)` is no longer mirrored. Called under the mirror's
+    /// lock, from any context an invalidation comes from.
+    fn invalidate(&self, start: usize, end: usize);
 
-// SAFETY: The hooks are called from any thread, as `rsva_mirror_register()`
-// documents; `private` is only passed back to them.
-unsafe impl Send for DriverHooks {}
+    /// The hooks as [`Any`], for the C API's own calls.
+    fn as_any(&self) -> &dyn Any;
+}
 
 /// A device's table of the pages it mirrors, one client of the shared
 /// mirror of an mm (`hmm_mirror.rs`'s `MirrorTable`, for the mirror
@@ -94,7 +92,7 @@ pub(crate) enum Client {
     /// A device's table of mirrored frames (`/dev/rsva_mirror*`).
     Table(KBox<dyn DeviceTable>),
     /// A C driver, told through its hooks.
-    Driver(DriverHooks),
+    Driver(KBox<dyn DriverHooks>),
 }
 
 impl Client {
@@ -147,9 +145,7 @@ impl Clients {
                         t.invalidate(start, end);
                     }
                 }
-                // SAFETY: The driver registered the hook for this, and stays
-                // registered (its client is in the tree) during the call.
-                Client::Driver(d) => unsafe { (d.invalidate)(d.private, start, end) },
+                Client::Driver(d) => d.invalidate(start, end),
             }
         }
     }
@@ -238,18 +234,6 @@ pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut d
             }
         });
     }
-}
-
-/// For KUnit test modules (`include/rsva_test.h`): the number of shared
-/// mirrors, and of their clients in `*clients` when it is not null.
-#[no_mangle]
-extern "C" fn rsva_test_mirrors(clients: *mut c_ulong) -> c_ulong {
-    let (mirrors, n) = counts();
-    if !clients.is_null() {
-        // SAFETY: The caller passes a valid pointer or null.
-        unsafe { *clients = n };
-    }
-    mirrors
 }
 
 impl MmMirror {
