@@ -267,9 +267,20 @@ enum Stop {
 /// the batch at page `done` of a copy of `npages` pages at `start`: at most
 /// [`COPY_BATCH`], within one table chunk.
 fn batch(start: usize, npages: usize, done: usize) -> (usize, usize) {
+    let (first, n) = chunk_batch(start, npages, done);
+    (first, n.min(COPY_BATCH))
+}
+
+/// As [`batch`], up to the end of the table chunk: a WRITE collects no
+/// pages, so it copies a whole chunk under one hold of the lock, as
+/// test_hmm writes a whole request under its mutex. An invalidation in
+/// the middle of a request (khugepaged collapsing the range, say) then
+/// finds the lock held instead of clearing entries between two batches,
+/// which cost the request a second fault round (hmm-tests'
+/// `anon_write_child` asserts exactly one).
+fn chunk_batch(start: usize, npages: usize, done: usize) -> (usize, usize) {
     let first = start / PAGE_SIZE + done;
-    let n = (CHUNK - first % CHUNK).min(npages - done).min(COPY_BATCH);
-    (first, n)
+    (first, (CHUNK - first % CHUNK).min(npages - done))
 }
 
 /// The user address of page `done` of a copy at `uptr`.
@@ -585,12 +596,12 @@ impl Mirror {
     }
 
     /// `HMM_DMIRROR_WRITE`: writes `npages` pages from user memory at
-    /// `uptr` through the mirror at `start`, [`COPY_BATCH`] pages at a time
-    /// ([`Mirror::write_under_lock`]). A page whose user side is not
-    /// present is copied into a bounce page outside the lock (allocated
-    /// once, at the first such page), then into its frame under the lock if
-    /// the frame's entry is still there; at the first page that is not
-    /// mirrored writable, the rest is faulted for writing
+    /// `uptr` through the mirror at `start`, a table chunk at a time
+    /// ([`chunk_batch`], [`Mirror::write_under_lock`]). A page whose user
+    /// side is not present is copied into a bounce page outside the lock
+    /// (allocated once, at the first such page), then into its frame under
+    /// the lock if the frame's entry is still there; at the first page that
+    /// is not mirrored writable, the rest is faulted for writing
     /// ([`Mirror::refault`]). Returns as [`Mirror::read`].
     pub(crate) fn write(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
         span(start, npages)?;
@@ -599,7 +610,7 @@ impl Mirror {
         let mut pending = false;
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
-            let (first, n) = batch(start, npages, done);
+            let (first, n) = chunk_batch(start, npages, done);
             let from_bounce = bounce.as_ref().filter(|_| pending);
             let (written, stop) =
                 self.write_under_lock(first, user_at(uptr, done), n, from_bounce)?;
