@@ -95,49 +95,50 @@ pub(crate) static OWNER_GATE: OwnerGate = OwnerGate {
 /// How long a bind that met a claim under way sleeps before it looks again.
 const CLAIM_WAIT: Delta = Delta::from_micros(20);
 
-/// A claim's pass through the [`OwnerGate`], held while it claims.
-pub(crate) enum ClaimPass {
-    /// No bind was under way; counted in `claims`.
-    Counted,
+/// A claim's pass through an [`OwnerGate`], held while it claims.
+pub(crate) enum ClaimPass<'a> {
+    /// No bind was under way; counted in the gate's `claims`.
+    Counted(&'a OwnerGate),
     /// Binds were under way: the rw-semaphore, for writing.
     Exclusive(#[expect(dead_code, reason = "held for its drop")] RwsemGuard),
 }
 
-impl Drop for ClaimPass {
+impl Drop for ClaimPass<'_> {
     fn drop(&mut self) {
-        if let Self::Counted = self {
+        if let Self::Counted(gate) = self {
             // Release: the claim's effect on the group is seen by a bind
             // that reads the counter at zero.
-            OWNER_GATE.claims.fetch_sub(1, Release);
+            gate.claims.fetch_sub(1, Release);
         }
     }
 }
 
-/// A bind's pass through the [`OwnerGate`], held while it checks the
+/// A bind's pass through an [`OwnerGate`], held while it checks the
 /// group's owner and attaches; no claim makes progress meanwhile.
-pub(crate) struct BindPass {
+pub(crate) struct BindPass<'a> {
+    gate: &'a OwnerGate,
     _owners: RwsemGuard,
 }
 
-impl Drop for BindPass {
+impl Drop for BindPass<'_> {
     fn drop(&mut self) {
-        OWNER_GATE.binds.fetch_sub(1, Release);
+        self.gate.binds.fetch_sub(1, Release);
     }
 }
 
 impl OwnerGate {
     /// Lets a claim in. May sleep.
-    pub(crate) fn claim(&self) -> ClaimPass {
+    pub(crate) fn claim(&self) -> ClaimPass<'_> {
         self.claims.fetch_add(1, Full);
         if self.binds.load(Relaxed) == 0 {
-            return ClaimPass::Counted;
+            return ClaimPass::Counted(self);
         }
         self.claims.fetch_sub(1, Release);
         ClaimPass::Exclusive(RwsemGuard::lock(Rwsem::Owner, true))
     }
 
     /// Lets a bind in, once the claims under way have ended. May sleep.
-    pub(crate) fn bind(&self) -> BindPass {
+    pub(crate) fn bind(&self) -> BindPass<'_> {
         let owners = RwsemGuard::lock(Rwsem::Owner, false);
         self.binds.fetch_add(1, Full);
         // A claim counted here holds no lock and waits for nothing a bind
@@ -145,7 +146,10 @@ impl OwnerGate {
         while self.claims.load(Acquire) != 0 {
             fsleep(CLAIM_WAIT);
         }
-        BindPass { _owners: owners }
+        BindPass {
+            gate: self,
+            _owners: owners,
+        }
     }
 }
 
