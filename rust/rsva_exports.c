@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * rsva: exports of the C API. The functions are written in Rust
- * (rust/c_api.rs); this file gives them to other modules, with the
+ * (rust/ffi/sva.rs); this file gives them to other modules, with the
  * prototypes of include/rsva.h checked against the definitions' uses.
  */
 #include <kunit/visibility.h>

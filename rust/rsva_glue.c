@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * rsva: C helpers for the Rust crate; prototypes and purpose in
- * rsva_glue.h, users in rust/glue.rs.
+ * rsva_glue.h, users in rust/kext/glue.rs.
  */
 #include <kunit/visibility.h>
 #include <linux/cred.h>
@@ -198,7 +198,7 @@ u32 rsva_dev_max_pasids(struct device *dev)
 
 /*
  * Device watches. rsva keeps an mm's SVA domain for reuse when its last
- * bond goes (see rust/sva_bind.rs); the domain belongs to the IOMMU driver
+ * bond goes (see rust/sva/bond.rs); the domain belongs to the IOMMU driver
  * of the device it was last attached through, which may be a module. A
  * devres action on that device frees the kept domains when the device is
  * deleted or its driver unbound, while the IOMMU driver is still there.
@@ -360,7 +360,7 @@ const struct bus_type *rsva_dev_bus(struct device *dev)
 	return dev->bus;
 }
 
-/* Watches @bus with @nb, for the claims of rust/dma_claims.rs. */
+/* Watches @bus with @nb, for the claims of rust/dma/claims.rs. */
 int rsva_bus_watch(const struct bus_type *bus, struct notifier_block *nb)
 {
 	return bus_register_notifier(bus, nb);
@@ -449,7 +449,7 @@ struct device *rsva_test_free_pci_device(void)
 }
 #endif
 
-/* mmu interval notifiers (rust/interval_notifier.rs): the static inlines. */
+/* mmu interval notifiers (rust/kext/mm/interval_notifier.rs): the static inlines. */
 void rsva_mni_set_seq(struct mmu_interval_notifier *sub, unsigned long seq)
 {
 	mmu_interval_set_seq(sub, seq);
@@ -510,7 +510,7 @@ EXPORT_SYMBOL_IF_KUNIT(rsva_test_munmap);
 #endif
 
 /*
- * The HMM mirror (rust/hmm_mirror.rs): pages of mirrored frames. A frame is
+ * The HMM mirror (rust/mirror/hmm.rs): pages of mirrored frames. A frame is
  * written only under the mirror's lock, which invalidations take, while its
  * entry is there: rsva_pfn_copy_user_nofault() and rsva_pfn_copy_page().
  * A page referenced under the lock is only read after it.
@@ -612,8 +612,8 @@ void rsva_test_touch(struct mm_struct *mm, unsigned long addr, unsigned long len
 #endif
 
 /*
- * Device-private memory and migration (rust/mm/pagemap.rs,
- * rust/mm/migrate.rs): the static inlines and macros they need. Pages are
+ * Device-private memory and migration (rust/kext/mm/pagemap.rs,
+ * rust/kext/mm/migrate.rs): the static inlines and macros they need. Pages are
  * named by frame number; the callers know the frames to be pinned (a
  * reference, a mapping they hold the lock of, or a migration's lock).
  */
@@ -758,7 +758,7 @@ bool rsva_vmf_pte_mapped(const struct vm_fault *vmf)
 }
 
 /*
- * For KUnit (rust/iopf.rs): where the C compiler put the fields rsva's I/O
+ * For KUnit (rust/sva/iopf.rs): where the C compiler put the fields rsva's I/O
  * page fault handler reads through bindgen's layout, in the order of the
  * test; SIZE_MAX past the last.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * rsva: C helpers for the Rust crate (rust/glue.rs), for what Rust cannot
+ * rsva: C helpers for the Rust crate (rust/kext/glue.rs), for what Rust cannot
  * reach: static inlines, macros, and fields whose bindgen layout is not
  * trusted (see Documentation/simulated-platform.rst on task_struct).
  * Internal to rsva.ko; nothing here is exported.
@@ -42,7 +42,7 @@ u32 rsva_dev_max_pasids(struct device *dev);
 
 int rsva_keep_for(struct device *dev);
 void rsva_unkeep_for(struct device *dev);
-/* In Rust (rust/sva_bind.rs): frees the domains kept for @dev. */
+/* In Rust (rust/sva/bond.rs): frees the domains kept for @dev. */
 void rsva_device_gone(struct device *dev);
 
 void rsva_rwsem_lock(int which, bool write);

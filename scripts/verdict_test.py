@@ -63,7 +63,7 @@ class VerdictTest(unittest.TestCase):
     def test_failing_kunit_case_is_red_and_shown(self):
         console = KUNIT_GREEN.replace(
             "    ok 2 rejects_invalid_ranges",
-            "    # rejects_invalid_ranges: EXPECTATION FAILED at rust/pasid.rs:90\n"
+            "    # rejects_invalid_ranges: EXPECTATION FAILED at rust/sva/pasid.rs:90\n"
             "[    5.1]     not ok 2 rejects_invalid_ranges")
         v, out = run(console=console)
         self.assertTrue(v.red)
@@ -112,7 +112,7 @@ class VerdictTest(unittest.TestCase):
                       "Oops: general protection fault, probably for non-canonical address",
                       "kernel BUG at mm/mmap.c:100!",
                       "kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
-                      "rust_kernel: panicked at rust/pasid.rs:1:1:"]:
+                      "rust_kernel: panicked at rust/sva/pasid.rs:1:1:"]:
             v, out = run(console=KUNIT_GREEN + f"[    9.000000] {splat}\n")
             self.assertTrue(v.red, splat)
             self.assertTrue(any(l.startswith("PROBLEM: kernel log") for l in out), splat)

@@ -2,7 +2,7 @@
 /*
  * DMA ownership of IOMMU groups through rsva, on real groups: the simulated
  * bus loaded with devices=3 group_size=3 (one group of three siblings, the
- * bus's dma_configure/dma_cleanup going through rust/dma_owner.rs), and a
+ * bus's dma_configure/dma_cleanup going through rust/kext/iommu/dma_owner.rs), and a
  * q35 PCI device under intel-iommu. Needs rsva, rsva_sim and the
  * rsva_sim_drivers module, with /sys/bus/rsva_sim/drivers_autoprobe at 0.
  */

@@ -29,7 +29,7 @@
  * descriptor, a bad pointer, an unknown command) it must be exactly the one
  * expected, otherwise 0 or an errno the driver can give for that call (the
  * check_*() functions; derived from rust/sim/{accel,queue,uapi}.rs,
- * rust/mirror_dev.rs, rust/mm_mirror.rs, rust/hmm_mirror.rs, mm/hmm.c and
+ * rust/mirror/dev.rs, rust/mirror/registry.rs, rust/mirror/hmm.rs, mm/hmm.c and
  * drivers/misc/uacce/uacce.c). Counters and PASIDs must be consistent. The
  * fuzzing process must exit 0: an unexpected result, a signal or a hang
  * (alarm) fails the test. Afterwards every device must still serve a
@@ -1056,7 +1056,7 @@ static const char *mirror_cmd_name(unsigned int cmd)
 	return _IOC_NR(cmd) < ARRAY_SIZE(names) ? names[_IOC_NR(cmd)] : "?";
 }
 
-/* rust/mm_mirror.rs span(): page aligned, at least one page, no wrap. */
+/* rust/mirror/registry.rs span(): page aligned, at least one page, no wrap. */
 static bool mirror_span_ok(__u64 addr, __u64 npages)
 {
 	return !(addr % PAGE) && npages && npages <= ~0ULL / PAGE && npages * PAGE <= ~0ULL - addr;
@@ -1094,7 +1094,7 @@ static __u64 mirror_ptr(struct fz *z, unsigned int cmd, __u64 npages)
 }
 
 /*
- * A snapshot byte as rsva's prot_of() (rust/hmm_mirror.rs) can make it:
+ * A snapshot byte as rsva's prot_of() (rust/mirror/hmm.rs) can make it:
  * the device's own pages are DEV_PRIVATE_LOCAL (never ZERO); another
  * device's are not present for it.
  */
@@ -1111,14 +1111,14 @@ static bool snapshot_code_ok(unsigned char b)
 }
 
 /*
- * A mirror command (rust/mirror_dev.rs): EPERM from any mm but the
+ * A mirror command (rust/mirror/dev.rs): EPERM from any mm but the
  * opener's (a forked child's inherited file), EINVAL for a size other than
  * struct hmm_dmirror_cmd's, EFAULT when it cannot be read, EINVAL for a bad
  * span, EINVAL for an unknown command; FLAGS and RELEASE cannot fail.
  * MIGRATE_TO_DEV fails as READ does, also with EINVAL (a VMA that is
  * missing or not readable), ENOENT (a page that did not move and is not
  * mirrored) or ENOMEM; MIGRATE_TO_SYS with EINVAL or ENOMEM (after
- * HMM_DMIRROR_FLAG_FAIL_ALLOC). EXCLUSIVE (rust/hmm_mirror/exclusive.rs)
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC). EXCLUSIVE (rust/mirror/hmm/exclusive.rs)
  * fails as make_device_exclusive() does (EFAULT where nothing writable is
  * mapped, EOPNOTSUPP for pages that are not anonymous, EINTR), with EBUSY
  * after repeated invalidations of a page, ENOENT when the CPU took a page
@@ -1377,7 +1377,7 @@ static void op_random_cmd(struct fz *z)
  * do_mmap()), uacce_fops_mmap() refuses every region without an ops->mmap
  * (EINVAL); do_mmap() itself says EINVAL for a length of 0, ENOMEM when
  * there is no room. The mirror maps fresh zeroed pages, whatever the offset
- * and whoever holds the file (rust/mirror_mmap.rs, as test_hmm), up to
+ * and whoever holds the file (rust/mirror/mmap.rs, as test_hmm), up to
  * MIRROR_MMAP_MAX (ENOMEM beyond).
  */
 #define MIRROR_MMAP_MAX (16384 * PAGE)

@@ -2,7 +2,7 @@
 /*
  * I/O page faults of the simulated accelerator, served by the kernel's C
  * handler (debugfs rsva/serve 0: iommu_sva_handle_iopf() on the iopf
- * workqueue, mmap lock per fault) against rsva's (serve 1, rust/iopf.rs:
+ * workqueue, mmap lock per fault) against rsva's (serve 1, rust/sva/iopf.rs:
  * per-VMA lock first, one lock hold for the faults of a group in one VMA),
  * side by side in one boot, in alternating rounds:
  *

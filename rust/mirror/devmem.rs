@@ -33,7 +33,7 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
-use crate::mm::{
+use crate::kext::mm::{
     migrate::{Buffers, DeviceCollected, SysFolio, PMD_NR},
     pagemap::{page_pfn, DeviceFolio, Owner, Pagemap},
 };
@@ -202,7 +202,7 @@ impl Chunk {
 
 /// The device-private page `pfn` of `owner`, if it is one, read through the
 /// system page holding its data: its frame (a mirror's
-/// [`crate::hmm_mirror::BackingOf`]). Called under the mirror's lock, with
+/// [`crate::mirror::hmm::BackingOf`]). Called under the mirror's lock, with
 /// the page mapped.
 pub(crate) fn backing_of(owner: Owner, pfn: usize) -> Option<usize> {
     // SAFETY: By the contract of `BackingOf`, the page is mapped in the
@@ -426,9 +426,9 @@ fn copy_back(owner: Owner, mut c: DeviceCollected<'_>) {
 mod tests {
     use super::*;
     use crate::{
-        glue,
-        interval_notifier::{FaultMode, IntervalNotifier, Invalidate},
-        mm::migrate::{clear_page, copy_to_page, Collected, Dst, Source},
+        kext::glue,
+        kext::mm::interval_notifier::{FaultMode, IntervalNotifier, Invalidate},
+        kext::mm::migrate::{clear_page, copy_to_page, Collected, Dst, Source},
     };
 
     struct Nothing;

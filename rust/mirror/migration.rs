@@ -28,15 +28,15 @@ use kernel::{
 };
 
 use crate::{
-    hmm_mirror::Mirror,
+    mirror::hmm::Mirror,
     mirror::devmem::{Backing, Chunk, DeviceMemory, PMD_ORDER},
-    mm::{
+    kext::mm::{
         migrate::{
             clear_page, copy_to_page, Buffers, Collected, Dst, Migrated, Source, SysFolio, PMD_NR,
         },
         pagemap::{DeviceFault, FaultError, Owner, Pagemap, PagemapOps},
     },
-    mm_mirror::{span, with_device_tables},
+    mirror::registry::{span, with_device_tables},
 };
 
 /// `HMM_DMIRROR_FLAG_FAIL_ALLOC`.

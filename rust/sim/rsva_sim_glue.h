@@ -40,7 +40,7 @@ unsigned long rsva_sim_page_to_pfn(struct page *page);
 void rsva_sim_put_page(struct page *page);
 int rsva_sim_err(const void *ptr);
 
-/* In Rust (rust/sim/device.rs, through rust/dma_owner.rs): the bus's DMA ownership. */
+/* In Rust (rust/sim/device.rs, through rust/kext/iommu/dma_owner.rs): the bus's DMA ownership. */
 int rsva_sim_dma_configure(struct device *dev, bool driver_managed_dma);
 void rsva_sim_dma_cleanup(struct device *dev);
 struct mm_struct *rsva_sim_current_mm(void);

@@ -23,7 +23,7 @@ mod device;
     dead_code,
     reason = "the bus uses DmaApiUse; the claims serve rsva, which compiles this file too"
 )]
-#[path = "../dma_owner.rs"]
+#[path = "../kext/iommu/dma_owner.rs"]
 mod dma_owner;
 mod engine;
 mod fault_log;

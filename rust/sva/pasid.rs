@@ -16,11 +16,11 @@
 //!
 //! rsva holds each such PASID through an [`MmPasid`]: it keeps the mm
 //! grabbed (so the PASID cannot be freed under it), is charged to the user
-//! that allocated it ([`crate::pasid_charge`]), maps the PASID back to its mm
+//! that allocated it ([`crate::sva::charge`]), maps the PASID back to its mm
 //! for [`PasidService::find_mm`], keeps the mm on the IOMMU core's list for
 //! kernel page-table invalidation (`iommu_sva_track_mm()`) while its
 //! payload asks for it, and carries a payload of its user's type (a
-//! [`LeaseData`]: the mm's bonds, for `sva_bind.rs`), which it knows
+//! [`LeaseData`]: the mm's bonds, for `sva/bond.rs`), which it knows
 //! nothing else about. Its lease ends when the mm goes away (the mmu
 //! notifier's `release`, from exit_mmap) or when rsva lets go of its mms
 //! (serving switched off, module exit), and the last reference may be
@@ -53,9 +53,9 @@ use kernel::{
 };
 
 use crate::{
-    glue::{self, MmGrab},
-    mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
-    pasid_charge::{Charges, UserCharge},
+    kext::glue::{self, MmGrab},
+    kext::mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
+    sva::charge::{Charges, UserCharge},
 };
 
 /// Width of a PCIe PASID in bits.
@@ -199,7 +199,7 @@ pub(crate) struct MmPasid<T: LeaseData> {
     data: T,
 }
 
-/// What a lease carries for its user (the mm's bonds, for `sva_bind.rs`).
+/// What a lease carries for its user (the mm's bonds, for `sva/bond.rs`).
 pub(crate) trait LeaseData: Send + Sync + Sized + 'static {
     /// The payload of a new lease.
     fn new() -> impl PinInit<Self>;
@@ -289,7 +289,7 @@ impl<T: LeaseData> MmPasid<T> {
     /// Puts the mm on the IOMMU core's list of bound mms (`on`), while its
     /// lease lasts, or takes it off; each at most once. The caller
     /// serialises its calls with a lock of its payload (the bonds' mutex,
-    /// for `sva_bind.rs`), so that a track and an untrack never interleave
+    /// for `sva/bond.rs`), so that a track and an untrack never interleave
     /// between the flag and the list.
     pub(crate) fn set_tracked(&self, on: bool) {
         if on {

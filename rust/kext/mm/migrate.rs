@@ -30,7 +30,7 @@ use core::marker::PhantomData;
 use kernel::{bindings, mm::virt::VmaRef, page::Page, prelude::*};
 
 use super::pagemap::{page_pfn, DeviceFault, DeviceFolio, Owner, Pagemap, PagemapOps};
-use crate::glue;
+use crate::kext::glue;
 
 const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
 

@@ -51,10 +51,10 @@ use kernel::{
 };
 
 use crate::{
-    c_checks::is_err_or_null,
-    dma_owner::{DeviceClaim, GroupClaim},
-    glue::{self, Rwsem, RwsemGuard},
-    sync::slots::{Slots, Visit},
+    ffi::checks::is_err_or_null,
+    kext::iommu::dma_owner::{DeviceClaim, GroupClaim},
+    kext::glue::{self, Rwsem, RwsemGuard},
+    kext::sync::slots::{Slots, Visit},
 };
 
 /// How many buses the claims can watch at once; a claim on a device of a
@@ -502,7 +502,7 @@ impl PinnedDrop for Claims {
 #[kunit_tests(rsva_dma_owner)]
 mod tests {
     use super::*;
-    use crate::dma_owner::DmaOwner;
+    use crate::kext::iommu::dma_owner::DmaOwner;
 
     /// A PCI device of the VM (q35 under intel-iommu) with a group and no
     /// driver; `put_device()` when dropped.

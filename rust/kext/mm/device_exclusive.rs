@@ -30,7 +30,7 @@ use kernel::{
 };
 
 use super::pagemap::Owner;
-use crate::glue;
+use crate::kext::glue;
 
 /// The mmap read lock of an mm, held to make its pages device-exclusive
 /// (`make_device_exclusive()` asserts it). While it is held no munmap,
@@ -138,7 +138,7 @@ impl Drop for ExclusivePage<'_> {
 #[kunit_tests(rsva_device_exclusive)]
 mod tests {
     use super::*;
-    use crate::interval_notifier::{FaultMode, IntervalNotifier, Invalidate};
+    use crate::kext::mm::interval_notifier::{FaultMode, IntervalNotifier, Invalidate};
     use kernel::page::PAGE_SIZE;
 
     /// What reached a notifier.

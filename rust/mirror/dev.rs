@@ -14,8 +14,8 @@
 //! `MIGRATE_TO_SYS` (`crate::mirror::migration`), `RELEASE` (the device
 //! gives all its memory up), `FLAGS` (`HMM_DMIRROR_FLAG_FAIL_ALLOC`: the
 //! file's next allocation fails), `EXCLUSIVE` and `CHECK_EXCLUSIVE`
-//! (`hmm_mirror/exclusive.rs`) are served. mmap gives fresh zeroed pages
-//! (`mirror_mmap.rs`), as test_hmm's. A command's address must be page
+//! (`mirror/hmm/exclusive.rs`) are served. mmap gives fresh zeroed pages
+//! (`mirror/mmap.rs`), as test_hmm's. A command's address must be page
 //! aligned and its range must not wrap (`EINVAL`), as in test_hmm. Unlike
 //! test_hmm, only the opener's address space may use the file: any other
 //! process gets `EPERM`.
@@ -35,14 +35,14 @@ use kernel::{
 };
 
 use crate::{
-    glue,
-    hmm_mirror::{DeviceView, Mirror},
+    kext::glue,
+    mirror::hmm::{DeviceView, Mirror},
     mirror::{
         devmem::{self, DeviceMemory},
         migration,
     },
-    mirror_mmap,
-    mm_mirror::span,
+    mirror::mmap,
+    mirror::registry::span,
 };
 
 /// `struct hmm_dmirror_cmd`.
@@ -278,6 +278,6 @@ impl<const N: usize> MiscDevice for MirrorFile<N> {
     }
 
     fn mmap(_this: &Self, _file: &File, vma: &VmaNew) -> Result {
-        mirror_mmap::mmap(vma)
+        mmap::mmap(vma)
     }
 }

@@ -25,7 +25,7 @@ use core::{marker::PhantomData, num::NonZeroUsize, ptr::NonNull};
 
 use kernel::{bindings, mm::virt::VmaRef, page::Page, prelude::*, types::Opaque};
 
-use crate::glue;
+use crate::kext::glue;
 
 /// The identity of a device, as the core compares it: the `owner` of its
 /// private memory (`dev_pagemap.owner`, which `hmm_range.dev_private_owner`

@@ -2,7 +2,7 @@
 
 //! `HMM_DMIRROR_EXCLUSIVE` and `HMM_DMIRROR_CHECK_EXCLUSIVE`: device-exclusive
 //! access with the results of test_hmm's `dmirror_exclusive()` and
-//! `dmirror_check_atomic()`, through [`crate::mm::device_exclusive`].
+//! `dmirror_check_atomic()`, through [`crate::kext::mm::device_exclusive`].
 //!
 //! For each page the mirror follows the sequence protocol of its faults
 //! around the request, as nouveau's `nouveau_atomic_range_fault()`: it
@@ -30,7 +30,7 @@
 //! clears the entry; CHECK_EXCLUSIVE answers `EPERM` while an entry of the
 //! range is still `ATOMIC`.
 //!
-//! [`MirrorClient::read_begin`]: crate::mm_mirror::MirrorClient::read_begin
+//! [`MirrorClient::read_begin`]: crate::mirror::registry::MirrorClient::read_begin
 
 #![forbid(unsafe_code)]
 
@@ -38,8 +38,8 @@ use kernel::{mm::MmWithUser, page::PAGE_SIZE, prelude::*};
 
 use super::{table, Mirror, MirrorTable, ATOMIC, CHUNK, PRESENT, SHIFT};
 use crate::{
-    mm::{device_exclusive::ExclusiveLock, pagemap::Owner},
-    mm_mirror::span,
+    kext::mm::{device_exclusive::ExclusiveLock, pagemap::Owner},
+    mirror::registry::span,
 };
 
 /// Times a page is asked for again because an invalidation ran during the

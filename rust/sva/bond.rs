@@ -67,10 +67,10 @@ use kernel::{
 };
 
 use crate::{
-    dma_claims::OWNER_GATE,
-    glue,
-    mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
-    pasid::{LeaseData, MmPasid, PasidRange, PasidService},
+    dma::claims::OWNER_GATE,
+    kext::glue,
+    kext::mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
+    sva::pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
 /// A driver's stop callback: stops the device's work on the PASID of the
@@ -746,7 +746,7 @@ impl Sva {
                 // SAFETY: `dev` is valid; the mm has users (the caller's).
                 let raw = unsafe { bindings::iommu_sva_domain_alloc(dev, lease.mm().as_raw()) };
                 let domain = from_err_ptr(raw).map_err(|e| (e, None))?;
-                // rsva serves the domain's I/O page faults (`iopf.rs`), in
+                // rsva serves the domain's I/O page faults (`sva/iopf.rs`), in
                 // place of the core's `iommu_sva_iopf_handler()`. rsva's
                 // code outlives every domain with this handler: an attached
                 // domain belongs to bonds, each of which pins rsva; a kept
@@ -758,7 +758,7 @@ impl Sva {
                 // SAFETY: Just allocated by `iommu_sva_domain_alloc()` and
                 // not attached yet, so no fault is in flight; rsva frees it
                 // before it is unloaded (above).
-                unsafe { crate::iopf::install(domain) };
+                unsafe { crate::sva::iopf::install(domain) };
                 let new = DomainUse {
                     domain,
                     users: 1,

@@ -661,7 +661,7 @@ pub(crate) unsafe fn install(domain: *mut bindings::iommu_domain) {
 #[kunit_tests(rsva_iopf)]
 mod tests {
     use super::*;
-    use crate::glue;
+    use crate::kext::glue;
     use kernel::page::PAGE_SIZE;
 
     const READ: u32 = bindings::IOMMU_FAULT_PERM_READ;

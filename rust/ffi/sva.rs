@@ -17,10 +17,10 @@
 use kernel::{bindings, prelude::*};
 
 use crate::{
-    c_checks::{check_ptr, is_err_or_null, may_sleep},
-    pasid::{PasidRange, PASID_INVALID},
-    provider::{service, Service},
-    sva_bind::{Bond, StopFn},
+    ffi::checks::{check_ptr, is_err_or_null, may_sleep},
+    sva::pasid::{PasidRange, PASID_INVALID},
+    sva::provider::{service, Service},
+    sva::bond::{Bond, StopFn},
 };
 
 /// Validates a PASID range for a C caller; see `rsva_pasid_range_check()`.
@@ -108,7 +108,7 @@ extern "C" fn rsva_sva_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
 /// See `rsva_pasid_get_mm()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_pasid_get_mm(pasid: u32) -> *mut bindings::mm_struct {
-    if pasid == 0 || pasid > crate::pasid::PASID_MAX {
+    if pasid == 0 || pasid > crate::sva::pasid::PASID_MAX {
         return EINVAL.to_ptr();
     }
     match service()
@@ -187,9 +187,70 @@ extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
         return e.to_errno();
     }
     // SAFETY: C callers pass a valid device.
-    if unsafe { crate::glue::rsva_dev_group(dev) }.is_null() {
+    if unsafe { crate::kext::glue::rsva_dev_group(dev) }.is_null() {
         return ENODEV.to_errno();
     }
     // SAFETY: As above.
-    c_int::from(unsafe { crate::glue::rsva_dev_user_owned(dev) })
+    c_int::from(unsafe { crate::kext::glue::rsva_dev_user_owned(dev) })
+}
+
+/// Called by the devres action of a watched device that goes away: frees
+/// the domains kept for it, while its IOMMU driver is still there. Leases
+/// that ended before left the map after queueing the free of their kept
+/// domains: waiting for those covers them.
+#[no_mangle]
+extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
+    if let Some(s) = service() {
+        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
+    }
+    glue::flush_deferred();
+}
+
+/// See `rsva_test_tracked()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_tracked(pasid: u32) -> c_int {
+    let Some(s) = service() else {
+        return ENODEV.to_errno();
+    };
+    let mut found = ENOENT.to_errno();
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = c_int::from(m.tracked());
+        }
+    });
+    found
+}
+
+/// See `rsva_test_pasid_uid()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_pasid_uid(pasid: u32, held: *mut u32) -> i64 {
+    let Some(s) = service() else {
+        return ENODEV.to_errno().into();
+    };
+    let mut found = None;
+    s.sva.pasids.for_each(|m| {
+        if m.pasid() == pasid {
+            found = Some(m.uid());
+        }
+    });
+    let Some(uid) = found else {
+        return ENOENT.to_errno().into();
+    };
+    if !held.is_null() {
+        // SAFETY: KUnit callers pass null or a valid pointer.
+        unsafe { *held = s.sva.pasids.held_by(uid) };
+    }
+    uid.into()
+}
+
+/// See `rsva_test_set_serving()` in `include/rsva_test.h`.
+#[cfg(CONFIG_KUNIT)]
+#[no_mangle]
+extern "C" fn rsva_test_set_serving(on: bool) -> c_int {
+    match service().ok_or(ENODEV).and_then(|s| s.set_serving(on)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What every C entry point of rsva checks before it acts on its
-//! arguments (`c_api.rs`, `mirror_c_api.rs`, `dma_claims.rs`): that a
+//! arguments (`ffi/sva.rs`, `ffi/mirror.rs`, `dma/claims.rs`): that a
 //! pointer is neither NULL nor an `ERR_PTR()`, and, for the functions that
 //! may sleep, that the caller is not inside one of a driver's mirror hooks
 //! (which the mirror calls under its lock).
@@ -10,7 +10,7 @@
 
 use kernel::{bindings, prelude::*};
 
-use crate::glue::TaskMarks;
+use crate::kext::glue::TaskMarks;
 
 /// Whether `p` is NULL or an `ERR_PTR()` (`IS_ERR_OR_NULL()`): both are
 /// the last `MAX_ERRNO + 1` values of the address space, modulo 2^64.

@@ -43,8 +43,8 @@ use kernel::{
 use core::{any::Any, num::NonZeroUsize};
 
 use crate::{
-    interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
-    mm::pagemap::Owner,
+    kext::mm::interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
+    kext::mm::pagemap::Owner,
 };
 
 /// Checks a request for `npages` pages at `start` (page aligned, at least
@@ -61,7 +61,7 @@ pub(crate) fn span(start: usize, npages: usize) -> Result<usize> {
 }
 
 /// A C driver's mirror as the registry calls it (`struct rsva_mirror_ops`,
-/// implemented in `mirror_c_api.rs`). The registry knows it through this
+/// implemented in `ffi/mirror.rs`). The registry knows it through this
 /// trait only.
 pub(crate) trait DriverHooks: Send + Sync + 'static {
     /// `[start, end)` is no longer mirrored. Called under the mirror's
@@ -73,7 +73,7 @@ pub(crate) trait DriverHooks: Send + Sync + 'static {
 }
 
 /// A device's table of the pages it mirrors, one client of the shared
-/// mirror of an mm (`hmm_mirror.rs`'s `MirrorTable`, for the mirror
+/// mirror of an mm (`mirror/hmm.rs`'s `MirrorTable`, for the mirror
 /// devices). The registry knows it through this trait only.
 pub(crate) trait DeviceTable: Send + 'static {
     /// The owner of the device memory whose migrations the table follows
@@ -156,7 +156,7 @@ impl Invalidate for Clients {
         self.invalidate_except(start, end, None, migrating_for);
     }
 
-    /// A table that asked for the page (see `hmm_mirror/exclusive.rs`)
+    /// A table that asked for the page (see `mirror/hmm/exclusive.rs`)
     /// keeps it and the sequence stays, so that its retry check does not
     /// see its own conversion as a race; every other client forgets the
     /// page. A fault of another client that read the page before the

@@ -39,10 +39,10 @@ use kernel::{
 };
 
 use crate::{
-    dma_claims::Claims,
-    glue::{self, Rwsem, RwsemGuard},
-    pasid::{PasidRange, PASID_INVALID},
-    sva_bind::{Api, Bond, StopFn, Sva},
+    dma::claims::Claims,
+    kext::glue::{self, Rwsem, RwsemGuard},
+    sva::pasid::{PasidRange, PASID_INVALID},
+    sva::bond::{Api, Bond, StopFn, Sva},
 };
 
 /// The provider table given to the IOMMU core.
@@ -80,18 +80,6 @@ pub(crate) fn service() -> Option<&'static Service> {
     // `unpublish`, which runs only when no C caller can reach rsva any more
     // (no provider, no users of the module) and the debugfs files are gone.
     (!s.is_null()).then(|| unsafe { &*s })
-}
-
-/// Called by the devres action of a watched device that goes away: frees
-/// the domains kept for it, while its IOMMU driver is still there. Leases
-/// that ended before left the map after queueing the free of their kept
-/// domains: waiting for those covers them.
-#[no_mangle]
-extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
-    if let Some(s) = service() {
-        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
-    }
-    glue::flush_deferred();
 }
 
 impl Service {
@@ -171,7 +159,7 @@ impl Service {
         stop: Option<(StopFn, usize)>,
     ) -> Result<Arc<Bond>> {
         // Not even the serve lock inside an mm's release (see `Sva::bind`).
-        if crate::sva_bind::in_stop_callback() {
+        if crate::sva::bond::in_stop_callback() {
             return Err(EDEADLK);
         }
         let _read = RwsemGuard::lock(Rwsem::Serve, false);
@@ -297,53 +285,4 @@ unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32
     service()
         .and_then(|s| s.sva.lookup(handle).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
-}
-
-/// See `rsva_test_tracked()` in `include/rsva_test.h`.
-#[cfg(CONFIG_KUNIT)]
-#[no_mangle]
-extern "C" fn rsva_test_tracked(pasid: u32) -> c_int {
-    let Some(s) = service() else {
-        return ENODEV.to_errno();
-    };
-    let mut found = ENOENT.to_errno();
-    s.sva.pasids.for_each(|m| {
-        if m.pasid() == pasid {
-            found = c_int::from(m.tracked());
-        }
-    });
-    found
-}
-
-/// See `rsva_test_pasid_uid()` in `include/rsva_test.h`.
-#[cfg(CONFIG_KUNIT)]
-#[no_mangle]
-extern "C" fn rsva_test_pasid_uid(pasid: u32, held: *mut u32) -> i64 {
-    let Some(s) = service() else {
-        return ENODEV.to_errno().into();
-    };
-    let mut found = None;
-    s.sva.pasids.for_each(|m| {
-        if m.pasid() == pasid {
-            found = Some(m.uid());
-        }
-    });
-    let Some(uid) = found else {
-        return ENOENT.to_errno().into();
-    };
-    if !held.is_null() {
-        // SAFETY: KUnit callers pass null or a valid pointer.
-        unsafe { *held = s.sva.pasids.held_by(uid) };
-    }
-    uid.into()
-}
-
-/// See `rsva_test_set_serving()` in `include/rsva_test.h`.
-#[cfg(CONFIG_KUNIT)]
-#[no_mangle]
-extern "C" fn rsva_test_set_serving(on: bool) -> c_int {
-    match service().ok_or(ENODEV).and_then(|s| s.set_serving(on)) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
 }

@@ -265,7 +265,7 @@ pub(crate) enum Rwsem {
     /// rsva's own bind entry points (read) against the serving switch.
     Serve = 0,
     /// Every bind (read) against rsva's DMA ownership claims (write, while
-    /// binds are under way: `dma_claims::OwnerGate`).
+    /// binds are under way: `claims::OwnerGate`).
     Owner = 1,
 }
 
@@ -341,5 +341,25 @@ impl<const N: usize> TaskMarks<N> {
             slot.store(0, Relaxed);
         }
         self.inside.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The C glue's state (a workqueue for deferred `mmdrop()`s), torn down
+/// last, once every reference it may run has been dropped.
+pub(crate) struct Glue;
+
+impl Glue {
+    /// Sets up the glue's state; once, at module init.
+    pub(crate) fn init() -> Result<Self> {
+        // SAFETY: Called once, at module init.
+        kernel::error::to_result(unsafe { rsva_glue_init() })?;
+        Ok(Glue)
+    }
+}
+
+impl Drop for Glue {
+    fn drop(&mut self) {
+        // SAFETY: Initialised in `init`; drains the pending work.
+        unsafe { rsva_glue_exit() };
     }
 }

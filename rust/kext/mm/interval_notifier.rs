@@ -37,7 +37,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::{glue, mm::pagemap::Owner};
+use crate::{kext::glue, kext::mm::pagemap::Owner};
 
 /// What a mirror does when part of the address space changes.
 pub(crate) trait Invalidate: Send + Unpin + 'static {
@@ -51,7 +51,7 @@ pub(crate) trait Invalidate: Send + Unpin + 'static {
 
     /// The same for the conversion of `[start, end)` to a device-exclusive
     /// entry that `owner` asked for (`MMU_NOTIFY_EXCLUSIVE`, see
-    /// [`crate::mm::device_exclusive`]). Returns whether the sequence is
+    /// [`crate::kext::mm::device_exclusive`]). Returns whether the sequence is
     /// bumped: false when the conversion is the state's own request, which
     /// the requester keeps and must not see as a race in its retry check
     /// ([`IntervalNotifier::read_begin`]; mm/rmap.c: "the caller must

@@ -2,7 +2,7 @@
 
 //! The HMM mirror's C API (`rsva_mirror_register()`, `_unregister()`,
 //! `_fault()` in `include/rsva.h`): drivers' mirrors are clients of the
-//! shared mirror of their mm ([`crate::mm_mirror`]).
+//! shared mirror of their mm ([`crate::mirror::registry`]).
 //!
 //! A handle is a token, not an address: an odd number drawn from a
 //! counter that never repeats, so no foreign pointer (kernel objects are
@@ -14,7 +14,7 @@
 //! stays valid (and finds it gone: `ENOENT`).
 //!
 //! The driver's hooks are called through [`Hooks`], which records the task
-//! in them ([`c_checks::in_hook`]): the C
+//! in them ([`checks::in_hook`]): the C
 //! API's functions that may sleep answer `EDEADLK` there instead of
 //! sleeping in a hook (which must not: an invalidation may come from atomic
 //! context) or taking the mirror's lock again (a self-deadlock).
@@ -30,9 +30,9 @@ use kernel::{
 };
 
 use crate::{
-    c_checks::{self, check_ptr, may_sleep},
-    interval_notifier::FaultMode,
-    mm_mirror::{self, span, Client, DriverHooks, MirrorClient},
+    ffi::checks::{self, check_ptr, may_sleep},
+    kext::mm::interval_notifier::FaultMode,
+    mirror::registry::{self, span, Client, DriverHooks, MirrorClient},
 };
 
 use core::any::Any;
@@ -71,7 +71,7 @@ impl DriverHooks for Hooks {
     fn invalidate(&self, start: usize, end: usize) {
         // SAFETY: The driver's hook, registered for this client, which is
         // in its mirror (the registry calls it under the mirror's lock).
-        c_checks::in_hook(|| unsafe { (self.invalidate)(self.private, start, end) });
+        checks::in_hook(|| unsafe { (self.invalidate)(self.private, start, end) });
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -90,7 +90,7 @@ impl Hooks {
         if let Some(update) = self.update {
             // SAFETY: The driver's hook, registered for this; by the
             // safety requirements.
-            c_checks::in_hook(|| unsafe { update(self.private, start, entries, npages) });
+            checks::in_hook(|| unsafe { update(self.private, start, entries, npages) });
         }
     }
 }
@@ -253,7 +253,7 @@ extern "C" fn rsva_mirror_fault(
 /// mirrors, and of their clients in `*clients` when it is not null.
 #[no_mangle]
 extern "C" fn rsva_test_mirrors(clients: *mut c_ulong) -> c_ulong {
-    let (mirrors, n) = mm_mirror::counts();
+    let (mirrors, n) = registry::counts();
     if !clients.is_null() {
         // SAFETY: The caller passes a valid pointer or null.
         unsafe { *clients = n };

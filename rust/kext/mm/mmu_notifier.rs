@@ -92,13 +92,13 @@ macro_rules! impl_has_mmu_notifier {
     (impl$({$($generics:tt)*})? HasMmuNotifier for $self:ty { self.$field:ident }) => {
         // SAFETY: `mmu_notifier_container_of` inverts `mmu_notifier`: both
         // name the field `$field`, whose type the first checks.
-        unsafe impl$(<$($generics)*>)? $crate::mm::mmu_notifier::HasMmuNotifier for $self {
-            fn mmu_notifier(&self) -> &$crate::mm::mmu_notifier::MmuNotifier<Self> {
+        unsafe impl$(<$($generics)*>)? $crate::kext::mm::mmu_notifier::HasMmuNotifier for $self {
+            fn mmu_notifier(&self) -> &$crate::kext::mm::mmu_notifier::MmuNotifier<Self> {
                 &self.$field
             }
 
             unsafe fn mmu_notifier_container_of(
-                ptr: *const $crate::mm::mmu_notifier::MmuNotifier<Self>,
+                ptr: *const $crate::kext::mm::mmu_notifier::MmuNotifier<Self>,
             ) -> *const Self {
                 // SAFETY: The caller passes the `$field` of a live `Self`.
                 unsafe { kernel::container_of!(ptr, Self, $field) }
@@ -215,7 +215,7 @@ impl<T: MmuNotifierOps> MmuNotifier<T> {
 #[kunit_tests(rsva_mmu_notifier)]
 mod tests {
     use super::*;
-    use crate::glue;
+    use crate::kext::glue;
 
     /// Counts its `release` calls and its drop.
     struct Watcher {

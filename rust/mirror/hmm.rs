@@ -52,10 +52,10 @@ use kernel::{
 };
 
 use crate::{
-    glue,
-    interval_notifier::{FaultMode, HmmPfn, Seq},
-    mm::pagemap::{self, Owner},
-    mm_mirror::{span, Client, DeviceTable, MirrorClient},
+    kext::glue,
+    kext::mm::interval_notifier::{FaultMode, HmmPfn, Seq},
+    kext::mm::pagemap::{self, Owner},
+    mirror::registry::{span, Client, DeviceTable, MirrorClient},
 };
 
 mod exclusive;

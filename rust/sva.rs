@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Shared virtual addressing: PASIDs, SVA bonds and I/O page faults.
+//!
+//! Layers, lowest first (each file imports only those before it):
+//!
+//! - [`charge`]: the per-user PASID quota.
+//! - [`pasid`]: PASID leases, one per mm, generic over what a lease carries.
+//! - [`iopf`]: I/O page faults of a bond's PASID.
+//! - [`bond`]: SVA bonds, one per (device, mm), carried by the leases.
+//! - [`provider`]: rsva serving the kernel's `iommu_sva_bind_device()`.
+
+pub(crate) mod bond;
+pub(crate) mod charge;
+pub(crate) mod iopf;
+pub(crate) mod pasid;
+pub(crate) mod provider;
