@@ -62,21 +62,9 @@ fn show_mirrors(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "mirrors {mirrors}")?;
     writeln!(f, "clients {clients}")?;
     let copied = |c: &Atomic<u64>| c.load(Relaxed);
-    writeln!(
-        f,
-        "copied_under_lock {}",
-        copied(&hmm::COPIED_UNDER_LOCK)
-    )?;
-    writeln!(
-        f,
-        "copied_after_lock {}",
-        copied(&hmm::COPIED_AFTER_LOCK)
-    )?;
-    writeln!(
-        f,
-        "bounce_refaults {}",
-        copied(&hmm::BOUNCE_REFAULTS)
-    )?;
+    writeln!(f, "copied_under_lock {}", copied(&hmm::COPIED_UNDER_LOCK))?;
+    writeln!(f, "copied_after_lock {}", copied(&hmm::COPIED_AFTER_LOCK))?;
+    writeln!(f, "bounce_refaults {}", copied(&hmm::BOUNCE_REFAULTS))?;
     let nodes = mirror_dev::memory_stats();
     writeln!(
         f,

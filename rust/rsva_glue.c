@@ -339,21 +339,6 @@ void rsva_rwsem_unlock(int which, bool write)
 		up_read(rsva_rwsem(which));
 }
 
-/*
- * Whether @dev's group is claimed by an owner that manages DMA itself
- * (VFIO, iommufd, a claim through rsva's C API), rather than free or used
- * by drivers: through the DMA API, or through an unmanaged domain a
- * DMA-API-less kernel driver attached itself, which the group's domain
- * does not tell apart from VFIO's (patch 0007). Any context; it only
- * reports, see the callers for what keeps the answer true.
- */
-bool rsva_dev_user_owned(struct device *dev)
-{
-	struct iommu_group *group = dev->iommu_group;
-
-	return group && iommu_group_has_dma_owner(group);
-}
-
 /* The bus of @dev, NULL for none. */
 const struct bus_type *rsva_dev_bus(struct device *dev)
 {

@@ -47,7 +47,6 @@ void rsva_device_gone(struct device *dev);
 
 void rsva_rwsem_lock(int which, bool write);
 void rsva_rwsem_unlock(int which, bool write);
-bool rsva_dev_user_owned(struct device *dev);
 
 struct bus_type;
 struct notifier_block;

@@ -13,7 +13,7 @@
 //! - [`ffi`]: the C API, every `#[no_mangle]` function.
 //! - [`kext`]: the abstraction layer over the kernel's C code, shaped like
 //!   `rust/kernel/`; the only place besides [`ffi`] with `unsafe` code.
-//! - [`debugfs`]: `/sys/kernel/debug/rsva/`.
+//! - [`debugfs`]: the files under `/sys/kernel/debug/rsva/`.
 
 use kernel::prelude::*;
 
@@ -65,7 +65,7 @@ struct Rsva {
     _mirror: mirror_dev::MirrorDevices,
     _debugfs: debugfs::Files,
     _service: OwnedService,
-    _glue: Glue,
+    _glue: glue::Glue,
 }
 
 impl kernel::Module for Rsva {

@@ -39,8 +39,13 @@
 //! claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are under
 //! way) -> a record's slot -> the group mutex.
 
+use core::ptr::NonNull;
+
 use kernel::{
-    bindings, new_mutex,
+    bindings,
+    device::Device,
+    iommu::dma_owner::{DeviceClaim, GroupClaim, OwnerCookie},
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
@@ -52,7 +57,6 @@ use kernel::{
 
 use crate::{
     ffi::checks::is_err_or_null,
-    kext::iommu::dma_owner::{DeviceClaim, GroupClaim},
     kext::glue::{self, Rwsem, RwsemGuard},
     kext::sync::slots::{Slots, Visit},
 };
@@ -159,7 +163,7 @@ impl OwnerGate {
 /// API answers `EBUSY`.
 fn busy_if_dma_api(dev: *mut bindings::device, e: Error) -> Error {
     // SAFETY: Callers pass a valid device.
-    if e == EPERM && !unsafe { glue::rsva_dev_user_owned(dev) } {
+    if e == EPERM && !glue::user_owned(unsafe { Device::from_raw(dev) }) {
         return EBUSY;
     }
     e
@@ -202,8 +206,8 @@ impl Record {
     unsafe fn end_if_removed(&mut self, action: c_ulong, dev: *mut bindings::device) {
         let (claimed, group) = match &self.claim {
             None => return,
-            Some(Claim::Device(d)) => (d.dev(), core::ptr::null_mut()),
-            Some(Claim::Group(g)) => (core::ptr::null_mut(), g.group()),
+            Some(Claim::Device(d)) => (glue::dev_ptr(d.held()), core::ptr::null_mut()),
+            Some(Claim::Group(g)) => (core::ptr::null_mut(), g.held().as_raw()),
         };
         // SAFETY: `dev` is valid; the claimed device or group is held by
         // the claim.
@@ -365,9 +369,11 @@ impl Claims {
         owner: *mut c_void,
     ) -> Result {
         let make = || {
-            // SAFETY: `dev` is valid; the C caller keeps `owner` as its
-            // identity until it releases the claim.
-            unsafe { GroupClaim::with_cookie(dev, owner) }.map(Claim::Group)
+            // SAFETY: The C caller keeps `owner` as its identity until it
+            // releases the claim, which the claim cannot outlive.
+            let owner = unsafe { OwnerCookie::from_raw(NonNull::new(owner).ok_or(EINVAL)?) };
+            // SAFETY: `dev` is valid.
+            GroupClaim::with_cookie(unsafe { Device::from_raw(dev) }, owner).map(Claim::Group)
         };
         // SAFETY: `dev` is valid.
         unsafe { self.claim(dev, owner, make) }
@@ -385,7 +391,9 @@ impl Claims {
     ) -> Result {
         let make = || {
             // SAFETY: As in `claim_group`.
-            unsafe { DeviceClaim::with_cookie(dev, owner) }.map(Claim::Device)
+            let owner = unsafe { OwnerCookie::from_raw(NonNull::new(owner).ok_or(EINVAL)?) };
+            // SAFETY: `dev` is valid.
+            DeviceClaim::with_cookie(unsafe { Device::from_raw(dev) }, owner).map(Claim::Device)
         };
         // SAFETY: `dev` is valid.
         unsafe { self.claim(dev, owner, make) }
@@ -411,8 +419,8 @@ impl Claims {
         self.records.insert(|| {
             let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
             let (claimed, group) = match &claim {
-                Claim::Group(g) => (0, g.group() as usize),
-                Claim::Device(d) => (d.dev() as usize, 0),
+                Claim::Group(g) => (0, g.held().as_raw() as usize),
+                Claim::Device(d) => (glue::dev_ptr(d.held()) as usize, 0),
             };
             Ok(Record {
                 dev: claimed,
@@ -502,35 +510,7 @@ impl PinnedDrop for Claims {
 #[kunit_tests(rsva_dma_owner)]
 mod tests {
     use super::*;
-    use crate::kext::iommu::dma_owner::DmaOwner;
-
-    /// A PCI device of the VM (q35 under intel-iommu) with a group and no
-    /// driver; `put_device()` when dropped.
-    struct TestDev(*mut bindings::device);
-
-    impl TestDev {
-        fn pci() -> Result<Self> {
-            // SAFETY: Returns a referenced device or null.
-            let dev = unsafe { glue::rsva_test_free_pci_device() };
-            if dev.is_null() {
-                // Not `then_some()`, which would drop a `TestDev` of null.
-                return Err(ENODEV);
-            }
-            Ok(Self(dev))
-        }
-
-        fn user_owned(&self) -> bool {
-            // SAFETY: The device is referenced.
-            unsafe { glue::rsva_dev_user_owned(self.0) }
-        }
-    }
-
-    impl Drop for TestDev {
-        fn drop(&mut self) {
-            // SAFETY: The reference `pci()` returned.
-            unsafe { bindings::put_device(self.0) };
-        }
-    }
+    use kernel::iommu::dma_owner::DmaOwner;
 
     fn owner() -> Result<Pin<KBox<DmaOwner>>> {
         KBox::pin_init(DmaOwner::new(), GFP_KERNEL)
@@ -538,66 +518,59 @@ mod tests {
 
     #[test]
     fn group_claims_exclude_other_owners() -> Result {
-        let dev = TestDev::pci()?;
+        let dev = glue::test_free_pci_device()?;
         let (a, b) = (owner()?, owner()?);
-        assert!(!dev.user_owned());
-        // SAFETY: `dev` is referenced for the whole test.
-        let claim = unsafe { GroupClaim::new(dev.0, &a) }?;
-        assert!(dev.user_owned());
-        // SAFETY: As above.
-        assert_eq!(unsafe { GroupClaim::new(dev.0, &b) }.err(), Some(EPERM));
-        // SAFETY: As above.
-        assert_eq!(unsafe { DeviceClaim::new(dev.0, &b) }.err(), Some(EPERM));
+        assert!(!glue::user_owned(&dev));
+        let claim = GroupClaim::new(&dev, a.as_ref())?;
+        assert!(glue::user_owned(&dev));
+        assert_eq!(GroupClaim::new(&dev, b.as_ref()).err(), Some(EPERM));
+        assert_eq!(DeviceClaim::new(&dev, b.as_ref()).err(), Some(EPERM));
         drop(claim);
-        assert!(!dev.user_owned());
-        // SAFETY: As above.
-        let claim = unsafe { GroupClaim::new(dev.0, &b) }?;
-        assert!(dev.user_owned());
+        assert!(!glue::user_owned(&dev));
+        let claim = GroupClaim::new(&dev, b.as_ref())?;
+        assert!(glue::user_owned(&dev));
         drop(claim);
-        assert!(!dev.user_owned());
+        assert!(!glue::user_owned(&dev));
         Ok(())
     }
 
     #[test]
     fn device_claims_nest_for_one_owner() -> Result {
-        let dev = TestDev::pci()?;
+        let dev = glue::test_free_pci_device()?;
         let (a, b) = (owner()?, owner()?);
-        // SAFETY: `dev` is referenced for the whole test.
-        let first = unsafe { DeviceClaim::new(dev.0, &a) }?;
-        // SAFETY: As above.
-        let second = unsafe { DeviceClaim::new(dev.0, &a) }?;
-        // SAFETY: As above.
-        assert_eq!(unsafe { GroupClaim::new(dev.0, &b) }.err(), Some(EPERM));
+        let first = DeviceClaim::new(&dev, a.as_ref())?;
+        let second = DeviceClaim::new(&dev, a.as_ref())?;
+        assert_eq!(GroupClaim::new(&dev, b.as_ref()).err(), Some(EPERM));
         drop(first);
         // One claim left: still owned.
-        assert!(dev.user_owned());
+        assert!(glue::user_owned(&dev));
         drop(second);
-        assert!(!dev.user_owned());
+        assert!(!glue::user_owned(&dev));
         Ok(())
     }
 
     #[test]
     fn claims_need_a_device_an_owner_and_a_group() -> Result {
-        let dev = TestDev::pci()?;
+        let dev = glue::test_free_pci_device()?;
+        let claims = KBox::pin_init(Claims::new(), GFP_KERNEL)?;
+        let a = owner()?;
+        let cookie = core::ptr::from_ref::<DmaOwner>(&a)
+            .cast_mut()
+            .cast::<c_void>();
+        let raw = glue::dev_ptr(&dev);
         // SAFETY: A null device is refused before use.
-        let null_dev = unsafe { DeviceClaim::with_cookie(core::ptr::null_mut(), dev.0.cast()) };
+        let null_dev = unsafe { claims.claim_device(core::ptr::null_mut(), cookie) };
         assert_eq!(null_dev.err(), Some(EINVAL));
         // SAFETY: `dev` is referenced; a null owner is refused.
-        let null_owner = unsafe { GroupClaim::with_cookie(dev.0, core::ptr::null_mut()) };
+        let null_owner = unsafe { claims.claim_group(raw, core::ptr::null_mut()) };
         assert_eq!(null_owner.err(), Some(EINVAL));
         // SAFETY: As above.
-        let null_owner = unsafe { DeviceClaim::with_cookie(dev.0, core::ptr::null_mut()) };
+        let null_owner = unsafe { claims.claim_device(raw, core::ptr::null_mut()) };
         assert_eq!(null_owner.err(), Some(EINVAL));
-        let a = owner()?;
-        // SAFETY: Registers a device without IOMMU group.
-        let nogroup = unsafe { glue::rsva_test_device_new() };
-        let nogroup = kernel::error::from_err_ptr(nogroup)?;
-        // SAFETY: `nogroup` is registered until freed below.
-        let g = unsafe { GroupClaim::new(nogroup, &a) }.err();
-        // SAFETY: As above.
-        let d = unsafe { DeviceClaim::new(nogroup, &a) }.err();
-        // SAFETY: Registered above.
-        unsafe { glue::rsva_test_device_free(nogroup) };
+        assert!(!glue::user_owned(&dev));
+        let nogroup = glue::TestDevice::new()?;
+        let g = GroupClaim::new(&nogroup, a.as_ref()).err();
+        let d = DeviceClaim::new(&nogroup, a.as_ref()).err();
         assert_eq!((g, d), (Some(ENODEV), Some(ENODEV)));
         Ok(())
     }

@@ -14,13 +14,14 @@
 //! called from a mirror's hook ([`may_sleep`]) instead of sleeping there or
 //! taking the mirror's lock again.
 
-use kernel::{bindings, prelude::*};
+use kernel::{bindings, device::Device, iommu::dma_owner::Group, prelude::*};
 
 use crate::{
     ffi::checks::{check_ptr, is_err_or_null, may_sleep},
+    kext::glue,
+    sva::bond::{Bond, StopFn},
     sva::pasid::{PasidRange, PASID_INVALID},
     sva::provider::{service, Service},
-    sva::bond::{Bond, StopFn},
 };
 
 /// Validates a PASID range for a C caller; see `rsva_pasid_range_check()`.
@@ -187,11 +188,10 @@ extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
         return e.to_errno();
     }
     // SAFETY: C callers pass a valid device.
-    if unsafe { crate::kext::glue::rsva_dev_group(dev) }.is_null() {
-        return ENODEV.to_errno();
+    match Group::of(unsafe { Device::from_raw(dev) }) {
+        Ok(group) => c_int::from(group.has_dma_owner()),
+        Err(e) => e.to_errno(),
     }
-    // SAFETY: As above.
-    c_int::from(unsafe { crate::kext::glue::rsva_dev_user_owned(dev) })
 }
 
 /// Called by the devres action of a watched device that goes away: frees

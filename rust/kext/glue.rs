@@ -5,7 +5,14 @@
 
 use core::ptr::NonNull;
 
-use kernel::{bindings, mm::Mm, prelude::*};
+use kernel::{
+    bindings,
+    device::Device,
+    iommu::dma_owner::Group,
+    mm::Mm,
+    prelude::*,
+    sync::aref::ARef, //
+};
 
 /// `struct rsva_mm_ref` of `rsva_glue.c`.
 #[repr(C)]
@@ -39,7 +46,6 @@ extern "C" {
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
-    pub(crate) fn rsva_dev_user_owned(dev: *mut bindings::device) -> bool;
     pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
     pub(crate) fn rsva_bus_watch(
         bus: *const bindings::bus_type,
@@ -361,5 +367,68 @@ impl Drop for Glue {
     fn drop(&mut self) {
         // SAFETY: Initialised in `init`; drains the pending work.
         unsafe { rsva_glue_exit() };
+    }
+}
+
+/// The C `struct device` of `dev`. `Device` wraps it transparently; the
+/// kernel crate keeps its own `as_raw()` to itself.
+pub(crate) fn dev_ptr(dev: &Device) -> *mut bindings::device {
+    core::ptr::from_ref(dev).cast_mut().cast()
+}
+
+/// Whether an owner that manages DMA itself (VFIO, iommufd, a claim made
+/// through rsva) holds the group of `dev`; false for a device without
+/// group.
+pub(crate) fn user_owned(dev: &Device) -> bool {
+    Group::of(dev).is_ok_and(|g| g.has_dma_owner())
+}
+
+/// For KUnit: a PCI device of the VM with an IOMMU group and no driver,
+/// or `ENODEV`.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn test_free_pci_device() -> Result<ARef<Device>> {
+    // SAFETY: Returns a referenced device, or null.
+    let dev = NonNull::new(unsafe { rsva_test_free_pci_device() }).ok_or(ENODEV)?;
+    // SAFETY: The `ARef` owns the reference the helper took; `Device`
+    // wraps `struct device` transparently.
+    Ok(unsafe { ARef::from_raw(dev.cast()) })
+}
+
+/// For KUnit: a registered root device without IOMMU group, unregistered
+/// when dropped.
+///
+/// # Invariants
+///
+/// The device is registered (`root_device_register()`) while this lives.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct TestDevice(NonNull<bindings::device>);
+
+#[cfg(CONFIG_KUNIT)]
+impl TestDevice {
+    /// Registers one.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Registers a device, or returns an `ERR_PTR()`.
+        let dev = kernel::error::from_err_ptr(unsafe { rsva_test_device_new() })?;
+        // INVARIANT: registered just above; `from_err_ptr` let no error
+        // through, and `root_device_register()` returns no null.
+        NonNull::new(dev).map(Self).ok_or(ENOMEM)
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl core::ops::Deref for TestDevice {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        // SAFETY: Registered, so valid, while `self` lives.
+        unsafe { Device::from_raw(self.0.as_ptr()) }
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl Drop for TestDevice {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`, unregistered once, here.
+        unsafe { rsva_test_device_free(self.0.as_ptr()) };
     }
 }

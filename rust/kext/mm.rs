@@ -7,5 +7,4 @@
 pub(crate) mod device_exclusive;
 pub(crate) mod interval_notifier;
 pub(crate) mod migrate;
-pub(crate) mod mmu_notifier;
 pub(crate) mod pagemap;

@@ -37,12 +37,12 @@ use kernel::{
 use crate::{
     kext::glue,
     mirror::hmm::{DeviceView, Mirror},
+    mirror::mmap,
+    mirror::registry::span,
     mirror::{
         devmem::{self, DeviceMemory},
         migration,
     },
-    mirror::mmap,
-    mirror::registry::span,
 };
 
 /// `struct hmm_dmirror_cmd`.

@@ -28,14 +28,14 @@ use kernel::{
 };
 
 use crate::{
-    mirror::hmm::Mirror,
-    mirror::devmem::{Backing, Chunk, DeviceMemory, PMD_ORDER},
     kext::mm::{
         migrate::{
             clear_page, copy_to_page, Buffers, Collected, Dst, Migrated, Source, SysFolio, PMD_NR,
         },
         pagemap::{DeviceFault, FaultError, Owner, Pagemap, PagemapOps},
     },
+    mirror::devmem::{Backing, Chunk, DeviceMemory, PMD_ORDER},
+    mirror::hmm::Mirror,
     mirror::registry::{span, with_device_tables},
 };
 

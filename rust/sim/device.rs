@@ -20,7 +20,9 @@ use core::ptr::{null_mut, NonNull};
 
 use kernel::{
     bindings,
+    device::Device,
     error::to_result,
+    iommu::dma_owner::DmaApiUse,
     mm::{Mm, MmWithUser},
     new_condvar, new_mutex, new_spinlock,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -35,7 +37,6 @@ use kernel::{
 };
 
 use crate::{
-    dma_owner::DmaApiUse,
     fault_log::{Fault, FaultLog, FaultReason},
     glue,
     iotlb::{Iotlb, IotlbStats},
@@ -903,8 +904,12 @@ extern "C" fn rsva_sim_dma_configure(
     let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
         return ENODEV.to_errno();
     };
-    // SAFETY: `dev` is `sdev`'s device; called under the device lock.
-    match unsafe { sdev.dma_api.configure(dev, driver_managed_dma) } {
+    // SAFETY: `dev` is `sdev`'s device, alive during the call; the driver
+    // core calls this under the device lock.
+    match unsafe {
+        sdev.dma_api
+            .configure(Device::from_raw(dev), driver_managed_dma)
+    } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -916,7 +921,7 @@ extern "C" fn rsva_sim_dma_cleanup(dev: *mut bindings::device) {
     // SAFETY: As in `rsva_sim_dma_configure`.
     if let Some(sdev) = unsafe { SimDevice::from_raw(dev) } {
         // SAFETY: As in `rsva_sim_dma_configure`.
-        unsafe { sdev.dma_api.cleanup(dev) };
+        unsafe { sdev.dma_api.cleanup(Device::from_raw(dev)) };
     }
 }
 

@@ -19,12 +19,6 @@ use kernel::{bindings, error::to_result, prelude::*, sync::Arc};
 mod accel;
 mod debugfs;
 mod device;
-#[expect(
-    dead_code,
-    reason = "the bus uses DmaApiUse; the claims serve rsva, which compiles this file too"
-)]
-#[path = "../kext/iommu/dma_owner.rs"]
-mod dma_owner;
 mod engine;
 mod fault_log;
 mod glue;

@@ -21,7 +21,17 @@
 
 use core::ptr::NonNull;
 
-use kernel::{bindings, new_spinlock, prelude::*, sync::SpinLock, types::Opaque};
+use kernel::{
+    bindings,
+    mm::{
+        mmu_notifier::{MmuNotifier, MmuNotifierOps},
+        MmWithUser,
+    },
+    new_spinlock,
+    prelude::*,
+    sync::{Arc, ArcBorrow, SpinLock},
+    types::Opaque,
+};
 
 use crate::{
     device::SimDevice,
@@ -42,15 +52,17 @@ struct Attachment {
 ///
 /// - `domain` is the `struct iommu_domain` the IOMMU core knows; its `ops`
 ///   are [`SVA_DOMAIN_OPS`].
-/// - `notifier` is registered on the domain's mm from allocation until
-///   `free` puts or unregisters it; the memory is freed in `free_notifier`
-///   after a put, or by `free` right after the unregistration.
+/// - The domain lives in an [`Arc`]: the IOMMU core holds one reference
+///   from allocation until `free`, and `notifier`'s registration another,
+///   from allocation until `free` puts the notifier (then the reference
+///   goes in `free_notifier`, after an SRCU grace period) or unregisters
+///   it (then it goes as the unregistration returns).
 /// - Every device in `attached` outlives the attachment: devices are
 ///   destroyed only after every domain is detached from them.
 #[pin_data]
 pub(crate) struct SvaDomain {
     domain: Opaque<bindings::iommu_domain>,
-    notifier: Opaque<bindings::mmu_notifier>,
+    notifier: MmuNotifier<SvaDomain>,
     #[pin]
     attached: SpinLock<KVec<Attachment>>,
 }
@@ -66,12 +78,14 @@ pub(crate) static SVA_DOMAIN_OPS: CStatic<bindings::iommu_domain_ops> =
         ..pin_init::zeroed()
     });
 
-static MMU_OPS: CStatic<bindings::mmu_notifier_ops> = CStatic::new(bindings::mmu_notifier_ops {
-    release: Some(release),
-    arch_invalidate_secondary_tlbs: Some(invalidate_secondary_tlbs),
-    free_notifier: Some(free_notifier),
-    ..pin_init::zeroed()
-});
+kernel::impl_has_mmu_notifier!(impl HasMmuNotifier for SvaDomain { self.notifier });
+
+// SAFETY: The C domain is written by the IOMMU core under its own locks
+// and read here only for `ops` and `mm`, which do not change after
+// allocation; the attachments are under a spinlock.
+unsafe impl Send for SvaDomain {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for SvaDomain {}
 
 impl SvaDomain {
     /// Allocates an SVA domain for `mm` and registers its notifier.
@@ -83,30 +97,21 @@ impl SvaDomain {
     pub(crate) unsafe fn alloc(
         mm: *mut bindings::mm_struct,
     ) -> Result<*mut bindings::iommu_domain> {
-        let d = KBox::pin_init(
+        let d = Arc::pin_init(
             try_pin_init!(Self {
                 domain: Opaque::zeroed(),
-                notifier: Opaque::zeroed(),
+                notifier: MmuNotifier::new(),
                 attached <- new_spinlock!(KVec::new()),
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: The domain is never moved: from here on it is owned through
-        // the raw pointer, by the IOMMU core and the notifier.
-        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(d) });
-        // SAFETY: `raw` is valid and not yet shared.
-        unsafe {
-            (*(*raw).domain.get()).ops = SVA_DOMAIN_OPS.get();
-            (*(*raw).notifier.get()).ops = MMU_OPS.get();
-        }
-        // SAFETY: The notifier is initialised; `mm` has a user reference.
-        let ret = unsafe { bindings::mmu_notifier_register((*raw).notifier.get(), mm) };
-        if ret != 0 {
-            // SAFETY: Registration failed, nothing else knows `raw`.
-            drop(unsafe { KBox::from_raw(raw) });
-            return Err(Error::from_errno(ret));
-        }
-        // SAFETY: `raw` is valid.
+        // SAFETY: Not shared yet.
+        unsafe { (*d.domain.get()).ops = SVA_DOMAIN_OPS.get() };
+        // SAFETY: The caller holds a user reference on `mm`.
+        MmuNotifier::register(&d, unsafe { MmWithUser::from_raw(mm) })?;
+        // The IOMMU core's reference, given back in `free`.
+        let raw = Arc::into_raw(d);
+        // SAFETY: `raw` is valid while the core's reference lives.
         Ok(unsafe { (*raw).domain.get() })
     }
 
@@ -132,20 +137,6 @@ impl SvaDomain {
                 domain
             )
         })
-    }
-
-    /// # Safety
-    ///
-    /// `mn` must be the notifier of a live `SvaDomain`.
-    unsafe fn from_notifier<'a>(mn: *mut bindings::mmu_notifier) -> &'a SvaDomain {
-        // SAFETY: By the safety requirements.
-        unsafe {
-            &*kernel::container_of!(
-                mn.cast::<Opaque<bindings::mmu_notifier>>(),
-                SvaDomain,
-                notifier
-            )
-        }
     }
 
     fn key(&self) -> *const c_void {
@@ -276,86 +267,47 @@ unsafe extern "C" fn free(domain: *mut bindings::iommu_domain) {
     let Some(sdom) = (unsafe { SvaDomain::from_domain(domain) }) else {
         return;
     };
+    // SAFETY: The core's reference, from `Arc::into_raw` in `alloc`; it
+    // frees a domain once.
+    let sdom = unsafe { Arc::from_raw(core::ptr::from_ref(sdom)) };
     match Personality::current().notifier_end() {
-        // SAFETY: The notifier was registered at allocation; the memory is
-        // freed in `free_notifier` once SRCU readers are done.
-        NotifierEnd::Put => unsafe { bindings::mmu_notifier_put(sdom.notifier.get()) },
+        NotifierEnd::Put => {
+            sdom.notifier.put();
+        }
+        // This waits for every notifier callback to end: called from
+        // inside one, it never returns, as on AMD.
         NotifierEnd::Unregister => {
-            // SAFETY: The core set `mm` when it allocated the domain, and
-            // the notifier's mmgrab keeps it valid until unregistered.
-            let mm = unsafe { (*domain).__bindgen_anon_1.__bindgen_anon_2.mm };
-            let raw = core::ptr::from_ref(sdom).cast_mut();
-            // SAFETY: The notifier is registered on `mm`. This waits for
-            // every notifier callback to end (`synchronize_srcu()`): called
-            // from inside one, it never returns, as on AMD.
-            unsafe { bindings::mmu_notifier_unregister(sdom.notifier.get(), mm) };
-            // SAFETY: Unregistered and its callbacks are done; `raw` came
-            // from `KBox::into_raw` in `alloc` and nothing else frees it.
-            drop(unsafe { KBox::from_raw(raw) });
+            MmuNotifier::unregister(&sdom);
         }
     }
 }
 
-/// The mm is going away (exit_mmap) or the notifier is unregistered: stop
-/// translating for every PASID of the domain and invalidate, blocking the
-/// entries (Intel, SMMUv3) or removing them (AMD). Frees nothing,
-/// idempotent, and may run concurrently with itself.
-///
-/// # Safety
-///
-/// `mn` must be the notifier of a live SVA domain.
-unsafe extern "C" fn release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
-    // SAFETY: `mn` is the notifier of a live domain: the notifier is freed
-    // only after it was unhashed and SRCU readers, such as us, are done.
-    let sdom = unsafe { SvaDomain::from_notifier(mn) };
-    let key = sdom.key();
-    let count = |dev: &SimDevice| dev.counters.releases.add(1, kernel::sync::atomic::Relaxed);
-    match Personality::current().on_release() {
-        OnRelease::Block(how) => sdom.for_each_attachment(|dev, pasid| {
-            dev.block(pasid, key, how);
-            count(dev);
-        }),
-        OnRelease::Remove => sdom.detach_all(|dev, pasid| {
-            dev.remove(pasid);
-            count(dev);
-        }),
+#[vtable]
+impl MmuNotifierOps for SvaDomain {
+    /// The mm is going away (exit_mmap) or the notifier is unregistered:
+    /// stop translating for every PASID of the domain and invalidate,
+    /// blocking the entries (Intel, SMMUv3) or removing them (AMD). Frees
+    /// nothing, idempotent, and may run concurrently with itself.
+    fn release(sdom: ArcBorrow<'_, Self>) {
+        let key = sdom.key();
+        let count = |dev: &SimDevice| dev.counters.releases.add(1, kernel::sync::atomic::Relaxed);
+        match Personality::current().on_release() {
+            OnRelease::Block(how) => sdom.for_each_attachment(|dev, pasid| {
+                dev.block(pasid, key, how);
+                count(dev);
+            }),
+            OnRelease::Remove => sdom.detach_all(|dev, pasid| {
+                dev.remove(pasid);
+                count(dev);
+            }),
+        }
     }
-}
 
-/// The CPU page tables of the mm change in `[start, end)`: invalidate the
-/// IOTLBs before the pages can be freed.
-///
-/// # Safety
-///
-/// `mn` must be the notifier of a live SVA domain.
-unsafe extern "C" fn invalidate_secondary_tlbs(
-    mn: *mut bindings::mmu_notifier,
-    _mm: *mut bindings::mm_struct,
-    start: c_ulong,
-    end: c_ulong,
-) {
-    // SAFETY: As in `release`.
-    let sdom = unsafe { SvaDomain::from_notifier(mn) };
-    sdom.for_each_attachment(|dev, pasid| dev.flush_range(pasid, start as u64, end as u64));
-}
-
-/// Frees the domain, after the last put and an SRCU grace period.
-///
-/// # Safety
-///
-/// `mn` must be the notifier of an `SvaDomain`, called once.
-unsafe extern "C" fn free_notifier(mn: *mut bindings::mmu_notifier) {
-    // SAFETY: Called once, after the last `mmu_notifier_put()` and an SRCU
-    // grace period: nothing uses the domain any more.
-    let raw = unsafe {
-        kernel::container_of!(
-            mn.cast::<Opaque<bindings::mmu_notifier>>(),
-            SvaDomain,
-            notifier
-        )
-    };
-    // SAFETY: `raw` came from `KBox::into_raw` in `alloc`.
-    drop(unsafe { KBox::from_raw(raw) });
+    /// The CPU page tables of the mm change in `[start, end)`: invalidate
+    /// the IOTLBs before the pages can be freed.
+    fn invalidate_secondary_tlbs(sdom: ArcBorrow<'_, Self>, start: usize, end: usize) {
+        sdom.for_each_attachment(|dev, pasid| dev.flush_range(pasid, start as u64, end as u64));
+    }
 }
 
 /// Allocates an SVA domain for the IOMMU core (`domain_alloc_sva`).

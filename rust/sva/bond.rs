@@ -55,7 +55,10 @@ use core::ptr::NonNull;
 
 use kernel::{
     bindings,
+    device::Device,
     error::from_err_ptr,
+    impl_has_mmu_notifier,
+    mm::mmu_notifier::{MmuNotifier, MmuNotifierOps},
     mm::MmWithUser,
     new_mutex, new_spinlock,
     prelude::*,
@@ -69,7 +72,6 @@ use kernel::{
 use crate::{
     dma::claims::OWNER_GATE,
     kext::glue,
-    kext::mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
     sva::pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
@@ -215,6 +217,7 @@ impl Bond {
 
 impl_has_mmu_notifier!(impl HasMmuNotifier for Bond { self.stop_notifier });
 
+#[vtable]
 impl MmuNotifierOps for Bond {
     /// The mm goes away: stop the device's work before the IOMMU clears
     /// the PASID entry. Frees nothing; idempotent.
@@ -586,7 +589,7 @@ impl Sva {
         // DMA-API driver of the group is bound (the core refuses them).
         let _owners = OWNER_GATE.bind();
         // SAFETY: `dev` is valid.
-        if unsafe { glue::rsva_dev_user_owned(dev.as_ptr()) } {
+        if glue::user_owned(unsafe { Device::from_raw(dev.as_ptr()) }) {
             return Err(EBUSY);
         }
         let mut inner = lease.data().inner.lock();

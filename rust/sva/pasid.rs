@@ -38,7 +38,8 @@
 use core::ptr;
 
 use kernel::{
-    bindings,
+    bindings, impl_has_mmu_notifier,
+    mm::mmu_notifier::{MmuNotifier, MmuNotifierOps},
     mm::{Mm, MmWithUser},
     new_mutex,
     prelude::*,
@@ -54,7 +55,6 @@ use kernel::{
 
 use crate::{
     kext::glue::{self, MmGrab},
-    kext::mm::mmu_notifier::{impl_has_mmu_notifier, MmuNotifier, MmuNotifierOps},
     sva::charge::{Charges, UserCharge},
 };
 
@@ -363,6 +363,7 @@ impl<T: LeaseData> MmPasid<T> {
 
 impl_has_mmu_notifier!(impl{T: LeaseData} HasMmuNotifier for MmPasid<T> { self.notifier });
 
+#[vtable]
 impl<T: LeaseData> MmuNotifierOps for MmPasid<T> {
     /// The mm goes away (exit_mmap): the PASID's lease ends. Frees nothing
     /// and waits for nothing itself.

@@ -41,8 +41,8 @@ use kernel::{
 use crate::{
     dma::claims::Claims,
     kext::glue::{self, Rwsem, RwsemGuard},
-    sva::pasid::{PasidRange, PASID_INVALID},
     sva::bond::{Api, Bond, StopFn, Sva},
+    sva::pasid::{PasidRange, PASID_INVALID},
 };
 
 /// The provider table given to the IOMMU core.
