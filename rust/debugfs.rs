@@ -26,10 +26,11 @@
 //!
 //! Writes need `CAP_SYS_ADMIN` (`EPERM`), whatever the file modes say.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use kernel::{
-    bindings,
     debugfs::{
         Dir,
         File, //
@@ -40,8 +41,10 @@ use kernel::{
 };
 
 use crate::{
+    ffi::service,
+    kext::glue,
     mirror::{dev as mirror_dev, hmm, registry},
-    sva::{iopf, pasid::PasidRange, provider::service},
+    sva::{iopf, pasid::PasidRange},
 };
 
 /// The version `debugfs/rsva/version` reports.
@@ -90,8 +93,7 @@ fn show_pasid_range(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// modes let any task running as root write, also one whose capabilities
 /// were dropped.
 fn read_setting<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 32]) -> Result<&'a [u8]> {
-    // SAFETY: `capable()` only looks at the current task's credentials.
-    if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) } {
+    if !glue::capable_sys_admin() {
         return Err(EPERM);
     }
     let len = reader.len();

@@ -2,7 +2,7 @@
 
 //! The abstraction layer: every type of rsva that wraps a C structure or
 //! calls the kernel through `bindings`, laid out as `rust/kernel/` is
-//! (`mm/`, `sync/`), with the C helpers rsva needs in [`glue`]. The logic
+//! (`iommu/`, `mm/`, `sync/`), with the C helpers rsva needs in [`glue`]. The logic
 //! files above it (`sva/`, `mirror/`, `dma/`) use these types.
 //!
 //! What rsva shares with rsva_sim is in the kernel crate itself, added by
@@ -11,5 +11,6 @@
 //! and their claims). Two modules cannot share Rust items any other way.
 
 pub(crate) mod glue;
+pub(crate) mod iommu;
 pub(crate) mod mm;
 pub(crate) mod sync;

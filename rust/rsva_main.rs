@@ -49,22 +49,12 @@ module! {
     },
 }
 
-/// The service, shut down (no provider, leases ended, notifiers done)
-/// before it is freed.
-struct OwnedService(Pin<KBox<Service>>);
-
-impl Drop for OwnedService {
-    fn drop(&mut self) {
-        self.0.shut_down();
-    }
-}
-
 /// The module. Fields drop in order: the mirror device, the debugfs files,
 /// the service, and the glue.
 struct Rsva {
     _mirror: mirror_dev::MirrorDevices,
     _debugfs: debugfs::Files,
-    _service: OwnedService,
+    _service: ffi::Published,
     _glue: glue::Glue,
 }
 
@@ -75,14 +65,16 @@ impl kernel::Module for Rsva {
         ffi::mirror::init();
         // Before the debugfs files, which read the nodes.
         let mirror = mirror_dev::MirrorDevices::register()?;
-        let service = KBox::pin_init(
-            Service::new(PasidRange::FULL, module_parameters::pasids_per_user.value()),
+        let service = ffi::Published::new(KBox::pin_init(
+            Service::new(
+                PasidRange::FULL,
+                module_parameters::pasids_per_user.value(),
+                &ffi::provider::PROVIDER,
+            ),
             GFP_KERNEL,
-        )?;
-        service.as_ref().publish();
-        let service = OwnedService(service);
+        )?);
         if module_parameters::serve.value() {
-            if let Err(e) = service.0.set_serving(true) {
+            if let Err(e) = service.get().set_serving(true) {
                 pr_info!("not serving the SVA API: {e:?}\n");
             }
         }
@@ -90,7 +82,7 @@ impl kernel::Module for Rsva {
         pr_info!(
             "rsva {} loaded, {}serving the SVA API\n",
             debugfs::VERSION,
-            if service.0.serving() { "" } else { "not " }
+            if service.get().serving() { "" } else { "not " }
         );
         Ok(Self {
             _mirror: mirror,

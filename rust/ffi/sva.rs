@@ -14,14 +14,22 @@
 //! called from a mirror's hook ([`may_sleep`]) instead of sleeping there or
 //! taking the mirror's lock again.
 
-use kernel::{bindings, device::Device, iommu::dma_owner::Group, prelude::*};
+use kernel::{
+    bindings,
+    device::{Bound, Device, Normal},
+    iommu::dma_owner::Group,
+    mm::{Mm, MmWithUser},
+    prelude::*,
+    sync::{aref::ARef, Arc},
+};
 
 use crate::{
     ffi::checks::{check_ptr, is_err_or_null, may_sleep},
+    ffi::service,
     kext::glue,
-    sva::bond::{Bond, StopFn},
+    sva::bond::{Bond, StopHook},
     sva::pasid::{PasidRange, PASID_INVALID},
-    sva::provider::{service, Service},
+    sva::provider::Service,
 };
 
 /// Validates a PASID range for a C caller; see `rsva_pasid_range_check()`.
@@ -38,13 +46,30 @@ extern "C" fn rsva_pasid_range_check(min: u32, max: u32) -> c_int {
 /// that may sleep and a valid `dev`; returns the handle or an `ERR_PTR`.
 fn to_handle(
     dev: *mut bindings::device,
-    f: impl FnOnce(&'static Service) -> Result<kernel::sync::Arc<Bond>>,
+    f: impl FnOnce(&'static Service, &Device<Bound>) -> Result<Arc<Bond>>,
 ) -> *mut bindings::iommu_sva {
     let checked = may_sleep().and_then(|()| check_ptr(dev));
-    match checked.and_then(|()| service().ok_or(ENODEV)).and_then(f) {
+    let bound = checked.and_then(|()| {
+        let s = service().ok_or(ENODEV)?;
+        // SAFETY: C callers pass a valid device with a driver bound, and
+        // keep it bound until they unbind (`include/rsva.h`).
+        let dev = unsafe { Device::<Normal>::from_raw(dev).as_bound() };
+        f(s, dev)
+    });
+    match bound {
         Ok(bond) => bond.handle(),
         Err(e) => e.to_ptr(),
     }
+}
+
+/// The live mm a C caller named for a bind by `s`: `EINVAL` for NULL or
+/// an `ERR_PTR()`, then the errors of [`Service::may_bind`], then `ESRCH`
+/// when it has no users left.
+fn live_mm(s: &Service, mm: *mut bindings::mm_struct) -> Result<ARef<MmWithUser>> {
+    check_ptr(mm)?;
+    s.may_bind()?;
+    // SAFETY: C callers pass a valid mm and hold a reference on it.
+    unsafe { Mm::from_raw(mm) }.mmget_not_zero().ok_or(ESRCH)
 }
 
 /// See `rsva_sva_bind_device()` in `include/rsva.h`.
@@ -53,10 +78,32 @@ extern "C" fn rsva_sva_bind_device(
     dev: *mut bindings::device,
     mm: *mut bindings::mm_struct,
 ) -> *mut bindings::iommu_sva {
-    to_handle(dev, |s| {
-        check_ptr(mm)?;
-        s.bind(dev, mm, None)
+    to_handle(dev, |s, dev| {
+        let mm = live_mm(s, mm)?;
+        s.bind(dev, &mm, None)
     })
+}
+
+/// A C driver's stop callback (`rsva_sva_stop_t` of `include/rsva.h`).
+pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut bindings::iommu_sva, data: *mut c_void);
+
+/// A C driver's stop callback and its data, as a bond carries it.
+struct CStop {
+    f: StopFn,
+    data: usize,
+}
+
+impl StopHook for CStop {
+    fn stop(&self, handle: *mut bindings::iommu_sva) {
+        // SAFETY: The driver gave `f` and `data` for this handle and keeps
+        // them valid until its unbind returns, which waits for a running
+        // callback (`include/rsva.h`).
+        unsafe { (self.f)(handle, self.data as *mut c_void) }
+    }
+
+    fn key(&self) -> (usize, usize) {
+        (self.f as usize, self.data)
+    }
 }
 
 /// See `rsva_sva_bind_device_stop()` in `include/rsva.h`.
@@ -67,18 +114,26 @@ extern "C" fn rsva_sva_bind_device_stop(
     stop: Option<StopFn>,
     data: *mut c_void,
 ) -> *mut bindings::iommu_sva {
-    to_handle(dev, |s| {
+    to_handle(dev, |s, dev| {
         check_ptr(mm)?;
-        let stop = stop.ok_or(EINVAL)?;
-        check_ptr(stop as *const c_void)?;
-        s.bind(dev, mm, Some((stop, data as usize)))
+        let f = stop.ok_or(EINVAL)?;
+        check_ptr(f as *const c_void)?;
+        let mm = live_mm(s, mm)?;
+        let stop: KBox<dyn StopHook> = KBox::new(
+            CStop {
+                f,
+                data: data as usize,
+            },
+            GFP_KERNEL,
+        )?;
+        s.bind(dev, &mm, Some(stop))
     })
 }
 
 /// See `rsva_sva_bind_current()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_sva_bind_current(dev: *mut bindings::device) -> *mut bindings::iommu_sva {
-    to_handle(dev, |s| s.bind_current(dev))
+    to_handle(dev, |s, dev| s.bind_current(dev))
 }
 
 /// See `rsva_sva_unbind_device()` in `include/rsva.h`.
@@ -87,10 +142,14 @@ extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int 
     let checked = may_sleep().and_then(|()| check_ptr(handle));
     match checked
         .and_then(|()| service().ok_or(ENODEV))
-        // SAFETY: Called by a C module that uses rsva's symbols.
-        .and_then(|s| unsafe { s.unbind(handle) })
+        .and_then(|s| s.unbind(handle))
     {
-        Ok(()) => 0,
+        Ok(()) => {
+            // SAFETY: The module reference the bind kept; the caller, a
+            // module that uses rsva's symbols, keeps rsva loaded meanwhile.
+            unsafe { glue::ModuleRef::put() };
+            0
+        }
         Err(e) => e.to_errno(),
     }
 }

@@ -432,3 +432,43 @@ impl Drop for TestDevice {
         unsafe { rsva_test_device_free(self.0.as_ptr()) };
     }
 }
+
+/// Waits for the `free_notifier` calls of every mmu notifier put so far
+/// (`mmu_notifier_synchronize()`). May sleep; it must not be called from a
+/// notifier's callback.
+pub(crate) fn synchronize_notifiers() {
+    // SAFETY: Only waits for an SRCU grace period and its callbacks.
+    unsafe { bindings::mmu_notifier_synchronize() };
+}
+
+/// Whether the current task has `CAP_SYS_ADMIN` (`capable()`, which marks
+/// the task as having used it).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: `capable()` only looks at the current task's credentials.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
+}
+
+/// How many PASIDs the IOMMU gives `dev` (`dev->iommu->max_pasids`), 0
+/// without PASID support.
+pub(crate) fn dev_max_pasids(dev: &Device) -> u32 {
+    // SAFETY: `dev` is valid; the helper only reads.
+    unsafe { rsva_dev_max_pasids(dev_ptr(dev)) }
+}
+
+/// Checks with lockdep that the caller does not hold the mmap lock of
+/// `mm`, which binding takes.
+pub(crate) fn assert_mmap_unlocked(mm: &kernel::mm::MmWithUser) {
+    // SAFETY: `mm` is live; the helper only asserts.
+    unsafe { rsva_assert_mmap_unlocked(mm.as_raw()) };
+}
+
+/// A user reference on the current task's mm (`mmget_not_zero()`), or
+/// `None` for a kernel thread or an mm that is going away.
+pub(crate) fn current_mm_user() -> Option<ARef<kernel::mm::MmWithUser>> {
+    let mm = current_mm();
+    if mm.is_null() {
+        return None;
+    }
+    // SAFETY: `current->mm` stays valid while the current task runs here.
+    unsafe { Mm::from_raw(mm) }.mmget_not_zero()
+}

@@ -3,4 +3,6 @@
 //! Synchronisation primitives that rsva needs and the kernel crate does not
 //! have, written as they would be under `rust/kernel/sync/`.
 
+#[cfg(CONFIG_KUNIT)]
+pub(crate) mod rcu;
 pub(crate) mod slots;

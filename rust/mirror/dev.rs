@@ -20,22 +20,24 @@
 //! test_hmm, only the opener's address space may use the file: any other
 //! process gets `EPERM`.
 
+#![forbid(unsafe_code)]
+
 use kernel::{
     fs::File,
     ioctl::{_IOC_SIZE, _IOWR},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    mm::{virt::VmaNew, Mm},
+    mm::virt::VmaNew,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        global_lock, Arc,
+        Arc,
     },
-    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
     kext::glue,
+    kext::sync::slots::{Slots, Visit},
     mirror::hmm::{DeviceView, Mirror},
     mirror::mmap,
     mirror::registry::span,
@@ -45,8 +47,8 @@ use crate::{
     },
 };
 
-/// `struct hmm_dmirror_cmd`.
-#[repr(C)]
+/// `struct hmm_dmirror_cmd`: five `__u64`, copied to and from user space
+/// as an array of them (which is `FromBytes` and `AsBytes`).
 #[derive(Clone, Copy, Default)]
 struct DmirrorCmd {
     addr: u64,
@@ -56,13 +58,28 @@ struct DmirrorCmd {
     faults: u64,
 }
 
-// SAFETY: Plain integers: every bit pattern is valid.
-unsafe impl FromBytes for DmirrorCmd {}
-// SAFETY: Plain integers without padding.
-unsafe impl AsBytes for DmirrorCmd {}
+/// The C structure's layout.
+type RawCmd = [u64; 5];
+
+impl DmirrorCmd {
+    fn from_raw(r: RawCmd) -> Self {
+        let [addr, ptr, npages, cpages, faults] = r;
+        Self {
+            addr,
+            ptr,
+            npages,
+            cpages,
+            faults,
+        }
+    }
+
+    fn to_raw(self) -> RawCmd {
+        [self.addr, self.ptr, self.npages, self.cpages, self.faults]
+    }
+}
 
 const fn cmd(nr: u32) -> u32 {
-    _IOWR::<DmirrorCmd>(b'H' as u32, nr)
+    _IOWR::<RawCmd>(b'H' as u32, nr)
 }
 
 const READ: u32 = cmd(0x00);
@@ -109,16 +126,19 @@ impl MirrorNode {
     }
 }
 
-global_lock! {
-    // SAFETY: Initialised by `MirrorDevices::register()` at module load,
-    // before any node is registered.
-    unsafe(uninit) static NODE_TABLE: Mutex<[Option<Arc<MirrorNode>>; NODES]> =
-        [const { None }; NODES];
-}
+/// The nodes, each with its number, while the module has them.
+static NODE_TABLE: Slots<(usize, Arc<MirrorNode>), NODES> = Slots::new();
 
-/// The node `N`, while the module has it.
+/// The node `N`, while the module has it. May sleep.
 fn node(n: usize) -> Option<Arc<MirrorNode>> {
-    NODE_TABLE.lock().get(n).and_then(|o| o.clone())
+    let mut found = None;
+    NODE_TABLE.visit(|(i, node)| {
+        if *i == n {
+            found = Some(node.clone());
+        }
+        Visit::Keep
+    });
+    found
 }
 
 /// What `debugfs/rsva/mirrors` shows of a node's memory.
@@ -155,17 +175,16 @@ pub(crate) struct MirrorDevices {
 impl MirrorDevices {
     /// Creates the nodes and registers `/dev/rsva_mirror0` and `1`.
     pub(crate) fn register() -> Result<Self> {
-        // SAFETY: Called once, at module init, before any use.
-        unsafe { NODE_TABLE.init() };
-        let names = [c"rsva_mirror0", c"rsva_mirror1"];
-        for (i, name) in names.into_iter().enumerate() {
-            let n = Arc::pin_init(MirrorNode::new(name), GFP_KERNEL)?;
-            NODE_TABLE.lock()[i] = Some(n);
-        }
+        // First, so that a failure below takes the nodes out again.
         let mut this = Self {
             reg0: None,
             reg1: None,
         };
+        let names = [c"rsva_mirror0", c"rsva_mirror1"];
+        for (i, name) in names.into_iter().enumerate() {
+            let n = Arc::pin_init(MirrorNode::new(name), GFP_KERNEL)?;
+            NODE_TABLE.insert(|| Ok((i, n)))?;
+        }
         this.reg0 = Some(KBox::pin_init(
             MiscDeviceRegistration::register(MiscDeviceOptions { name: names[0] }),
             GFP_KERNEL,
@@ -182,9 +201,10 @@ impl Drop for MirrorDevices {
     fn drop(&mut self) {
         drop(self.reg0.take());
         drop(self.reg1.take());
-        let nodes = core::mem::replace(&mut *NODE_TABLE.lock(), [const { None }; NODES]);
-        // The memory is given up outside the table's lock.
-        drop(nodes);
+        // The memory is given up outside the table's slots.
+        while let Some(node) = NODE_TABLE.take(|_| true) {
+            drop(node);
+        }
     }
 }
 
@@ -215,16 +235,11 @@ impl<const N: usize> MiscDevice for MirrorFile<N> {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         let node = node(N).ok_or(ENODEV)?;
-        let mm = glue::current_mm();
-        if mm.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: The opener's mm is valid during open.
-        let mm = unsafe { Mm::from_raw(mm) }.mmget_not_zero().ok_or(EINVAL)?;
+        let mm = glue::current_mm_user().ok_or(EINVAL)?;
         Ok(KBox::new(
             Self {
                 mirror: Mirror::new(&mm, Some(node.view()))?,
-                opener_mm: glue::current_mm() as usize,
+                opener_mm: mm.as_raw() as usize,
                 node,
                 flags: Atomic::new(0),
             },
@@ -239,12 +254,12 @@ impl<const N: usize> MiscDevice for MirrorFile<N> {
         if glue::current_mm() as usize != this.opener_mm {
             return Err(EPERM);
         }
-        if _IOC_SIZE(command) != core::mem::size_of::<DmirrorCmd>() {
+        if _IOC_SIZE(command) != core::mem::size_of::<RawCmd>() {
             return Err(EINVAL);
         }
         let (mut reader, mut writer) =
             UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(command)).reader_writer();
-        let mut c: DmirrorCmd = reader.read()?;
+        let mut c = DmirrorCmd::from_raw(reader.read()?);
         let (start, npages) = (
             usize::try_from(c.addr).map_err(|_| EINVAL)?,
             usize::try_from(c.npages).map_err(|_| EINVAL)?,
@@ -273,7 +288,7 @@ impl<const N: usize> MiscDevice for MirrorFile<N> {
             CHECK_EXCLUSIVE => m.check_exclusive(start, npages).map(|()| (0, 0))?,
             _ => return Err(EINVAL),
         };
-        writer.write(&c)?;
+        writer.write(&c.to_raw())?;
         Ok(0)
     }
 

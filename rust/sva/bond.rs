@@ -51,18 +51,18 @@
 //! an mm's first bind takes a global mutex; the hot path allocates one
 //! object (the bond), as the C implementation does (its handle).
 
-use core::ptr::NonNull;
-
 use kernel::{
     bindings,
-    device::Device,
+    device::{Bound, Device},
     error::from_err_ptr,
     impl_has_mmu_notifier,
+    iommu::dma_owner::Group,
     mm::mmu_notifier::{MmuNotifier, MmuNotifierOps},
     mm::MmWithUser,
     new_mutex, new_spinlock,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{Atomic, Relaxed},
         Arc, ArcBorrow, Mutex, SpinLock,
     },
@@ -75,14 +75,24 @@ use crate::{
     sva::pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
-/// A driver's stop callback: stops the device's work on the PASID of the
-/// handle before the IOMMU stops translating it. Called at most once per
-/// bond, from the mm's release (process context, may sleep).
-pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut bindings::iommu_sva, data: *mut c_void);
+/// A driver's stop callback, which a bond may carry.
+pub(crate) trait StopHook: Send + Sync {
+    /// Stops the device's work on the PASID of `handle` before the IOMMU
+    /// stops translating it. Called at most once per bond, from the mm's
+    /// release (process context, may sleep).
+    fn stop(&self, handle: *mut bindings::iommu_sva);
 
-/// What tells two stop callbacks apart: the function's address and data.
-fn stop_key(stop: Option<(StopFn, usize)>) -> Option<(usize, usize)> {
-    stop.map(|(f, data)| (f as usize, data))
+    /// What tells two callbacks apart: a driver that binds again names the
+    /// same one (for C drivers, the function's address and its data).
+    fn key(&self) -> (usize, usize);
+}
+
+/// The stop callback a bond carries.
+pub(crate) type Stop = Option<KBox<dyn StopHook>>;
+
+/// What tells two stop callbacks apart.
+fn stop_key(stop: &Stop) -> Option<(usize, usize)> {
+    stop.as_ref().map(|s| s.key())
 }
 
 /// The tasks that run a stop callback now; 64 at once are told apart.
@@ -108,41 +118,6 @@ pub(crate) enum Api {
     Own = 1,
 }
 
-/// A counted reference to a `struct device`.
-///
-/// # Invariants
-///
-/// Holds a reference (`get_device()`) on a valid device.
-struct DeviceRef(NonNull<bindings::device>);
-
-impl DeviceRef {
-    /// # Safety
-    ///
-    /// `dev` must be a valid device with a reference held during the call.
-    unsafe fn get(dev: NonNull<bindings::device>) -> Self {
-        // SAFETY: By the safety requirements.
-        unsafe { bindings::get_device(dev.as_ptr()) };
-        // INVARIANT: just taken.
-        Self(dev)
-    }
-
-    fn as_raw(&self) -> *mut bindings::device {
-        self.0.as_ptr()
-    }
-}
-
-impl Drop for DeviceRef {
-    fn drop(&mut self) {
-        // SAFETY: The reference taken in `get` (type invariant).
-        unsafe { bindings::put_device(self.0.as_ptr()) };
-    }
-}
-
-// SAFETY: Device references may be dropped on any thread.
-unsafe impl Send for DeviceRef {}
-// SAFETY: `DeviceRef` gives out only the pointer.
-unsafe impl Sync for DeviceRef {}
-
 /// One bond of a device and an mm: what `bind` returns to drivers.
 ///
 /// # Invariants
@@ -159,17 +134,17 @@ unsafe impl Sync for DeviceRef {}
 pub(crate) struct Bond {
     sva: Opaque<bindings::iommu_sva>,
     stop_notifier: MmuNotifier<Bond>,
-    dev: DeviceRef,
-    group: *mut bindings::iommu_group,
+    dev: ARef<Device>,
+    group: ARef<Group>,
     mm: Arc<Lease>,
-    stop: Option<(StopFn, usize)>,
+    stop: Stop,
     #[pin]
     stop_lock: Mutex<()>,
     stopped: Atomic<bool>,
 }
 
-// SAFETY: `group` is only passed to the IOMMU core, valid while `dev` (held)
-// is in it; every other field is `Send`.
+// SAFETY: The C handle is written before the bond is shared, then only
+// by the IOMMU core under its own locks; every other field is `Send`.
 unsafe impl Send for Bond {}
 // SAFETY: As for `Send`; the mutable state is atomic or under `MmBonds`.
 unsafe impl Sync for Bond {}
@@ -189,7 +164,7 @@ impl Bond {
     /// mm's release, in the current task: the callback may unbind handles
     /// of this mm (see [`Sva::unbind`]).
     fn stop_once(&self) {
-        let Some((stop, data)) = self.stop else {
+        let Some(stop) = &self.stop else {
             return;
         };
         let _stopping = self.stop_lock.lock();
@@ -197,9 +172,7 @@ impl Bond {
             return;
         }
         let _releasing = self.mm.releasing();
-        // SAFETY: The driver gave `stop` and `data` for this handle and
-        // keeps them valid until unbind returns, which waits for us.
-        IN_STOP.run(|| unsafe { stop(self.handle(), data as *mut c_void) });
+        IN_STOP.run(|| stop.stop(self.handle()));
     }
 
     /// Makes sure the stop callback never runs from now on: waits for one
@@ -241,7 +214,7 @@ struct BondUse {
 struct GroupAttach {
     /// The bond that made the attachment, kept for its attach handle.
     _owner: Arc<Bond>,
-    group: *mut bindings::iommu_group,
+    group: ARef<Group>,
     domain: *mut bindings::iommu_domain,
     users: u32,
 }
@@ -510,8 +483,7 @@ impl Handles {
 /// `handles` holds the handle of every bond with users.
 #[pin_data]
 pub(crate) struct Sva {
-    #[pin]
-    pub(crate) pasids: PasidService<MmBonds>,
+    pub(crate) pasids: Arc<PasidService<MmBonds>>,
     #[pin]
     handles: SpinLock<Handles>,
     pub(crate) counters: Counters,
@@ -530,9 +502,9 @@ impl Sva {
         range: PasidRange,
         limit: u32,
         provider: *const bindings::iommu_sva_provider,
-    ) -> impl PinInit<Self> {
-        pin_init!(Self {
-            pasids <- PasidService::new(range, limit),
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            pasids: Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)?,
             handles <- new_spinlock!(Handles::new()),
             counters: Counters {
                 binds: Atomic::new(0),
@@ -556,31 +528,23 @@ impl Sva {
     /// refused the PASID), the errors of
     /// [`PasidService::get`] (`EOVERFLOW`, `ENOSPC`, `EDQUOT`), `ENOMEM`.
     ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device with a driver bound (the IOMMU core's
-    /// rule for PASID attachment), kept so until the bond is unbound.
-    pub(crate) unsafe fn bind(
+    /// `dev` has a driver bound (the IOMMU core's rule for PASID
+    /// attachment), and the caller keeps it bound until it unbinds.
+    pub(crate) fn bind(
         &self,
-        dev: NonNull<bindings::device>,
+        dev: &Device<Bound>,
         mm: &MmWithUser,
-        stop: Option<(StopFn, usize)>,
+        stop: Stop,
         api: Api,
     ) -> Result<Arc<Bond>> {
         if in_stop_callback() {
             return Err(EDEADLK);
         }
-        // SAFETY: `mm` is live.
-        unsafe { glue::rsva_assert_mmap_unlocked(mm.as_raw()) };
-        // SAFETY: `dev` is valid.
-        let group = unsafe { glue::rsva_dev_group(dev.as_ptr()) };
-        if group.is_null() {
-            return Err(ENODEV);
-        }
-        // SAFETY: `dev` is valid.
-        let max_pasids = unsafe { glue::rsva_dev_max_pasids(dev.as_ptr()) };
+        glue::assert_mmap_unlocked(mm);
+        let group = Group::of(dev)?;
+        let max_pasids = glue::dev_max_pasids(dev);
         let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
-        let lease = self.pasids.get(mm, range, glue::current_uid())?;
+        let lease = PasidService::get(&self.pasids, mm, range, glue::current_uid())?;
 
         // A group claimed by an owner that manages DMA itself (VFIO,
         // iommufd, rsva's C API) takes no PASID: user space drives its
@@ -588,17 +552,16 @@ impl Sva {
         // rsva's claims wait at the gate; others cannot come while a
         // DMA-API driver of the group is bound (the core refuses them).
         let _owners = OWNER_GATE.bind();
-        // SAFETY: `dev` is valid.
-        if glue::user_owned(unsafe { Device::from_raw(dev.as_ptr()) }) {
+        if group.has_dma_owner() {
             return Err(EBUSY);
         }
         let mut inner = lease.data().inner.lock();
         if let Some(b) = inner
             .bonds
             .iter_mut()
-            .find(|b| b.bond.dev.as_raw() == dev.as_ptr())
+            .find(|b| core::ptr::eq::<Device>(&*b.bond.dev, &**dev))
         {
-            if stop.is_some() && stop_key(b.bond.stop) != stop_key(stop) {
+            if stop.is_some() && stop_key(&b.bond.stop) != stop_key(&stop) {
                 return Err(EBUSY);
             }
             b.users[api as usize] += 1;
@@ -606,9 +569,7 @@ impl Sva {
             return Ok(b.bond.clone());
         }
         inner.bonds.reserve(1, GFP_KERNEL)?;
-        // SAFETY: `dev` is valid, its reference held by the caller.
-        let devref = unsafe { DeviceRef::get(dev) };
-        let bond = self.new_bond(devref, group, &lease, stop)?;
+        let bond = self.new_bond(ARef::from(&**dev), group, &lease, stop)?;
         // The mm's first bond: on the core's list before its PASID is
         // attached anywhere (kernel page-table frees flush its devices).
         lease.set_tracked(true);
@@ -655,12 +616,12 @@ impl Sva {
     /// Makes the bond object.
     fn new_bond(
         &self,
-        dev: DeviceRef,
-        group: *mut bindings::iommu_group,
+        dev: ARef<Device>,
+        group: ARef<Group>,
         lease: &Arc<Lease>,
-        stop: Option<(StopFn, usize)>,
+        stop: Stop,
     ) -> Result<Arc<Bond>> {
-        let raw_dev = dev.as_raw();
+        let raw_dev = glue::dev_ptr(&dev);
         let bond = Arc::pin_init(
             pin_init!(Bond {
                 sva: Opaque::zeroed(),
@@ -714,7 +675,11 @@ impl Sva {
         bond: &Arc<Bond>,
         lease: &Lease,
     ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
-        if let Some(a) = inner.attaches.iter_mut().find(|a| a.group == bond.group) {
+        if let Some(a) = inner
+            .attaches
+            .iter_mut()
+            .find(|a| a.group.as_raw() == bond.group.as_raw())
+        {
             a.users += 1;
             self.counters.shared.add(1, Relaxed);
             return Ok(());
@@ -724,7 +689,7 @@ impl Sva {
             .reserve(1, GFP_KERNEL)
             .and_then(|()| inner.domains.reserve(1, GFP_KERNEL));
         reserved.map_err(|e| (e.into(), None))?;
-        let (dev, pasid) = (bond.dev.as_raw(), lease.pasid());
+        let (dev, pasid) = (glue::dev_ptr(&bond.dev), lease.pasid());
         // SAFETY: Not yet known to the IOMMU core.
         let handle = unsafe { &raw mut (*bond.sva.get()).handle };
         // An SVA domain of this mm that the IOMMU accepts for the device.
@@ -789,7 +754,7 @@ impl Sva {
             .push(
                 GroupAttach {
                     _owner: bond.clone(),
-                    group: bond.group,
+                    group: bond.group.clone(),
                     domain,
                     users: 1,
                 },
@@ -811,7 +776,10 @@ impl Sva {
     ///
     /// The bond's device must be valid and in the attachment's group.
     unsafe fn detach(&self, inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
-        let i = inner.attaches.iter().position(|a| a.group == bond.group)?;
+        let i = inner
+            .attaches
+            .iter()
+            .position(|a| a.group.as_raw() == bond.group.as_raw())?;
         let a = &mut inner.attaches[i];
         a.users -= 1;
         if a.users > 0 {
@@ -820,7 +788,9 @@ impl Sva {
         let domain = a.domain;
         // SAFETY: Attached to the group of the bond's device with the mm's
         // PASID; the attach handle lives in the attachment's owner.
-        unsafe { bindings::iommu_detach_device_pasid(domain, bond.dev.as_raw(), bond.pasid()) };
+        unsafe {
+            bindings::iommu_detach_device_pasid(domain, glue::dev_ptr(&bond.dev), bond.pasid())
+        };
         drop(inner.attaches.remove(i));
         let j = inner.domains.iter().position(|d| d.domain == domain)?;
         let d = &mut inner.domains[j];
@@ -829,7 +799,7 @@ impl Sva {
             return None;
         }
         if bond.mm.leased() {
-            let dev = bond.dev.as_raw();
+            let dev = glue::dev_ptr(&bond.dev);
             // SAFETY: `dev` is valid (the bond holds it).
             if unsafe { glue::rsva_keep_for(dev) } == 0 {
                 d.watched = dev;

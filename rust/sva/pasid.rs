@@ -38,7 +38,7 @@
 use core::ptr;
 
 use kernel::{
-    bindings, impl_has_mmu_notifier,
+    impl_has_mmu_notifier,
     mm::mmu_notifier::{MmuNotifier, MmuNotifierOps},
     mm::{Mm, MmWithUser},
     new_mutex,
@@ -49,12 +49,14 @@ use kernel::{
         Arc, ArcBorrow, Mutex,
     },
     task::Task,
+    time::{delay::fsleep, Delta},
     workqueue::{impl_has_work, new_work, Work, WorkItem},
     xarray::{AllocKind, XArray},
 };
 
 use crate::{
     kext::glue::{self, MmGrab},
+    kext::iommu::pasid::{mm_pasid, track_mm, untrack_mm, GlobalPasid},
     sva::charge::{Charges, UserCharge},
 };
 
@@ -64,8 +66,7 @@ pub(crate) const PASID_BITS: u32 = 20;
 /// The largest PASID a PCIe device can carry.
 pub(crate) const PASID_MAX: u32 = (1 << PASID_BITS) - 1;
 
-/// `IOMMU_PASID_INVALID`: no PASID (bindgen types the C macro as `i32`).
-pub(crate) const PASID_INVALID: u32 = u32::MAX;
+pub(crate) use crate::kext::iommu::pasid::PASID_INVALID;
 
 /// A range `[min, max]` of PASIDs, both ends included.
 ///
@@ -127,39 +128,6 @@ impl PasidRange {
     }
 }
 
-/// A PASID taken from the system-wide space; freed when dropped, in any
-/// context, unless given to an mm.
-struct GlobalPasid(u32);
-
-impl GlobalPasid {
-    /// Allocates a free PASID in `range`, or fails with `ENOSPC`.
-    fn alloc(range: PasidRange) -> Result<Self> {
-        // SAFETY: Allocates from the global IDA; no pointers involved.
-        let pasid = unsafe { bindings::iommu_alloc_global_pasid_range(range.min(), range.max()) };
-        if pasid == PASID_INVALID {
-            return Err(ENOSPC);
-        }
-        Ok(Self(pasid))
-    }
-
-    /// Publishes the PASID as `mm`'s; the IOMMU core frees it from now on.
-    fn give_to(self, mm: &MmWithUser) -> Result<u32> {
-        // SAFETY: `mm` is a live mm; the helper checks it has no PASID yet.
-        kernel::error::to_result(unsafe { glue::rsva_mm_set_pasid(mm.as_raw(), self.0) })?;
-        let pasid = self.0;
-        core::mem::forget(self);
-        Ok(pasid)
-    }
-}
-
-impl Drop for GlobalPasid {
-    fn drop(&mut self) {
-        // SAFETY: Allocated in `alloc` and not given away (`give_to` forgets
-        // it); `iommu_free_global_pasid()` may be called in any context.
-        unsafe { bindings::iommu_free_global_pasid(self.0) };
-    }
-}
-
 /// The PASID of a live mm, as held by rsva.
 ///
 /// # Invariants
@@ -176,9 +144,9 @@ impl Drop for GlobalPasid {
 ///   the lease's end settles the payload (outside `release`, or in the
 ///   `settle` work its end queued from `release`), whichever comes first.
 ///   It changes only under a lock of the payload ([`Self::set_tracked`]).
-/// - `service` outlives this object's lease and its `settle` work: module
-///   exit ends every lease, flushes rsva's workqueue and waits for the
-///   notifiers before the service goes.
+/// - `service` is the service that leased the PASID. The object holds a
+///   reference to it, and its map one to the object while the lease
+///   lasts: the lease's end breaks the cycle.
 /// - `releasing` is the task that runs a stop callback of this mm's bonds
 ///   from the mm's release, or 0.
 #[pin_data]
@@ -190,7 +158,7 @@ pub(crate) struct MmPasid<T: LeaseData> {
     leased: Atomic<bool>,
     tracked: Atomic<bool>,
     releasing: Atomic<usize>,
-    service: *const PasidService<T>,
+    service: Arc<PasidService<T>>,
     /// Runs [`LeaseData::settle`] outside the mm's release.
     #[pin]
     settle: Work<MmPasid<T>>,
@@ -234,12 +202,6 @@ impl Drop for Releasing<'_> {
         self.0.store(0, Relaxed);
     }
 }
-
-// SAFETY: The raw `service` pointer is only read, and the service is `Sync`
-// and outlives the lease (type invariant); every other field is `Send`.
-unsafe impl<T: LeaseData> Send for MmPasid<T> {}
-// SAFETY: As for `Send`; shared access goes through atomics and locks.
-unsafe impl<T: LeaseData> Sync for MmPasid<T> {}
 
 impl<T: LeaseData> MmPasid<T> {
     /// What the lease's user keeps for this mm.
@@ -296,16 +258,16 @@ impl<T: LeaseData> MmPasid<T> {
             // Never after the lease ended: its end untracks once, and the
             // mm's next lease would track the same `iommu_mm` again.
             if self.leased() && !self.tracked.xchg(true, Relaxed) {
-                // SAFETY: `mm->iommu_mm` is set (the lease holds its PASID)
-                // and lives as long as the mm, which `self` grabs; the mm
-                // is not on the list (flag was false; the previous lease of
-                // the mm, if any, untracked before it ended).
-                unsafe { bindings::iommu_sva_track_mm(self.mm().as_raw()) };
+                // SAFETY: `mm->iommu_mm` is set (the lease holds its PASID);
+                // the mm is not on the list (flag was false; the previous
+                // lease of the mm, if any, untracked before it ended); the
+                // caller serialises the calls.
+                unsafe { track_mm(self.mm()) };
             }
         } else if self.tracked.xchg(false, Relaxed) {
-            // SAFETY: On the list (the flag was true); `mm->iommu_mm`
-            // lives as long as the mm, which `self` grabs.
-            unsafe { bindings::iommu_sva_untrack_mm(self.mm().as_raw()) };
+            // SAFETY: On the list (the flag was true); the caller
+            // serialises the calls.
+            unsafe { untrack_mm(self.mm()) };
         }
     }
 
@@ -339,14 +301,11 @@ impl<T: LeaseData> MmPasid<T> {
             T::settle(&this);
         }
         // Registered while `leased` was true; `put()` waits for nothing, so
-        // `release` may call it. Put first: the notifier's free then waits
-        // for this SRCU reader, and module exit waits for that free once
-        // the map no longer holds this lease (see `PasidService::end_all`),
-        // so the service outlives us.
+        // `release` may call it. The notifier's free then waits for this
+        // SRCU reader, and module exit waits for that free once the map no
+        // longer holds this lease (see `PasidService::end_all`).
         this.notifier.put();
-        // SAFETY: The service outlives the lease (type invariant).
-        let service = unsafe { &*this.service };
-        let mut map = service.mms.lock();
+        let mut map = this.service.mms.lock();
         let ours = map
             .get(this.pasid as usize)
             .is_some_and(|m| ptr::eq(&*m, &*this));
@@ -409,8 +368,7 @@ impl<T: LeaseData> PasidService<T> {
 
     /// The PASID of `mm` held by this service, if it has one.
     fn lookup(&self, mm: &MmWithUser) -> Option<Arc<MmPasid<T>>> {
-        // SAFETY: `mm` is live.
-        let pasid = unsafe { glue::rsva_mm_pasid(mm.as_raw()) };
+        let pasid = mm_pasid(mm);
         if pasid == PASID_INVALID {
             return None;
         }
@@ -427,14 +385,14 @@ impl<T: LeaseData> PasidService<T> {
     /// service's); `EDQUOT` when `uid` holds its limit; `EBUSY` when the mm
     /// cannot share its page tables with a device (x86 LAM); `ENOMEM`.
     pub(crate) fn get(
-        &self,
+        this: &Arc<Self>,
         mm: &MmWithUser,
         range: PasidRange,
         uid: u32,
     ) -> Result<Arc<MmPasid<T>>> {
-        let found = match self.lookup(mm) {
+        let found = match this.lookup(mm) {
             Some(m) => m,
-            None => self.lease(mm, range, uid)?,
+            None => Self::lease(this, mm, range, uid)?,
         };
         if !range.contains(found.pasid) {
             return Err(EOVERFLOW);
@@ -444,18 +402,23 @@ impl<T: LeaseData> PasidService<T> {
 
     /// Slow path of [`Self::get`]: adopts or allocates the mm's PASID and
     /// starts the lease.
-    fn lease(&self, mm: &MmWithUser, range: PasidRange, uid: u32) -> Result<Arc<MmPasid<T>>> {
-        let _slow = self.slow.lock();
-        if let Some(m) = self.lookup(mm) {
+    fn lease(
+        this: &Arc<Self>,
+        mm: &MmWithUser,
+        range: PasidRange,
+        uid: u32,
+    ) -> Result<Arc<MmPasid<T>>> {
+        let self_ = &**this;
+        let _slow = self_.slow.lock();
+        if let Some(m) = self_.lookup(mm) {
             return Ok(m);
         }
-        let charge = self.charges.charge(uid, self.limit())?;
+        let charge = self_.charges.charge(uid, self_.limit())?;
         let grab = MmGrab::new(mm)?;
-        // SAFETY: `mm` is live.
-        let mut pasid = unsafe { glue::rsva_mm_pasid(mm.as_raw()) };
+        let mut pasid = mm_pasid(mm);
         if pasid == PASID_INVALID {
-            let within = self.range.lock().intersect(range).ok_or(ENOSPC)?;
-            pasid = GlobalPasid::alloc(within)?.give_to(mm)?;
+            let within = self_.range.lock().intersect(range).ok_or(ENOSPC)?;
+            pasid = GlobalPasid::alloc(within.min(), within.max())?.give_to(mm)?;
         }
         let this = Arc::pin_init(
             pin_init!(MmPasid {
@@ -466,7 +429,7 @@ impl<T: LeaseData> PasidService<T> {
                 leased: Atomic::new(false),
                 tracked: Atomic::new(false),
                 releasing: Atomic::new(0),
-                service: ptr::from_ref(self),
+                service: this.clone(),
                 settle <- new_work!("MmPasid::settle"),
                 data <- T::new(),
             }),
@@ -477,7 +440,7 @@ impl<T: LeaseData> PasidService<T> {
         // here: a lease without bonds has no device that could use a kernel
         // page-table entry.
         this.leased.store(true, Release);
-        let mut map = self.mms.lock();
+        let mut map = self_.mms.lock();
         if let Err(e) = map.store(pasid as usize, this.clone(), GFP_ATOMIC) {
             drop(map);
             drop(e.value);
@@ -485,8 +448,8 @@ impl<T: LeaseData> PasidService<T> {
             return Err(e.error);
         }
         drop(map);
-        if self.top.load(Relaxed) < pasid {
-            self.top.store(pasid, Relaxed);
+        if self_.top.load(Relaxed) < pasid {
+            self_.top.store(pasid, Relaxed);
         }
         Ok(this)
     }
@@ -536,8 +499,7 @@ impl<T: LeaseData> PasidService<T> {
         while let Some((pasid, m)) = self.next_lease(from) {
             if !MmPasid::end_lease(m.as_arc_borrow(), false) {
                 // The mm's release ends it right now; it leaves the map.
-                // SAFETY: Sleeps; no locks held.
-                unsafe { bindings::msleep(1) };
+                fsleep(Delta::from_millis(1));
             }
             from = pasid;
         }
@@ -619,6 +581,7 @@ mod tests {
 #[kunit_tests(rsva_pasid_service)]
 mod service_tests {
     use super::*;
+    use crate::kext::sync::rcu;
     use kernel::{sync::Completion, workqueue};
 
     /// The payload of the tests' leases: nothing.
@@ -632,8 +595,8 @@ mod service_tests {
         fn settle(_lease: &MmPasid<Self>) {}
     }
 
-    fn service(range: PasidRange, limit: u32) -> Result<Pin<KBox<PasidService<NoData>>>> {
-        KBox::pin_init(PasidService::new(range, limit), GFP_KERNEL)
+    fn service(range: PasidRange, limit: u32) -> Result<Arc<PasidService<NoData>>> {
+        Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)
     }
 
     /// One PASID from the top of the space, where nothing else allocates.
@@ -644,28 +607,30 @@ mod service_tests {
     /// Waits for leases ended by `mmput()` to be freed, and so for their
     /// mms and PASIDs.
     fn settle() {
-        // SAFETY: No locks held.
-        unsafe { bindings::mmu_notifier_synchronize() };
+        glue::synchronize_notifiers();
     }
 
     #[test]
     fn one_pasid_per_mm_kept_until_the_mm_dies() -> Result {
         let svc = service(single(PASID_MAX - 1)?, 8)?;
         let mm = glue::test_mm()?;
-        let a = svc.get(&mm, PasidRange::FULL, 0)?;
-        let b = svc.get(&mm, PasidRange::FULL, 0)?;
+        let a = PasidService::get(&svc, &mm, PasidRange::FULL, 0)?;
+        let b = PasidService::get(&svc, &mm, PasidRange::FULL, 0)?;
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.pasid(), PASID_MAX - 1);
         // Published where the IOMMU core and ENQCMD look.
         // SAFETY: `mm` is live.
-        assert_eq!(unsafe { glue::rsva_mm_pasid(mm.as_raw()) }, a.pasid());
+        assert_eq!(mm_pasid(&mm), a.pasid());
         let found = svc.find_mm(a.pasid()).map(|m| m.as_raw());
         assert_eq!(found, Ok(mm.as_raw()));
         assert_eq!(svc.held_by(0), 1);
         // Dropping every reference (as unbind does) keeps the PASID.
         drop((a, b));
         assert!(svc.find_mm(PASID_MAX - 1).is_ok());
-        assert_eq!(svc.get(&mm, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 1);
+        assert_eq!(
+            PasidService::get(&svc, &mm, PasidRange::FULL, 0)?.pasid(),
+            PASID_MAX - 1
+        );
         drop(mm);
         // The mm's release ended the lease.
         assert_eq!(svc.find_mm(PASID_MAX - 1).err(), Some(ENOENT));
@@ -679,12 +644,18 @@ mod service_tests {
         let svc = service(single(PASID_MAX - 2)?, 8)?;
         let mm1 = glue::test_mm()?;
         let mm2 = glue::test_mm()?;
-        let p1 = svc.get(&mm1, PasidRange::FULL, 0)?.pasid();
-        assert_eq!(svc.get(&mm2, PasidRange::FULL, 0).err(), Some(ENOSPC));
+        let p1 = PasidService::get(&svc, &mm1, PasidRange::FULL, 0)?.pasid();
+        assert_eq!(
+            PasidService::get(&svc, &mm2, PasidRange::FULL, 0).err(),
+            Some(ENOSPC)
+        );
         drop(mm1);
         settle();
         // The PASID was freed (by the core, at the mm's last mmdrop).
-        assert_eq!(svc.get(&mm2, PasidRange::FULL, 0)?.pasid(), p1);
+        assert_eq!(
+            PasidService::get(&svc, &mm2, PasidRange::FULL, 0)?.pasid(),
+            p1
+        );
         Ok(())
     }
 
@@ -693,14 +664,20 @@ mod service_tests {
         let svc = service(single(PASID_MAX - 3)?, 8)?;
         let mm = glue::test_mm()?;
         // The service's range does not meet the caller's.
-        assert_eq!(svc.get(&mm, PasidRange::new(1, 15)?, 0).err(), Some(ENOSPC));
-        let p = svc.get(&mm, PasidRange::FULL, 0)?.pasid();
+        assert_eq!(
+            PasidService::get(&svc, &mm, PasidRange::new(1, 15)?, 0).err(),
+            Some(ENOSPC)
+        );
+        let p = PasidService::get(&svc, &mm, PasidRange::FULL, 0)?.pasid();
         // The mm's PASID does not fit a narrower device.
         assert_eq!(
-            svc.get(&mm, PasidRange::new(1, 15)?, 0).err(),
+            PasidService::get(&svc, &mm, PasidRange::new(1, 15)?, 0).err(),
             Some(EOVERFLOW)
         );
-        assert_eq!(svc.get(&mm, PasidRange::FULL, 0)?.pasid(), p);
+        assert_eq!(
+            PasidService::get(&svc, &mm, PasidRange::FULL, 0)?.pasid(),
+            p
+        );
         Ok(())
     }
 
@@ -709,11 +686,17 @@ mod service_tests {
         let svc = service(PasidRange::new(PASID_MAX - 15, PASID_MAX - 10)?, 1)?;
         let mm1 = glue::test_mm()?;
         let mm2 = glue::test_mm()?;
-        let a = svc.get(&mm1, PasidRange::FULL, 500)?;
+        let a = PasidService::get(&svc, &mm1, PasidRange::FULL, 500)?;
         assert_eq!(a.uid(), 500);
-        assert_eq!(svc.get(&mm2, PasidRange::FULL, 500).err(), Some(EDQUOT));
+        assert_eq!(
+            PasidService::get(&svc, &mm2, PasidRange::FULL, 500).err(),
+            Some(EDQUOT)
+        );
         // Another user is not limited by the first.
-        assert_eq!(svc.get(&mm2, PasidRange::FULL, 501)?.uid(), 501);
+        assert_eq!(
+            PasidService::get(&svc, &mm2, PasidRange::FULL, 501)?.uid(),
+            501
+        );
         drop(a);
         drop(mm1);
         settle();
@@ -725,20 +708,6 @@ mod service_tests {
         Ok(())
     }
 
-    #[repr(C)]
-    struct RcuDrop {
-        head: bindings::callback_head,
-        held: Option<Arc<MmPasid<NoData>>>,
-    }
-
-    /// # Safety
-    ///
-    /// `head` is the head of a boxed `RcuDrop`, called once.
-    unsafe extern "C" fn rcu_drop(head: *mut bindings::callback_head) {
-        // SAFETY: `head` is the first field of a `KBox<RcuDrop>`.
-        drop(unsafe { KBox::from_raw(head.cast::<RcuDrop>()) });
-    }
-
     /// The last reference to a PASID dropped in an RCU callback frees it,
     /// uncharged from its user, without any task context.
     #[test]
@@ -746,30 +715,25 @@ mod service_tests {
         let svc = service(single(PASID_MAX - 4)?, 8)?;
         let mm = glue::test_mm()?;
         let other = glue::test_mm()?;
-        let held = svc.get(&mm, PasidRange::FULL, 42)?;
+        let held = PasidService::get(&svc, &mm, PasidRange::FULL, 42)?;
         drop(mm);
         settle();
         // Still held: neither the PASID nor the charge went.
-        assert_eq!(svc.get(&other, PasidRange::FULL, 0).err(), Some(ENOSPC));
+        assert_eq!(
+            PasidService::get(&svc, &other, PasidRange::FULL, 0).err(),
+            Some(ENOSPC)
+        );
         assert_eq!(svc.held_by(42), 1);
-        let boxed = KBox::new(
-            RcuDrop {
-                head: pin_init::zeroed(),
-                held: Some(held),
-            },
-            GFP_KERNEL,
-        )?;
-        let raw = KBox::into_raw(boxed);
-        // SAFETY: `raw` stays valid until `rcu_drop` frees it.
-        unsafe {
-            bindings::call_rcu(&raw mut (*raw).head, Some(rcu_drop));
-            bindings::rcu_barrier();
-        }
+        rcu::drop_after_grace_period(held)?;
+        rcu::barrier();
         // The charge went in the callback; the mm's last `mmdrop()`, which
         // frees the PASID, was moved to a work item.
         assert_eq!(svc.held_by(42), 0);
         glue::flush_deferred();
-        assert_eq!(svc.get(&other, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 4);
+        assert_eq!(
+            PasidService::get(&svc, &other, PasidRange::FULL, 0)?.pasid(),
+            PASID_MAX - 4
+        );
         Ok(())
     }
 
@@ -779,7 +743,7 @@ mod service_tests {
         let svc = service(single(PASID_MAX - 5)?, 8)?;
         let mm = glue::test_mm()?;
         let other = glue::test_mm()?;
-        let held = svc.get(&mm, PasidRange::FULL, 43)?;
+        let held = PasidService::get(&svc, &mm, PasidRange::FULL, 43)?;
         drop(mm);
         settle();
         let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
@@ -790,7 +754,10 @@ mod service_tests {
         })?;
         done.wait_for_completion();
         assert_eq!(svc.held_by(43), 0);
-        assert_eq!(svc.get(&other, PasidRange::FULL, 0)?.pasid(), PASID_MAX - 5);
+        assert_eq!(
+            PasidService::get(&svc, &other, PasidRange::FULL, 0)?.pasid(),
+            PASID_MAX - 5
+        );
         Ok(())
     }
 }

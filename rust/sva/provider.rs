@@ -25,15 +25,15 @@
 //! (`EINVAL` otherwise), so the core's count of rsva's handles and the
 //! module references stay balanced.
 
-use core::ptr::NonNull;
+#![forbid(unsafe_code)]
 
 use kernel::{
     bindings,
-    error::to_result,
-    mm::{Mm, MmWithUser},
+    device::{Bound, Device},
+    mm::MmWithUser,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
+        atomic::{Atomic, Relaxed},
         Arc,
     },
 };
@@ -41,23 +41,10 @@ use kernel::{
 use crate::{
     dma::claims::Claims,
     kext::glue::{self, Rwsem, RwsemGuard},
-    sva::bond::{Api, Bond, StopFn, Sva},
-    sva::pasid::{PasidRange, PASID_INVALID},
+    kext::iommu::sva::Provider,
+    sva::bond::{Api, Bond, Stop, Sva},
+    sva::pasid::PasidRange,
 };
-
-/// The provider table given to the IOMMU core.
-pub(crate) struct ProviderOps(bindings::iommu_sva_provider);
-
-// SAFETY: Never written after initialisation; only its address is used.
-unsafe impl Sync for ProviderOps {}
-
-pub(crate) static PROVIDER: ProviderOps = ProviderOps(bindings::iommu_sva_provider {
-    owner: <crate::LocalModule as kernel::ModuleMetadata>::THIS_MODULE.as_ptr(),
-    bind: Some(provider_bind),
-    unbind: Some(provider_unbind),
-    get_pasid: Some(provider_get_pasid),
-    drain: Some(provider_drain),
-});
 
 /// rsva's SVA service, whether it serves the kernel's SVA API, and the DMA
 /// ownership claims made through its C API.
@@ -65,50 +52,43 @@ pub(crate) static PROVIDER: ProviderOps = ProviderOps(bindings::iommu_sva_provid
 pub(crate) struct Service {
     #[pin]
     pub(crate) sva: Sva,
+    provider: &'static Provider,
     serving: Atomic<bool>,
     #[pin]
     pub(crate) claims: Claims,
 }
 
-/// The module's service; set while the module is initialised.
-static SERVICE: Atomic<*const Service> = Atomic::new(core::ptr::null());
-
-/// The service, unless the module is being loaded or unloaded.
-pub(crate) fn service() -> Option<&'static Service> {
-    let s = SERVICE.load(Acquire);
-    // SAFETY: Set by `Service::publish` to a pinned service that lives until
-    // `unpublish`, which runs only when no C caller can reach rsva any more
-    // (no provider, no users of the module) and the debugfs files are gone.
-    (!s.is_null()).then(|| unsafe { &*s })
-}
-
 impl Service {
-    /// A service that does not serve yet.
-    pub(crate) fn new(range: PasidRange, limit: u32) -> impl PinInit<Self> {
-        pin_init!(Self {
-            sva <- Sva::new(range, limit, &PROVIDER.0),
+    /// A service that does not serve yet, and serves the kernel's SVA API
+    /// through `provider` when it does.
+    pub(crate) fn new(
+        range: PasidRange,
+        limit: u32,
+        provider: &'static Provider,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            sva <- Sva::new(range, limit, provider.as_raw()),
+            provider,
             serving: Atomic::new(false),
             claims <- Claims::new(),
         })
     }
 
-    /// Makes the service reachable from callbacks and the C API.
-    pub(crate) fn publish(self: Pin<&Self>) {
-        SERVICE.store(core::ptr::from_ref(self.get_ref()), Release);
-    }
-
-    /// Undoes [`Self::publish`], stops serving and ends every PASID lease,
-    /// waiting for the work items and the notifiers; the service may then
-    /// be dropped. Module exit: no bond is left (each pins the module).
-    pub(crate) fn shut_down(&self) {
+    /// Stops serving; module exit, before the C API lets go of the
+    /// service.
+    pub(crate) fn stop_serving(&self) {
         if let Err(e) = self.set_serving(false) {
             pr_err!("still serving at unload: {e:?}\n");
         }
-        SERVICE.store(core::ptr::null(), Release);
+    }
+
+    /// Ends every PASID lease, waiting for the work items and the
+    /// notifiers; the service may then be dropped. Module exit, after
+    /// [`Self::stop_serving`]: no bond is left (each pins the module).
+    pub(crate) fn shut_down(&self) {
         self.sva.pasids.end_all();
         glue::flush_deferred();
-        // SAFETY: No locks held; waits for the leases' `free_notifier`.
-        unsafe { bindings::mmu_notifier_synchronize() };
+        glue::synchronize_notifiers();
     }
 
     /// Whether rsva serves the kernel's SVA API.
@@ -126,37 +106,49 @@ impl Service {
             // that, so that an mm whose PASID the next lease adopts is
             // charged once, not twice for a while (review finding 15).
             glue::flush_deferred();
-            // SAFETY: Process context, no locks held (the callers').
-            unsafe { bindings::mmu_notifier_synchronize() };
+            glue::synchronize_notifiers();
         }
         let _switch = RwsemGuard::lock(Rwsem::Serve, true);
         if on == self.serving() {
             return Ok(());
         }
         if on {
-            // SAFETY: `PROVIDER` is static and complete.
-            to_result(unsafe { bindings::iommu_sva_set_provider(&PROVIDER.0) })?;
+            self.provider.set()?;
         } else {
             if self.sva.live() != 0 {
                 return Err(EBUSY);
             }
-            // SAFETY: As above; refused while handles of ours are bound.
-            // Our `provider_drain` ends every lease before the core binds.
-            to_result(unsafe { bindings::iommu_sva_clear_provider(&PROVIDER.0) })?;
+            // Refused while handles of ours are bound. The provider's
+            // `drain` ends every lease before the core binds.
+            self.provider.clear()?;
         }
         self.serving.store(on, Relaxed);
         Ok(())
     }
 
+    /// The errors a bind through rsva's own entry points would give before
+    /// it looks at its mm: `EDEADLK` inside an mm's release, `ENODEV`
+    /// while not serving. For callers that must turn a C mm into a live one
+    /// first, so that they answer as [`Self::bind`] would.
+    pub(crate) fn may_bind(&self) -> Result {
+        if crate::sva::bond::in_stop_callback() {
+            return Err(EDEADLK);
+        }
+        if !self.serving() {
+            return Err(ENODEV);
+        }
+        Ok(())
+    }
+
     /// Binds through rsva's own entry points: only while serving (`ENODEV`
-    /// otherwise, and while the module is being unloaded). `EINVAL` for a
-    /// null device or mm, `ESRCH` for a dead mm. The bond pins the module
-    /// until [`Self::unbind`].
+    /// otherwise, and while the module is being unloaded). The bond pins
+    /// the module until [`Self::unbind`]. `dev` stays bound to its driver
+    /// until then (the IOMMU core's rule for PASID attachments).
     pub(crate) fn bind(
         &self,
-        dev: *mut bindings::device,
-        mm: *mut bindings::mm_struct,
-        stop: Option<(StopFn, usize)>,
+        dev: &Device<Bound>,
+        mm: &MmWithUser,
+        stop: Stop,
     ) -> Result<Arc<Bond>> {
         // Not even the serve lock inside an mm's release (see `Sva::bind`).
         if crate::sva::bond::in_stop_callback() {
@@ -167,122 +159,30 @@ impl Service {
             return Err(ENODEV);
         }
         let pin = glue::ModuleRef::get()?;
-        // SAFETY: Our callers pass a valid device and mm, referenced, or null.
-        let bond = unsafe { self.bind_unlocked(dev, mm, stop, Api::Own) }?;
+        let bond = self.sva.bind(dev, mm, stop, Api::Own)?;
         pin.keep();
         Ok(bond)
     }
 
-    /// Unbinds a handle of rsva's own entry points, and unpins the module.
-    ///
-    /// # Safety
-    ///
-    /// Called from a module that uses rsva's symbols (rsva outlives it).
-    pub(crate) unsafe fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
-        self.sva.unbind(handle, Api::Own)?;
-        // SAFETY: The reference the bind kept; our caller keeps rsva.
-        unsafe { glue::ModuleRef::put() };
-        Ok(())
+    /// Binds for the kernel's `iommu_sva_bind_device()`, which holds its
+    /// provider lock, so that the switch cannot pass the bind.
+    pub(crate) fn bind_kernel(&self, dev: &Device<Bound>, mm: &MmWithUser) -> Result<Arc<Bond>> {
+        self.sva.bind(dev, mm, None, Api::Kernel)
     }
 
-    /// # Safety
-    ///
-    /// `dev` and `mm` must be null or valid, with references held by the
-    /// caller, and `dev` must have a driver bound until unbind.
-    unsafe fn bind_unlocked(
-        &self,
-        dev: *mut bindings::device,
-        mm: *mut bindings::mm_struct,
-        stop: Option<(StopFn, usize)>,
-        api: Api,
-    ) -> Result<Arc<Bond>> {
-        let dev = NonNull::new(dev).ok_or(EINVAL)?;
-        if mm.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `mm` is valid and referenced by the caller.
-        let mm: &Mm = unsafe { Mm::from_raw(mm) };
-        let mm: kernel::sync::aref::ARef<MmWithUser> = mm.mmget_not_zero().ok_or(ESRCH)?;
-        // SAFETY: By the safety requirements.
-        unsafe { self.sva.bind(dev, &mm, stop, api) }
+    /// Unbinds a handle of rsva's own entry points; the caller unpins the
+    /// module once this succeeded.
+    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
+        self.sva.unbind(handle, Api::Own)
     }
 
     /// Binds the current task's mm (`EINVAL` in a kernel thread).
-    pub(crate) fn bind_current(&self, dev: *mut bindings::device) -> Result<Arc<Bond>> {
-        let mm = glue::current_mm();
-        if mm.is_null() {
+    pub(crate) fn bind_current(&self, dev: &Device<Bound>) -> Result<Arc<Bond>> {
+        if glue::current_mm().is_null() {
             return Err(EINVAL);
         }
-        self.bind(dev, mm, None)
+        self.may_bind()?;
+        let mm = glue::current_mm_user().ok_or(ESRCH)?;
+        self.bind(dev, &mm, None)
     }
-}
-
-/// `iommu_sva_bind_device()` while rsva serves.
-///
-/// # Safety
-///
-/// Called by the IOMMU core with a device that has a group and an mm whose
-/// user reference the caller holds.
-unsafe extern "C" fn provider_bind(
-    dev: *mut bindings::device,
-    mm: *mut bindings::mm_struct,
-) -> *mut bindings::iommu_sva {
-    let Some(s) = service() else {
-        return ENODEV.to_ptr();
-    };
-    // SAFETY: By the core's contract; it holds its provider lock, so the
-    // switch cannot pass this bind.
-    match unsafe { s.bind_unlocked(dev, mm, None, Api::Kernel) } {
-        Ok(bond) => bond.handle(),
-        Err(e) => e.to_ptr(),
-    }
-}
-
-/// `iommu_sva_unbind_device()` for a handle rsva made: an errno, and the
-/// core leaves its count alone, for a handle that holds no reference from
-/// `iommu_sva_bind_device()`.
-///
-/// # Safety
-///
-/// Called by the IOMMU core with a handle whose provider is rsva.
-unsafe extern "C" fn provider_unbind(handle: *mut bindings::iommu_sva) -> c_int {
-    let Some(s) = service() else {
-        return ENODEV.to_errno();
-    };
-    match s.sva.unbind(handle, Api::Kernel) {
-        Ok(()) => 0,
-        Err(e) => {
-            pr_err!(
-                "iommu_sva_unbind_device() of SVA handle {:p} refused: {e:?}\n",
-                handle
-            );
-            e.to_errno()
-        }
-    }
-}
-
-/// Called by `iommu_sva_clear_provider()` with every bind held off: ends
-/// every PASID lease, so the IOMMU core's first bind of each of those mms
-/// finds it untracked.
-///
-/// # Safety
-///
-/// Called by the IOMMU core, in process context.
-unsafe extern "C" fn provider_drain() {
-    if let Some(s) = service() {
-        s.sva.pasids.end_all();
-    }
-    // Leases that the mms' releases ended untrack from rsva's workqueue.
-    glue::flush_deferred();
-}
-
-/// `iommu_sva_get_pasid()` for a handle rsva made.
-///
-/// # Safety
-///
-/// Called by the IOMMU core with a handle whose provider is rsva.
-unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
-    service()
-        .and_then(|s| s.sva.lookup(handle).ok())
-        .map_or(PASID_INVALID, |b| b.pasid())
 }
