@@ -161,7 +161,7 @@ tap_begin serve_rsva_group
 tap_check "rsva serves again" sh -c "echo 1 > $RSVA_SERVE"
 tap_end
 
-# DMA ownership on the group of three (rust/kext/iommu/dma_owner.rs on both sides).
+# DMA ownership on the group of three (kernel::iommu::dma_owner on both sides).
 tap_begin dma_owner
 tap_check "rsva_sim drivers do not bind by themselves" \
 	sh -c 'echo 0 > /sys/bus/rsva_sim/drivers_autoprobe'

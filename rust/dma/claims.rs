@@ -39,8 +39,6 @@
 //! claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are under
 //! way) -> a record's slot -> the group mutex.
 
-use core::ptr::NonNull;
-
 use kernel::{
     bindings,
     device::Device,
@@ -56,7 +54,6 @@ use kernel::{
 };
 
 use crate::{
-    ffi::checks::is_err_or_null,
     kext::glue::{self, Rwsem, RwsemGuard},
     kext::sync::slots::{Slots, Visit},
 };
@@ -161,9 +158,8 @@ impl OwnerGate {
 /// not another owner but drivers bound to its devices (through the DMA API,
 /// on the default domain or on a domain such a driver attached), the C
 /// API answers `EBUSY`.
-fn busy_if_dma_api(dev: *mut bindings::device, e: Error) -> Error {
-    // SAFETY: Callers pass a valid device.
-    if e == EPERM && !glue::user_owned(unsafe { Device::from_raw(dev) }) {
+fn busy_if_dma_api(dev: &Device, e: Error) -> Error {
+    if e == EPERM && !glue::user_owned(dev) {
         return EBUSY;
     }
     e
@@ -359,62 +355,27 @@ impl Claims {
     }
 
     /// Claims the group of `dev` for `owner`.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device.
-    pub(crate) unsafe fn claim_group(
-        &self,
-        dev: *mut bindings::device,
-        owner: *mut c_void,
-    ) -> Result {
-        let make = || {
-            // SAFETY: The C caller keeps `owner` as its identity until it
-            // releases the claim, which the claim cannot outlive.
-            let owner = unsafe { OwnerCookie::from_raw(NonNull::new(owner).ok_or(EINVAL)?) };
-            // SAFETY: `dev` is valid.
-            GroupClaim::with_cookie(unsafe { Device::from_raw(dev) }, owner).map(Claim::Group)
-        };
-        // SAFETY: `dev` is valid.
-        unsafe { self.claim(dev, owner, make) }
+    pub(crate) fn claim_group(&self, dev: &Device, owner: OwnerCookie) -> Result {
+        self.claim(dev, owner, || {
+            GroupClaim::with_cookie(dev, owner).map(Claim::Group)
+        })
     }
 
     /// Claims `dev` for `owner` (again, if it holds it already).
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::claim_group`].
-    pub(crate) unsafe fn claim_device(
-        &self,
-        dev: *mut bindings::device,
-        owner: *mut c_void,
-    ) -> Result {
-        let make = || {
-            // SAFETY: As in `claim_group`.
-            let owner = unsafe { OwnerCookie::from_raw(NonNull::new(owner).ok_or(EINVAL)?) };
-            // SAFETY: `dev` is valid.
-            DeviceClaim::with_cookie(unsafe { Device::from_raw(dev) }, owner).map(Claim::Device)
-        };
-        // SAFETY: `dev` is valid.
-        unsafe { self.claim(dev, owner, make) }
+    pub(crate) fn claim_device(&self, dev: &Device, owner: OwnerCookie) -> Result {
+        self.claim(dev, owner, || {
+            DeviceClaim::with_cookie(dev, owner).map(Claim::Device)
+        })
     }
 
     /// Makes a claim with `make` and keeps it, excluding rsva's binds.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device.
-    unsafe fn claim(
+    fn claim(
         &self,
-        dev: *mut bindings::device,
-        owner: *mut c_void,
+        dev: &Device,
+        owner: OwnerCookie,
         make: impl FnOnce() -> Result<Claim>,
     ) -> Result {
-        if is_err_or_null(dev) {
-            return Err(EINVAL);
-        }
-        // SAFETY: `dev` is valid.
-        unsafe { self.watch(dev) }?;
+        self.watch(dev)?;
         let _pass = OWNER_GATE.claim();
         self.records.insert(|| {
             let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
@@ -425,7 +386,7 @@ impl Claims {
             Ok(Record {
                 dev: claimed,
                 group,
-                owner: owner as usize,
+                owner: owner.as_ptr() as usize,
                 claim: Some(claim),
             })
         })
@@ -435,12 +396,8 @@ impl Claims {
     /// on the bus's first claim (or its first since it lost its last
     /// device) a notifier registration.
     ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device.
-    unsafe fn watch(&self, dev: *mut bindings::device) -> Result {
-        // SAFETY: `dev` is valid.
-        let bus = unsafe { glue::rsva_dev_bus(dev) };
+    fn watch(&self, dev: &Device) -> Result {
+        let bus = glue::dev_bus(dev);
         if bus.is_null() || self.watches.iter().any(|w| w.watches(bus)) {
             return Ok(());
         }
@@ -466,29 +423,27 @@ impl Claims {
         }
     }
 
-    /// Releases one claim of the group of `dev` by `owner` (`group`), or of
-    /// `dev` itself; `ENOENT` when there is none. A claim that ended with
-    /// its device is released too (that is, forgotten). A device claim is
-    /// found by comparing `dev`, which is not dereferenced.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::claim_group`], for a group claim.
-    pub(crate) unsafe fn release(
-        &self,
-        dev: *mut bindings::device,
-        owner: *mut c_void,
-        group: bool,
-    ) -> Result {
-        if is_err_or_null(dev) {
-            return Err(EINVAL);
-        }
-        // SAFETY: `dev` is valid.
-        let dev_group = group.then(|| unsafe { glue::rsva_dev_group(dev) } as usize);
+    /// Releases one claim of the group of `dev` by `owner`; `ENOENT` when
+    /// there is none. A claim that ended with the group's last device is
+    /// released too (that is, forgotten).
+    pub(crate) fn release_group(&self, dev: &Device, owner: OwnerCookie) -> Result {
+        self.release(owner, 0, Some(glue::dev_group_addr(dev)))
+    }
+
+    /// Releases one claim of the device at address `dev` by `owner`;
+    /// `ENOENT` when there is none. The address is only compared: a claim
+    /// that ended with its device is released too (that is, forgotten).
+    pub(crate) fn release_device(&self, dev: usize, owner: OwnerCookie) -> Result {
+        self.release(owner, dev, None)
+    }
+
+    /// Takes out the newest record of a claim of `owner` on the group
+    /// `group`, or else on the device `dev`, and releases it.
+    fn release(&self, owner: OwnerCookie, dev: usize, group: Option<usize>) -> Result {
         // No need to exclude binds: a release only lets them succeed.
         let record = self
             .records
-            .take(|r| r.is(owner as usize, dev as usize, dev_group))
+            .take(|r| r.is(owner.as_ptr() as usize, dev, group))
             .ok_or(ENOENT)?;
         // Released here, with no slot held.
         drop(record);
@@ -550,28 +505,17 @@ mod tests {
     }
 
     #[test]
-    fn claims_need_a_device_an_owner_and_a_group() -> Result {
-        let dev = glue::test_free_pci_device()?;
-        let claims = KBox::pin_init(Claims::new(), GFP_KERNEL)?;
+    fn claims_need_a_group() -> Result {
         let a = owner()?;
-        let cookie = core::ptr::from_ref::<DmaOwner>(&a)
-            .cast_mut()
-            .cast::<c_void>();
-        let raw = glue::dev_ptr(&dev);
-        // SAFETY: A null device is refused before use.
-        let null_dev = unsafe { claims.claim_device(core::ptr::null_mut(), cookie) };
-        assert_eq!(null_dev.err(), Some(EINVAL));
-        // SAFETY: `dev` is referenced; a null owner is refused.
-        let null_owner = unsafe { claims.claim_group(raw, core::ptr::null_mut()) };
-        assert_eq!(null_owner.err(), Some(EINVAL));
-        // SAFETY: As above.
-        let null_owner = unsafe { claims.claim_device(raw, core::ptr::null_mut()) };
-        assert_eq!(null_owner.err(), Some(EINVAL));
-        assert!(!glue::user_owned(&dev));
         let nogroup = glue::TestDevice::new()?;
         let g = GroupClaim::new(&nogroup, a.as_ref()).err();
         let d = DeviceClaim::new(&nogroup, a.as_ref()).err();
         assert_eq!((g, d), (Some(ENODEV), Some(ENODEV)));
+        let claims = KBox::pin_init(Claims::new(), GFP_KERNEL)?;
+        let cookie = a.as_ref().cookie();
+        assert_eq!(claims.claim_group(&nogroup, cookie), Err(ENODEV));
+        assert_eq!(claims.claim_device(&nogroup, cookie), Err(ENODEV));
+        assert_eq!(claims.release_group(&nogroup, cookie), Err(ENOENT));
         Ok(())
     }
 }

@@ -14,10 +14,12 @@
 //! called from a mirror's hook ([`may_sleep`]) instead of sleeping there or
 //! taking the mirror's lock again.
 
+use core::ptr::NonNull;
+
 use kernel::{
     bindings,
     device::{Bound, Device, Normal},
-    iommu::dma_owner::Group,
+    iommu::dma_owner::{Group, OwnerCookie},
     mm::{Mm, MmWithUser},
     prelude::*,
     sync::{aref::ARef, Arc},
@@ -193,50 +195,70 @@ extern "C" fn rsva_sva_serving() -> bool {
 fn claim_op(
     dev: *mut bindings::device,
     owner: *const c_void,
-    f: impl FnOnce(&'static Service) -> Result,
+    f: impl FnOnce(&'static Service, OwnerCookie) -> Result,
 ) -> c_int {
     let checked = may_sleep()
         .and_then(|()| check_ptr(dev))
         .and_then(|()| check_ptr(owner));
-    match checked.and_then(|()| service().ok_or(ENODEV)).and_then(f) {
+    let done = checked.and_then(|()| {
+        let s = service().ok_or(ENODEV)?;
+        let owner = NonNull::new(owner.cast_mut()).ok_or(EINVAL)?;
+        // SAFETY: The C caller keeps `owner` as its identity until it
+        // releases its claims (`include/rsva.h`).
+        f(s, unsafe { OwnerCookie::from_raw(owner) })
+    });
+    match done {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
+/// The device a C caller passed to a claim function.
+///
+/// # Safety
+///
+/// `dev` must be a valid device (`claim_op()` checked it is not NULL or an
+/// `ERR_PTR()`).
+unsafe fn claimed_dev<'a>(dev: *mut bindings::device) -> &'a Device {
+    // SAFETY: By the safety requirements.
+    unsafe { Device::from_raw(dev) }
+}
+
 /// See `rsva_dma_claim_group()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_dma_claim_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
-    // SAFETY: C callers pass a valid device (checked above).
-    claim_op(dev, owner, |s| unsafe {
-        s.claims.claim_group(dev, owner.cast_mut())
+    claim_op(dev, owner, |s, owner| {
+        // SAFETY: C callers pass a valid device.
+        s.claims.claim_group(unsafe { claimed_dev(dev) }, owner)
     })
 }
 
 /// See `rsva_dma_release_group()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_dma_release_group(dev: *mut bindings::device, owner: *const c_void) -> c_int {
-    // SAFETY: As above.
-    claim_op(dev, owner, |s| unsafe {
-        s.claims.release(dev, owner.cast_mut(), true)
+    claim_op(dev, owner, |s, owner| {
+        // SAFETY: C callers pass a valid device: a group claim outlives
+        // the group's last device only as a record, and the device named
+        // here must be one of the group.
+        s.claims.release_group(unsafe { claimed_dev(dev) }, owner)
     })
 }
 
 /// See `rsva_dma_claim_device()` in `include/rsva.h`.
 #[no_mangle]
 extern "C" fn rsva_dma_claim_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
-    // SAFETY: As above.
-    claim_op(dev, owner, |s| unsafe {
-        s.claims.claim_device(dev, owner.cast_mut())
+    claim_op(dev, owner, |s, owner| {
+        // SAFETY: C callers pass a valid device.
+        s.claims.claim_device(unsafe { claimed_dev(dev) }, owner)
     })
 }
 
-/// See `rsva_dma_release_device()` in `include/rsva.h`.
+/// See `rsva_dma_release_device()` in `include/rsva.h`: the device may be
+/// gone, so only its address is used.
 #[no_mangle]
 extern "C" fn rsva_dma_release_device(dev: *mut bindings::device, owner: *const c_void) -> c_int {
-    // SAFETY: As above.
-    claim_op(dev, owner, |s| unsafe {
-        s.claims.release(dev, owner.cast_mut(), false)
+    claim_op(dev, owner, |s, owner| {
+        s.claims.release_device(dev as usize, owner)
     })
 }
 

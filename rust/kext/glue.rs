@@ -472,3 +472,16 @@ pub(crate) fn current_mm_user() -> Option<ARef<kernel::mm::MmWithUser>> {
     // SAFETY: `current->mm` stays valid while the current task runs here.
     unsafe { Mm::from_raw(mm) }.mmget_not_zero()
 }
+
+/// The bus of `dev`, null for none; only compared and passed to the bus
+/// watch of the claims.
+pub(crate) fn dev_bus(dev: &Device) -> *const bindings::bus_type {
+    // SAFETY: `dev` is valid; the helper only reads.
+    unsafe { rsva_dev_bus(dev_ptr(dev)) }
+}
+
+/// The address of the IOMMU group of `dev` (0 for none), only compared.
+pub(crate) fn dev_group_addr(dev: &Device) -> usize {
+    // SAFETY: `dev` is valid; the helper only reads.
+    unsafe { rsva_dev_group(dev_ptr(dev)) as usize }
+}
