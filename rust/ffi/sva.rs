@@ -282,7 +282,9 @@ extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
 #[no_mangle]
 extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
     if let Some(s) = service() {
-        s.sva.pasids.for_each(|m| m.data().device_gone(dev));
+        s.sva
+            .pasids
+            .for_each(|m| m.data().device_gone(dev as usize));
     }
     glue::flush_deferred();
 }

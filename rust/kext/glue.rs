@@ -485,3 +485,53 @@ pub(crate) fn dev_group_addr(dev: &Device) -> usize {
     // SAFETY: `dev` is valid; the helper only reads.
     unsafe { rsva_dev_group(dev_ptr(dev)) as usize }
 }
+
+/// For KUnit: unmaps `[addr, addr + len)` of `mm`, from a kthread.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn test_munmap(mm: &kernel::mm::MmWithUser, addr: usize, len: usize) {
+    // SAFETY: `mm` is live; the helper unmaps in it from this kthread.
+    unsafe { rsva_test_munmap(mm.as_raw(), addr as c_ulong, len as c_ulong) };
+}
+
+/// For KUnit: the offset the C compiler gives field `field` of the list
+/// `rsva_iopf_c_offset()` walks, `usize::MAX` past its end.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn iopf_c_offset(field: c_uint) -> usize {
+    // SAFETY: Only computes an offset.
+    unsafe { rsva_iopf_c_offset(field) }
+}
+
+/// A watch of a device for the domains kept for it (`rsva_keep_for()`): a
+/// devres action calls `rsva_device_gone()` when its driver goes, while
+/// the device's IOMMU driver is still there; each watch pins rsva. Watches
+/// of one device are counted; dropping one ends it (`rsva_unkeep_for()`).
+///
+/// # Invariants
+///
+/// `dev` holds one count of the C watch list's entry of the device.
+pub(crate) struct DeviceWatch {
+    dev: ARef<Device>,
+}
+
+impl DeviceWatch {
+    /// Watches `dev`. `ENOMEM`, or `ENODEV` while rsva is being unloaded.
+    pub(crate) fn new(dev: &Device) -> Result<Self> {
+        // SAFETY: `dev` is valid; the watch ends in `drop`.
+        kernel::error::to_result(unsafe { rsva_keep_for(dev_ptr(dev)) })?;
+        // INVARIANT: counted just above.
+        Ok(Self { dev: dev.into() })
+    }
+
+    /// Whether this watches the device at address `dev` (only compared).
+    pub(crate) fn watches(&self, dev: usize) -> bool {
+        dev_ptr(&self.dev) as usize == dev
+    }
+}
+
+impl Drop for DeviceWatch {
+    fn drop(&mut self) {
+        // SAFETY: The count taken in `new` (type invariant); the device is
+        // referenced. The C side copes with a device whose actions run.
+        unsafe { rsva_unkeep_for(dev_ptr(&self.dev)) };
+    }
+}

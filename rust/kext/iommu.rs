@@ -4,5 +4,7 @@
 //! yet, written as they would be under `rust/kernel/iommu/` (the group and
 //! DMA-ownership types are there, from patch 0012).
 
+pub(crate) mod domain;
+pub(crate) mod iopf;
 pub(crate) mod pasid;
 pub(crate) mod sva;

@@ -5,6 +5,7 @@
 //! each states which references its types hold and what dropping them does.
 
 pub(crate) mod device_exclusive;
+pub(crate) mod fault;
 pub(crate) mod interval_notifier;
 pub(crate) mod migrate;
 pub(crate) mod pagemap;

@@ -54,7 +54,6 @@
 use kernel::{
     bindings,
     device::{Bound, Device},
-    error::from_err_ptr,
     impl_has_mmu_notifier,
     iommu::dma_owner::Group,
     mm::mmu_notifier::{MmuNotifier, MmuNotifierOps},
@@ -66,12 +65,14 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, ArcBorrow, Mutex, SpinLock,
     },
-    types::Opaque,
 };
 
 use crate::{
     dma::claims::OWNER_GATE,
-    kext::glue,
+    kext::glue::{self, DeviceWatch},
+    kext::iommu::domain::SvaDomain,
+    kext::iommu::sva::{Provider, SvaHandle},
+    sva::iopf::Iopf,
     sva::pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
 
@@ -132,7 +133,7 @@ pub(crate) enum Api {
 ///   and unbind. The stop callback runs under `stop_lock`.
 #[pin_data]
 pub(crate) struct Bond {
-    sva: Opaque<bindings::iommu_sva>,
+    sva: SvaHandle,
     stop_notifier: MmuNotifier<Bond>,
     dev: ARef<Device>,
     group: ARef<Group>,
@@ -143,16 +144,10 @@ pub(crate) struct Bond {
     stopped: Atomic<bool>,
 }
 
-// SAFETY: The C handle is written before the bond is shared, then only
-// by the IOMMU core under its own locks; every other field is `Send`.
-unsafe impl Send for Bond {}
-// SAFETY: As for `Send`; the mutable state is atomic or under `MmBonds`.
-unsafe impl Sync for Bond {}
-
 impl Bond {
     /// The handle drivers see.
     pub(crate) fn handle(&self) -> *mut bindings::iommu_sva {
-        self.sva.get()
+        self.sva.as_ptr()
     }
 
     /// The PASID of the bond (the mm's).
@@ -215,7 +210,8 @@ struct GroupAttach {
     /// The bond that made the attachment, kept for its attach handle.
     _owner: Arc<Bond>,
     group: ARef<Group>,
-    domain: *mut bindings::iommu_domain,
+    /// The attached domain's [`SvaDomain::key`].
+    domain: usize,
     users: u32,
 }
 
@@ -233,20 +229,15 @@ struct GroupAttach {
 /// mutex of [`MmBonds`], which the mm's release takes, nor in an mmu
 /// notifier callback: it leaves the list first and is freed after.
 struct DomainUse {
-    domain: *mut bindings::iommu_domain,
+    domain: SvaDomain,
     users: u32,
-    watched: *mut bindings::device,
+    watched: Option<DeviceWatch>,
 }
 
 impl DomainUse {
     /// Ends the watch of a kept domain that is used again or freed.
     fn unwatch(&mut self) {
-        if !self.watched.is_null() {
-            // SAFETY: Watched in `Sva::detach`; the watch ends before the
-            // watched device can go (its devres action frees the domain).
-            unsafe { glue::rsva_unkeep_for(self.watched) };
-            self.watched = core::ptr::null_mut();
-        }
+        self.watched = None;
     }
 
     /// Frees the domain, which is attached nowhere, and ends its watch.
@@ -261,9 +252,9 @@ impl DomainUse {
     /// devres action frees it first).
     unsafe fn free(mut self) {
         self.unwatch();
-        // SAFETY: Attached nowhere; this drops its mmgrab. By the safety
-        // requirements the IOMMU driver is there.
-        unsafe { bindings::iommu_domain_free(self.domain) };
+        // SAFETY: Attached nowhere, and by the safety requirements the
+        // IOMMU driver is there and no lock of rsva is held.
+        unsafe { self.domain.free() };
     }
 }
 
@@ -272,10 +263,6 @@ struct BondsInner {
     attaches: KVec<GroupAttach>,
     domains: KVec<DomainUse>,
 }
-
-// SAFETY: The raw pointers are IOMMU core objects, used under the mutex of
-// `MmBonds` from any thread.
-unsafe impl Send for BondsInner {}
 
 /// Unbinds that stop callbacks asked for in the mm's release, done after
 /// it from rsva's workqueue, and the service they go to.
@@ -413,8 +400,8 @@ impl MmBonds {
     }
 
     /// `dev` goes away: frees the domains kept while it is watched.
-    pub(crate) fn device_gone(&self, dev: *mut bindings::device) {
-        while let Some(d) = self.take_kept(|d| d.watched == dev) {
+    pub(crate) fn device_gone(&self, dev: usize) {
+        while let Some(d) = self.take_kept(|d| d.watched.as_ref().is_some_and(|w| w.watches(dev))) {
             // SAFETY: As in `drop_kept`; `dev` has not gone yet (this runs
             // in its devres action).
             unsafe { d.free() };
@@ -487,13 +474,8 @@ pub(crate) struct Sva {
     #[pin]
     handles: SpinLock<Handles>,
     pub(crate) counters: Counters,
-    provider: *const bindings::iommu_sva_provider,
+    provider: &'static Provider,
 }
-
-// SAFETY: `provider` points to a static that is only read.
-unsafe impl Send for Sva {}
-// SAFETY: As for `Send`; everything else is synchronised.
-unsafe impl Sync for Sva {}
 
 impl Sva {
     /// An SVA service drawing PASIDs from `range`, `limit` per user; its
@@ -501,7 +483,7 @@ impl Sva {
     pub(crate) fn new(
         range: PasidRange,
         limit: u32,
-        provider: *const bindings::iommu_sva_provider,
+        provider: &'static Provider,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             pasids: Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)?,
@@ -574,7 +556,7 @@ impl Sva {
         // attached anywhere (kernel page-table frees flush its devices).
         lease.set_tracked(true);
         // SAFETY: `dev` is the bond's device, valid.
-        if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease) } {
+        if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease, mm) } {
             if inner.bonds.is_empty() {
                 lease.set_tracked(false);
             }
@@ -621,10 +603,9 @@ impl Sva {
         lease: &Arc<Lease>,
         stop: Stop,
     ) -> Result<Arc<Bond>> {
-        let raw_dev = glue::dev_ptr(&dev);
         let bond = Arc::pin_init(
             pin_init!(Bond {
-                sva: Opaque::zeroed(),
+                sva: SvaHandle::new(&dev, self.provider),
                 stop_notifier: MmuNotifier::new(),
                 dev,
                 group,
@@ -635,11 +616,6 @@ impl Sva {
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: Not shared yet.
-        unsafe {
-            (*bond.sva.get()).dev = raw_dev;
-            (*bond.sva.get()).provider = self.provider;
-        }
         Ok(bond)
     }
 
@@ -674,6 +650,7 @@ impl Sva {
         inner: &mut BondsInner,
         bond: &Arc<Bond>,
         lease: &Lease,
+        mm: &MmWithUser,
     ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
         if let Some(a) = inner
             .attaches
@@ -689,15 +666,15 @@ impl Sva {
             .reserve(1, GFP_KERNEL)
             .and_then(|()| inner.domains.reserve(1, GFP_KERNEL));
         reserved.map_err(|e| (e.into(), None))?;
-        let (dev, pasid) = (glue::dev_ptr(&bond.dev), lease.pasid());
-        // SAFETY: Not yet known to the IOMMU core.
-        let handle = unsafe { &raw mut (*bond.sva.get()).handle };
+        let (dev, pasid) = (&*bond.dev, lease.pasid());
+        let handle = bond.sva.attach_handle();
         // An SVA domain of this mm that the IOMMU accepts for the device.
         let shared = inner.domains.iter().position(|d| {
-            // SAFETY: `d.domain` is a live SVA domain of the mm, `dev` a
-            // valid device; the handle lives in the bond, which the
-            // attachment keeps until detach.
-            unsafe { bindings::iommu_attach_device_pasid(d.domain, dev, pasid, handle) == 0 }
+            // SAFETY: `d.domain` is an SVA domain of the mm, whose PASID is
+            // `pasid`; `dev` has a driver bound (the caller's guarantee);
+            // the handle lives in the bond, which the attachment keeps
+            // until detach.
+            unsafe { d.domain.attach(dev, pasid, handle) }.is_ok()
         });
         let domain = match shared {
             Some(j) => {
@@ -708,44 +685,42 @@ impl Sva {
                     d.unwatch();
                 }
                 d.users += 1;
-                d.domain
+                d.domain.key()
             }
             None => {
-                // SAFETY: `dev` is valid; the mm has users (the caller's).
-                let raw = unsafe { bindings::iommu_sva_domain_alloc(dev, lease.mm().as_raw()) };
-                let domain = from_err_ptr(raw).map_err(|e| (e, None))?;
                 // rsva serves the domain's I/O page faults (`sva/iopf.rs`), in
-                // place of the core's `iommu_sva_iopf_handler()`. rsva's
-                // code outlives every domain with this handler: an attached
-                // domain belongs to bonds, each of which pins rsva; a kept
-                // one is watched by its device (each watch pins rsva) or its
-                // free is queued on rsva's workqueue, which unloading drains
-                // after ending every lease, which frees the rest; and a
-                // detach drains the PASID's queued faults (the IOMMU
-                // driver's `iopf_queue_flush_dev()`) before it returns.
-                // SAFETY: Just allocated by `iommu_sva_domain_alloc()` and
-                // not attached yet, so no fault is in flight; rsva frees it
-                // before it is unloaded (above).
-                unsafe { crate::sva::iopf::install(domain) };
+                // place of the core's `iommu_sva_iopf_handler()`.
+                // SAFETY: rsva's code outlives every domain with this
+                // handler: an attached domain belongs to bonds, each of
+                // which pins rsva; a kept one is watched by its device (each
+                // watch pins rsva) or its free is queued on rsva's
+                // workqueue, which unloading drains after ending every
+                // lease, which frees the rest; and a detach drains the
+                // PASID's queued faults (the IOMMU driver's
+                // `iopf_queue_flush_dev()`) before it returns.
+                let domain = unsafe { SvaDomain::alloc::<Iopf>(dev, mm) }.map_err(|e| (e, None))?;
+                let key = domain.key();
+                // SAFETY: As above, with the new domain.
+                if let Err(e) = unsafe { domain.attach(dev, pasid, handle) } {
+                    let unused = DomainUse {
+                        domain,
+                        users: 0,
+                        watched: None,
+                    };
+                    return Err((e, Some(unused)));
+                }
                 let new = DomainUse {
                     domain,
                     users: 1,
-                    watched: core::ptr::null_mut(),
+                    watched: None,
                 };
-                // SAFETY: As above, with the new domain.
-                let ret =
-                    unsafe { bindings::iommu_attach_device_pasid(domain, dev, pasid, handle) };
-                if ret != 0 {
-                    let unused = DomainUse { users: 0, ..new };
-                    return Err((Error::from_errno(ret), Some(unused)));
-                }
                 self.counters.domains.add(1, Relaxed);
                 // Cannot fail: reserved above.
                 inner
                     .domains
                     .push(new, GFP_KERNEL)
                     .map_err(|e| (e.into(), None))?;
-                domain
+                key
             }
         };
         // Cannot fail: reserved above.
@@ -785,24 +760,22 @@ impl Sva {
         if a.users > 0 {
             return None;
         }
-        let domain = a.domain;
+        let key = a.domain;
+        // An attached domain is on the list: each attachment is a user.
+        let j = inner.domains.iter().position(|d| d.domain.key() == key)?;
         // SAFETY: Attached to the group of the bond's device with the mm's
-        // PASID; the attach handle lives in the attachment's owner.
-        unsafe {
-            bindings::iommu_detach_device_pasid(domain, glue::dev_ptr(&bond.dev), bond.pasid())
-        };
+        // PASID; the attach handle lives in the attachment's owner, which
+        // goes only after this.
+        unsafe { inner.domains[j].domain.detach(&bond.dev, bond.pasid()) };
         drop(inner.attaches.remove(i));
-        let j = inner.domains.iter().position(|d| d.domain == domain)?;
         let d = &mut inner.domains[j];
         d.users -= 1;
         if d.users > 0 {
             return None;
         }
         if bond.mm.leased() {
-            let dev = glue::dev_ptr(&bond.dev);
-            // SAFETY: `dev` is valid (the bond holds it).
-            if unsafe { glue::rsva_keep_for(dev) } == 0 {
-                d.watched = dev;
+            if let Ok(watch) = DeviceWatch::new(&bond.dev) {
+                d.watched = Some(watch);
                 return None;
             }
         }

@@ -32,22 +32,27 @@
 //! workqueue from inside it.
 //!
 //! The raw part (the `iopf_group`, its fault list, the handler and its work
-//! item) is [`Group`] and [`install`]; the serving logic is safe code.
+//! item, `handle_mm_fault()`) is in the abstraction layer
+//! (`kext/iommu/iopf.rs`, `kext/mm/fault.rs`); this file is the serving
+//! logic.
 
-use core::mem::ManuallyDrop;
-use core::ptr::NonNull;
+#![forbid(unsafe_code)]
 
 use kernel::{
-    bindings,
-    interop::list::clist_create,
     mm::{
         virt::{flags as vm, vm_flags_t},
         Mm, MmWithUser, MmapReadGuard, VmaReadGuard,
     },
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
-    types::Opaque,
-    workqueue::{Queue, RawWorkItem},
+};
+
+use crate::kext::{
+    iommu::iopf::{perm, Group, IopfServer, PageRequest, Response},
+    mm::fault::{
+        fault_in_locked_vma, fault_in_mmap_locked, flags as fault, VmFault, VmaSpan,
+        VM_FAULT_COMPLETED, VM_FAULT_ERROR, VM_FAULT_RETRY,
+    },
 };
 
 /// The fault counters of `debugfs/rsva/sva`.
@@ -59,6 +64,9 @@ pub(crate) struct Counters {
     /// Responses to groups, by code: one per group.
     pub(crate) resp_success: Atomic<u64>,
     pub(crate) resp_invalid: Atomic<u64>,
+    /// Always 0: rsva's work item answers every group it takes with
+    /// success or invalid (a group it could not queue is answered by the
+    /// core); kept in `debugfs/rsva/sva` for its format.
     pub(crate) resp_failure: Atomic<u64>,
     /// Requests decided under the per-VMA lock.
     pub(crate) vma_lock: Atomic<u64>,
@@ -79,23 +87,6 @@ pub(crate) static COUNTERS: Counters = Counters {
 
 // The fault-serving logic: safe code.
 
-/// The fields of one page request that serving it reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PageRequest {
-    /// `IOMMU_FAULT_PAGE_REQUEST_*`.
-    pub(crate) flags: u32,
-    /// `IOMMU_FAULT_PERM_*`.
-    pub(crate) perm: u32,
-    /// The faulting address.
-    pub(crate) addr: u64,
-}
-
-impl PageRequest {
-    fn pasid_valid(self) -> bool {
-        self.flags & bindings::IOMMU_FAULT_PAGE_REQUEST_PASID_VALID != 0
-    }
-}
-
 /// The response to a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
@@ -103,16 +94,13 @@ pub(crate) enum Status {
     Success,
     /// A request cannot be served: the device does not retry.
     Invalid,
-    /// The group was not handled (never sent by rsva's work item).
-    Failure,
 }
 
 impl Status {
-    fn code(self) -> bindings::iommu_page_response_code {
+    fn response(self) -> Response {
         match self {
-            Status::Success => bindings::iommu_page_response_code_IOMMU_PAGE_RESP_SUCCESS,
-            Status::Invalid => bindings::iommu_page_response_code_IOMMU_PAGE_RESP_INVALID,
-            Status::Failure => bindings::iommu_page_response_code_IOMMU_PAGE_RESP_FAILURE,
+            Status::Success => Response::Success,
+            Status::Invalid => Response::Invalid,
         }
     }
 
@@ -120,34 +108,13 @@ impl Status {
         match self {
             Status::Success => &COUNTERS.resp_success,
             Status::Invalid => &COUNTERS.resp_invalid,
-            Status::Failure => &COUNTERS.resp_failure,
         }
     }
 }
 
-const FAULT_FLAG_WRITE: u32 = bindings::fault_flag_FAULT_FLAG_WRITE;
-const FAULT_FLAG_USER: u32 = bindings::fault_flag_FAULT_FLAG_USER;
-const FAULT_FLAG_REMOTE: u32 = bindings::fault_flag_FAULT_FLAG_REMOTE;
-const FAULT_FLAG_INSTRUCTION: u32 = bindings::fault_flag_FAULT_FLAG_INSTRUCTION;
-const FAULT_FLAG_VMA_LOCK: u32 = bindings::fault_flag_FAULT_FLAG_VMA_LOCK;
-
 /// The fault flags [`Access`] may hold: never `FAULT_FLAG_ALLOW_RETRY` nor
-/// `FAULT_FLAG_RETRY_NOWAIT`, so that `handle_mm_fault()` never releases
-/// the mmap lock, and may be given `FAULT_FLAG_VMA_LOCK`.
-const ACCESS_FAULT_FLAGS: u32 =
-    FAULT_FLAG_WRITE | FAULT_FLAG_USER | FAULT_FLAG_REMOTE | FAULT_FLAG_INSTRUCTION;
-
-type VmFault = bindings::vm_fault_t;
-
-const VM_FAULT_RETRY: VmFault = bindings::vm_fault_reason_VM_FAULT_RETRY;
-const VM_FAULT_COMPLETED: VmFault = bindings::vm_fault_reason_VM_FAULT_COMPLETED;
-/// `VM_FAULT_ERROR` of `include/linux/mm_types.h`.
-const VM_FAULT_ERROR: VmFault = bindings::vm_fault_reason_VM_FAULT_OOM
-    | bindings::vm_fault_reason_VM_FAULT_SIGBUS
-    | bindings::vm_fault_reason_VM_FAULT_SIGSEGV
-    | bindings::vm_fault_reason_VM_FAULT_HWPOISON
-    | bindings::vm_fault_reason_VM_FAULT_HWPOISON_LARGE
-    | bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+/// `FAULT_FLAG_RETRY_NOWAIT` (the layer passes no other).
+const ACCESS_FAULT_FLAGS: u32 = fault::ACCESS;
 
 /// What a request asks of the VMA, and the fault flags that serve it.
 ///
@@ -161,24 +128,24 @@ struct Access {
 }
 
 impl Access {
-    /// The access of `perm` (`IOMMU_FAULT_PERM_*`), as
+    /// The access of `asked` (`IOMMU_FAULT_PERM_*`), as
     /// `iommu_sva_handle_mm()` computes it.
-    fn of(perm: u32) -> Self {
+    fn of(asked: u32) -> Self {
         let mut vm_flags = vm::NONE;
-        let mut fault_flags = FAULT_FLAG_REMOTE;
-        if perm & bindings::IOMMU_FAULT_PERM_READ != 0 {
+        let mut fault_flags = fault::REMOTE;
+        if asked & perm::READ != 0 {
             vm_flags |= vm::READ;
         }
-        if perm & bindings::IOMMU_FAULT_PERM_WRITE != 0 {
+        if asked & perm::WRITE != 0 {
             vm_flags |= vm::WRITE;
-            fault_flags |= FAULT_FLAG_WRITE;
+            fault_flags |= fault::WRITE;
         }
-        if perm & bindings::IOMMU_FAULT_PERM_EXEC != 0 {
+        if asked & perm::EXEC != 0 {
             vm_flags |= vm::EXEC;
-            fault_flags |= FAULT_FLAG_INSTRUCTION;
+            fault_flags |= fault::INSTRUCTION;
         }
-        if perm & bindings::IOMMU_FAULT_PERM_PRIV == 0 {
-            fault_flags |= FAULT_FLAG_USER;
+        if asked & perm::PRIV == 0 {
+            fault_flags |= fault::USER;
         }
         // INVARIANT: only flags of `ACCESS_FAULT_FLAGS` were set.
         Self {
@@ -386,10 +353,18 @@ fn serve_group(group: Group) {
     let (status, tally) = serve_requests(group.mm(), group.faults());
     COUNTERS.vma_lock.add(tally.vma_lock, Relaxed);
     COUNTERS.mmap_lock.add(tally.mmap_lock, Relaxed);
-    group.respond(status);
+    status.counter().add(1, Relaxed);
+    group.respond(status.response());
 }
 
-// The raw part: `handle_mm_fault()` under a lock, the group, the handler.
+/// rsva as the server of its SVA domains' I/O page faults.
+pub(crate) struct Iopf;
+
+impl IopfServer for Iopf {
+    fn serve(group: Group) {
+        serve_group(group);
+    }
+}
 
 /// Serves a request at `addr` under the per-VMA lock `vma` holds (a VMA
 /// containing `addr`). Returns the outcome, and the guard while the lock
@@ -406,22 +381,8 @@ fn serve_under_vma_lock(
         };
         return (outcome, Some(vma));
     }
-    let flags = (access.fault_flags & ACCESS_FAULT_FLAGS) | FAULT_FLAG_VMA_LOCK;
-    // SAFETY: `vma` holds the read lock of a VMA containing `addr`, of an
-    // mm with users; `FAULT_FLAG_VMA_LOCK` says that this is the lock held
-    // and `FAULT_FLAG_RETRY_NOWAIT` is not set. No registers: not a CPU
-    // fault.
-    let ret = unsafe {
-        bindings::handle_mm_fault(vma.as_ptr(), addr as c_ulong, flags, core::ptr::null_mut())
-    };
-    let outcome = VmaLockOutcome::of(ret);
-    if outcome.locked() {
-        (outcome, Some(vma))
-    } else {
-        // `handle_mm_fault()` released the VMA lock: the guard must not.
-        core::mem::forget(vma);
-        (outcome, None)
-    }
+    let (ret, vma) = fault_in_locked_vma(vma, addr, access.fault_flags);
+    (VmaLockOutcome::of(ret), vma)
 }
 
 /// Serves a request at `addr` under the mmap lock `guard` holds, as
@@ -431,231 +392,17 @@ fn serve_under_mmap_lock(
     addr: usize,
     access: Access,
 ) -> (Status, Option<Span>) {
-    let Some(vma) = guard.vma_lookup(addr) else {
-        return (Status::Invalid, None);
-    };
-    let span = Some(Span {
-        start: vma.start(),
-        end: vma.end(),
-    });
-    if !access.allowed_by(vma.flags()) {
-        return (Status::Invalid, span);
-    }
-    let flags = access.fault_flags & ACCESS_FAULT_FLAGS;
-    // SAFETY: `vma` contains `addr` and was looked up under the mmap read
-    // lock that `guard` holds, on an mm with users. Without
-    // `FAULT_FLAG_ALLOW_RETRY` nor `FAULT_FLAG_VMA_LOCK`, `handle_mm_fault()`
-    // keeps that lock, which `guard` releases.
-    let ret = unsafe {
-        bindings::handle_mm_fault(vma.as_ptr(), addr as c_ulong, flags, core::ptr::null_mut())
-    };
-    (status_of(ret), span)
-}
-
-/// One entry of a group's fault list, `struct iopf_fault`.
-#[repr(transparent)]
-struct Fault(Opaque<bindings::iopf_fault>);
-
-impl Fault {
-    fn request(&self) -> PageRequest {
-        // SAFETY: An entry of the list of a live `Group`, which nothing
-        // writes while the group exists.
-        let prm = unsafe { (*self.0.get()).fault.prm };
-        PageRequest {
-            flags: prm.flags,
-            perm: prm.perm,
-            addr: prm.addr,
+    let decide = |vma: &VmaSpan| access.allowed_by(vma.flags).then_some(access.fault_flags);
+    match fault_in_mmap_locked(guard, addr, decide) {
+        None => (Status::Invalid, None),
+        Some((vma, ret)) => {
+            let span = Some(Span {
+                start: vma.start,
+                end: vma.end,
+            });
+            (ret.map_or(Status::Invalid, status_of), span)
         }
     }
-}
-
-/// A group of page requests of one PASID that the IOMMU core handed to
-/// [`handler`], until it is answered.
-///
-/// # Invariants
-///
-/// - `0` points to an `iopf_group` that `iommu_report_device_fault()` passed
-///   to [`handler`] for an SVA domain rsva allocated, not answered nor
-///   freed yet. This object owns it: nothing else answers or frees it, and
-///   its fault list and entries do not change while it exists.
-/// - Its `fault_param` holds a reference for the group, so
-///   `fault_param->queue` and the queue's workqueue are valid.
-/// - Its `attach_handle` stays attached, so the handle, its domain and the
-///   domain's `mm` (grabbed by the domain) are valid: the IOMMU driver
-///   drains a PASID's faults, `iopf_queue_flush_dev()`, before its detach
-///   returns, and a detached domain receives no fault.
-pub(crate) struct Group(NonNull<bindings::iopf_group>);
-
-// SAFETY: A group may be served and answered on any thread; the IOMMU core
-// synchronises the response with its own lock.
-unsafe impl Send for Group {}
-
-impl Group {
-    fn raw(&self) -> *mut bindings::iopf_group {
-        self.0.as_ptr()
-    }
-
-    /// Queues the group on its iopf queue's workqueue, to be served by
-    /// [`run`]. Gives the group back if it could not be queued.
-    fn queue(self) -> Result<(), Self> {
-        // SAFETY: The group is valid (type invariant) and its `work` is not
-        // queued: the core made the group for this call and queues nothing.
-        // `init_work_with_key()` is what `INIT_WORK()` does.
-        unsafe {
-            bindings::init_work_with_key(
-                &raw mut (*self.raw()).work,
-                Some(run),
-                false,
-                c"rsva_iopf_group".as_char_ptr(),
-                kernel::sync::static_lock_class!().as_ptr(),
-            )
-        };
-        // SAFETY: `fault_param->queue->wq` is valid while the group lives
-        // (type invariant), and the workqueue of a queue lives as long as
-        // the queue; the reference does not outlive this call.
-        let wq = unsafe { Queue::from_raw((*(*(*self.raw()).fault_param).queue).wq) };
-        wq.enqueue(self)
-    }
-
-    /// The page requests of the group, in order, the last one last.
-    fn faults(&self) -> impl Iterator<Item = PageRequest> + '_ {
-        // SAFETY: `faults` is the initialised list of the group's
-        // `struct iopf_fault`s, linked by `list`, which does not change
-        // while the group exists (type invariant). `Fault` is transparent
-        // over `struct iopf_fault`.
-        let list = unsafe {
-            clist_create!(
-                &raw mut (*self.raw()).faults,
-                Fault,
-                bindings::iopf_fault,
-                list
-            )
-        };
-        list.iter().map(Fault::request)
-    }
-
-    /// The mm of the domain the faults are on. Holds no user reference.
-    fn mm(&self) -> &Mm {
-        // SAFETY: The attach handle, its domain and the domain's mm are
-        // valid while the group exists (type invariant); the domain is an
-        // SVA domain, whose `mm` is the member of the union set.
-        unsafe {
-            let domain = (*(*self.raw()).attach_handle).domain;
-            Mm::from_raw((*domain).__bindgen_anon_1.__bindgen_anon_2.mm)
-        }
-    }
-
-    /// Answers the group with `status` and frees it: one response per
-    /// group, which consumes it.
-    fn respond(self, status: Status) {
-        let mut this = ManuallyDrop::new(self);
-        this.answer(status);
-    }
-
-    /// Gives the group back to the IOMMU core unanswered: the handler
-    /// failed, and `iommu_report_device_fault()` answers and frees it.
-    fn give_back(self) {
-        let _ = ManuallyDrop::new(self);
-    }
-
-    /// Sends the response and frees the group. Called once, by
-    /// [`Self::respond`] (which does not drop the group) or by `drop`.
-    fn answer(&mut self, status: Status) {
-        status.counter().add(1, Relaxed);
-        // SAFETY: The group is ours, not answered nor freed (type
-        // invariant); this is its one response, after which it is freed
-        // and never used again (the caller is `respond`, which consumed
-        // it, or `drop`).
-        unsafe {
-            bindings::iopf_group_response(self.raw(), status.code());
-            bindings::iopf_free_group(self.raw());
-        }
-    }
-}
-
-impl Drop for Group {
-    /// Not reached by rsva's paths, which answer or give back every group:
-    /// should one forget, the device is still answered.
-    fn drop(&mut self) {
-        self.answer(Status::Failure);
-    }
-}
-
-// SAFETY: `__enqueue` passes the group's own `work`, initialised by
-// `Group::queue` with `run`. Once it is queued, the group is owned by the
-// work item (not dropped here), and only `run` answers and frees it, so
-// the `work_struct` stays valid until `run` is called.
-unsafe impl RawWorkItem<0> for Group {
-    type EnqueueOutput = Result<(), Self>;
-
-    unsafe fn __enqueue<F>(self, queue_work_on: F) -> Self::EnqueueOutput
-    where
-        F: FnOnce(*mut bindings::work_struct) -> bool,
-    {
-        // SAFETY: The group is valid (type invariant).
-        let work = unsafe { &raw mut (*self.raw()).work };
-        if queue_work_on(work) {
-            let _ = ManuallyDrop::new(self);
-            Ok(())
-        } else {
-            Err(self)
-        }
-    }
-}
-
-/// The work item of a group: serves its faults and answers it.
-///
-/// # Safety
-///
-/// `work` is the `work` of a group queued by [`Group::queue`], and this is
-/// the one run of that work item.
-unsafe extern "C" fn run(work: *mut bindings::work_struct) {
-    // SAFETY: By the safety requirements, `work` is in a group that
-    // `Group::queue` queued; the queued work item owned it, and hands it to
-    // this run, once.
-    let group = unsafe {
-        Group(NonNull::new_unchecked(kernel::container_of!(
-            work,
-            bindings::iopf_group,
-            work
-        )))
-    };
-    serve_group(group);
-}
-
-/// rsva's `iopf_handler`: queues the group on the iopf queue's workqueue,
-/// as `iommu_sva_iopf_handler()`. `-EBUSY` if it was not queued (the core
-/// then answers and frees the group).
-///
-/// # Safety
-///
-/// Called by `iommu_report_device_fault()` with a group of an SVA domain
-/// on which [`install`] set this handler, which it hands over to this call
-/// (see the invariants of [`Group`]).
-pub(crate) unsafe extern "C" fn handler(group: *mut bindings::iopf_group) -> c_int {
-    let Some(group) = NonNull::new(group) else {
-        return EINVAL.to_errno();
-    };
-    // INVARIANT: By the safety requirements.
-    match Group(group).queue() {
-        Ok(()) => 0,
-        Err(group) => {
-            group.give_back();
-            EBUSY.to_errno()
-        }
-    }
-}
-
-/// Makes rsva serve the I/O page faults of `domain` ([`handler`]).
-///
-/// # Safety
-///
-/// `domain` must be an SVA domain just returned by
-/// `iommu_sva_domain_alloc()`, not attached yet (so no fault is in flight),
-/// which rsva frees before it is unloaded.
-pub(crate) unsafe fn install(domain: *mut bindings::iommu_domain) {
-    // SAFETY: By the safety requirements, nothing else uses the domain yet.
-    unsafe { (*domain).iopf_handler = Some(handler) };
 }
 
 #[kunit_tests(rsva_iopf)]
@@ -664,11 +411,8 @@ mod tests {
     use crate::kext::glue;
     use kernel::page::PAGE_SIZE;
 
-    const READ: u32 = bindings::IOMMU_FAULT_PERM_READ;
-    const WRITE: u32 = bindings::IOMMU_FAULT_PERM_WRITE;
-    const EXEC: u32 = bindings::IOMMU_FAULT_PERM_EXEC;
-    const PRIV: u32 = bindings::IOMMU_FAULT_PERM_PRIV;
-    const PASID_VALID: u32 = bindings::IOMMU_FAULT_PAGE_REQUEST_PASID_VALID;
+    use crate::kext::{iommu::iopf::PASID_VALID, mm::fault::reason};
+    use perm::{EXEC, PRIV, READ, WRITE};
 
     fn req(addr: usize, perm: u32) -> PageRequest {
         PageRequest {
@@ -680,7 +424,7 @@ mod tests {
 
     #[test]
     fn perm_maps_to_vm_and_fault_flags() {
-        let user_remote = FAULT_FLAG_USER | FAULT_FLAG_REMOTE;
+        let user_remote = fault::USER | fault::REMOTE;
         assert_eq!(
             Access::of(0),
             Access {
@@ -699,14 +443,14 @@ mod tests {
             Access::of(READ | WRITE),
             Access {
                 vm_flags: vm::READ | vm::WRITE,
-                fault_flags: user_remote | FAULT_FLAG_WRITE
+                fault_flags: user_remote | fault::WRITE
             }
         );
         assert_eq!(
             Access::of(EXEC | PRIV),
             Access {
                 vm_flags: vm::EXEC,
-                fault_flags: FAULT_FLAG_REMOTE | FAULT_FLAG_INSTRUCTION
+                fault_flags: fault::REMOTE | fault::INSTRUCTION
             }
         );
         // Nothing that lets `handle_mm_fault()` drop a lock, whatever asked.
@@ -765,7 +509,7 @@ mod tests {
     fn vma_lock_results() {
         let done = |status, locked| VmaLockOutcome::Done { status, locked };
         assert_eq!(VmaLockOutcome::of(0), done(Status::Success, true));
-        let major = bindings::vm_fault_reason_VM_FAULT_MAJOR;
+        let major = reason::MAJOR;
         assert_eq!(VmaLockOutcome::of(major), done(Status::Success, true));
         assert_eq!(
             VmaLockOutcome::of(VM_FAULT_COMPLETED),
@@ -777,18 +521,15 @@ mod tests {
         );
         assert!(!VmaLockOutcome::Retry.locked());
         for e in [
-            bindings::vm_fault_reason_VM_FAULT_OOM,
-            bindings::vm_fault_reason_VM_FAULT_SIGBUS,
-            bindings::vm_fault_reason_VM_FAULT_SIGSEGV,
-            bindings::vm_fault_reason_VM_FAULT_HWPOISON,
-            bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+            reason::OOM,
+            reason::SIGBUS,
+            reason::SIGSEGV,
+            reason::HWPOISON,
+            reason::FALLBACK,
         ] {
             assert_eq!(VmaLockOutcome::of(e), done(Status::Invalid, true));
         }
-        assert_eq!(
-            status_of(bindings::vm_fault_reason_VM_FAULT_NOPAGE),
-            Status::Success
-        );
+        assert_eq!(status_of(reason::NOPAGE), Status::Success);
     }
 
     /// Requests served on an mm of this test: a touched mapping under the
@@ -825,8 +566,7 @@ mod tests {
         // Unmapped: no VMA lock, answered under the mmap lock. Sticky: the
         // request after it is not served.
         let hole = glue::test_mmap(&mm, PAGE_SIZE, false)?;
-        // SAFETY: `mm` is live; unmaps what `map` mapped.
-        unsafe { glue::rsva_test_munmap(mm.as_raw(), hole, PAGE_SIZE) };
+        glue::test_munmap(&mm, hole, PAGE_SIZE);
         let (status, t) = serve_requests(&mm, [req(hole, READ), req(touched, READ)].into_iter());
         assert_eq!(status, Status::Invalid);
         assert_eq!((t.vma_lock, t.mmap_lock, t.mmap_locks_taken), (0, 1, 1));
@@ -859,36 +599,5 @@ mod tests {
         assert_eq!(status, Status::Invalid);
         assert_eq!(t, Tally::default());
         Ok(())
-    }
-
-    /// The fields the handler reads from Rust are where the C compiler put
-    /// them (the order of `rsva_iopf_c_offset()`).
-    #[test]
-    fn bindings_layout_matches_c() {
-        use core::mem::offset_of;
-        let rust = [
-            offset_of!(bindings::iopf_group, faults),
-            offset_of!(bindings::iopf_group, work),
-            offset_of!(bindings::iopf_group, attach_handle),
-            offset_of!(bindings::iopf_group, fault_param),
-            offset_of!(bindings::iopf_fault, fault),
-            offset_of!(bindings::iopf_fault, list),
-            offset_of!(bindings::iommu_fault, prm),
-            offset_of!(bindings::iommu_fault_page_request, flags),
-            offset_of!(bindings::iommu_fault_page_request, perm),
-            offset_of!(bindings::iommu_fault_page_request, addr),
-            offset_of!(bindings::iommu_attach_handle, domain),
-            offset_of!(bindings::iommu_domain, iopf_handler),
-            offset_of!(bindings::iommu_domain, __bindgen_anon_1),
-            offset_of!(bindings::iommu_fault_param, queue),
-            offset_of!(bindings::iopf_queue, wq),
-        ];
-        for (i, &off) in rust.iter().enumerate() {
-            // SAFETY: Only computes an offset.
-            assert_eq!(off, unsafe { glue::rsva_iopf_c_offset(i as c_uint) });
-        }
-        // SAFETY: As above; one past the last field.
-        let end = unsafe { glue::rsva_iopf_c_offset(rust.len() as c_uint) };
-        assert_eq!(end, usize::MAX);
     }
 }

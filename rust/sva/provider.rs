@@ -67,7 +67,7 @@ impl Service {
         provider: &'static Provider,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            sva <- Sva::new(range, limit, provider.as_raw()),
+            sva <- Sva::new(range, limit, provider),
             provider,
             serving: Atomic::new(false),
             claims <- Claims::new(),

@@ -9,7 +9,9 @@
 //! `iommu_sva_unbind_device()` and `iommu_sva_get_pasid()` reach the same
 //! one. The core pins the provider's module while a handle of it lives.
 
-use kernel::{bindings, error::to_result, prelude::*};
+use kernel::{bindings, device::Device, error::to_result, prelude::*, types::Opaque};
+
+use crate::kext::glue;
 
 /// An SVA provider: the table of callbacks the IOMMU core calls.
 ///
@@ -54,5 +56,48 @@ impl Provider {
     pub(crate) fn clear(&'static self) -> Result {
         // SAFETY: As in `set`; the core checks that it is the provider.
         to_result(unsafe { bindings::iommu_sva_clear_provider(&self.0) })
+    }
+}
+
+/// The handle of an SVA bond, as drivers and the IOMMU core see it
+/// (`struct iommu_sva`): the device, the provider that made it, and the
+/// attach handle of its PASID attachment.
+///
+/// # Invariants
+///
+/// `dev` and `provider` are written at construction and never after; the
+/// rest is written by the IOMMU core only, through
+/// [`SvaHandle::attach_handle`].
+#[repr(transparent)]
+pub(crate) struct SvaHandle(Opaque<bindings::iommu_sva>);
+
+// SAFETY: The fields rsva writes do not change after construction; the
+// IOMMU core writes the attach handle under its own locks.
+unsafe impl Send for SvaHandle {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for SvaHandle {}
+
+impl SvaHandle {
+    /// The handle of a bond of `dev` made by `provider`.
+    pub(crate) fn new(dev: &Device, provider: &'static Provider) -> Self {
+        // INVARIANT: the only writes of `dev` and `provider`.
+        Self(Opaque::new(bindings::iommu_sva {
+            dev: glue::dev_ptr(dev),
+            provider: provider.as_raw(),
+            ..pin_init::zeroed()
+        }))
+    }
+
+    /// The address drivers hold.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::iommu_sva {
+        self.0.get()
+    }
+
+    /// The attach handle of the PASID attachment this handle made, for
+    /// [`super::domain::SvaDomain::attach`].
+    pub(crate) fn attach_handle(&self) -> *mut bindings::iommu_attach_handle {
+        // SAFETY: A place computation inside the live structure; nothing
+        // is read or written.
+        unsafe { &raw mut (*self.0.get()).handle }
     }
 }
