@@ -12,6 +12,11 @@
 //! - [`checks`]: what every entry point checks first (NULL and `ERR_PTR()`
 //!   arguments, calls from inside a mirror's hook).
 
+#![allow(
+    unsafe_code,
+    reason = "the C entry points and the module's published state"
+)]
+
 pub(crate) mod checks;
 pub(crate) mod mirror;
 pub(crate) mod provider;

@@ -10,6 +10,8 @@
 //! `Arc`'d object) and `kernel::iommu::dma_owner` (IOMMU groups, DMA owners
 //! and their claims). Two modules cannot share Rust items any other way.
 
+#![allow(unsafe_code, reason = "the abstraction layer over the kernel's C code")]
+
 pub(crate) mod glue;
 pub(crate) mod iommu;
 pub(crate) mod mm;

@@ -15,6 +15,11 @@
 //!   `rust/kernel/`; the only place besides [`ffi`] with `unsafe` code.
 //! - [`debugfs`]: the files under `/sys/kernel/debug/rsva/`.
 
+// Unsafe code is denied in the whole crate and allowed, file by file, only
+// in the abstraction layer (`kext`), the C entry points (`ffi`) and the
+// logic files whose contracts no type carries yet, each saying why.
+#![deny(unsafe_code)]
+
 use kernel::prelude::*;
 
 mod debugfs;

@@ -39,6 +39,11 @@
 //! claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are under
 //! way) -> a record's slot -> the group mutex.
 
+#![allow(
+    unsafe_code,
+    reason = "the bus notifier of the claims and the C helper that decides a removal"
+)]
+
 use kernel::{
     bindings,
     device::Device,

@@ -25,6 +25,11 @@
 //!   every page in use back to system memory first
 //!   (`migrate_device_pfns()`), as often as needed.
 
+#![allow(
+    unsafe_code,
+    reason = "a device page is mapped while no invalidation ran since it was mirrored"
+)]
+
 use kernel::{
     new_mutex, new_spinlock,
     page::{Page, PAGE_SIZE},

@@ -38,6 +38,11 @@
 //! under the lock), and snapshot through the mirror's own notifier instead
 //! of one per batch.
 
+#![allow(
+    unsafe_code,
+    reason = "a mirrored page is mapped while no invalidation ran since it was mirrored"
+)]
+
 use core::{any::Any, ptr::null_mut};
 
 use kernel::{

@@ -28,6 +28,11 @@
 //!   guard, the clients only under the notifier's lock, and faulting needs
 //!   the mmap read guard (`hmm_range_fault()` asserts it too).
 
+#![allow(
+    unsafe_code,
+    reason = "the initialisation of the registry's global lock"
+)]
+
 use kernel::{
     mm::{Mm, MmWithUser},
     page::PAGE_SIZE,

@@ -51,6 +51,11 @@
 //! an mm's first bind takes a global mutex; the hot path allocates one
 //! object (the bond), as the C implementation does (its handle).
 
+#![allow(
+    unsafe_code,
+    reason = "PASID attach and detach, and the free of kept SVA domains, whose contracts the bonds keep"
+)]
+
 use kernel::{
     bindings,
     device::{Bound, Device},

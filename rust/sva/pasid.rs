@@ -35,6 +35,11 @@
 //! domains kept for its next bind) is done by a work item on rsva's
 //! workqueue ([`LeaseData::settle`]).
 
+#![allow(
+    unsafe_code,
+    reason = "the IOMMU core's list of SVA mms, which a lease joins and leaves once"
+)]
+
 use core::ptr;
 
 use kernel::{
