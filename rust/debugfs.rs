@@ -141,7 +141,7 @@ fn show_sva(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let Some(s) = service() else {
         return Ok(());
     };
-    let c = &s.sva.counters;
+    let c = s.sva.counters();
     let (mut leased, mut kept, mut tracked) = (0, 0, 0);
     s.sva.pasids.for_each(|m| {
         leased += 1;

@@ -270,21 +270,11 @@ struct BondsInner {
 }
 
 /// Unbinds that stop callbacks asked for in the mm's release, done after
-/// it from rsva's workqueue, and the service they go to.
-///
-/// # Invariants
-///
-/// `sva` is null while `unbinds` is empty, else the service that made the
-/// bonds in it, which outlives the lease's work (switching rsva off flushes
-/// rsva's workqueue before the service goes).
+/// it from rsva's workqueue, and the registry of the service they go to.
 struct Deferred {
-    sva: *const Sva,
+    live: Option<Arc<LiveBonds>>,
     unbinds: KVec<(Arc<Bond>, Api)>,
 }
-
-// SAFETY: `sva` is only read, and the service is `Sync`; the bonds are
-// `Send`.
-unsafe impl Send for Deferred {}
 
 /// The PASID lease of a bound mm, carrying its bonds.
 pub(crate) type Lease = MmPasid<MmBonds>;
@@ -326,7 +316,7 @@ impl MmBonds {
                 domains: KVec::new(),
             }),
             deferred <- new_spinlock!(Deferred {
-                sva: core::ptr::null(),
+                live: None,
                 unbinds: KVec::new(),
             }),
         })
@@ -363,11 +353,12 @@ impl MmBonds {
 
     /// Queues an unbind asked for from a stop callback in the mm's release
     /// (see [`Sva::unbind`]); `ENOMEM` if it cannot be queued.
-    fn defer_unbind(&self, sva: &Sva, bond: Arc<Bond>, api: Api) -> Result {
+    fn defer_unbind(&self, live: &Arc<LiveBonds>, bond: Arc<Bond>, api: Api) -> Result {
         let mut d = self.deferred.lock();
         d.unbinds.push((bond, api), GFP_ATOMIC)?;
-        // INVARIANT: `sva` made `bond` and outlives the lease's work.
-        d.sva = sva;
+        if d.live.is_none() {
+            d.live = Some(live.clone());
+        }
         Ok(())
     }
 
@@ -376,16 +367,12 @@ impl MmBonds {
         loop {
             let next = {
                 let mut d = self.deferred.lock();
-                let sva = d.sva;
-                d.unbinds.pop().map(|u| (sva, u))
+                d.unbinds.pop().and_then(|u| d.live.clone().map(|l| (l, u)))
             };
-            let Some((sva, (bond, api))) = next else {
+            let Some((live, (bond, api))) = next else {
                 return;
             };
-            // SAFETY: Not null while the queue had an entry, and the service
-            // outlives this work (type invariant of `Deferred`).
-            let sva = unsafe { &*sva };
-            if let Err(e) = sva.unbind_bond(&bond, api) {
+            if let Err(e) = live.unbind_bond(&bond, api) {
                 pr_warn!("rsva: an unbind from a stop callback failed: {e:?}\n");
             }
         }
@@ -468,17 +455,24 @@ impl Handles {
     }
 }
 
-/// The SVA service: the PASIDs and every bond rsva made.
+/// The bonds with users, by handle, and the service's counters; shared by
+/// the service and the unbinds an mm's release deferred.
 ///
 /// # Invariants
 ///
 /// `handles` holds the handle of every bond with users.
 #[pin_data]
-pub(crate) struct Sva {
-    pub(crate) pasids: Arc<PasidService<MmBonds>>,
+pub(crate) struct LiveBonds {
     #[pin]
     handles: SpinLock<Handles>,
     pub(crate) counters: Counters,
+}
+
+/// The SVA service: the PASIDs and every bond rsva made.
+#[pin_data]
+pub(crate) struct Sva {
+    pub(crate) pasids: Arc<PasidService<MmBonds>>,
+    live: Arc<LiveBonds>,
     provider: &'static Provider,
 }
 
@@ -492,15 +486,20 @@ impl Sva {
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             pasids: Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)?,
-            handles <- new_spinlock!(Handles::new()),
-            counters: Counters {
-                binds: Atomic::new(0),
-                unbinds: Atomic::new(0),
-                shared: Atomic::new(0),
-                domains: Atomic::new(0),
-                reused: Atomic::new(0),
-                live: Atomic::new(0),
-            },
+            live: Arc::pin_init(
+                pin_init!(LiveBonds {
+                    handles <- new_spinlock!(Handles::new()),
+                    counters: Counters {
+                        binds: Atomic::new(0),
+                        unbinds: Atomic::new(0),
+                        shared: Atomic::new(0),
+                        domains: Atomic::new(0),
+                        reused: Atomic::new(0),
+                        live: Atomic::new(0),
+                    },
+                }),
+                GFP_KERNEL,
+            )?,
             provider,
         })
     }
@@ -552,7 +551,7 @@ impl Sva {
                 return Err(EBUSY);
             }
             b.users[api as usize] += 1;
-            self.counters.binds.add(1, Relaxed);
+            self.live.counters.binds.add(1, Relaxed);
             return Ok(b.bond.clone());
         }
         inner.bonds.reserve(1, GFP_KERNEL)?;
@@ -574,7 +573,7 @@ impl Sva {
         }
         if let Err(e) = self.register(&bond, mm) {
             // SAFETY: Attached just above for this bond's device.
-            let unused = unsafe { self.detach(&mut inner, &bond) };
+            let unused = unsafe { detach(&mut inner, &bond) };
             if inner.bonds.is_empty() {
                 lease.set_tracked(false);
             }
@@ -595,8 +594,8 @@ impl Sva {
             },
             GFP_KERNEL,
         )?;
-        self.counters.binds.add(1, Relaxed);
-        self.counters.live.add(1, Relaxed);
+        self.live.counters.binds.add(1, Relaxed);
+        self.live.counters.live.add(1, Relaxed);
         Ok(bond)
     }
 
@@ -628,7 +627,7 @@ impl Sva {
     /// callback.
     fn register(&self, bond: &Arc<Bond>, mm: &MmWithUser) -> Result {
         let key = Bond::key(bond.handle());
-        self.handles.lock().insert(key, bond.clone())?;
+        self.live.handles.lock().insert(key, bond.clone())?;
         if bond.stop.is_none() {
             return Ok(());
         }
@@ -636,7 +635,7 @@ impl Sva {
         // one first.
         let ret = MmuNotifier::register(bond, mm);
         if ret.is_err() {
-            let registered = self.handles.lock().remove(key);
+            let registered = self.live.handles.lock().remove(key);
             drop(registered);
         }
         ret
@@ -663,7 +662,7 @@ impl Sva {
             .find(|a| a.group.as_raw() == bond.group.as_raw())
         {
             a.users += 1;
-            self.counters.shared.add(1, Relaxed);
+            self.live.counters.shared.add(1, Relaxed);
             return Ok(());
         }
         let reserved = inner
@@ -685,7 +684,7 @@ impl Sva {
             Some(j) => {
                 let d = &mut inner.domains[j];
                 if d.users == 0 {
-                    self.counters.reused.add(1, Relaxed);
+                    self.live.counters.reused.add(1, Relaxed);
                     // In use again: no longer kept, so no longer watched.
                     d.unwatch();
                 }
@@ -719,7 +718,7 @@ impl Sva {
                     users: 1,
                     watched: None,
                 };
-                self.counters.domains.add(1, Relaxed);
+                self.live.counters.domains.add(1, Relaxed);
                 // Cannot fail: reserved above.
                 inner
                     .domains
@@ -744,54 +743,11 @@ impl Sva {
         Ok(())
     }
 
-    /// Drops the bond's reference to its group's attachment; the last
-    /// detaches the PASID and drops the domain's. The domain's last keeps it
-    /// for the mm's next bind while the PASID is leased (watched by the
-    /// device if it can be), and otherwise returns it to be freed once the
-    /// caller dropped the lock. Never called in the mm's release: detaching
-    /// drains the PASID's page requests, and a fault handler may wait for
-    /// the notifiers' grace period (see [`Sva::unbind`]).
-    ///
-    /// # Safety
-    ///
-    /// The bond's device must be valid and in the attachment's group.
-    unsafe fn detach(&self, inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
-        let i = inner
-            .attaches
-            .iter()
-            .position(|a| a.group.as_raw() == bond.group.as_raw())?;
-        let a = &mut inner.attaches[i];
-        a.users -= 1;
-        if a.users > 0 {
-            return None;
-        }
-        let key = a.domain;
-        // An attached domain is on the list: each attachment is a user.
-        let j = inner.domains.iter().position(|d| d.domain.key() == key)?;
-        // SAFETY: Attached to the group of the bond's device with the mm's
-        // PASID; the attach handle lives in the attachment's owner, which
-        // goes only after this.
-        unsafe { inner.domains[j].domain.detach(&bond.dev, bond.pasid()) };
-        drop(inner.attaches.remove(i));
-        let d = &mut inner.domains[j];
-        d.users -= 1;
-        if d.users > 0 {
-            return None;
-        }
-        if bond.mm.leased() {
-            if let Ok(watch) = DeviceWatch::new(&bond.dev) {
-                d.watched = Some(watch);
-                return None;
-            }
-        }
-        inner.domains.remove(j).ok()
-    }
-
     /// The live bond whose handle is `handle`, or `ENOENT` for a handle
     /// that rsva did not make or that was unbound. `handle` is only
     /// compared, never dereferenced.
     pub(crate) fn lookup(&self, handle: *const bindings::iommu_sva) -> Result<Arc<Bond>> {
-        let handles = self.handles.lock();
+        let handles = self.live.handles.lock();
         handles.get(Bond::key(handle)).cloned().ok_or(ENOENT)
     }
 
@@ -814,16 +770,28 @@ impl Sva {
         let bond = self.lookup(handle)?;
         let lease = bond.mm.clone();
         if lease.releasing_here() {
-            lease.data().defer_unbind(self, bond, api)?;
+            lease.data().defer_unbind(&self.live, bond, api)?;
             MmPasid::defer_settle(&lease);
             return Ok(());
         }
         if in_stop_callback() {
             return Err(EDEADLK);
         }
-        self.unbind_bond(&bond, api)
+        self.live.unbind_bond(&bond, api)
     }
 
+    /// How many bonds have users.
+    pub(crate) fn live(&self) -> u64 {
+        self.live.counters.live.load(Relaxed)
+    }
+
+    /// The service's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.live.counters
+    }
+}
+
+impl LiveBonds {
     /// [`Sva::unbind`] of a bond, outside any mm's release.
     fn unbind_bond(&self, bond: &Arc<Bond>, api: Api) -> Result {
         let lease = bond.mm.clone();
@@ -846,7 +814,7 @@ impl Sva {
         let registered = self.handles.lock().remove(Bond::key(bond.handle()));
         drop(registered);
         // SAFETY: The bond holds its device, which is in the group.
-        let unused = unsafe { self.detach(&mut inner, bond) };
+        let unused = unsafe { detach(&mut inner, bond) };
         if inner.bonds.is_empty() {
             // The last bond: no device translates for the mm any more.
             lease.set_tracked(false);
@@ -866,9 +834,47 @@ impl Sva {
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())
     }
+}
 
-    /// How many bonds have users.
-    pub(crate) fn live(&self) -> u64 {
-        self.counters.live.load(Relaxed)
+/// Drops the bond's reference to its group's attachment; the last
+/// detaches the PASID and drops the domain's. The domain's last keeps it
+/// for the mm's next bind while the PASID is leased (watched by the
+/// device if it can be), and otherwise returns it to be freed once the
+/// caller dropped the lock. Never called in the mm's release: detaching
+/// drains the PASID's page requests, and a fault handler may wait for
+/// the notifiers' grace period (see [`Sva::unbind`]).
+///
+/// # Safety
+///
+/// The bond's device must be valid and in the attachment's group.
+unsafe fn detach(inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
+    let i = inner
+        .attaches
+        .iter()
+        .position(|a| a.group.as_raw() == bond.group.as_raw())?;
+    let a = &mut inner.attaches[i];
+    a.users -= 1;
+    if a.users > 0 {
+        return None;
     }
+    let key = a.domain;
+    // An attached domain is on the list: each attachment is a user.
+    let j = inner.domains.iter().position(|d| d.domain.key() == key)?;
+    // SAFETY: Attached to the group of the bond's device with the mm's
+    // PASID; the attach handle lives in the attachment's owner, which
+    // goes only after this.
+    unsafe { inner.domains[j].domain.detach(&bond.dev, bond.pasid()) };
+    drop(inner.attaches.remove(i));
+    let d = &mut inner.domains[j];
+    d.users -= 1;
+    if d.users > 0 {
+        return None;
+    }
+    if bond.mm.leased() {
+        if let Ok(watch) = DeviceWatch::new(&bond.dev) {
+            d.watched = Some(watch);
+            return None;
+        }
+    }
+    inner.domains.remove(j).ok()
 }
