@@ -51,7 +51,10 @@ unsafe extern "C" fn provider_bind(
     // SAFETY: The core passes a device with a driver bound (its rule for
     // PASID attachments), which the caller keeps bound until it unbinds.
     let dev = unsafe { Device::<Normal>::from_raw(dev.as_ptr()).as_bound() };
-    // SAFETY: The core's caller holds a user reference on `mm`, non-null.
+    if mm.is_null() {
+        return EINVAL.to_ptr();
+    }
+    // SAFETY: The core's caller holds a user reference on `mm`.
     let mm = unsafe { MmWithUser::from_raw(mm) };
     match s.bind_kernel(dev, mm) {
         Ok(bond) => bond.handle(),
