@@ -68,7 +68,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, ArcBorrow, Mutex, SpinLock,
+        Arc, ArcBorrow, Mutex, MutexGuard, SpinLock,
     },
 };
 
@@ -561,28 +561,12 @@ impl Sva {
         lease.set_tracked(true);
         // SAFETY: `dev` is the bond's device, valid.
         if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease, mm) } {
-            if inner.bonds.is_empty() {
-                lease.set_tracked(false);
-            }
-            drop(inner);
-            if let Some(d) = unused {
-                // SAFETY: Allocated by `attach` and attached nowhere.
-                unsafe { d.free() };
-            }
-            return Err(e);
+            return Err(fail_first_bind(inner, &lease, unused, e));
         }
         if let Err(e) = self.register(&bond, mm) {
             // SAFETY: Attached just above for this bond's device.
             let unused = unsafe { detach(&mut inner, &bond) };
-            if inner.bonds.is_empty() {
-                lease.set_tracked(false);
-            }
-            drop(inner);
-            if let Some(d) = unused {
-                // SAFETY: Detached from the bond's device, which we hold.
-                unsafe { d.free() };
-            }
-            return Err(e);
+            return Err(fail_first_bind(inner, &lease, unused, e));
         }
         let mut users = [0; 2];
         users[api as usize] = 1;
@@ -834,6 +818,29 @@ impl LiveBonds {
         self.counters.live.fetch_sub(1, Relaxed);
         Ok(())
     }
+}
+
+/// Undoes a first bind of (device, mm) that failed with `e` after its bond
+/// was made: the mm leaves the core's list if it has no bond left, and
+/// `unused`, a domain the bind allocated or detached, is freed once the
+/// lock is dropped. Returns `e`.
+fn fail_first_bind(
+    inner: MutexGuard<'_, BondsInner>,
+    lease: &Lease,
+    unused: Option<DomainUse>,
+    e: Error,
+) -> Error {
+    if inner.bonds.is_empty() {
+        lease.set_tracked(false);
+    }
+    drop(inner);
+    if let Some(d) = unused {
+        // SAFETY: Attached nowhere: `attach` allocated it and did not
+        // attach it, or `detach` detached it from the bond's device, which
+        // the bond holds, so its IOMMU driver is there; no lock held.
+        unsafe { d.free() };
+    }
+    e
 }
 
 /// Drops the bond's reference to its group's attachment; the last
