@@ -64,7 +64,9 @@ struct Hooks {
 // SAFETY: The hooks may be called from any thread, as
 // `rsva_mirror_register()` documents; `private` is only passed back to them.
 unsafe impl Send for Hooks {}
-// SAFETY: As for `Send`: the fields are only read.
+// SAFETY: Shared references only read the fields: the hooks may be
+// called from any thread, as `rsva_mirror_register()` documents, and
+// `private` is only passed back to them.
 unsafe impl Sync for Hooks {}
 
 impl DriverHooks for Hooks {

@@ -359,6 +359,7 @@ impl Glue {
     pub(crate) fn init() -> Result<Self> {
         // SAFETY: Called once, at module init.
         kernel::error::to_result(unsafe { rsva_glue_init() })?;
+        super::iommu::pasid::init();
         Ok(Glue)
     }
 }

@@ -135,7 +135,8 @@ pub(crate) struct Accel {
 
 // SAFETY: The uacce pointer is only passed to uacce, which locks itself.
 unsafe impl Send for Accel {}
-// SAFETY: See above.
+// SAFETY: Shared references only pass the uacce pointer to uacce, which
+// locks itself.
 unsafe impl Sync for Accel {}
 
 static UACCE_OPS: CStatic<bindings::uacce_ops> = CStatic::new(bindings::uacce_ops {

@@ -56,7 +56,8 @@ pub(crate) struct SimGroup {
 // SAFETY: The raw group pointer is only used under the mutex, with the IOMMU
 // core's reference counting, from any thread.
 unsafe impl Send for SimGroup {}
-// SAFETY: See above.
+// SAFETY: Shared references use the raw group pointer only under the
+// mutex, with the IOMMU core's reference counting.
 unsafe impl Sync for SimGroup {}
 
 impl SimGroup {
@@ -123,7 +124,8 @@ pub(crate) struct PasidEntry {
 // SAFETY: The pointers are only dereferenced under the table lock, while
 // the invariants keep them valid, from any thread.
 unsafe impl Send for PasidEntry {}
-// SAFETY: See above.
+// SAFETY: Shared references dereference the pointers only under the
+// table lock, while the invariants keep them valid.
 unsafe impl Sync for PasidEntry {}
 
 /// Per-device counters.
@@ -558,9 +560,11 @@ impl SimDevice {
         ) else {
             return Ok(false);
         };
-        // SAFETY: As in `translate_and_access`.
+        // SAFETY: Only reads the page's reference count; a page the
+        // IOMMU was told to forget has none and is refused.
         let spage = unsafe { glue::rsva_sim_pfn_get_page(spfn as c_ulong) };
-        // SAFETY: As in `translate_and_access`.
+        // SAFETY: Only reads the page's reference count; a page the
+        // IOMMU was told to forget has none and is refused.
         let dpage = unsafe { glue::rsva_sim_pfn_get_page(dpfn as c_ulong) };
         let stale = if spage.is_null() {
             Some((src, false))
@@ -918,9 +922,10 @@ extern "C" fn rsva_sim_dma_configure(
 /// The bus's `dma_cleanup`: gives back what `dma_configure` took, once.
 #[no_mangle]
 extern "C" fn rsva_sim_dma_cleanup(dev: *mut bindings::device) {
-    // SAFETY: As in `rsva_sim_dma_configure`.
+    // SAFETY: The driver core passes a device of our bus, alive.
     if let Some(sdev) = unsafe { SimDevice::from_raw(dev) } {
-        // SAFETY: As in `rsva_sim_dma_configure`.
+        // SAFETY: `dev` is `sdev`'s device, alive during the call; the
+        // driver core calls this under the device lock.
         unsafe { sdev.dma_api.cleanup(Device::from_raw(dev)) };
     }
 }

@@ -238,7 +238,8 @@ impl Drop for PrqQueue {
 // SAFETY: The IOMMU core synchronises every access to the registered
 // structures; Rust only passes their addresses.
 unsafe impl Send for SimIommu {}
-// SAFETY: See above.
+// SAFETY: Shared references only pass the registered structures'
+// addresses to the IOMMU core, which synchronises every access to them.
 unsafe impl Sync for SimIommu {}
 
 impl SimIommu {

@@ -84,7 +84,9 @@ kernel::impl_has_mmu_notifier!(impl HasMmuNotifier for SvaDomain { self.notifier
 // and read here only for `ops` and `mm`, which do not change after
 // allocation; the attachments are under a spinlock.
 unsafe impl Send for SvaDomain {}
-// SAFETY: As for `Send`.
+// SAFETY: Shared references read only `ops` and `mm` of the C domain,
+// which do not change after allocation, and reach the attachments only
+// under their spinlock.
 unsafe impl Sync for SvaDomain {}
 
 impl SvaDomain {

@@ -394,8 +394,9 @@ impl MmBonds {
     /// `dev` goes away: frees the domains kept while it is watched.
     pub(crate) fn device_gone(&self, dev: usize) {
         while let Some(d) = self.take_kept(|d| d.watched.as_ref().is_some_and(|w| w.watches(dev))) {
-            // SAFETY: As in `drop_kept`; `dev` has not gone yet (this runs
-            // in its devres action).
+            // SAFETY: Kept: attached nowhere and off the list; its IOMMU
+            // driver is there, as `dev`, the device it was detached from,
+            // has not gone yet (this runs in its devres action).
             unsafe { d.free() };
         }
     }
@@ -688,7 +689,10 @@ impl Sva {
                 // `iopf_queue_flush_dev()`) before it returns.
                 let domain = unsafe { SvaDomain::alloc::<Iopf>(dev, mm) }.map_err(|e| (e, None))?;
                 let key = domain.key();
-                // SAFETY: As above, with the new domain.
+                // SAFETY: `domain` is an SVA domain of the mm, whose PASID
+                // is `pasid`; `dev` has a driver bound (the caller's
+                // guarantee); the handle lives in the bond, which the
+                // attachment keeps until detach.
                 if let Err(e) = unsafe { domain.attach(dev, pasid, handle) } {
                     let unused = DomainUse {
                         domain,

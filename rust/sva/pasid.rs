@@ -35,10 +35,7 @@
 //! domains kept for its next bind) is done by a work item on rsva's
 //! workqueue ([`LeaseData::settle`]).
 
-#![allow(
-    unsafe_code,
-    reason = "the IOMMU core's list of SVA mms, which a lease joins and leaves once"
-)]
+#![forbid(unsafe_code)]
 
 use core::ptr;
 
@@ -61,7 +58,7 @@ use kernel::{
 
 use crate::{
     kext::glue::{self, MmGrab},
-    kext::iommu::pasid::{mm_pasid, track_mm, untrack_mm, GlobalPasid},
+    kext::iommu::pasid::{mm_pasid, GlobalPasid, SvaListing},
     sva::charge::{Charges, UserCharge},
 };
 
@@ -137,18 +134,19 @@ impl PasidRange {
 ///
 /// # Invariants
 ///
-/// - `mm`'s PASID (`mm->iommu_mm->pasid`) is `pasid`; the [`MmGrab`]
-///   (`mmgrab`, like `ARef<Mm>` but droppable in any context) keeps the
-///   mm, and so the PASID, from being freed.
+/// - `mm`'s PASID (`mm->iommu_mm->pasid`) is `pasid`; the listing's
+///   [`MmGrab`] (`mmgrab`, like `ARef<Mm>` but droppable in any context)
+///   keeps the mm, and so the PASID, from being freed.
 /// - While `leased` is true, `notifier` is registered on `mm` (holding a
 ///   reference to this object until its `free_notifier`) and `service`
 ///   maps `pasid` to this object. `leased` goes from true to false once.
-/// - While `tracked` is true the mm is on the IOMMU core's KVA invalidation
-///   list: from when the payload asks during the lease (for bonds: the
-///   mm's first bond) until it asks no more (its last bond goes), or until
-///   the lease's end settles the payload (outside `release`, or in the
-///   `settle` work its end queued from `release`), whichever comes first.
-///   It changes only under a lock of the payload ([`Self::set_tracked`]).
+/// - The mm is on the IOMMU core's KVA invalidation list through
+///   `listing` ([`SvaListing`], which guarantees the list's own rules):
+///   from when the payload asks during the lease (for bonds: the mm's
+///   first bond) until it asks no more (its last bond goes), or until the
+///   lease's end settles the payload (outside `release`, or in the
+///   `settle` work its end queued from `release`), whichever comes first
+///   ([`Self::set_tracked`]).
 /// - `service` is the service that leased the PASID. The object holds a
 ///   reference to it, and its map one to the object while the lease
 ///   lasts: the lease's end breaks the cycle.
@@ -157,11 +155,11 @@ impl PasidRange {
 #[pin_data]
 pub(crate) struct MmPasid<T: LeaseData> {
     notifier: MmuNotifier<MmPasid<T>>,
-    mm: MmGrab,
+    #[pin]
+    listing: SvaListing,
     pasid: u32,
     charge: UserCharge,
     leased: Atomic<bool>,
-    tracked: Atomic<bool>,
     releasing: Atomic<usize>,
     service: Arc<PasidService<T>>,
     /// Runs [`LeaseData::settle`] outside the mm's release.
@@ -221,7 +219,7 @@ impl<T: LeaseData> MmPasid<T> {
 
     /// The mm, with the `mmgrab` reference this object holds.
     pub(crate) fn mm(&self) -> &Mm {
-        self.mm.mm()
+        self.listing.mm()
     }
 
     /// Whether the lease lasts (the mm is alive and rsva holds it).
@@ -250,29 +248,22 @@ impl<T: LeaseData> MmPasid<T> {
     /// Whether the mm is on the IOMMU core's list for kernel page-table
     /// invalidation.
     pub(crate) fn tracked(&self) -> bool {
-        self.tracked.load(Relaxed)
+        self.listing.listed()
     }
 
     /// Puts the mm on the IOMMU core's list of bound mms (`on`), while its
-    /// lease lasts, or takes it off; each at most once. The caller
-    /// serialises its calls with a lock of its payload (the bonds' mutex,
-    /// for `sva/bond.rs`), so that a track and an untrack never interleave
-    /// between the flag and the list.
+    /// lease lasts, or takes it off. Process context, outside mmu notifier
+    /// callbacks (the list's lock is the IOMMU core's `iommu_sva_lock`).
     pub(crate) fn set_tracked(&self, on: bool) {
-        if on {
-            // Never after the lease ended: its end untracks once, and the
-            // mm's next lease would track the same `iommu_mm` again.
-            if self.leased() && !self.tracked.xchg(true, Relaxed) {
-                // SAFETY: `mm->iommu_mm` is set (the lease holds its PASID);
-                // the mm is not on the list (flag was false; the previous
-                // lease of the mm, if any, untracked before it ended); the
-                // caller serialises the calls.
-                unsafe { track_mm(self.mm()) };
+        if !on {
+            self.listing.unlist();
+        } else if self.leased() {
+            // Never after the lease ended: its end untracks once. The
+            // listing refuses an mm without PASID or listed by another
+            // lease, which the lease's invariants rule out.
+            if let Err(e) = self.listing.list() {
+                pr_warn!("rsva: PASID {} not tracked: {e:?}\n", self.pasid);
             }
-        } else if self.tracked.xchg(false, Relaxed) {
-            // SAFETY: On the list (the flag was true); the caller
-            // serialises the calls.
-            unsafe { untrack_mm(self.mm()) };
         }
     }
 
@@ -428,11 +419,10 @@ impl<T: LeaseData> PasidService<T> {
         let this = Arc::pin_init(
             pin_init!(MmPasid {
                 notifier: MmuNotifier::new(),
-                mm: grab,
+                listing <- SvaListing::new(grab),
                 pasid,
                 charge,
                 leased: Atomic::new(false),
-                tracked: Atomic::new(false),
                 releasing: Atomic::new(0),
                 service: this.clone(),
                 settle <- new_work!("MmPasid::settle"),

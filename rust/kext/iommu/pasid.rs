@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! PASIDs of the system-wide space, for SVA providers.
+//! PASIDs of the system-wide space, and the list of SVA mms, for SVA
+//! providers.
 //!
 //! C header: [`include/linux/iommu.h`](srctree/include/linux/iommu.h)
 
@@ -8,10 +9,15 @@ use kernel::{
     bindings,
     error::to_result,
     mm::{Mm, MmWithUser},
+    new_mutex,
     prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        global_lock, Mutex,
+    },
 };
 
-use crate::kext::glue;
+use crate::kext::glue::{self, MmGrab};
 
 /// `IOMMU_PASID_INVALID`: no PASID (bindgen types the C macro as `i32`).
 pub(crate) const PASID_INVALID: u32 = u32::MAX;
@@ -58,26 +64,178 @@ impl Drop for GlobalPasid {
     }
 }
 
-/// Puts `mm` on the IOMMU core's list of SVA mms, whose secondary TLBs are
-/// flushed when kernel page tables change (patch 0003).
-///
-/// # Safety
-///
-/// `mm` has a PASID (`mm->iommu_mm` is set) and is not on the list; the
-/// caller serialises this with [`untrack_mm`] of the same mm.
-pub(crate) unsafe fn track_mm(mm: &Mm) {
-    // SAFETY: By the safety requirements; `mm->iommu_mm` lives as long as
-    // the mm, which `&Mm` keeps.
-    unsafe { bindings::iommu_sva_track_mm(mm.as_raw()) };
+/// The mms on the IOMMU core's list of SVA mms, by address: at most one
+/// [`SvaListing`] puts an mm there (the list links `mm->iommu_mm`, one
+/// entry per mm).
+struct Listed(KVec<usize>);
+
+global_lock! {
+    // SAFETY: Initialised by `init()` when the module loads, before use.
+    unsafe(uninit) static LISTED: Mutex<Listed> = Listed(KVec::new());
 }
 
-/// Takes `mm` off the IOMMU core's list of SVA mms.
+/// Initialises the set of listed mms; once, at module init
+/// ([`crate::kext::glue::Glue::init`]).
+pub(crate) fn init() {
+    // SAFETY: Called once, at module init, before any other use of
+    // `LISTED`.
+    unsafe { LISTED.init() };
+}
+
+/// An mm's place on the IOMMU core's list of SVA mms, whose secondary TLBs
+/// are flushed when kernel page tables change (`iommu_sva_track_mm()`,
+/// patch 0003). It holds the mm with a [`MmGrab`] (the list entry is the
+/// mm's `iommu_mm`, freed with the mm). Taking the mm off the list takes a
+/// mutex of the IOMMU core: [`SvaListing::unlist`] runs in process
+/// context, outside mmu notifier callbacks, and a listing is dropped off
+/// the list (its drop then waits for nothing and may run in any context).
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `mm` is on the list ([`track_mm`]); the caller serialises this with
-/// [`track_mm`] of the same mm.
-pub(crate) unsafe fn untrack_mm(mm: &Mm) {
-    // SAFETY: By the safety requirements, as in `track_mm`.
-    unsafe { bindings::iommu_sva_untrack_mm(mm.as_raw()) };
+/// - `on` is true exactly while this object has put the mm on the list
+///   and not taken it off; then the mm's address is in `LISTED` on this
+///   object's behalf, so no other listing puts it there twice.
+/// - `seen` is `on`, written under its lock.
+#[pin_data(PinnedDrop)]
+pub(crate) struct SvaListing {
+    mm: MmGrab,
+    #[pin]
+    on: Mutex<bool>,
+    seen: Atomic<bool>,
+}
+
+impl SvaListing {
+    /// A listing of the grabbed mm, not on the list yet.
+    pub(crate) fn new(mm: MmGrab) -> impl PinInit<Self> {
+        pin_init!(Self {
+            mm,
+            on <- new_mutex!(false),
+            seen: Atomic::new(false),
+        })
+    }
+
+    /// The mm.
+    pub(crate) fn mm(&self) -> &Mm {
+        self.mm.mm()
+    }
+
+    /// Puts the mm on the list, if it is not there through this listing.
+    /// `EINVAL` if the mm has no PASID, `EBUSY` if another listing put it
+    /// there, `ENOMEM`. Process context.
+    pub(crate) fn list(&self) -> Result {
+        let mut on = self.on.lock();
+        if *on {
+            return Ok(());
+        }
+        let mm = self.mm().as_raw();
+        // SAFETY: The mm is live (`self.mm` grabs it); the helper only
+        // reads `mm->iommu_mm`.
+        if unsafe { glue::rsva_mm_pasid(mm) } == PASID_INVALID {
+            return Err(EINVAL);
+        }
+        let key = mm as usize;
+        let mut listed = LISTED.lock();
+        if listed.0.iter().any(|&k| k == key) {
+            return Err(EBUSY);
+        }
+        listed.0.push(key, GFP_KERNEL)?;
+        // SAFETY: `mm->iommu_mm` is set (checked above; it lives as long as
+        // the mm, which `self.mm` grabs) and the mm is not on the list: it
+        // was not in `LISTED`, which every listing joins before it lists
+        // its mm and leaves only after taking it off, under `LISTED`'s
+        // lock, held here.
+        unsafe { bindings::iommu_sva_track_mm(mm) };
+        drop(listed);
+        // INVARIANT: on the list, and in `LISTED`, on this object's behalf.
+        *on = true;
+        self.seen.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// Takes the mm off the list if this listing put it there. Process
+    /// context, outside mmu notifier callbacks.
+    pub(crate) fn unlist(&self) {
+        let mut on = self.on.lock();
+        if !*on {
+            return;
+        }
+        let mm = self.mm().as_raw();
+        let key = mm as usize;
+        let mut listed = LISTED.lock();
+        // SAFETY: `on` is true, so this listing put the mm on the list and
+        // it is still there (type invariants); `LISTED`'s lock, held here,
+        // keeps any other listing from putting it there meanwhile, and the
+        // mm and its `iommu_mm` are grabbed.
+        unsafe { bindings::iommu_sva_untrack_mm(mm) };
+        if let Some(i) = listed.0.iter().position(|&k| k == key) {
+            let last = listed.0.len() - 1;
+            listed.0.swap(i, last);
+            listed.0.pop();
+        }
+        drop(listed);
+        // INVARIANT: off the list and out of `LISTED`.
+        *on = false;
+        self.seen.store(false, Relaxed);
+    }
+
+    /// Whether the mm is on the list through this listing (a snapshot).
+    pub(crate) fn listed(&self) -> bool {
+        self.seen.load(Relaxed)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for SvaListing {
+    fn drop(self: Pin<&mut Self>) {
+        // Nothing else uses the listing: `seen` is `on`. A listing still
+        // on the list here is a bug of its owner, but must not leave the
+        // list pointing at a freed `iommu_mm`.
+        if self.seen.load(Relaxed) {
+            self.unlist();
+        }
+    }
+}
+
+#[kunit_tests(rsva_sva_listing)]
+mod tests {
+    use super::*;
+    use crate::kext::glue::test_mm;
+
+    /// A listing of `mm`.
+    fn listing(mm: &Mm) -> Result<Pin<KBox<SvaListing>>> {
+        KBox::pin_init(SvaListing::new(MmGrab::new(mm)?), GFP_KERNEL)
+    }
+
+    #[test]
+    fn an_mm_without_pasid_is_not_listed() -> Result {
+        let mm = test_mm()?;
+        let l = listing(&mm)?;
+        assert_eq!(l.list(), Err(EINVAL));
+        assert!(!l.listed());
+        Ok(())
+    }
+
+    #[test]
+    fn an_mm_is_listed_by_one_listing_at_a_time() -> Result {
+        let mm = test_mm()?;
+        GlobalPasid::alloc(1, (1 << 20) - 1)?.give_to(&mm)?;
+        let (a, b) = (listing(&mm)?, listing(&mm)?);
+        a.list()?;
+        assert!(a.listed());
+        // Listed twice, the core's list would be corrupted.
+        assert_eq!(b.list(), Err(EBUSY));
+        assert!(!b.listed());
+        // Listing again through the same listing does nothing.
+        a.list()?;
+        a.unlist();
+        assert!(!a.listed());
+        b.list()?;
+        assert!(b.listed());
+        // Dropped while listed, a listing takes the mm off the list.
+        drop(b);
+        a.list()?;
+        assert!(a.listed());
+        a.unlist();
+        Ok(())
+    }
 }

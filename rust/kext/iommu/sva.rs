@@ -54,7 +54,8 @@ impl Provider {
     /// bind held off. `EBUSY` while a handle this provider made is bound,
     /// `EINVAL` when it is not the provider.
     pub(crate) fn clear(&'static self) -> Result {
-        // SAFETY: As in `set`; the core checks that it is the provider.
+        // SAFETY: The table is complete and lives forever (type
+        // invariant); the core checks that it is the provider.
         to_result(unsafe { bindings::iommu_sva_clear_provider(&self.0) })
     }
 }
@@ -74,7 +75,9 @@ pub(crate) struct SvaHandle(Opaque<bindings::iommu_sva>);
 // SAFETY: The fields rsva writes do not change after construction; the
 // IOMMU core writes the attach handle under its own locks.
 unsafe impl Send for SvaHandle {}
-// SAFETY: As for `Send`.
+// SAFETY: Shared references only read `dev` and `provider`, which do
+// not change after construction, or give the attach handle's address to
+// the IOMMU core, which writes it under its own locks.
 unsafe impl Sync for SvaHandle {}
 
 impl SvaHandle {

@@ -145,7 +145,8 @@ pub(crate) struct IntervalNotifier<T: Invalidate> {
 // SAFETY: The C part is used by the notifier core from any thread; the
 // state is behind the mutex.
 unsafe impl<T: Invalidate> Send for IntervalNotifier<T> {}
-// SAFETY: As for `Send`.
+// SAFETY: Shared references reach the C part only through the notifier
+// core, which serialises itself, and the state only through the mutex.
 unsafe impl<T: Invalidate> Sync for IntervalNotifier<T> {}
 
 impl<T: Invalidate> IntervalNotifier<T> {

@@ -82,7 +82,9 @@ unsafe impl<T, const N: usize> Zeroable for Slots<T, N> {}
 // SAFETY: The table hands each value to one thread at a time (`Slot`'s
 // invariant), so it can be sent and shared when the values can be sent.
 unsafe impl<T: Send, const N: usize> Send for Slots<T, N> {}
-// SAFETY: As for `Send`: no two threads access one value at once.
+// SAFETY: The table hands each value to one thread at a time (`Slot`'s
+// invariant), so no two threads access one value at once through shared
+// references; the values only need to be sendable.
 unsafe impl<T: Send, const N: usize> Sync for Slots<T, N> {}
 
 /// What a visit of a value does with it.
