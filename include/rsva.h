@@ -146,12 +146,17 @@ struct iommu_sva *rsva_sva_bind_current(struct device *dev);
  *
  * The last reference stops the bond's callback from running, detaches the
  * PASID from the device and frees the SVA domain when no other device uses
- * it. The PASID stays with the mm. Safe after the mm died.
+ * it. The PASID stays with the mm. Safe after the mm died. The caller's
+ * driver is bound to the handle's device during the call, as for
+ * iommu_sva_unbind_device(): rsva frees the SVA domain through the device's
+ * IOMMU driver.
  *
  * Context: process context, may sleep; also a stop callback
  * (&typedef rsva_sva_stop_t) for a handle of its address space, where the
- * unbind is queued: it returns 0 (or -ENOMEM), the PASID is detached once
- * the mm's release is over, and an error found then is logged.
+ * unbind is queued: it returns 0 (or -ENOMEM, or -ENODEV while rsva is
+ * unloaded), the PASID is detached once the mm's release is over, or when
+ * the device's driver goes if that comes first, and an error found then is
+ * logged.
  * Return: 0; -EINVAL for NULL or an ERR_PTR(), or for a handle that holds
  * no reference from rsva's bind functions (only iommu_sva_bind_device()'s:
  * unbind it with iommu_sva_unbind_device(), which in turn leaves rsva's

@@ -197,6 +197,16 @@ u32 rsva_dev_max_pasids(struct device *dev)
 }
 
 /*
+ * Whether @dev is probed by the IOMMU that allocated @domain: the IOMMU core
+ * holds that IOMMU driver's module while it has such a device.
+ */
+bool rsva_domain_of_iommu(struct iommu_domain *domain, struct device *dev)
+{
+	return dev->iommu && dev->iommu->iommu_dev &&
+	       dev->iommu->iommu_dev->ops == domain->owner;
+}
+
+/*
  * Device watches. rsva keeps an mm's SVA domain for reuse when its last
  * bond goes (see rust/sva/bond.rs); the domain belongs to the IOMMU driver
  * of the device it was last attached through, which may be a module. A

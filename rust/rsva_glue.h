@@ -40,6 +40,7 @@ struct mm_struct *rsva_test_mm_alloc(void);
 struct iommu_group *rsva_dev_group(struct device *dev);
 u32 rsva_dev_max_pasids(struct device *dev);
 
+bool rsva_domain_of_iommu(struct iommu_domain *domain, struct device *dev);
 int rsva_keep_for(struct device *dev);
 void rsva_unkeep_for(struct device *dev);
 /* In Rust (rust/sva/bond.rs): frees the domains kept for @dev. */

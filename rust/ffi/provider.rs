@@ -15,7 +15,10 @@ use kernel::{
 
 use crate::{
     ffi::service,
-    kext::{glue, iommu::sva::Provider},
+    kext::{
+        glue,
+        iommu::sva::{BoundByCaller, HandleAddr, Provider},
+    },
     sva::{bond::Api, pasid::PASID_INVALID},
 };
 
@@ -57,7 +60,7 @@ unsafe extern "C" fn provider_bind(
     // SAFETY: The core's caller holds a user reference on `mm`.
     let mm = unsafe { MmWithUser::from_raw(mm) };
     match s.bind_kernel(dev, mm) {
-        Ok(bond) => bond.handle(),
+        Ok(bond) => bond.handle().as_ptr(),
         Err(e) => e.to_ptr(),
     }
 }
@@ -73,7 +76,11 @@ unsafe extern "C" fn provider_unbind(handle: *mut bindings::iommu_sva) -> c_int 
     let Some(s) = service() else {
         return ENODEV.to_errno();
     };
-    match s.sva.unbind(handle, Api::Kernel) {
+    // SAFETY: `iommu_sva_unbind_device()`'s contract: the caller's driver
+    // is bound to the handle's device during the call; the promise ends
+    // with this function.
+    let promise = unsafe { BoundByCaller::new(handle) };
+    match s.sva.unbind(HandleAddr::of(handle), Api::Kernel, &promise) {
         Ok(()) => 0,
         Err(e) => {
             pr_err!(
@@ -107,6 +114,6 @@ unsafe extern "C" fn provider_drain() {
 /// Called by the IOMMU core with a handle whose provider is rsva.
 unsafe extern "C" fn provider_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
     service()
-        .and_then(|s| s.sva.lookup(handle).ok())
+        .and_then(|s| s.sva.lookup(HandleAddr::of(handle)).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
 }

@@ -28,7 +28,10 @@ use kernel::{
 use crate::{
     ffi::checks::{check_ptr, is_err_or_null, may_sleep},
     ffi::service,
-    kext::glue,
+    kext::{
+        glue,
+        iommu::sva::{BoundByCaller, HandleAddr, SvaHandle},
+    },
     sva::bond::{Bond, StopHook},
     sva::pasid::{PasidRange, PASID_INVALID},
     sva::provider::Service,
@@ -59,7 +62,7 @@ fn to_handle(
         f(s, dev)
     });
     match bound {
-        Ok(bond) => bond.handle(),
+        Ok(bond) => bond.handle().as_ptr(),
         Err(e) => e.to_ptr(),
     }
 }
@@ -96,11 +99,11 @@ struct CStop {
 }
 
 impl StopHook for CStop {
-    fn stop(&self, handle: *mut bindings::iommu_sva) {
+    fn stop(&self, handle: &SvaHandle) {
         // SAFETY: The driver gave `f` and `data` for this handle and keeps
         // them valid until its unbind returns, which waits for a running
         // callback (`include/rsva.h`).
-        unsafe { (self.f)(handle, self.data as *mut c_void) }
+        unsafe { (self.f)(handle.as_ptr(), self.data as *mut c_void) }
     }
 
     fn key(&self) -> (usize, usize) {
@@ -142,9 +145,13 @@ extern "C" fn rsva_sva_bind_current(dev: *mut bindings::device) -> *mut bindings
 #[no_mangle]
 extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int {
     let checked = may_sleep().and_then(|()| check_ptr(handle));
+    // SAFETY: `rsva_sva_unbind_device()`'s contract (`include/rsva.h`): the
+    // caller's driver is bound to the handle's device during the call; the
+    // promise ends with this function.
+    let promise = unsafe { BoundByCaller::new(handle) };
     match checked
         .and_then(|()| service().ok_or(ENODEV))
-        .and_then(|s| s.unbind(handle))
+        .and_then(|s| s.unbind(HandleAddr::of(handle), &promise))
     {
         Ok(()) => {
             // SAFETY: The module reference the bind kept; the caller, a
@@ -163,7 +170,7 @@ extern "C" fn rsva_sva_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
         return PASID_INVALID;
     }
     service()
-        .and_then(|s| s.sva.lookup(handle).ok())
+        .and_then(|s| s.sva.lookup(HandleAddr::of(handle)).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
 }
 

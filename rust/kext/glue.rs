@@ -43,6 +43,10 @@ extern "C" {
     pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
     pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
     pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
+    pub(crate) fn rsva_domain_of_iommu(
+        domain: *mut bindings::iommu_domain,
+        dev: *mut bindings::device,
+    ) -> bool;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
@@ -368,6 +372,7 @@ impl Drop for Glue {
     fn drop(&mut self) {
         // SAFETY: Initialised in `init`; drains the pending work.
         unsafe { rsva_glue_exit() };
+        super::iommu::pasid::exit();
     }
 }
 
@@ -516,11 +521,30 @@ pub(crate) struct DeviceWatch {
 
 impl DeviceWatch {
     /// Watches `dev`. `ENOMEM`, or `ENODEV` while rsva is being unloaded.
-    pub(crate) fn new(dev: &Device) -> Result<Self> {
+    ///
+    /// `dev` is bound to its driver, so the devres action is one of the
+    /// driver's: it runs when the driver goes, before the IOMMU core
+    /// releases the device from its IOMMU.
+    pub(crate) fn new(dev: &Device<kernel::device::Bound>) -> Result<Self> {
+        Self::count(dev)
+    }
+
+    /// One more watch of the watched device, whose devres action has not
+    /// run while this one lasts.
+    pub(crate) fn again(&self) -> Result<Self> {
+        Self::count(&self.dev)
+    }
+
+    fn count(dev: &Device) -> Result<Self> {
         // SAFETY: `dev` is valid; the watch ends in `drop`.
         kernel::error::to_result(unsafe { rsva_keep_for(dev_ptr(dev)) })?;
         // INVARIANT: counted just above.
         Ok(Self { dev: dev.into() })
+    }
+
+    /// The watched device.
+    pub(crate) fn device(&self) -> &Device {
+        &self.dev
     }
 
     /// Whether this watches the device at address `dev` (only compared).

@@ -51,13 +51,9 @@
 //! an mm's first bind takes a global mutex; the hot path allocates one
 //! object (the bond), as the C implementation does (its handle).
 
-#![allow(
-    unsafe_code,
-    reason = "PASID attach and detach, and the free of kept SVA domains, whose contracts the bonds keep"
-)]
+#![forbid(unsafe_code)]
 
 use kernel::{
-    bindings,
     device::{Bound, Device},
     impl_has_mmu_notifier,
     iommu::dma_owner::Group,
@@ -75,8 +71,8 @@ use kernel::{
 use crate::{
     dma::claims::OWNER_GATE,
     kext::glue::{self, DeviceWatch},
-    kext::iommu::domain::SvaDomain,
-    kext::iommu::sva::{Provider, SvaHandle},
+    kext::iommu::domain::{IommuPresent, SvaDomain},
+    kext::iommu::sva::{BoundByCaller, HandleAddr, Provider, SvaHandle},
     sva::iopf::Iopf,
     sva::pasid::{LeaseData, MmPasid, PasidRange, PasidService},
 };
@@ -86,7 +82,7 @@ pub(crate) trait StopHook: Send + Sync {
     /// Stops the device's work on the PASID of `handle` before the IOMMU
     /// stops translating it. Called at most once per bond, from the mm's
     /// release (process context, may sleep).
-    fn stop(&self, handle: *mut bindings::iommu_sva);
+    fn stop(&self, handle: &SvaHandle);
 
     /// What tells two callbacks apart: a driver that binds again names the
     /// same one (for C drivers, the function's address and its data).
@@ -128,9 +124,9 @@ pub(crate) enum Api {
 ///
 /// # Invariants
 ///
-/// - `sva` is the handle drivers see; `sva.dev` is `dev`. Its attach
-///   handle is the one of the group's [`GroupAttach`] when this bond made
-///   the attachment (it then lives as long as the attachment).
+/// - `sva` is the handle drivers see; its device is `dev`. Its attach
+///   handle is the one of the group's attachment when this bond made it
+///   (the domain then keeps the handle while the PASID is attached).
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
 ///   bind until unbind puts it (holding a reference to the bond until its
 ///   `free_notifier`).
@@ -138,7 +134,7 @@ pub(crate) enum Api {
 ///   and unbind. The stop callback runs under `stop_lock`.
 #[pin_data]
 pub(crate) struct Bond {
-    sva: SvaHandle,
+    sva: Arc<SvaHandle>,
     stop_notifier: MmuNotifier<Bond>,
     dev: ARef<Device>,
     group: ARef<Group>,
@@ -151,8 +147,8 @@ pub(crate) struct Bond {
 
 impl Bond {
     /// The handle drivers see.
-    pub(crate) fn handle(&self) -> *mut bindings::iommu_sva {
-        self.sva.as_ptr()
+    pub(crate) fn handle(&self) -> &SvaHandle {
+        &self.sva
     }
 
     /// The PASID of the bond (the mm's).
@@ -183,8 +179,8 @@ impl Bond {
     }
 
     /// Registry key of a handle: its address.
-    fn key(handle: *const bindings::iommu_sva) -> usize {
-        handle as usize
+    fn key(handle: HandleAddr) -> usize {
+        handle.key()
     }
 }
 
@@ -205,15 +201,14 @@ struct BondUse {
     users: [u32; 2],
 }
 
-/// The mm's PASID attached to one IOMMU group.
+/// The mm's PASID attached to one IOMMU group, and the bonds of the
+/// group's devices that use it.
 ///
 /// # Invariants
 ///
-/// The attach handle of (`group`, PASID) in the IOMMU core is the one in
-/// `_owner`'s `struct iommu_sva` while this exists; `domain` is attached.
+/// The group's PASID is attached to the domain whose key is `domain`
+/// (which keeps the attach handle).
 struct GroupAttach {
-    /// The bond that made the attachment, kept for its attach handle.
-    _owner: Arc<Bond>,
     group: ARef<Group>,
     /// The attached domain's [`SvaDomain::key`].
     domain: usize,
@@ -245,21 +240,27 @@ impl DomainUse {
         self.watched = None;
     }
 
-    /// Frees the domain, which is attached nowhere, and ends its watch.
-    /// Process context, no lock of rsva held, outside mmu notifier
+    /// Frees a kept domain (attached nowhere, off the mm's list), which
+    /// its watch shows its IOMMU driver to be there for, and ends the
+    /// watch. Process context, no lock of rsva held, outside mmu notifier
     /// callbacks.
-    ///
-    /// # Safety
-    ///
-    /// `users` must be 0 and the domain off the mm's list. Its IOMMU driver
-    /// must still be there: the domain was just detached from a device the
-    /// caller holds, or the device it is watched by has not gone (its
-    /// devres action frees it first).
-    unsafe fn free(mut self) {
+    fn free_kept(mut self) {
+        match self.watched.take() {
+            Some(watch) => self.domain.free(IommuPresent::Watched(&watch)),
+            None => {
+                // Kept domains are watched (see `detach`): not reached.
+                pr_warn!("rsva: an unwatched kept SVA domain is leaked\n");
+                core::mem::forget(self.domain);
+            }
+        }
+    }
+
+    /// Frees a domain that was never kept (attached nowhere, off the mm's
+    /// list), whose IOMMU driver `present` shows to be there. As
+    /// [`DomainUse::free_kept`] for the context.
+    fn free(mut self, present: IommuPresent<'_>) {
         self.unwatch();
-        // SAFETY: Attached nowhere, and by the safety requirements the
-        // IOMMU driver is there and no lock of rsva is held.
-        unsafe { self.domain.free() };
+        self.domain.free(present);
     }
 }
 
@@ -269,11 +270,21 @@ struct BondsInner {
     domains: KVec<DomainUse>,
 }
 
+/// An unbind a stop callback asked for in the mm's release: the bond, the
+/// API, and a watch of the bond's device, made while the caller promised
+/// it bound, which shows its IOMMU driver there when the unbind is done.
+struct DeferredUnbind {
+    bond: Arc<Bond>,
+    api: Api,
+    watch: DeviceWatch,
+}
+
 /// Unbinds that stop callbacks asked for in the mm's release, done after
-/// it from rsva's workqueue, and the registry of the service they go to.
+/// it from rsva's workqueue (or before the bond's device goes, whichever
+/// comes first), and the registry of the service they go to.
 struct Deferred {
     live: Option<Arc<LiveBonds>>,
-    unbinds: KVec<(Arc<Bond>, Api)>,
+    unbinds: KVec<DeferredUnbind>,
 }
 
 /// The PASID lease of a bound mm, carrying its bonds.
@@ -352,10 +363,19 @@ impl MmBonds {
     }
 
     /// Queues an unbind asked for from a stop callback in the mm's release
-    /// (see [`Sva::unbind`]); `ENOMEM` if it cannot be queued.
-    fn defer_unbind(&self, live: &Arc<LiveBonds>, bond: Arc<Bond>, api: Api) -> Result {
+    /// (see [`Sva::unbind`]) of a bond whose device is `dev`, bound;
+    /// `ENOMEM` if it cannot be queued, `ENODEV` while rsva is unloaded.
+    fn defer_unbind(
+        &self,
+        live: &Arc<LiveBonds>,
+        bond: Arc<Bond>,
+        dev: &Device<Bound>,
+        api: Api,
+    ) -> Result {
+        let watch = DeviceWatch::new(dev)?;
         let mut d = self.deferred.lock();
-        d.unbinds.push((bond, api), GFP_ATOMIC)?;
+        d.unbinds
+            .push(DeferredUnbind { bond, api, watch }, GFP_ATOMIC)?;
         if d.live.is_none() {
             d.live = Some(live.clone());
         }
@@ -369,10 +389,10 @@ impl MmBonds {
                 let mut d = self.deferred.lock();
                 d.unbinds.pop().and_then(|u| d.live.clone().map(|l| (l, u)))
             };
-            let Some((live, (bond, api))) = next else {
+            let Some((live, u)) = next else {
                 return;
             };
-            if let Err(e) = live.unbind_bond(&bond, api) {
+            if let Err(e) = live.unbind_bond(&u.bond, u.api, IommuPresent::Watched(&u.watch)) {
                 pr_warn!("rsva: an unbind from a stop callback failed: {e:?}\n");
             }
         }
@@ -385,19 +405,18 @@ impl MmBonds {
     pub(crate) fn drop_kept(&self) {
         self.finish_deferred_unbinds();
         while let Some(d) = self.take_kept(|_| true) {
-            // SAFETY: Kept: attached nowhere, off the list, and watched by
-            // its device or freed before the watched device goes.
-            unsafe { d.free() };
+            d.free_kept();
         }
     }
 
-    /// `dev` goes away: frees the domains kept while it is watched.
+    /// `dev`'s driver goes away: does the unbinds queued in the mm's
+    /// release (their watches may be of `dev`), then frees the domains
+    /// kept while `dev` is watched. Runs in `dev`'s devres action, so its
+    /// IOMMU driver is still there.
     pub(crate) fn device_gone(&self, dev: usize) {
+        self.finish_deferred_unbinds();
         while let Some(d) = self.take_kept(|d| d.watched.as_ref().is_some_and(|w| w.watches(dev))) {
-            // SAFETY: Kept: attached nowhere and off the list; its IOMMU
-            // driver is there, as `dev`, the device it was detached from,
-            // has not gone yet (this runs in its devres action).
-            unsafe { d.free() };
+            d.free_kept();
         }
     }
 }
@@ -560,14 +579,12 @@ impl Sva {
         // The mm's first bond: on the core's list before its PASID is
         // attached anywhere (kernel page-table frees flush its devices).
         lease.set_tracked(true);
-        // SAFETY: `dev` is the bond's device, valid.
-        if let Err((e, unused)) = unsafe { self.attach(&mut inner, &bond, &lease, mm) } {
-            return Err(fail_first_bind(inner, &lease, unused, e));
+        if let Err((e, unused)) = self.attach(&mut inner, &bond, &lease, dev, mm) {
+            return Err(fail_first_bind(inner, &lease, unused, e, dev));
         }
         if let Err(e) = self.register(&bond, mm) {
-            // SAFETY: Attached just above for this bond's device.
-            let unused = unsafe { detach(&mut inner, &bond) };
-            return Err(fail_first_bind(inner, &lease, unused, e));
+            let unused = detach(&mut inner, &bond, IommuPresent::Bound(dev));
+            return Err(fail_first_bind(inner, &lease, unused, e, dev));
         }
         let mut users = [0; 2];
         users[api as usize] = 1;
@@ -592,9 +609,10 @@ impl Sva {
         lease: &Arc<Lease>,
         stop: Stop,
     ) -> Result<Arc<Bond>> {
+        let sva = SvaHandle::new(&dev, self.provider)?;
         let bond = Arc::pin_init(
             pin_init!(Bond {
-                sva: SvaHandle::new(&dev, self.provider),
+                sva,
                 stop_notifier: MmuNotifier::new(),
                 dev,
                 group,
@@ -611,7 +629,7 @@ impl Sva {
     /// Registers the bond's handle, and its stop notifier if it has a stop
     /// callback.
     fn register(&self, bond: &Arc<Bond>, mm: &MmWithUser) -> Result {
-        let key = Bond::key(bond.handle());
+        let key = Bond::key(bond.sva.addr());
         self.live.handles.lock().insert(key, bond.clone())?;
         if bond.stop.is_none() {
             return Ok(());
@@ -626,19 +644,16 @@ impl Sva {
         ret
     }
 
-    /// Attaches the mm's PASID to the bond's group, or takes one more
-    /// reference to the group's attachment. On failure, a domain allocated
-    /// here comes back with the error, to be freed once the caller dropped
-    /// the lock.
-    ///
-    /// # Safety
-    ///
-    /// The bond's device must be valid, with a driver bound.
-    unsafe fn attach(
+    /// Attaches the mm's PASID to the group of the bond's device `dev`, or
+    /// takes one more reference to the group's attachment. On failure, a
+    /// domain allocated here comes back with the error, to be freed once
+    /// the caller dropped the lock.
+    fn attach(
         &self,
         inner: &mut BondsInner,
         bond: &Arc<Bond>,
         lease: &Lease,
+        dev: &Device<Bound>,
         mm: &MmWithUser,
     ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
         if let Some(a) = inner
@@ -655,16 +670,12 @@ impl Sva {
             .reserve(1, GFP_KERNEL)
             .and_then(|()| inner.domains.reserve(1, GFP_KERNEL));
         reserved.map_err(|e| (e.into(), None))?;
-        let (dev, pasid) = (&*bond.dev, lease.pasid());
-        let handle = bond.sva.attach_handle();
+        debug_assert_eq!(lease.pasid(), bond.pasid());
         // An SVA domain of this mm that the IOMMU accepts for the device.
-        let shared = inner.domains.iter().position(|d| {
-            // SAFETY: `d.domain` is an SVA domain of the mm, whose PASID is
-            // `pasid`; `dev` has a driver bound (the caller's guarantee);
-            // the handle lives in the bond, which the attachment keeps
-            // until detach.
-            unsafe { d.domain.attach(dev, pasid, handle) }.is_ok()
-        });
+        let shared = inner
+            .domains
+            .iter_mut()
+            .position(|d| d.domain.attach(dev, &bond.sva).is_ok());
         let domain = match shared {
             Some(j) => {
                 let d = &mut inner.domains[j];
@@ -678,22 +689,11 @@ impl Sva {
             }
             None => {
                 // rsva serves the domain's I/O page faults (`sva/iopf.rs`), in
-                // place of the core's `iommu_sva_iopf_handler()`.
-                // SAFETY: rsva's code outlives every domain with this
-                // handler: an attached domain belongs to bonds, each of
-                // which pins rsva; a kept one is watched by its device (each
-                // watch pins rsva) or its free is queued on rsva's
-                // workqueue, which unloading drains after ending every
-                // lease, which frees the rest; and a detach drains the
-                // PASID's queued faults (the IOMMU driver's
-                // `iopf_queue_flush_dev()`) before it returns.
-                let domain = unsafe { SvaDomain::alloc::<Iopf>(dev, mm) }.map_err(|e| (e, None))?;
+                // place of the core's `iommu_sva_iopf_handler()`; the domain
+                // pins rsva until it is freed.
+                let mut domain = SvaDomain::alloc::<Iopf>(dev, mm).map_err(|e| (e, None))?;
                 let key = domain.key();
-                // SAFETY: `domain` is an SVA domain of the mm, whose PASID
-                // is `pasid`; `dev` has a driver bound (the caller's
-                // guarantee); the handle lives in the bond, which the
-                // attachment keeps until detach.
-                if let Err(e) = unsafe { domain.attach(dev, pasid, handle) } {
+                if let Err(e) = domain.attach(dev, &bond.sva) {
                     let unused = DomainUse {
                         domain,
                         users: 0,
@@ -720,7 +720,6 @@ impl Sva {
             .attaches
             .push(
                 GroupAttach {
-                    _owner: bond.clone(),
                     group: bond.group.clone(),
                     domain,
                     users: 1,
@@ -734,7 +733,7 @@ impl Sva {
     /// The live bond whose handle is `handle`, or `ENOENT` for a handle
     /// that rsva did not make or that was unbound. `handle` is only
     /// compared, never dereferenced.
-    pub(crate) fn lookup(&self, handle: *const bindings::iommu_sva) -> Result<Arc<Bond>> {
+    pub(crate) fn lookup(&self, handle: HandleAddr) -> Result<Arc<Bond>> {
         let handles = self.live.handles.lock();
         handles.get(Bond::key(handle)).cloned().ok_or(ENOENT)
     }
@@ -754,18 +753,24 @@ impl Sva {
     /// for that very grace period (its `mmput()`). The stop callback does
     /// not run again either way. A handle unbound twice there gets its
     /// error logged, not returned.
-    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva, api: Api) -> Result {
+    ///
+    /// `promise` is the caller's, that the handle's device is bound to its
+    /// driver during the call.
+    pub(crate) fn unbind(&self, handle: HandleAddr, api: Api, promise: &BoundByCaller) -> Result {
         let bond = self.lookup(handle)?;
+        let dev = bond.sva.bound_device(promise).ok_or(EINVAL)?;
         let lease = bond.mm.clone();
         if lease.releasing_here() {
-            lease.data().defer_unbind(&self.live, bond, api)?;
+            lease
+                .data()
+                .defer_unbind(&self.live, bond.clone(), dev, api)?;
             MmPasid::defer_settle(&lease);
             return Ok(());
         }
         if in_stop_callback() {
             return Err(EDEADLK);
         }
-        self.live.unbind_bond(&bond, api)
+        self.live.unbind_bond(&bond, api, IommuPresent::Bound(dev))
     }
 
     /// How many bonds have users.
@@ -780,8 +785,9 @@ impl Sva {
 }
 
 impl LiveBonds {
-    /// [`Sva::unbind`] of a bond, outside any mm's release.
-    fn unbind_bond(&self, bond: &Arc<Bond>, api: Api) -> Result {
+    /// [`Sva::unbind`] of a bond, outside any mm's release; `present`
+    /// shows the IOMMU driver of the bond's device there.
+    fn unbind_bond(&self, bond: &Arc<Bond>, api: Api, present: IommuPresent<'_>) -> Result {
         let lease = bond.mm.clone();
         let mut inner = lease.data().inner.lock();
         let i = inner
@@ -799,18 +805,16 @@ impl LiveBonds {
             return Ok(());
         }
         drop(inner.bonds.remove(i));
-        let registered = self.handles.lock().remove(Bond::key(bond.handle()));
+        let registered = self.handles.lock().remove(Bond::key(bond.sva.addr()));
         drop(registered);
-        // SAFETY: The bond holds its device, which is in the group.
-        let unused = unsafe { detach(&mut inner, bond) };
+        let unused = detach(&mut inner, bond, present);
         if inner.bonds.is_empty() {
             // The last bond: no device translates for the mm any more.
             lease.set_tracked(false);
         }
         drop(inner);
         if let Some(d) = unused {
-            // SAFETY: Detached from the bond's device, which we hold.
-            unsafe { d.free() };
+            d.free(present);
         }
         if bond.stop.is_some() {
             // The driver's callback never runs once unbind returned.
@@ -827,22 +831,20 @@ impl LiveBonds {
 /// Undoes a first bind of (device, mm) that failed with `e` after its bond
 /// was made: the mm leaves the core's list if it has no bond left, and
 /// `unused`, a domain the bind allocated or detached, is freed once the
-/// lock is dropped. Returns `e`.
+/// lock is dropped (the bound device `dev` is of its IOMMU). Returns `e`.
 fn fail_first_bind(
     inner: MutexGuard<'_, BondsInner>,
     lease: &Lease,
     unused: Option<DomainUse>,
     e: Error,
+    dev: &Device<Bound>,
 ) -> Error {
     if inner.bonds.is_empty() {
         lease.set_tracked(false);
     }
     drop(inner);
     if let Some(d) = unused {
-        // SAFETY: Attached nowhere: `attach` allocated it and did not
-        // attach it, or `detach` detached it from the bond's device, which
-        // the bond holds, so its IOMMU driver is there; no lock held.
-        unsafe { d.free() };
+        d.free(IommuPresent::Bound(dev));
     }
     e
 }
@@ -850,15 +852,12 @@ fn fail_first_bind(
 /// Drops the bond's reference to its group's attachment; the last
 /// detaches the PASID and drops the domain's. The domain's last keeps it
 /// for the mm's next bind while the PASID is leased (watched by the
-/// device if it can be), and otherwise returns it to be freed once the
-/// caller dropped the lock. Never called in the mm's release: detaching
-/// drains the PASID's page requests, and a fault handler may wait for
-/// the notifiers' grace period (see [`Sva::unbind`]).
-///
-/// # Safety
-///
-/// The bond's device must be valid and in the attachment's group.
-unsafe fn detach(inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
+/// bond's device, which `present` shows, if it can be), and otherwise
+/// returns it to be freed once the caller dropped the lock. Never called
+/// in the mm's release: detaching drains the PASID's page requests, and a
+/// fault handler may wait for the notifiers' grace period (see
+/// [`Sva::unbind`]).
+fn detach(inner: &mut BondsInner, bond: &Bond, present: IommuPresent<'_>) -> Option<DomainUse> {
     let i = inner
         .attaches
         .iter()
@@ -871,10 +870,10 @@ unsafe fn detach(inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
     let key = a.domain;
     // An attached domain is on the list: each attachment is a user.
     let j = inner.domains.iter().position(|d| d.domain.key() == key)?;
-    // SAFETY: Attached to the group of the bond's device with the mm's
-    // PASID; the attach handle lives in the attachment's owner, which
-    // goes only after this.
-    unsafe { inner.domains[j].domain.detach(&bond.dev, bond.pasid()) };
+    if let Err(e) = inner.domains[j].domain.detach(&bond.dev) {
+        // The device left its group: the IOMMU core detached it.
+        pr_warn!("rsva: PASID {} not detached: {e:?}\n", bond.pasid());
+    }
     drop(inner.attaches.remove(i));
     let d = &mut inner.domains[j];
     d.users -= 1;
@@ -882,7 +881,7 @@ unsafe fn detach(inner: &mut BondsInner, bond: &Bond) -> Option<DomainUse> {
         return None;
     }
     if bond.mm.leased() {
-        if let Ok(watch) = DeviceWatch::new(&bond.dev) {
+        if let Ok(watch) = present.watch() {
             d.watched = Some(watch);
             return None;
         }

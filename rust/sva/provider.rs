@@ -28,7 +28,6 @@
 #![forbid(unsafe_code)]
 
 use kernel::{
-    bindings,
     device::{Bound, Device},
     mm::MmWithUser,
     prelude::*,
@@ -41,7 +40,7 @@ use kernel::{
 use crate::{
     dma::claims::Claims,
     kext::glue::{self, Rwsem, RwsemGuard},
-    kext::iommu::sva::Provider,
+    kext::iommu::sva::{BoundByCaller, HandleAddr, Provider},
     sva::bond::{Api, Bond, Stop, Sva},
     sva::pasid::PasidRange,
 };
@@ -170,10 +169,10 @@ impl Service {
         self.sva.bind(dev, mm, None, Api::Kernel)
     }
 
-    /// Unbinds a handle of rsva's own entry points; the caller unpins the
-    /// module once this succeeded.
-    pub(crate) fn unbind(&self, handle: *const bindings::iommu_sva) -> Result {
-        self.sva.unbind(handle, Api::Own)
+    /// Unbinds a handle of rsva's own entry points, whose caller promises
+    /// its device bound; the caller unpins the module once this succeeded.
+    pub(crate) fn unbind(&self, handle: HandleAddr, promise: &BoundByCaller) -> Result {
+        self.sva.unbind(handle, Api::Own, promise)
     }
 
     /// Binds the current task's mm (`EINVAL` in a kernel thread).

@@ -82,6 +82,15 @@ pub(crate) fn init() {
     unsafe { LISTED.init() };
 }
 
+/// Frees the set of listed mms; once, at module exit, after every listing
+/// is gone.
+pub(crate) fn exit() {
+    let left = core::mem::take(&mut LISTED.lock().0);
+    if !left.is_empty() {
+        pr_warn!("rsva: {} mms left on the list of SVA mms\n", left.len());
+    }
+}
+
 /// An mm's place on the IOMMU core's list of SVA mms, whose secondary TLBs
 /// are flushed when kernel page tables change (`iommu_sva_track_mm()`,
 /// patch 0003). It holds the mm with a [`MmGrab`] (the list entry is the

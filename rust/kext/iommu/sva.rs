@@ -9,7 +9,14 @@
 //! `iommu_sva_unbind_device()` and `iommu_sva_get_pasid()` reach the same
 //! one. The core pins the provider's module while a handle of it lives.
 
-use kernel::{bindings, device::Device, error::to_result, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    device::{Bound, Device},
+    error::to_result,
+    prelude::*,
+    sync::{aref::ARef, Arc},
+    types::Opaque,
+};
 
 use crate::kext::glue;
 
@@ -62,18 +69,23 @@ impl Provider {
 
 /// The handle of an SVA bond, as drivers and the IOMMU core see it
 /// (`struct iommu_sva`): the device, the provider that made it, and the
-/// attach handle of its PASID attachment.
+/// attach handle of its PASID attachment. It holds a reference to the
+/// device; drivers hold its address ([`SvaHandle::as_ptr`]).
 ///
 /// # Invariants
 ///
-/// `dev` and `provider` are written at construction and never after; the
-/// rest is written by the IOMMU core only, through
-/// [`SvaHandle::attach_handle`].
-#[repr(transparent)]
-pub(crate) struct SvaHandle(Opaque<bindings::iommu_sva>);
+/// `raw.dev` is `dev`'s and `raw.provider` the provider's, written at
+/// construction and never after; the rest is written by the IOMMU core
+/// only, through [`SvaHandle::attach_handle`].
+#[repr(C)]
+pub(crate) struct SvaHandle {
+    raw: Opaque<bindings::iommu_sva>,
+    dev: ARef<Device>,
+}
 
 // SAFETY: The fields rsva writes do not change after construction; the
-// IOMMU core writes the attach handle under its own locks.
+// IOMMU core writes the attach handle under its own locks; the device
+// reference may be dropped on any thread.
 unsafe impl Send for SvaHandle {}
 // SAFETY: Shared references only read `dev` and `provider`, which do
 // not change after construction, or give the attach handle's address to
@@ -82,18 +94,44 @@ unsafe impl Sync for SvaHandle {}
 
 impl SvaHandle {
     /// The handle of a bond of `dev` made by `provider`.
-    pub(crate) fn new(dev: &Device, provider: &'static Provider) -> Self {
+    pub(crate) fn new(dev: &Device, provider: &'static Provider) -> Result<Arc<Self>> {
         // INVARIANT: the only writes of `dev` and `provider`.
-        Self(Opaque::new(bindings::iommu_sva {
-            dev: glue::dev_ptr(dev),
-            provider: provider.as_raw(),
-            ..pin_init::zeroed()
-        }))
+        Ok(Arc::new(
+            Self {
+                raw: Opaque::new(bindings::iommu_sva {
+                    dev: glue::dev_ptr(dev),
+                    provider: provider.as_raw(),
+                    ..pin_init::zeroed()
+                }),
+                dev: dev.into(),
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     /// The address drivers hold.
     pub(crate) fn as_ptr(&self) -> *mut bindings::iommu_sva {
-        self.0.get()
+        self.raw.get()
+    }
+
+    /// The address drivers hold, to be compared.
+    pub(crate) fn addr(&self) -> HandleAddr {
+        HandleAddr(self.as_ptr() as usize)
+    }
+
+    /// The device of the bond, bound to its driver as `promise` says, if
+    /// `promise` was given for this handle.
+    pub(crate) fn bound_device<'a>(
+        &'a self,
+        promise: &'a BoundByCaller,
+    ) -> Option<&'a Device<Bound>> {
+        if promise.handle != self.as_ptr() as usize {
+            return None;
+        }
+        // SAFETY: The caller that passed this handle promised that its
+        // device is bound during the call (`BoundByCaller::new`), which
+        // `promise`'s borrow does not outlive.
+        Some(unsafe { self.dev.as_bound() })
     }
 
     /// The attach handle of the PASID attachment this handle made, for
@@ -101,6 +139,47 @@ impl SvaHandle {
     pub(crate) fn attach_handle(&self) -> *mut bindings::iommu_attach_handle {
         // SAFETY: A place computation inside the live structure; nothing
         // is read or written.
-        unsafe { &raw mut (*self.0.get()).handle }
+        unsafe { &raw mut (*self.raw.get()).handle }
+    }
+}
+
+/// The address of an SVA handle a caller passed: only compared with
+/// [`SvaHandle::addr`], never dereferenced, so it may be anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HandleAddr(usize);
+
+impl HandleAddr {
+    /// The address `handle`.
+    pub(crate) fn of(handle: *const bindings::iommu_sva) -> Self {
+        Self(handle as usize)
+    }
+
+    /// The address, as a registry key.
+    pub(crate) fn key(self) -> usize {
+        self.0
+    }
+}
+
+/// A C caller's promise, for the length of one call, that the device of
+/// the SVA handle it passes is bound to its driver: the contract of
+/// `iommu_sva_unbind_device()` and `rsva_sva_unbind_device()`, whose
+/// callers unbind before their driver's `remove()` returns. Not `Clone`,
+/// and made by the C entry points only.
+pub(crate) struct BoundByCaller {
+    handle: usize,
+}
+
+impl BoundByCaller {
+    /// The promise of the caller that passed `handle`.
+    ///
+    /// # Safety
+    ///
+    /// If `handle` is an [`SvaHandle`], its device is bound to its driver
+    /// for as long as the promise lives; the promise is dropped before the
+    /// C call that gave it returns.
+    pub(crate) unsafe fn new(handle: *const bindings::iommu_sva) -> Self {
+        Self {
+            handle: handle as usize,
+        }
     }
 }
