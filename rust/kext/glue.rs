@@ -526,16 +526,6 @@ impl DeviceWatch {
     /// driver's: it runs when the driver goes, before the IOMMU core
     /// releases the device from its IOMMU.
     pub(crate) fn new(dev: &Device<kernel::device::Bound>) -> Result<Self> {
-        Self::count(dev)
-    }
-
-    /// One more watch of the watched device, whose devres action has not
-    /// run while this one lasts.
-    pub(crate) fn again(&self) -> Result<Self> {
-        Self::count(&self.dev)
-    }
-
-    fn count(dev: &Device) -> Result<Self> {
         // SAFETY: `dev` is valid; the watch ends in `drop`.
         kernel::error::to_result(unsafe { rsva_keep_for(dev_ptr(dev)) })?;
         // INVARIANT: counted just above.

@@ -852,8 +852,9 @@ fn fail_first_bind(
 /// Drops the bond's reference to its group's attachment; the last
 /// detaches the PASID and drops the domain's. The domain's last keeps it
 /// for the mm's next bind while the PASID is leased (watched by the
-/// bond's device, which `present` shows, if it can be), and otherwise
-/// returns it to be freed once the caller dropped the lock. Never called
+/// bond's device, if `present` shows it bound), and otherwise returns it
+/// to be freed once the caller dropped the lock (an unbind queued from a
+/// stop callback frees it: its mm is going away). Never called
 /// in the mm's release: detaching drains the PASID's page requests, and a
 /// fault handler may wait for the notifiers' grace period (see
 /// [`Sva::unbind`]).

@@ -48,11 +48,14 @@ impl IommuPresent<'_> {
     }
 
     /// A watch of the device, which keeps showing it after this proof is
-    /// gone. `ENOMEM`, or `ENODEV` while rsva is being unloaded.
+    /// gone. `ENOMEM`, or `ENODEV` while rsva is being unloaded; `EBUSY`
+    /// for a watched device, which may be one whose devres actions are
+    /// running already (a new watch would join the running one's entry and
+    /// never see the driver go).
     pub(crate) fn watch(&self) -> Result<DeviceWatch> {
         match self {
             Self::Bound(dev) => DeviceWatch::new(dev),
-            Self::Watched(w) => w.again(),
+            Self::Watched(_) => Err(EBUSY),
         }
     }
 }
