@@ -524,25 +524,24 @@ struct page *rsva_pfn_page_get(unsigned long pfn)
 }
 
 /*
- * Copies @n whole pages to user memory from @uaddr on and drops the
- * references rsva_pfn_page_get() took. Returns the pages copied; fewer than
- * @n when user memory faulted. Never the other way: after the lock the page
- * may be shared with a forked child, or no longer the process's.
+ * Copies @page, referenced by rsva_pfn_page_get(), to user memory at @uaddr,
+ * faulting the user page in if needed (after the mirror's lock). False when
+ * user memory faulted. Never the other way: after the lock the page may be
+ * shared with a forked child, or no longer the process's.
  */
-unsigned long rsva_pages_copy_to_user(struct page **pages, unsigned long n, u64 uaddr)
+bool rsva_page_copy_to_user(struct page *page, u64 uaddr)
 {
-	unsigned long i, done = 0;
+	void *kaddr = kmap_local_page(page);
+	unsigned long left = copy_to_user(u64_to_user_ptr(uaddr), kaddr, PAGE_SIZE);
 
-	for (i = 0; i < n; i++) {
-		void *kaddr = kmap_local_page(pages[i]);
-		void __user *u = u64_to_user_ptr(uaddr + i * PAGE_SIZE);
+	kunmap_local(kaddr);
+	return !left;
+}
 
-		if (done == i && !copy_to_user(u, kaddr, PAGE_SIZE))
-			done++;
-		kunmap_local(kaddr);
-		put_page(pages[i]);
-	}
-	return done;
+/* Drops a reference rsva_pfn_page_get() took. */
+void rsva_page_put(struct page *page)
+{
+	put_page(page);
 }
 
 /*

@@ -75,7 +75,8 @@ unsigned long rsva_mn_range_end(const struct mmu_notifier_range *range);
 struct page;
 
 struct page *rsva_pfn_page_get(unsigned long pfn);
-unsigned long rsva_pages_copy_to_user(struct page **pages, unsigned long n, u64 uaddr);
+bool rsva_page_copy_to_user(struct page *page, u64 uaddr);
+void rsva_page_put(struct page *page);
 void rsva_pfn_copy_page(unsigned long pfn, struct page *from);
 bool rsva_pfn_copy_user_nofault(unsigned long pfn, u64 uaddr, bool to_user);
 bool rsva_is_zero_pfn(unsigned long pfn);

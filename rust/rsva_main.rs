@@ -66,8 +66,6 @@ struct Rsva {
 impl kernel::Module for Rsva {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let glue = glue::Glue::init()?;
-        registry::init();
-        ffi::mirror::init();
         // Before the debugfs files, which read the nodes.
         let mirror = mirror_dev::MirrorDevices::register()?;
         let service = ffi::Published::new(KBox::pin_init(

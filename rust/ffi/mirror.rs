@@ -25,13 +25,14 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        global_lock, Arc,
+        Arc,
     },
 };
 
 use crate::{
     ffi::checks::{self, check_ptr, may_sleep},
     kext::mm::interval_notifier::FaultMode,
+    kext::sync::global::GlobalMutex,
     mirror::registry::{self, span, Client, DriverHooks, MirrorClient},
 };
 
@@ -103,19 +104,12 @@ struct Registered {
     client: Arc<MirrorClient>,
 }
 
-global_lock! {
-    // SAFETY: Initialised by `init()` when the module loads, before use.
-    unsafe(uninit) static HANDLES: Mutex<KVec<Registered>> = KVec::new();
-}
+/// The registered mirrors. Its mutex initialises itself on first use.
+static HANDLES: GlobalMutex<KVec<Registered>> =
+    GlobalMutex::new(KVec::new, c"HANDLES", kernel::static_lock_class!());
 
 /// The number of the next handle; handles are `2 * n + 1`.
 static NEXT_TOKEN: Atomic<usize> = Atomic::new(0);
-
-/// Initialises the registry of handles; called once by module init.
-pub(crate) fn init() {
-    // SAFETY: Called once, before any other use of `HANDLES`.
-    unsafe { HANDLES.init() };
-}
 
 /// Unregisters the mirrors drivers left behind; called by module exit.
 pub(crate) fn exit() {

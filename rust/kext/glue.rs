@@ -87,11 +87,8 @@ extern "C" {
     ) -> c_ulong;
     pub(crate) fn rsva_test_munmap(mm: *mut bindings::mm_struct, addr: c_ulong, len: c_ulong);
     pub(crate) fn rsva_pfn_page_get(pfn: c_ulong) -> *mut bindings::page;
-    pub(crate) fn rsva_pages_copy_to_user(
-        pages: *mut *mut bindings::page,
-        n: c_ulong,
-        uaddr: u64,
-    ) -> c_ulong;
+    pub(crate) fn rsva_page_copy_to_user(page: *mut bindings::page, uaddr: u64) -> bool;
+    pub(crate) fn rsva_page_put(page: *mut bindings::page);
     pub(crate) fn rsva_pfn_copy_page(pfn: c_ulong, from: *mut bindings::page);
     pub(crate) fn rsva_pfn_copy_user_nofault(pfn: c_ulong, uaddr: u64, to_user: bool) -> bool;
     pub(crate) fn rsva_is_zero_pfn(pfn: c_ulong) -> bool;
@@ -363,7 +360,6 @@ impl Glue {
     pub(crate) fn init() -> Result<Self> {
         // SAFETY: Called once, at module init.
         kernel::error::to_result(unsafe { rsva_glue_init() })?;
-        super::iommu::pasid::init();
         Ok(Glue)
     }
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod device_exclusive;
 pub(crate) mod fault;
+pub(crate) mod frame_table;
 pub(crate) mod interval_notifier;
 pub(crate) mod migrate;
 pub(crate) mod pagemap;

@@ -101,15 +101,14 @@ pub(crate) const NODES: usize = 2;
 /// Held by the module while it is registered and by every open file.
 #[pin_data]
 pub(crate) struct MirrorNode {
-    #[pin]
     memory: DeviceMemory,
 }
 
 impl MirrorNode {
-    fn new(name: &'static CStr) -> impl PinInit<Self> {
-        pin_init!(Self {
-            memory <- DeviceMemory::new(name),
-        })
+    fn new(name: &'static CStr) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            memory: DeviceMemory::new(name)?,
+        }? Error)
     }
 
     /// The device's memory.

@@ -25,10 +25,7 @@
 //!   every page in use back to system memory first
 //!   (`migrate_device_pfns()`), as often as needed.
 
-#![allow(
-    unsafe_code,
-    reason = "a device page is mapped while no invalidation ran since it was mirrored"
-)]
+#![forbid(unsafe_code)]
 
 use kernel::{
     new_mutex, new_spinlock,
@@ -39,8 +36,9 @@ use kernel::{
 };
 
 use crate::kext::mm::{
+    interval_notifier::HmmPfn,
     migrate::{Buffers, DeviceCollected, SysFolio, PMD_NR},
-    pagemap::{page_pfn, DeviceFolio, Owner, Pagemap},
+    pagemap::{DeviceFolio, Owner, Pagemap},
 };
 
 /// The size of a chunk of device memory (test_hmm's `DEVMEM_CHUNK_SIZE`).
@@ -167,10 +165,19 @@ impl Chunk {
         Ok(out)
     }
 
-    /// The frame of the system page holding the data of page `index`.
-    pub(crate) fn backing_pfn(&self, index: usize) -> Option<usize> {
+    /// Calls `f` with the system page holding the data of page `index`
+    /// (under the chunk's spinlock: `f` must not sleep); false if the page
+    /// is not handed out. The page is freed only by [`Chunk::folio_free`]
+    /// (the contract of `PagemapOps::folio_free`).
+    pub(crate) fn with_backing(&self, index: usize, f: &mut dyn FnMut(&Page)) -> bool {
         let s = self.state.lock();
-        s.backing.get(index)?.as_ref().map(page_pfn)
+        match s.backing.get(index) {
+            Some(Some(page)) => {
+                f(page);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Copies the data of page `index` into page `k` of `to`.
@@ -205,16 +212,15 @@ impl Chunk {
     }
 }
 
-/// The device-private page `pfn` of `owner`, if it is one, read through the
-/// system page holding its data: its frame (a mirror's
-/// [`crate::mirror::hmm::BackingOf`]). Called under the mirror's lock, with
-/// the page mapped.
-pub(crate) fn backing_of(owner: Owner, pfn: usize) -> Option<usize> {
-    // SAFETY: By the contract of `BackingOf`, the page is mapped in the
-    // mirrored mm and the caller holds the lock that the invalidation
-    // unmapping it would take, so it stays allocated during the call.
-    let (pagemap, index) = unsafe { Pagemap::<Chunk>::of_pfn(owner, pfn) }?;
-    pagemap.data().backing_pfn(index)
+/// The device-private page of `e`, if it is one of `owner`'s, read through
+/// the system page holding its data: calls `f` with that page and returns
+/// true (a mirror's [`crate::mirror::hmm::BackingOf`]). `e` borrows the
+/// mirror's lock: the page is mapped.
+pub(crate) fn backing_of(owner: Owner, e: HmmPfn<'_>, f: &mut dyn FnMut(&Page)) -> bool {
+    let Some((pagemap, index)) = Pagemap::<Chunk>::of_hmm_pfn(owner, e) else {
+        return false;
+    };
+    pagemap.data().with_backing(index, f)
 }
 
 /// The system pages that hold the data of a device folio: one page, or
@@ -235,27 +241,30 @@ impl Backing {
     }
 }
 
-/// The memory of one mirror device, whose address is its owner identity
-/// (it lives in a pinned allocation).
-#[pin_data(PinnedDrop)]
+/// The chunks of a device's memory, under their mutex.
+type Chunks = Mutex<KVec<Arc<Pagemap<Chunk>>>>;
+
+/// The memory of one mirror device, whose owner identity is the address of
+/// its (boxed) list of chunks. Dropping it gives every chunk up
+/// ([`DeviceMemory::release`]).
 pub(crate) struct DeviceMemory {
-    #[pin]
-    chunks: Mutex<KVec<Arc<Pagemap<Chunk>>>>,
+    chunks: Pin<KBox<Chunks>>,
     name: &'static CStr,
 }
 
 impl DeviceMemory {
     /// No memory yet; chunks are named `name` in `/proc/iomem`.
-    pub(crate) fn new(name: &'static CStr) -> impl PinInit<Self> {
-        pin_init!(Self {
-            chunks <- new_mutex!(KVec::new()),
+    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
+        Ok(Self {
+            chunks: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
             name,
         })
     }
 
-    /// The owner of the device's pages.
+    /// The owner of the device's pages: the address of the list of chunks,
+    /// which does not move while the device memory lives.
     pub(crate) fn owner(&self) -> Owner {
-        Owner::of(self)
+        Owner::of(&*self.chunks)
     }
 
     /// The number of chunks.
@@ -280,9 +289,7 @@ impl DeviceMemory {
         let mut chunks = self.chunks.lock();
         for pagemap in chunks.iter() {
             match pagemap.data().take(backing) {
-                // SAFETY: `take` handed out this free, aligned run of the
-                // chunk (its free lists hold only free pages).
-                Ok(index) => return Ok(unsafe { pagemap.init_folio(index, order) }),
+                Ok(index) => return hand_out(pagemap, index, order),
                 Err(unkept) => backing = unkept,
             }
         }
@@ -298,9 +305,7 @@ impl DeviceMemory {
             chunks.len() + 1
         );
         let index = pagemap.data().take(backing).map_err(|_| ENOMEM)?;
-        // SAFETY: `take` handed out this free, aligned run of the new chunk
-        // (its free lists hold only free pages).
-        let folio = unsafe { pagemap.init_folio(index, order) };
+        let folio = hand_out(&pagemap, index, order)?;
         match chunks.push_within_capacity(pagemap) {
             Ok(()) => Ok(folio),
             Err(unkept) => {
@@ -375,9 +380,22 @@ impl DeviceMemory {
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for DeviceMemory {
-    fn drop(self: Pin<&mut Self>) {
+/// The device folio of the run at `index` that the chunk of `pagemap` just
+/// took (with its data pages). A run the pagemap does not see as free (its
+/// allocator and the chunk's free lists disagree: never) goes back to the
+/// free lists, with its data pages, and `EBUSY` is returned.
+fn hand_out(pagemap: &Pagemap<Chunk>, index: usize, order: u32) -> Result<DeviceFolio> {
+    match pagemap.init_folio(index, order) {
+        Some(folio) => Ok(folio),
+        None => {
+            pagemap.data().folio_free(index, order);
+            Err(EBUSY)
+        }
+    }
+}
+
+impl Drop for DeviceMemory {
+    fn drop(&mut self) {
         self.release();
     }
 }
@@ -454,10 +472,8 @@ mod tests {
     ) -> Result<bool> {
         let mut pfns = [0 as c_ulong; N];
         n.fault(addr, FaultMode::Snapshot, Some(owner), &mut pfns, |_, e| {
-            e.iter().all(|p| {
-                p.pfn()
-                    .is_some_and(|pfn| backing_of(owner, pfn).is_some() == device)
-            })
+            e.iter()
+                .all(|&p| p.pfn().is_some() && backing_of(owner, p, &mut |_| ()) == device)
         })
     }
 
@@ -465,7 +481,7 @@ mod tests {
     /// abandoned one, and the device giving its memory up.
     #[test]
     fn pages_move_to_the_device_and_back() -> Result {
-        let mem = KBox::pin_init(DeviceMemory::new(c"rsva_kunit_devmem"), GFP_KERNEL)?;
+        let mem = DeviceMemory::new(c"rsva_kunit_devmem")?;
         let owner = mem.owner();
         let mm = glue::test_mm()?;
         let addr = glue::test_mmap(&mm, N * PAGE_SIZE, true)?;

@@ -12,9 +12,11 @@
 //!   can be dropped (which removes its interval notifier) after exit_mmap.
 //! - The mirror's table only caches frames: the interval notifier clears
 //!   the entries an invalidation covers, under the mirror's lock, and every
-//!   use of an entry happens under that lock after the retry check
-//!   ([`IntervalNotifier`]), so a frame the CPU page table dropped is never
-//!   used.
+//!   use of an entry happens under that lock after the retry check, so a
+//!   frame the CPU page table dropped is never used. The table's type
+//!   ([`FrameTable`]) carries this: entries are set from proofs of the
+//!   notifier, and frames are reached only as
+//!   [`Frame`](crate::kext::mm::frame_table::Frame)s borrowed from it.
 //! - A frame is written only under that lock, while its entry is there.
 //!   Under the lock no page fault may happen (a fault can wait for an
 //!   invalidation, which waits for the lock), so a WRITE whose user page is
@@ -38,28 +40,23 @@
 //! under the lock), and snapshot through the mirror's own notifier instead
 //! of one per batch.
 
-#![allow(
-    unsafe_code,
-    reason = "a mirrored page is mapped while no invalidation ran since it was mirrored"
-)]
+#![forbid(unsafe_code)]
 
-use core::{any::Any, ptr::null_mut};
+use core::any::Any;
 
 use kernel::{
-    bindings,
     mm::MmWithUser,
     page::{Page, PAGE_SIZE},
     prelude::*,
-    rbtree::{RBTree, RBTreeNode},
     sync::aref::ARef,
     sync::atomic::{Atomic, Relaxed},
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
-    kext::glue,
-    kext::mm::interval_notifier::{FaultMode, HmmPfn, Seq},
-    kext::mm::pagemap::{self, Owner},
+    kext::mm::frame_table::{BouncePage, FrameTable, PageRef, TableChunk, CHUNK},
+    kext::mm::interval_notifier::{FaultMode, HmmPfn, Seq, Unchanged},
+    kext::mm::pagemap::Owner,
     mirror::registry::{span, Client, DeviceTable, MirrorClient},
 };
 
@@ -94,28 +91,6 @@ pub(crate) static COPIED_UNDER_LOCK: Atomic<u64> = Atomic::new(0);
 pub(crate) static COPIED_AFTER_LOCK: Atomic<u64> = Atomic::new(0);
 pub(crate) static BOUNCE_REFAULTS: Atomic<u64> = Atomic::new(0);
 
-/// Pages a table chunk covers.
-const CHUNK: usize = 512;
-
-/// A zeroed table chunk, initialised in place (not built on the stack).
-fn new_chunk(flags: kernel::alloc::Flags) -> Result<KBox<[usize; CHUNK]>> {
-    KBox::init(pin_init::init_zeroed(), flags)
-}
-
-/// An entry of the table: `pfn << SHIFT | flags`, or 0. `PRESENT`: the
-/// frame is mirrored, `WRITE`: writable; `ATOMIC`: made device-exclusive
-/// by `HMM_DMIRROR_EXCLUSIVE` (present, not writable, as test_hmm's
-/// `DPT_XA_TAG_ATOMIC`; see `exclusive.rs`).
-const PRESENT: usize = 1;
-const WRITE: usize = 2;
-const ATOMIC: usize = 4;
-const SHIFT: u32 = 3;
-
-/// The frame of a present entry.
-const fn frame(e: usize) -> usize {
-    e >> SHIFT
-}
-
 /// `HMM_DMIRROR_PROT_*` of lib/test_hmm_uapi.h.
 pub(crate) mod prot {
     pub(crate) const ERROR: u8 = 0xff;
@@ -130,20 +105,17 @@ pub(crate) mod prot {
 }
 
 /// The snapshot code of an entry, as test_hmm's `dmirror_mkentry()`, for a
-/// mirror whose device memory is `owner`'s. Called under the mirror's lock
-/// after the retry check (the entry's page is mapped).
-pub(crate) fn prot_of(e: HmmPfn, owner: Option<Owner>) -> u8 {
+/// mirror whose device memory is `owner`'s (the entry borrows the mirror's
+/// lock, after the retry check: its page is mapped).
+pub(crate) fn prot_of(e: HmmPfn<'_>, owner: Option<Owner>) -> u8 {
     if e.error() {
         return prot::ERROR;
     }
-    let Some(pfn) = e.pfn() else {
+    if e.pfn().is_none() {
         return prot::NONE;
-    };
-    // SAFETY: The page is mapped: the caller holds the lock invalidations
-    // take and no invalidation ran since the entry was read.
-    let device = unsafe { pagemap::device_private_owner(pfn) };
-    // SAFETY: Only compares the frame number.
-    let zero = unsafe { glue::rsva_is_zero_pfn(pfn) };
+    }
+    let device = e.device_private_owner();
+    let zero = e.is_zero();
     let mut p = match device {
         Some(o) if Some(o) == owner => prot::DEV_PRIVATE_LOCAL,
         Some(_) => prot::DEV_PRIVATE_REMOTE,
@@ -162,71 +134,26 @@ pub(crate) fn prot_of(e: HmmPfn, owner: Option<Owner>) -> u8 {
     }
 }
 
-/// The mirrored frames, in chunks of [`CHUNK`] pages keyed by page index /
-/// [`CHUNK`]; chunks are allocated before faults (not under the lock, which
-/// invalidations from reclaim take) and only their entries change after.
+/// A mirror's table: the frames it mirrors ([`FrameTable`], which keeps
+/// them under the protocol of the mirror's notifier), in chunks of
+/// [`CHUNK`] pages allocated before faults (not under the lock, which
+/// invalidations from reclaim take).
 ///
 /// A mirror with device memory keeps the frames of its own device-private
 /// pages as the frames of the system pages that hold their data (test_hmm's
 /// `BACKING_PAGE()`), so that READ and WRITE reach them as any other page.
-pub(crate) struct MirrorTable {
-    chunks: RBTree<usize, KBox<[usize; CHUNK]>>,
-    owner: Option<Owner>,
-}
-
-impl MirrorTable {
-    /// An empty table, of a device whose memory is `owner`'s, if any.
-    pub(crate) fn new(owner: Option<Owner>) -> Self {
-        Self {
-            chunks: RBTree::new(),
-            owner,
-        }
-    }
-
-    /// Mirrors page `page` (index in the address space) as frame `pfn`,
-    /// writable if `write`; ignored without a chunk for it (see
-    /// [`Mirror::prepare`]).
-    pub(crate) fn set_frame(&mut self, page: usize, pfn: usize, write: bool) {
-        self.set(page, pfn << SHIFT | PRESENT | if write { WRITE } else { 0 });
-    }
-
-    /// Forgets the frames of `[start, end)`.
-    pub(crate) fn invalidate(&mut self, start: usize, end: usize) {
-        let (first, last) = (start / PAGE_SIZE, end.saturating_sub(1) / PAGE_SIZE);
-        for (&key, chunk) in self.chunks.iter_mut() {
-            let base = key * CHUNK;
-            if base > last || base + CHUNK <= first {
-                continue;
-            }
-            let from = first.saturating_sub(base);
-            let to = (last - base).min(CHUNK - 1);
-            for e in &mut chunk[from..=to] {
-                *e = 0;
-            }
-        }
-    }
-
-    fn entry(&self, page: usize) -> usize {
-        self.chunks
-            .get(&(page / CHUNK))
-            .map_or(0, |c| c[page % CHUNK])
-    }
-
-    fn set(&mut self, page: usize, value: usize) {
-        if let Some(c) = self.chunks.get_mut(&(page / CHUNK)) {
-            c[page % CHUNK] = value;
-        }
-    }
-}
-
-impl DeviceTable for MirrorTable {
+impl DeviceTable for FrameTable {
     /// The owner of the device memory of the table's device.
     fn owner(&self) -> Option<Owner> {
-        self.owner
+        FrameTable::owner(self)
     }
 
-    fn invalidate(&mut self, start: usize, end: usize) {
-        MirrorTable::invalidate(self, start, end);
+    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
+        FrameTable::invalidate(self, start, end, migrating_for);
+    }
+
+    fn forget(&mut self, start: usize, end: usize) {
+        FrameTable::forget(self, start, end);
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -234,11 +161,11 @@ impl DeviceTable for MirrorTable {
     }
 }
 
-/// How a mirror reads its device's own device-private pages: the frame of
-/// the system page that holds the data of device page `pfn` of `owner`, or
-/// `None` if `pfn` is not one. Called under the mirror's lock with the page
-/// mapped.
-pub(crate) type BackingOf = fn(Owner, usize) -> Option<usize>;
+/// How a mirror reads its device's own device-private pages: calls `f`
+/// with the system page that holds the data of the device page of `e`, a
+/// page of `owner` (under the mirror's lock, with the page mapped), and
+/// returns true; false if `e` is not one of `owner`'s pages.
+pub(crate) type BackingOf = fn(Owner, HmmPfn<'_>, f: &mut dyn FnMut(&Page)) -> bool;
 
 /// The device memory of a mirror's device.
 #[derive(Clone, Copy)]
@@ -294,8 +221,8 @@ fn user_at(uptr: u64, done: usize) -> u64 {
 }
 
 /// The table of a client, which a [`Mirror`] always is.
-fn table(c: &mut Client) -> Result<&mut MirrorTable> {
-    c.table::<MirrorTable>().ok_or(EINVAL)
+fn table(c: &mut Client) -> Result<&mut FrameTable> {
+    c.table::<FrameTable>().ok_or(EINVAL)
 }
 
 impl Mirror {
@@ -306,7 +233,7 @@ impl Mirror {
         Ok(Self {
             client: MirrorClient::new(
                 mm,
-                Client::Table(KBox::new(MirrorTable::new(owner), GFP_KERNEL)?),
+                Client::Table(KBox::new(FrameTable::new(owner), GFP_KERNEL)?),
             )?,
             device,
         })
@@ -324,7 +251,7 @@ impl Mirror {
     }
 
     /// Runs `f` on the table, under the mirror's lock.
-    fn with_table<R>(&self, f: impl FnOnce(&mut MirrorTable) -> R) -> Result<R> {
+    fn with_table<R>(&self, f: impl FnOnce(&mut FrameTable) -> R) -> Result<R> {
         self.client.with(|c| table(c).map(f))?
     }
 
@@ -333,33 +260,28 @@ impl Mirror {
         self.client.read_begin()
     }
 
-    /// Runs `f` on the table under the mirror's lock if no invalidation ran
-    /// since `seq`; `Ok(None)` otherwise.
+    /// Runs `f` on the table under the mirror's lock, with the proof, if no
+    /// invalidation ran since `seq`; `Ok(None)` otherwise.
     pub(crate) fn with_table_unchanged<R>(
         &self,
         seq: Seq,
-        f: impl FnOnce(&mut MirrorTable) -> R,
+        f: impl for<'a> FnOnce(&'a mut FrameTable, Unchanged<'a>) -> R,
     ) -> Result<Option<R>> {
         self.client
-            .with_unless_changed(seq, |c| table(c).map(f))?
+            .with_unless_changed(seq, |c, unchanged| table(c).map(|t| f(t, unchanged)))?
             .transpose()
     }
 
     /// Makes the table chunks of `[first, first + n)` pages exist.
     pub(crate) fn prepare(&self, first: usize, n: usize) -> Result {
         for key in first / CHUNK..=(first + n - 1) / CHUNK {
-            if self.with_table(|t| t.chunks.get(&key).is_some())? {
+            if self.with_table(|t| t.has_chunk(key * CHUNK))? {
                 continue;
             }
             // Charged to the caller's memory cgroup: the table grows with
             // the addresses a process asks for.
-            let chunk = new_chunk(GFP_KERNEL_ACCOUNT)?;
-            let node = RBTreeNode::new(key, chunk, GFP_KERNEL_ACCOUNT)?;
-            self.with_table(|t| {
-                if t.chunks.get(&key).is_none() {
-                    drop(t.chunks.insert(node));
-                }
-            })?;
+            let chunk = TableChunk::new(key, GFP_KERNEL_ACCOUNT)?;
+            self.with_table(|t| t.insert_chunk(chunk))?;
         }
         Ok(())
     }
@@ -392,35 +314,29 @@ impl Mirror {
                     self.client
                         .fault(addr, mode, owner, &mut pfns[..n], |c, entries| {
                             let t = table(c)?;
-                            for (i, e) in entries.iter().enumerate() {
+                            for (i, &e) in entries.iter().enumerate() {
                                 // The device's own pages are read through the
                                 // system pages that hold their data; no other
                                 // device's page can be here (hmm faults them
                                 // back to system memory for a fault), and a frame
                                 // of device memory is never mirrored: it cannot
                                 // be read.
-                                let theirs = match e.pfn() {
-                                    // SAFETY: The page is mapped: we hold the
-                                    // lock invalidations take, after the retry
-                                    // check.
-                                    Some(pfn) => unsafe { pagemap::device_private_owner(pfn) },
-                                    None => None,
-                                };
-                                if theirs.is_some() && write && !e.writable() {
+                                let theirs = e.device_private_owner().is_some();
+                                if theirs && write && !e.writable() {
                                     return Ok(false);
                                 }
-                                let pfn = match e.pfn() {
-                                    Some(pfn) if theirs.is_some() => Some(
-                                        device
-                                            .and_then(|d| (d.backing)(d.owner, pfn))
-                                            .ok_or(EFAULT)?,
-                                    ),
-                                    other => other,
-                                };
-                                let value = pfn.map_or(0, |pfn| {
-                                    pfn << SHIFT | PRESENT | if e.writable() { WRITE } else { 0 }
+                                if !theirs {
+                                    t.set_faulted(first + i, e);
+                                    continue;
+                                }
+                                let d = device.ok_or(EFAULT)?;
+                                let writable = e.writable();
+                                let found = (d.backing)(d.owner, e, &mut |data| {
+                                    t.set_data(first + i, data, writable, e.unchanged())
                                 });
-                                t.set(first + i, value);
+                                if !found {
+                                    return Err(EFAULT);
+                                }
                             }
                             Ok::<bool, Error>(true)
                         })??;
@@ -464,32 +380,19 @@ impl Mirror {
         &self,
         first: usize,
         uptr: u64,
-        out: &mut [*mut bindings::page],
+        out: &mut [Option<PageRef>],
     ) -> Result<(usize, usize)> {
         self.with_table(|t| {
-            let Some(chunk) = t.chunks.get(&(first / CHUNK)) else {
-                return (0, 0);
-            };
-            let from = first % CHUNK;
             let (mut copied, mut got) = (0, 0);
-            for &e in chunk.iter().skip(from).take(out.len()) {
-                if e & PRESENT == 0 {
-                    break;
+            for frame in t.frames(first, out.len()) {
+                if got == 0 && frame.copy_to_user_nofault(user_at(uptr, copied)) {
+                    copied += 1;
+                    continue;
                 }
-                if got == 0 {
-                    let at = user_at(uptr, copied);
-                    // SAFETY: The frame is mapped: no invalidation ran since
-                    // it was mirrored (they clear entries under this lock).
-                    if unsafe { glue::rsva_pfn_copy_user_nofault(frame(e), at, true) } {
-                        copied += 1;
-                        continue;
-                    }
-                }
-                let Some(slot) = out.get_mut(got) else {
+                let (Some(slot), Some(page)) = (out.get_mut(got), frame.get_page()) else {
                     break;
                 };
-                // SAFETY: As above.
-                *slot = unsafe { glue::rsva_pfn_page_get(frame(e)) };
+                *slot = Some(page);
                 got += 1;
             }
             (copied, got)
@@ -507,39 +410,25 @@ impl Mirror {
         first: usize,
         uptr: u64,
         n: usize,
-        bounce: Option<&Page>,
+        bounce: Option<&BouncePage>,
     ) -> Result<(usize, Stop)> {
         self.with_table(|t| {
-            let from = first % CHUNK;
-            let Some(entries) = t
-                .chunks
-                .get(&(first / CHUNK))
-                .and_then(|chunk| chunk.get(from..from + n))
-            else {
-                return (0, Stop::Unmirrored);
-            };
-            for (i, &e) in entries.iter().enumerate() {
-                if e & PRESENT == 0 || e & WRITE == 0 {
+            let mut i = 0;
+            for frame in t.frames(first, n) {
+                if !frame.writable() {
                     return (i, Stop::Unmirrored);
                 }
                 let copied = match bounce {
-                    Some(b) if i == 0 => {
-                        // SAFETY: The frame is mapped writable: no
-                        // invalidation ran since it was mirrored (they clear
-                        // entries under this lock). The bounce page is the
-                        // caller's own.
-                        unsafe { glue::rsva_pfn_copy_page(frame(e), b.as_ptr()) };
-                        true
-                    }
-                    _ => {
-                        let at = user_at(uptr, i);
-                        // SAFETY: As above.
-                        unsafe { glue::rsva_pfn_copy_user_nofault(frame(e), at, false) }
-                    }
+                    Some(b) if i == 0 => frame.copy_from_bounce(b),
+                    _ => frame.copy_from_user_nofault(user_at(uptr, i)),
                 };
                 if !copied {
                     return (i, Stop::UserFault);
                 }
+                i += 1;
+            }
+            if i < n {
+                return (i, Stop::Unmirrored);
             }
             (n, Stop::End)
         })
@@ -573,7 +462,7 @@ impl Mirror {
         may_fault: bool,
     ) -> Result<(u64, u64)> {
         span(start, npages)?;
-        let mut pages = [null_mut(); COPY_BATCH];
+        let mut pages: [Option<PageRef>; COPY_BATCH] = [const { None }; COPY_BATCH];
         let (mut done, mut faults) = (0usize, 0u64);
         while done < npages {
             let (first, n) = batch(start, npages, done);
@@ -581,11 +470,17 @@ impl Mirror {
             COPIED_UNDER_LOCK.fetch_add(fast as u64, Relaxed);
             COPIED_AFTER_LOCK.fetch_add(got as u64, Relaxed);
             done += fast;
-            // SAFETY: `got` pages are referenced (the call drops them); the
-            // address is a user address.
-            let copied = unsafe {
-                glue::rsva_pages_copy_to_user(pages.as_mut_ptr(), got, user_at(uptr, done))
-            };
+            // Copied in order up to the first user page that faults; every
+            // reference is dropped.
+            let mut copied = 0;
+            for (i, slot) in pages.iter_mut().take(got).enumerate() {
+                let Some(page) = slot.take() else {
+                    continue;
+                };
+                if copied == i && page.copy_to_user(user_at(uptr, done + i)) {
+                    copied += 1;
+                }
+            }
             done += copied;
             if copied < got {
                 return Err(EFAULT);
@@ -610,7 +505,7 @@ impl Mirror {
     /// ([`Mirror::refault`]). Returns as [`Mirror::read`].
     pub(crate) fn write(&self, start: usize, npages: usize, uptr: u64) -> Result<(u64, u64)> {
         span(start, npages)?;
-        let mut bounce: Option<Page> = None;
+        let mut bounce: Option<BouncePage> = None;
         // The bounce page holds the user data of page `done`.
         let mut pending = false;
         let (mut done, mut faults) = (0usize, 0u64);
@@ -627,15 +522,12 @@ impl Mirror {
             match stop {
                 Stop::End => {}
                 Stop::UserFault => {
-                    let page = match bounce.take() {
+                    let mut page = match bounce.take() {
                         Some(page) => page,
-                        None => Page::alloc_page(GFP_KERNEL)?,
+                        None => BouncePage::new(GFP_KERNEL)?,
                     };
                     let addr = UserPtr::from_addr(user_at(uptr, done) as usize);
-                    let mut from = UserSlice::new(addr, PAGE_SIZE).reader();
-                    // SAFETY: The page is this request's own: nothing else
-                    // reads or writes it.
-                    unsafe { page.copy_from_user_slice_raw(&mut from, 0, PAGE_SIZE)? };
+                    page.fill(&mut UserSlice::new(addr, PAGE_SIZE).reader())?;
                     bounce = Some(page);
                     pending = true;
                 }
@@ -707,42 +599,6 @@ impl Mirror {
 #[kunit_tests(rsva_hmm_mirror)]
 mod tests {
     use super::*;
-
-    fn table_with(keys: &[usize]) -> Result<MirrorTable> {
-        let mut t = MirrorTable::new(None);
-        for &k in keys {
-            let chunk = new_chunk(GFP_KERNEL)?;
-            drop(t.chunks.insert(RBTreeNode::new(k, chunk, GFP_KERNEL)?));
-        }
-        Ok(t)
-    }
-
-    #[test]
-    fn invalidation_clears_exactly_its_range() -> Result {
-        let mut t = table_with(&[0, 1, 7])?;
-        for page in 0..2 * CHUNK {
-            t.set(page, page << SHIFT | PRESENT);
-        }
-        t.set(7 * CHUNK + 3, 1 << SHIFT | PRESENT | WRITE);
-        // Pages 10..=600, across the first two chunks.
-        t.invalidate(10 * PAGE_SIZE, 601 * PAGE_SIZE);
-        assert_eq!(t.entry(9), 9 << SHIFT | PRESENT);
-        assert_eq!(t.entry(10), 0);
-        assert_eq!(t.entry(600), 0);
-        assert_eq!(t.entry(601), 601 << SHIFT | PRESENT);
-        // Unaligned ends cover the pages they touch.
-        t.invalidate(700 * PAGE_SIZE + 1, 700 * PAGE_SIZE + 2);
-        assert_eq!(t.entry(700), 0);
-        assert_eq!(t.entry(701), 701 << SHIFT | PRESENT);
-        // exit_mmap invalidates everything.
-        t.invalidate(0, usize::MAX);
-        assert_eq!(t.entry(7 * CHUNK + 3), 0);
-        assert_eq!(t.entry(2 * CHUNK - 1), 0);
-        // Pages without a chunk read as absent, and setting them is ignored.
-        t.set(3 * CHUNK, PRESENT);
-        assert_eq!(t.entry(3 * CHUNK), 0);
-        Ok(())
-    }
 
     #[test]
     fn spans_are_checked() {

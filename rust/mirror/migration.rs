@@ -21,7 +21,10 @@
 #![forbid(unsafe_code)]
 
 use kernel::{
-    mm::virt::{flags as vm_flags, VmaRef},
+    mm::{
+        virt::{flags as vm_flags, VmaRef},
+        Mm,
+    },
     page::{Page, PAGE_SIZE},
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
@@ -109,10 +112,17 @@ pub(crate) fn to_device(
             let seq = mirror.read_begin()?;
             alloc_and_copy(&mut c, memory, flags);
             let m = c.pages();
-            let mapped = mirror.with_table_unchanged(seq, |t| {
+            // The tables of the device kept their entries through the
+            // migration's invalidation (`FrameTable::invalidate`): those of
+            // the pages that moved name the system pages finalize frees, so
+            // they go first, in every table of the device on the mm. This
+            // mirror's table then mirrors the moved pages through their
+            // data pages, unless an invalidation ran since.
+            forget_moved(&mm, &m, owner);
+            let mapped = mirror.with_table_unchanged(seq, |t, unchanged| {
                 let first = m.start() / PAGE_SIZE;
-                for_each_moved(&m, owner, |i, backing, write| {
-                    t.set_frame(first + i, backing, write)
+                for_each_moved(&m, owner, |i, data, write| {
+                    t.set_data(first + i, data, write, unchanged)
                 });
             })?;
             m.finalize();
@@ -132,20 +142,36 @@ pub(crate) fn to_device(
     mirror.read_mirrored(start, npages, uptr)
 }
 
-/// Calls `f(entry, backing frame, writable)` for each page that moved to
+/// Calls `f(entry, data page, writable)` for each page that moved to
 /// device memory of `owner` in `m`.
-fn for_each_moved(m: &Migrated<'_>, owner: Owner, mut f: impl FnMut(usize, usize, bool)) {
+fn for_each_moved(m: &Migrated<'_>, owner: Owner, mut f: impl FnMut(usize, &Page, bool)) {
     for i in 0..m.len() {
         let Some((pagemap, index)) = m.dst_device::<Chunk>(i, owner) else {
             continue;
         };
         let dst = m.dst(i);
         for k in 0..dst.nr_pages() {
-            if let Some(backing) = pagemap.data().backing_pfn(index + k) {
-                f(i + k, backing, dst.write());
-            }
+            pagemap
+                .data()
+                .with_backing(index + k, &mut |data| f(i + k, data, dst.write()));
         }
     }
+}
+
+/// The device tables of `owner` on `mm` forget the pages that moved in `m`
+/// (those [`for_each_moved`] mirrors): their old pages are freed when `m`
+/// finalizes.
+fn forget_moved(mm: &Mm, m: &Migrated<'_>, owner: Owner) {
+    let start = m.start();
+    with_device_tables(mm, owner, |t| {
+        for i in 0..m.len() {
+            let dst = m.dst(i);
+            if m.src(i).migrate() && dst.valid() {
+                let from = start + i * PAGE_SIZE;
+                t.forget(from, from + dst.nr_pages() * PAGE_SIZE);
+            }
+        }
+    });
 }
 
 /// A system page holding the data of page `k` of source entry `i` (zero
@@ -216,7 +242,7 @@ fn forget_moving(c: &Collected<'_>, owner: Owner) {
             let nr = s.nr_pages();
             if s.migrate() {
                 let from = start + i * PAGE_SIZE;
-                t.invalidate(from, from + nr * PAGE_SIZE);
+                t.forget(from, from + nr * PAGE_SIZE);
             }
             i += nr;
         }

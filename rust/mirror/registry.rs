@@ -28,10 +28,7 @@
 //!   guard, the clients only under the notifier's lock, and faulting needs
 //!   the mmap read guard (`hmm_range_fault()` asserts it too).
 
-#![allow(
-    unsafe_code,
-    reason = "the initialisation of the registry's global lock"
-)]
+#![forbid(unsafe_code)]
 
 use kernel::{
     mm::{Mm, MmWithUser},
@@ -41,15 +38,18 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        global_lock, Arc,
+        Arc,
     },
 };
 
 use core::{any::Any, num::NonZeroUsize};
 
 use crate::{
-    kext::mm::interval_notifier::{FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq},
+    kext::mm::interval_notifier::{
+        FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq, Unchanged,
+    },
     kext::mm::pagemap::Owner,
+    kext::sync::global::GlobalMutex,
 };
 
 /// Checks a request for `npages` pages at `start` (page aligned, at least
@@ -78,15 +78,21 @@ pub(crate) trait DriverHooks: Send + Sync + 'static {
 }
 
 /// A device's table of the pages it mirrors, one client of the shared
-/// mirror of an mm (`mirror/hmm.rs`'s `MirrorTable`, for the mirror
-/// devices). The registry knows it through this trait only.
+/// mirror of an mm (`kext::mm::frame_table::FrameTable`, for the mirror
+/// devices of `mirror/hmm.rs`). The registry knows it through this trait only.
 pub(crate) trait DeviceTable: Send + 'static {
     /// The owner of the device memory whose migrations the table follows
-    /// itself: the invalidations of those migrations do not reach it.
+    /// itself.
     fn owner(&self) -> Option<Owner>;
 
-    /// Forgets `[start, end)`.
-    fn invalidate(&mut self, start: usize, end: usize);
+    /// The invalidation of `[start, end)`, which a migration of the device
+    /// memory of `migrating_for` sends: the table forgets what it mirrors
+    /// there, except what its own device's migration updates itself
+    /// (`kext::mm::frame_table::FrameTable::invalidate`).
+    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>);
+
+    /// Forgets `[start, end)`, whoever migrates it.
+    fn forget(&mut self, start: usize, end: usize);
 
     /// The table as [`Any`], for [`Client::table`].
     fn as_any(&mut self) -> &mut dyn Any;
@@ -132,9 +138,9 @@ fn owner_of(id: u64) -> Option<Owner> {
 
 impl Clients {
     /// Forgets `[start, end)` in every client but the table of `except`'s
-    /// owner (a device-exclusive conversion that client asked for) and the
-    /// tables of the device whose memory `migrating_for` migrates (the
-    /// migration updates them itself).
+    /// owner (a device-exclusive conversion that client asked for); each
+    /// table is told who migrates (`migrating_for`), and keeps what its own
+    /// device's migration updates itself.
     fn invalidate_except(
         &mut self,
         start: usize,
@@ -144,10 +150,9 @@ impl Clients {
     ) {
         for (&id, client) in self.by_id.iter_mut() {
             match client {
-                Client::Table(t) if migrating_for.is_some() && t.owner() == migrating_for => {}
                 Client::Table(t) => {
                     if except.is_none() || owner_of(id) != except {
-                        t.invalidate(start, end);
+                        t.invalidate(start, end, migrating_for);
                     }
                 }
                 Client::Driver(d) => d.invalidate(start, end),
@@ -195,16 +200,10 @@ struct Entry {
     mirror: Arc<MmMirror>,
 }
 
-global_lock! {
-    // SAFETY: Initialised by `init()` when the module loads, before use.
-    unsafe(uninit) static MIRRORS: Mutex<KVec<Entry>> = KVec::new();
-}
-
-/// Initialises the registry; called once by module init.
-pub(crate) fn init() {
-    // SAFETY: Called once, before any other use of `MIRRORS`.
-    unsafe { MIRRORS.init() };
-}
+/// The registry: the shared mirrors, one per mm. Its mutex initialises
+/// itself on first use.
+static MIRRORS: GlobalMutex<KVec<Entry>> =
+    GlobalMutex::new(KVec::new, c"MIRRORS", kernel::static_lock_class!());
 
 /// Frees the registry; called by module exit, when no client is left.
 pub(crate) fn exit() {
@@ -359,7 +358,7 @@ impl MirrorClient {
         mode: FaultMode,
         owner: Option<Owner>,
         pfns: &mut [c_ulong],
-        f: impl FnOnce(&mut Client, &[HmmPfn]) -> R,
+        f: impl for<'a> FnOnce(&'a mut Client, &'a [HmmPfn<'a>]) -> R,
     ) -> Result<R> {
         self.mirror
             .notifier
@@ -387,17 +386,22 @@ impl MirrorClient {
         self.mirror.notifier.read_begin()
     }
 
-    /// Calls `f` with this client under the mirror's lock if no
-    /// invalidation bumped the sequence since `seq`; `Ok(None)` when one
+    /// Calls `f` with this client and the proof under the mirror's lock if
+    /// no invalidation bumped the sequence since `seq`; `Ok(None)` when one
     /// did, `ENOENT` after [`MirrorClient::leave`].
     pub(crate) fn with_unless_changed<R>(
         &self,
         seq: Seq,
-        f: impl FnOnce(&mut Client) -> R,
+        f: impl for<'a> FnOnce(&'a mut Client, Unchanged<'a>) -> R,
     ) -> Result<Option<R>> {
         self.mirror
             .notifier
-            .with_state_unless_changed(seq, |c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
+            .with_state_unless_changed(seq, |c, unchanged| {
+                c.by_id
+                    .get_mut(&self.id)
+                    .map(|client| f(client, unchanged))
+                    .ok_or(ENOENT)
+            })
             .transpose()
     }
 

@@ -13,11 +13,14 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        global_lock, Mutex,
+        Mutex,
     },
 };
 
-use crate::kext::glue::{self, MmGrab};
+use crate::kext::{
+    glue::{self, MmGrab},
+    sync::global::GlobalMutex,
+};
 
 /// `IOMMU_PASID_INVALID`: no PASID (bindgen types the C macro as `i32`).
 pub(crate) const PASID_INVALID: u32 = u32::MAX;
@@ -66,26 +69,14 @@ impl Drop for GlobalPasid {
 
 /// The mms on the IOMMU core's list of SVA mms, by address: at most one
 /// [`SvaListing`] puts an mm there (the list links `mm->iommu_mm`, one
-/// entry per mm).
-struct Listed(KVec<usize>);
-
-global_lock! {
-    // SAFETY: Initialised by `init()` when the module loads, before use.
-    unsafe(uninit) static LISTED: Mutex<Listed> = Listed(KVec::new());
-}
-
-/// Initialises the set of listed mms; once, at module init
-/// ([`crate::kext::glue::Glue::init`]).
-pub(crate) fn init() {
-    // SAFETY: Called once, at module init, before any other use of
-    // `LISTED`.
-    unsafe { LISTED.init() };
-}
+/// entry per mm). Its mutex initialises itself on first use.
+static LISTED: GlobalMutex<KVec<usize>> =
+    GlobalMutex::new(KVec::new, c"LISTED", kernel::static_lock_class!());
 
 /// Frees the set of listed mms; once, at module exit, after every listing
 /// is gone.
 pub(crate) fn exit() {
-    let left = core::mem::take(&mut LISTED.lock().0);
+    let left = core::mem::take(&mut *LISTED.lock());
     if !left.is_empty() {
         pr_warn!("rsva: {} mms left on the list of SVA mms\n", left.len());
     }
@@ -144,10 +135,10 @@ impl SvaListing {
         }
         let key = mm as usize;
         let mut listed = LISTED.lock();
-        if listed.0.iter().any(|&k| k == key) {
+        if listed.iter().any(|&k| k == key) {
             return Err(EBUSY);
         }
-        listed.0.push(key, GFP_KERNEL)?;
+        listed.push(key, GFP_KERNEL)?;
         // SAFETY: `mm->iommu_mm` is set (checked above; it lives as long as
         // the mm, which `self.mm` grabs) and the mm is not on the list: it
         // was not in `LISTED`, which every listing joins before it lists
@@ -176,10 +167,10 @@ impl SvaListing {
         // keeps any other listing from putting it there meanwhile, and the
         // mm and its `iommu_mm` are grabbed.
         unsafe { bindings::iommu_sva_untrack_mm(mm) };
-        if let Some(i) = listed.0.iter().position(|&k| k == key) {
-            let last = listed.0.len() - 1;
-            listed.0.swap(i, last);
-            listed.0.pop();
+        if let Some(i) = listed.iter().position(|&k| k == key) {
+            let last = listed.len() - 1;
+            listed.swap(i, last);
+            listed.pop();
         }
         drop(listed);
         // INVARIANT: off the list and out of `LISTED`.

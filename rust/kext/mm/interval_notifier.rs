@@ -22,7 +22,7 @@
 //! faults the one the notifier was registered on, with a user reference
 //! (`EFAULT` once the mm has none) and that mm's mmap read lock.
 
-use core::ptr::null_mut;
+use core::{marker::PhantomData, ptr::null_mut};
 
 use kernel::{
     bindings,
@@ -37,7 +37,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::{kext::glue, kext::mm::pagemap::Owner};
+use crate::{kext::glue, kext::mm::pagemap, kext::mm::pagemap::Owner};
 
 /// What a mirror does when part of the address space changes.
 pub(crate) trait Invalidate: Send + Unpin + 'static {
@@ -95,12 +95,48 @@ impl FaultMode {
     }
 }
 
-/// One entry `hmm_range_fault()` wrote: a page frame and its flags.
+/// One entry `hmm_range_fault()` wrote: a page frame and its flags, handed
+/// out by [`IntervalNotifier::fault`] under the notifier's lock after the
+/// retry check, and borrowing that lock (`'a`): while it lives, the frame of
+/// a valid entry is mapped in the notifier's mm (its unmapping would send an
+/// invalidation, which waits for the lock), so it stays allocated.
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HmmPfn(c_ulong);
+pub(crate) struct HmmPfn<'a>(c_ulong, PhantomData<&'a ()>);
 
-impl HmmPfn {
+/// Proof that the lock of an [`IntervalNotifier`] is held for `'a` and that
+/// no invalidation bumped its sequence since the read the caller checked
+/// ([`IntervalNotifier::fault`], [`IntervalNotifier::with_state_unless_changed`]):
+/// what the caller read of the address space since then is still mapped.
+/// Only this module makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unchanged<'a>(PhantomData<&'a ()>);
+
+impl<'a> HmmPfn<'a> {
+    /// The owner of the device-private page of a valid entry; `None` for a
+    /// page of system memory or an entry that is not valid.
+    pub(crate) fn device_private_owner(self) -> Option<Owner> {
+        let pfn = self.pfn()?;
+        // SAFETY: The frame is mapped and stays allocated while the entry
+        // borrows the notifier's lock (type invariant of `HmmPfn`).
+        unsafe { pagemap::device_private_owner(pfn) }
+    }
+
+    /// Whether a valid entry is the shared zero page.
+    pub(crate) fn is_zero(self) -> bool {
+        let Some(pfn) = self.pfn() else {
+            return false;
+        };
+        // SAFETY: Only compares the frame number.
+        unsafe { glue::rsva_is_zero_pfn(pfn) }
+    }
+
+    /// The proof that the lock is held and no invalidation ran since the
+    /// entry was read, for as long as the entry borrows the lock.
+    pub(crate) fn unchanged(self) -> Unchanged<'a> {
+        Unchanged(PhantomData)
+    }
+
     /// The page is present and may be read.
     pub(crate) fn valid(self) -> bool {
         self.0 & PFN_VALID != 0
@@ -274,7 +310,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
     pub(crate) fn with_state_unless_changed<R>(
         &self,
         seq: Seq,
-        f: impl FnOnce(&mut T) -> R,
+        f: impl for<'a> FnOnce(&'a mut T, Unchanged<'a>) -> R,
     ) -> Option<R> {
         if !self.registered.load(Acquire) {
             return None;
@@ -286,7 +322,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
         if unsafe { glue::rsva_mni_read_retry(self.sub.get(), seq.0) } {
             return None;
         }
-        Some(f(&mut state))
+        Some(f(&mut state, Unchanged(PhantomData)))
     }
 
     /// Faults `[start, start + 4 KiB * pfns.len())` of the notifier's mm in
@@ -306,7 +342,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
         mode: FaultMode,
         owner: Option<Owner>,
         pfns: &mut [c_ulong],
-        f: impl FnOnce(&mut T, &[HmmPfn]) -> R,
+        f: impl for<'a> FnOnce(&'a mut T, &'a [HmmPfn<'a>]) -> R,
     ) -> Result<R> {
         if start % kernel::page::PAGE_SIZE != 0 {
             return Err(EINVAL);
@@ -355,9 +391,12 @@ impl<T: Invalidate> IntervalNotifier<T> {
             if unsafe { glue::rsva_mni_read_retry(self.sub.get(), seq) } {
                 continue;
             }
-            // SAFETY: `HmmPfn` is a transparent `c_ulong`.
-            let entries =
-                unsafe { core::slice::from_raw_parts(pfns.as_ptr().cast::<HmmPfn>(), pfns.len()) };
+            // SAFETY: `HmmPfn` is a transparent `c_ulong`. INVARIANT: the
+            // entries are handed out under the lock after the retry check,
+            // borrowing the guard.
+            let entries = unsafe {
+                core::slice::from_raw_parts(pfns.as_ptr().cast::<HmmPfn<'_>>(), pfns.len())
+            };
             return Ok(f(&mut state, entries));
         }
     }
@@ -498,16 +537,17 @@ mod tests {
 
     #[test]
     fn pfn_entries_decode() {
-        let v = HmmPfn(PFN_VALID | PFN_WRITE | 0x1234);
+        let e = |v| HmmPfn(v, PhantomData);
+        let v = e(PFN_VALID | PFN_WRITE | 0x1234);
         assert!(v.valid() && v.writable() && !v.error());
         assert_eq!(v.pfn(), Some(0x1234));
-        let ro = HmmPfn(PFN_VALID | 7);
+        let ro = e(PFN_VALID | 7);
         assert!(ro.valid() && !ro.writable());
-        let none = HmmPfn(0);
+        let none = e(0);
         assert!(!none.valid() && !none.writable() && none.pfn().is_none());
-        let err = HmmPfn(PFN_ERROR);
+        let err = e(PFN_ERROR);
         assert!(err.error() && !err.valid());
-        let thp = HmmPfn(PFN_VALID | (9 << PFN_ORDER_SHIFT) | 0x200);
+        let thp = e(PFN_VALID | (9 << PFN_ORDER_SHIFT) | 0x200);
         assert_eq!((thp.order(), thp.pfn()), (9, Some(0x200)));
     }
 }

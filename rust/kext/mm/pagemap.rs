@@ -23,9 +23,16 @@
 
 use core::{marker::PhantomData, num::NonZeroUsize, ptr::NonNull};
 
-use kernel::{bindings, mm::virt::VmaRef, page::Page, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    mm::virt::VmaRef,
+    page::Page,
+    prelude::*,
+    sync::atomic::{Atomic, Full, Relaxed},
+    types::Opaque,
+};
 
-use crate::kext::glue;
+use crate::kext::{glue, mm::interval_notifier::HmmPfn};
 
 /// The identity of a device, as the core compares it: the `owner` of its
 /// private memory (`dev_pagemap.owner`, which `hmm_range.dev_private_owner`
@@ -115,7 +122,10 @@ pub(crate) enum FaultError {
 pub(crate) trait PagemapOps: Sized + Send + Sync + 'static {
     /// The device folio of `1 << order` pages at page `index` of `pagemap`
     /// lost its last reference: the pages are free again and may be handed
-    /// out by [`Pagemap::init_folio`]. Called in any context (under
+    /// out by [`Pagemap::init_folio`] (the pagemap counts them free before
+    /// this call). The data the implementation keeps for the pages (the
+    /// system pages holding their contents) may be freed here and only here:
+    /// a mirror may cache its frames while the device pages are mapped. Called in any context (under
     /// spinlocks, in reclaim): must not sleep.
     fn folio_free(pagemap: &Pagemap<Self>, index: usize, order: u32);
 
@@ -142,6 +152,8 @@ pub(crate) trait PagemapOps: Sized + Send + Sync + 'static {
 /// `pgmap` was set up by [`Pagemap::new`] (type `MEMORY_DEVICE_PRIVATE`, one
 /// range `[start, start + size)` of the region it requested, `ops` pointing
 /// to [`Pagemap::OPS`]) and is mapped by `memremap_pages()` until drop.
+/// `out` has a bit per page, set from [`Pagemap::init_folio`] until the
+/// core's `folio_free` of the folio: a page whose bit is clear is free.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Pagemap<T: PagemapOps> {
     #[pin]
@@ -151,6 +163,7 @@ pub(crate) struct Pagemap<T: PagemapOps> {
     start: u64,
     size: usize,
     owner: Owner,
+    out: KVVec<Atomic<u64>>,
 }
 
 // SAFETY: The C part is used by the core from any thread; `T` is `Send`.
@@ -182,6 +195,11 @@ impl<T: PagemapOps> Pagemap<T> {
         data: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         let init = move |slot: *mut Self| -> Result {
+            let words = (size >> PAGE_SHIFT).div_ceil(64);
+            let mut out = KVVec::with_capacity(words, GFP_KERNEL)?;
+            for _ in 0..words {
+                out.push(Atomic::new(0u64), GFP_KERNEL)?;
+            }
             let mut start = 0u64;
             // SAFETY: `name` is a static string; `start` is written on
             // success.
@@ -216,6 +234,7 @@ impl<T: PagemapOps> Pagemap<T> {
                 (&raw mut (*slot).start).write(start);
                 (&raw mut (*slot).size).write(size);
                 (&raw mut (*slot).owner).write(owner);
+                (&raw mut (*slot).out).write(out);
                 bindings::memremap_pages(pgmap, bindings::NUMA_NO_NODE)
             };
             let err = kernel::error::from_err_ptr(ret)
@@ -224,6 +243,8 @@ impl<T: PagemapOps> Pagemap<T> {
             if let Some(e) = err {
                 // SAFETY: Initialised above and not handed out.
                 unsafe { core::ptr::drop_in_place(data_slot) };
+                // SAFETY: Written above; nothing else refers to it.
+                unsafe { core::ptr::drop_in_place(&raw mut (*slot).out) };
                 // SAFETY: Requested above; not mapped.
                 unsafe { glue::rsva_devmem_region_release(start, size) };
                 return Err(e);
@@ -262,20 +283,100 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// Hands out the free pages `[index, index + (1 << order))` as one
     /// device folio: locked, with one reference, which [`DeviceFolio`]
-    /// holds (and which migration takes over).
-    ///
-    /// # Safety
-    ///
-    /// The pages are in this pagemap and free: never handed out, or given
-    /// back by [`PagemapOps::folio_free`] since they last were; `index` is
-    /// aligned to `1 << order`.
-    pub(crate) unsafe fn init_folio(&self, index: usize, order: u32) -> DeviceFolio {
+    /// holds (and which migration takes over). `None`, handing out
+    /// nothing, when `index` is not aligned to `1 << order`, the run is not
+    /// in the pagemap, or a page of it is not free (handed out, and the
+    /// core's `folio_free` of its folio did not come yet).
+    pub(crate) fn init_folio(&self, index: usize, order: u32) -> Option<DeviceFolio> {
+        let n = 1usize.checked_shl(order)?;
+        if index % n != 0 || index.checked_add(n)? > self.npages() {
+            return None;
+        }
+        if !self.mark_out(index, n) {
+            return None;
+        }
         let pfn = self.pfn(index);
-        // SAFETY: By the safety requirements the pages are this mapped
-        // pagemap's and free (type invariant: mapped until drop).
+        // SAFETY: The pages are this mapped pagemap's (type invariant:
+        // mapped until drop) and were free: their bits were clear, and are
+        // set now until their `folio_free`.
         unsafe { glue::rsva_zone_device_folio_init(pfn, self.raw(), order) };
         // INVARIANT: just initialised: locked, one reference.
-        DeviceFolio { pfn, order }
+        Some(DeviceFolio { pfn, order })
+    }
+
+    /// The bits of pages `[index, index + n)` (a run aligned to `n`, a power
+    /// of two): `(word, mask)` per word they touch.
+    fn bits(index: usize, n: usize) -> impl Iterator<Item = (usize, u64)> {
+        let (first, last) = (index / 64, (index + n - 1) / 64);
+        (first..=last).map(move |w| {
+            let mask = if n >= 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << (index % 64)
+            };
+            (w, mask)
+        })
+    }
+
+    /// Sets the bits of the free pages `[index, index + n)`; false, setting
+    /// none, when one is set.
+    fn mark_out(&self, index: usize, n: usize) -> bool {
+        for (w, mask) in Self::bits(index, n) {
+            let set = self.out.get(w).is_some_and(|word| {
+                Self::update(word, |old| (old & mask == 0).then_some(old | mask))
+            });
+            if !set {
+                // Undoes what this call set, in the words before this one.
+                for (u, m) in Self::bits(index, n).take_while(|&(u, _)| u < w) {
+                    if let Some(word) = self.out.get(u) {
+                        Self::update(word, |old| Some(old & !m));
+                    }
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Clears the bits of pages `[index, index + n)`: they are free.
+    fn mark_free(&self, index: usize, n: usize) {
+        for (w, mask) in Self::bits(index, n) {
+            if let Some(word) = self.out.get(w) {
+                Self::update(word, |old| Some(old & !mask));
+            }
+        }
+    }
+
+    /// Replaces `word` by `f(word)` atomically; false, changing nothing,
+    /// when `f` returns `None`.
+    fn update(word: &Atomic<u64>, f: impl Fn(u64) -> Option<u64>) -> bool {
+        let mut old = word.load(Relaxed);
+        loop {
+            let Some(new) = f(old) else {
+                return false;
+            };
+            match word.cmpxchg(old, new, Full) {
+                Ok(_) => return true,
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Whether page `index` is handed out (its folio not freed yet).
+    pub(crate) fn is_out(&self, index: usize) -> bool {
+        self.out
+            .get(index / 64)
+            .is_some_and(|w| w.load(Relaxed) & (1 << (index % 64)) != 0)
+    }
+
+    /// The pagemap of type `Pagemap<T>` and owner `owner` that the
+    /// device-private page of `e` belongs to, and the page's index in it,
+    /// for as long as `e` borrows its notifier's lock (the page is mapped).
+    pub(crate) fn of_hmm_pfn<'a>(owner: Owner, e: HmmPfn<'a>) -> Option<(&'a Self, usize)> {
+        let pfn = e.pfn()?;
+        // SAFETY: The frame of a valid `HmmPfn` is mapped and stays
+        // allocated while the entry borrows the lock (its type invariant).
+        unsafe { Self::of_pfn(owner, pfn) }
     }
 
     /// The pagemap of type `Pagemap<T>` and owner `owner` that the
@@ -286,7 +387,7 @@ impl<T: PagemapOps> Pagemap<T> {
     /// `pfn` is a valid frame that stays allocated for `'a` (the caller
     /// holds a reference, the page lock, or the lock of a mirror that an
     /// invalidation would take before the page could be unmapped).
-    pub(crate) unsafe fn of_pfn<'a>(owner: Owner, pfn: usize) -> Option<(&'a Self, usize)> {
+    pub(super) unsafe fn of_pfn<'a>(owner: Owner, pfn: usize) -> Option<(&'a Self, usize)> {
         // SAFETY: A valid frame, by the safety requirements.
         let pgmap = unsafe { glue::rsva_pfn_device_private_pgmap(pfn) };
         if pgmap.is_null() {
@@ -338,7 +439,10 @@ impl<T: PagemapOps> Pagemap<T> {
         let this = unsafe {
             &*kernel::container_of!(pgmap.cast::<Opaque<bindings::dev_pagemap>>(), Self, pgmap)
         };
-        T::folio_free(this, pfn - this.pfn(0), order);
+        let index = pfn - this.pfn(0);
+        // Free from now on: `T` may hand the pages out again at once.
+        this.mark_free(index, 1 << order);
+        T::folio_free(this, index, order);
     }
 
     /// `dev_pagemap_ops.migrate_to_ram`.
@@ -479,7 +583,7 @@ impl<'a> DeviceFault<'a> {
 ///
 /// As [`Pagemap::of_pfn`]: `pfn` is a valid frame that stays allocated
 /// during the call.
-pub(crate) unsafe fn device_private_owner(pfn: usize) -> Option<Owner> {
+pub(super) unsafe fn device_private_owner(pfn: usize) -> Option<Owner> {
     // SAFETY: A valid frame, by the safety requirements.
     let pgmap = unsafe { glue::rsva_pfn_device_private_pgmap(pfn) };
     if pgmap.is_null() {
@@ -535,9 +639,18 @@ mod tests {
         assert_eq!(pm.npages(), SIZE >> PAGE_SHIFT);
         assert_eq!(pm.owner(), owner);
 
-        // SAFETY: Page 3 of a new pagemap is free.
-        let page = unsafe { pm.init_folio(3, 0) };
+        let page = pm.init_folio(3, 0).ok_or(EINVAL)?;
         assert_eq!((page.pfn(), page.order()), (pm.pfn(3), 0));
+        assert!(pm.is_out(3) && !pm.is_out(2) && !pm.is_out(4));
+        // A page handed out is not handed out again, alone or in a folio;
+        // nor is a misaligned or out-of-range run.
+        assert!(pm.init_folio(3, 0).is_none());
+        assert!(pm.init_folio(0, 9).is_none());
+        assert!(pm.init_folio(1, 1).is_none());
+        assert!(pm.init_folio(pm.npages(), 0).is_none());
+        assert!(pm.init_folio(pm.npages() - 256, 9).is_none());
+        // The refused folio left no page marked.
+        assert!(!pm.is_out(0) && !pm.is_out(511));
         // SAFETY: The folio is referenced (`page`) during the calls.
         let found = unsafe { Pagemap::<Frees>::of_pfn(owner, page.pfn()) };
         assert!(found.is_some_and(|(p, i)| core::ptr::eq(p, &*pm) && i == 3));
@@ -555,12 +668,14 @@ mod tests {
 
         // Dropping the reference gives the page back, through the callback.
         drop(page);
+        assert!(!pm.is_out(3));
         assert_eq!(pm.data().count.load(Relaxed), 1);
         assert_eq!(pm.data().last.load(Relaxed), 3 << 8);
 
         // A PMD-sized folio is one folio, freed as one.
-        // SAFETY: Pages 512..1024 are free.
-        let thp = unsafe { pm.init_folio(512, 9) };
+        let thp = pm.init_folio(512, 9).ok_or(EINVAL)?;
+        assert!(pm.is_out(512) && pm.is_out(1023) && !pm.is_out(1024));
+        assert!(pm.init_folio(1000, 0).is_none());
         // SAFETY: `thp` is referenced during the call.
         assert_eq!(unsafe { glue::rsva_pfn_folio_order(thp.pfn() + 7) }, 9);
         drop(thp);
@@ -568,8 +683,7 @@ mod tests {
         assert_eq!(pm.data().last.load(Relaxed), 512 << 8 | 9);
 
         // The same page is handed out again after its free.
-        // SAFETY: Page 3 was freed above.
-        drop(unsafe { pm.init_folio(3, 0) });
+        drop(pm.init_folio(3, 0).ok_or(EINVAL)?);
         assert_eq!(pm.data().count.load(Relaxed), 3);
         // `memunmap_pages()`: every page is free, so it does not wait.
         drop(pm);

@@ -36,9 +36,9 @@
 
 use kernel::{mm::MmWithUser, page::PAGE_SIZE, prelude::*};
 
-use super::{table, Mirror, MirrorTable, ATOMIC, CHUNK, PRESENT, SHIFT};
+use super::{table, Mirror};
 use crate::{
-    kext::mm::{device_exclusive::ExclusiveLock, pagemap::Owner},
+    kext::mm::{device_exclusive::ExclusiveLock, frame_table::CHUNK, pagemap::Owner},
     mirror::registry::span,
 };
 
@@ -47,21 +47,6 @@ use crate::{
 /// copy-on-write or split a huge page); more need other threads undoing
 /// the request again and again.
 const RETRIES: usize = 16;
-
-impl MirrorTable {
-    /// Whether an entry of pages `[first, last)` is `ATOMIC`.
-    fn any_atomic(&self, first: usize, last: usize) -> bool {
-        self.chunks.iter().any(|(&key, chunk)| {
-            let base = key * CHUNK;
-            if base >= last || base + CHUNK <= first {
-                return false;
-            }
-            let from = first.saturating_sub(base);
-            let to = (last - base).min(CHUNK);
-            chunk[from..to].iter().any(|&e| e & ATOMIC != 0)
-        })
-    }
-}
 
 impl Mirror {
     /// `HMM_DMIRROR_EXCLUSIVE`: makes `npages` pages at `start` exclusive to
@@ -104,9 +89,10 @@ impl Mirror {
             let mapped = {
                 let lock = ExclusiveLock::new(mm);
                 let got = lock.make_exclusive(addr, owner)?;
-                let entry = got.pfn() << SHIFT | PRESENT | ATOMIC;
                 self.client
-                    .with_unless_changed(seq, |c| table(c).map(|t| t.set(page, entry)))?
+                    .with_unless_changed(seq, |c, unchanged| {
+                        table(c).map(|t| t.set_exclusive(page, &got, unchanged))
+                    })?
                     .transpose()?
                     .is_some()
                 // `got` goes here, after the mirror's lock: the folio is
@@ -138,35 +124,6 @@ impl Mirror {
         if self.with_table(|t| t.any_atomic(first, last))? {
             return Err(EPERM);
         }
-        Ok(())
-    }
-}
-
-#[kunit_tests(rsva_mirror_exclusive)]
-mod tests {
-    use super::*;
-    use kernel::rbtree::RBTreeNode;
-
-    #[test]
-    fn atomic_entries_are_found_in_their_range_only() -> Result {
-        let mut t = MirrorTable::new(None);
-        for key in [0, 3] {
-            let chunk = super::super::new_chunk(GFP_KERNEL)?;
-            drop(t.chunks.insert(RBTreeNode::new(key, chunk, GFP_KERNEL)?));
-        }
-        let at = 3 * CHUNK + 10;
-        t.set(at, 5 << SHIFT | PRESENT | ATOMIC);
-        t.set(4, 6 << SHIFT | PRESENT);
-        t.set(5, 7 << SHIFT | PRESENT | super::super::WRITE);
-        assert!(t.any_atomic(at, at + 1));
-        assert!(t.any_atomic(0, usize::MAX / PAGE_SIZE));
-        assert!(!t.any_atomic(at + 1, at + 100));
-        assert!(!t.any_atomic(0, at));
-        // Present entries, writable or not, are not exclusive.
-        assert!(!t.any_atomic(4, 6));
-        // Invalidation clears them like any entry.
-        t.invalidate(at * PAGE_SIZE, (at + 1) * PAGE_SIZE);
-        assert!(!t.any_atomic(0, usize::MAX / PAGE_SIZE));
         Ok(())
     }
 }
