@@ -14,6 +14,11 @@
 //!   to it and back.
 //! - [`mmap`], [`dev`]: the character devices that expose a mirror to user
 //!   space, with the ioctls of the kernel's `test_hmm`.
+//!
+//! No file of the part has unsafe code: what it needs of the kernel is in
+//! the abstraction layer, `kext/`.
+
+#![forbid(unsafe_code)]
 
 pub(crate) mod dev;
 pub(crate) mod devmem;

@@ -9,6 +9,11 @@
 //! - [`iopf`]: I/O page faults of a bond's PASID.
 //! - [`bond`]: SVA bonds, one per (device, mm), carried by the leases.
 //! - [`provider`]: rsva serving the kernel's `iommu_sva_bind_device()`.
+//!
+//! No file of the part has unsafe code: what it needs of the kernel is in
+//! the abstraction layer, `kext/`.
+
+#![forbid(unsafe_code)]
 
 pub(crate) mod bond;
 pub(crate) mod charge;

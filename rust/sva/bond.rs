@@ -382,11 +382,17 @@ impl MmBonds {
         Ok(())
     }
 
-    /// Does the unbinds queued in the mm's release, one at a time.
-    fn finish_deferred_unbinds(&self) {
+    /// Does the unbinds queued in the mm's release whose watch `pick`
+    /// accepts, one at a time.
+    fn finish_deferred_unbinds(&self, pick: impl Fn(&DeviceWatch) -> bool) {
         loop {
             let next = {
                 let mut d = self.deferred.lock();
+                let Some(i) = d.unbinds.iter().position(|u| pick(&u.watch)) else {
+                    return;
+                };
+                let last = d.unbinds.len() - 1;
+                d.unbinds.swap(i, last);
                 d.unbinds.pop().and_then(|u| d.live.clone().map(|l| (l, u)))
             };
             let Some((live, u)) = next else {
@@ -403,18 +409,23 @@ impl MmBonds {
     /// outside mmu notifier callbacks (the mm's release defers this to a
     /// work item, see [`MmPasid`] and [`LeaseData::settle`]).
     pub(crate) fn drop_kept(&self) {
-        self.finish_deferred_unbinds();
+        self.finish_deferred_unbinds(|_| true);
         while let Some(d) = self.take_kept(|_| true) {
             d.free_kept();
         }
     }
 
     /// `dev`'s driver goes away: does the unbinds queued in the mm's
-    /// release (their watches may be of `dev`), then frees the domains
-    /// kept while `dev` is watched. Runs in `dev`'s devres action, so its
-    /// IOMMU driver is still there.
+    /// release with a watch of `dev`, then frees the domains kept while
+    /// `dev` is watched. Runs in `dev`'s devres action, so its IOMMU driver
+    /// is still there. A driver that unbinds its device from its own stop
+    /// callback leaves its queued unbinds to rsva's workqueue (doing them
+    /// here would wait for that callback); the domain's free then checks
+    /// that the device is still its IOMMU's.
     pub(crate) fn device_gone(&self, dev: usize) {
-        self.finish_deferred_unbinds();
+        if !in_stop_callback() {
+            self.finish_deferred_unbinds(|w| w.watches(dev));
+        }
         while let Some(d) = self.take_kept(|d| d.watched.as_ref().is_some_and(|w| w.watches(dev))) {
             d.free_kept();
         }
