@@ -30,7 +30,8 @@ use kernel::{
 use crate::{
     device::SimDevice,
     glue::{self, CStatic},
-    queue::{Bond, Queue},
+    kext::{ForeignWaitQueue, SvaBond},
+    queue::Queue,
     uapi::{self, Desc},
 };
 
@@ -68,7 +69,7 @@ fn ioctl(queue: &Arc<Queue>, cmd: u32, arg: usize, wait: Wait) -> Result<isize> 
     match cmd {
         uapi::IOC_SUBMIT => {
             let desc: Desc = user.reader().read()?;
-            queue.submit(glue::current_mm(), desc)?;
+            queue.submit(glue::current_mm().map(|mm| mm as usize), desc)?;
         }
         uapi::IOC_WAIT if wait == Wait::Sleep => queue.wait()?,
         uapi::IOC_WAIT => queue.try_wait()?,
@@ -85,7 +86,7 @@ pub(crate) struct AccelFile {
     queue: Arc<Queue>,
     /// Taken out and dropped (unbound) on release, after the queue stopped.
     #[pin]
-    bond: Mutex<Option<Bond>>,
+    bond: Mutex<Option<SvaBond>>,
 }
 
 #[vtable]
@@ -95,10 +96,12 @@ impl MiscDevice for AccelFile {
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let accel = Accel::from_misc(misc);
         let mm = glue::current_mm().ok_or(ENODEV)?;
-        // SAFETY: The device lives as long as the accelerator; the caller's
-        // mm has a user reference for the duration of open.
-        let bond = unsafe { Bond::bind(accel.dev.raw(), mm) }?;
-        let queue = Queue::new(accel.dev.clone(), bond.pasid(), mm)?;
+        // SAFETY: The device lives as long as the accelerator, bound to its
+        // driver (the accelerator's) until module exit, after every file is
+        // closed; the caller's mm has a user reference for the duration of
+        // open.
+        let bond = unsafe { SvaBond::bind(accel.dev.raw(), mm) }?;
+        let queue = Queue::new(accel.dev.clone(), bond.pasid(), mm as usize)?;
         KBox::pin_init(
             try_pin_init!(Self {
                 queue,
@@ -247,12 +250,14 @@ unsafe extern "C" fn uacce_get_queue(
     let Some(mm) = glue::current_mm() else {
         return ENODEV.to_errno();
     };
-    match Queue::new(accel.dev.clone(), pasid, mm) {
+    match Queue::new(accel.dev.clone(), pasid, mm as usize) {
         Ok(queue) => {
             // SAFETY: `q->wait` is initialised by uacce before `get_queue`
-            // and lives with `q`, which uacce frees only after `put_queue`
-            // (which stops the queue).
-            unsafe { queue.set_poll_waitqueue(&raw mut (*q).wait) };
+            // and lives with `q`, which uacce frees only after `put_queue`,
+            // which stops the queue, dropping the reference.
+            if let Some(wq) = unsafe { ForeignWaitQueue::new(&raw mut (*q).wait) } {
+                queue.set_poll_waitqueue(wq);
+            }
             // SAFETY: `q` is valid; the queue's reference is taken back in
             // `put_queue`.
             unsafe { (*q).priv_ = queue.into_foreign().cast() };
@@ -288,8 +293,13 @@ unsafe extern "C" fn uacce_is_q_updated(q: *mut bindings::uacce_queue) -> c_int 
 /// `q` must be a live queue set up by `uacce_get_queue`.
 unsafe extern "C" fn uacce_start_queue(q: *mut bindings::uacce_queue) -> c_int {
     // SAFETY: uacce starts only live queues of ours; `q->wait` lives with
-    // `q`, and `put_queue` stops the queue before uacce frees `q`.
-    unsafe { uacce_queue(q).restart(&raw mut (*q).wait) };
+    // `q`, and `put_queue` stops the queue, dropping the reference, before
+    // uacce frees `q`.
+    if let Some(wq) = unsafe { ForeignWaitQueue::new(&raw mut (*q).wait) } {
+        // SAFETY: uacce starts only live queues of ours, set up by
+        // `uacce_get_queue`.
+        unsafe { uacce_queue(q) }.restart(wq);
+    }
     0
 }
 

@@ -9,10 +9,10 @@
 //! for it; only then may the caller unbind, so that the device never uses a
 //! PASID after it was given back.
 
-use core::ptr::NonNull;
+#![forbid(unsafe_code)]
 
 use kernel::{
-    bindings, new_condvar, new_mutex, new_spinlock,
+    new_condvar, new_mutex, new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -26,65 +26,12 @@ use kernel::{
 use crate::{
     device::{Paging, SimDevice},
     engine,
+    kext::ForeignWaitQueue,
     uapi::{self, Desc, Stats},
 };
 
 /// How many descriptors a queue holds before `submit` says `EAGAIN`.
 pub(crate) const QUEUE_DEPTH: usize = 256;
-
-/// An SVA bond made with `iommu_sva_bind_device()`, unbound on drop.
-///
-/// # Invariants
-///
-/// `handle` was returned by `iommu_sva_bind_device()` and is not unbound.
-pub(crate) struct Bond {
-    handle: NonNull<bindings::iommu_sva>,
-    pasid: u32,
-}
-
-// SAFETY: A bond may be unbound from any thread.
-unsafe impl Send for Bond {}
-// SAFETY: `&Bond` only reads the PASID.
-unsafe impl Sync for Bond {}
-
-impl Bond {
-    /// Binds `mm` to `dev` through whichever implementation serves
-    /// `iommu_sva_bind_device()`.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device and `mm` a valid mm with a user
-    /// reference held by the caller.
-    pub(crate) unsafe fn bind(
-        dev: *mut bindings::device,
-        mm: *mut bindings::mm_struct,
-    ) -> Result<Self> {
-        // SAFETY: By the safety requirements.
-        let handle = unsafe { bindings::iommu_sva_bind_device(dev, mm) };
-        let handle = crate::glue::from_err_ptr(handle)?;
-        let handle = NonNull::new(handle).ok_or(ENODEV)?;
-        // SAFETY: `handle` is a live bond.
-        let pasid = unsafe { bindings::iommu_sva_get_pasid(handle.as_ptr()) };
-        let bond = Bond { handle, pasid };
-        // IOMMU_PASID_INVALID is (-1U).
-        if pasid == u32::MAX {
-            // Dropping the bond unbinds it.
-            return Err(ENODEV);
-        }
-        Ok(bond)
-    }
-
-    pub(crate) fn pasid(&self) -> u32 {
-        self.pasid
-    }
-}
-
-impl Drop for Bond {
-    fn drop(&mut self) {
-        // SAFETY: Not unbound yet by the type invariant; unbound once here.
-        unsafe { bindings::iommu_sva_unbind_device(self.handle.as_ptr()) };
-    }
-}
 
 struct Ring {
     descs: KVec<Desc>,
@@ -92,10 +39,10 @@ struct Ring {
     len: usize,
     stopped: bool,
     running: bool,
-    /// The address of the `wait_queue_head` that `poll()` of the queue's
-    /// file sleeps on (uacce's `q->wait`), or 0: woken when the queue goes
-    /// idle, cleared by [`Queue::stop`] so that nothing wakes it after.
-    poll_wq: usize,
+    /// The wait queue that `poll()` of the queue's file sleeps on (uacce's
+    /// `q->wait`): woken when the queue goes idle, dropped by
+    /// [`Queue::stop`] so that nothing wakes it after.
+    poll_wq: Option<ForeignWaitQueue>,
 }
 
 struct Counters {
@@ -145,11 +92,7 @@ impl_has_work! {
 
 impl Queue {
     /// A queue for the bond of `owner_mm` through `pasid`.
-    pub(crate) fn new(
-        dev: Arc<SimDevice>,
-        pasid: u32,
-        owner_mm: *mut bindings::mm_struct,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn new(dev: Arc<SimDevice>, pasid: u32, owner_mm: usize) -> Result<Arc<Self>> {
         // Charged to the opener's memory cgroup, as one per open file.
         let mut descs = KVec::with_capacity(QUEUE_DEPTH, GFP_KERNEL_ACCOUNT)?;
         descs.resize(QUEUE_DEPTH, Desc::default(), GFP_KERNEL_ACCOUNT)?;
@@ -159,14 +102,14 @@ impl Queue {
             try_pin_init!(Self {
                 dev,
                 pasid,
-                owner_mm: owner_mm as usize,
+                owner_mm,
                 ring <- new_spinlock!(Ring {
                     descs,
                     head: 0,
                     len: 0,
                     stopped: false,
                     running: false,
-                    poll_wq: 0,
+                    poll_wq: None,
                 }),
                 idle <- new_condvar!(),
                 work <- new_work!("rsva_sim::Queue::work"),
@@ -182,12 +125,8 @@ impl Queue {
     /// addresses are the submitter's, and the device would use them in the
     /// opener's address space), `EINVAL`/`EOVERFLOW` for a bad descriptor,
     /// `EAGAIN` when full, `ESHUTDOWN` once stopped.
-    pub(crate) fn submit(
-        self: &Arc<Self>,
-        submitter_mm: Option<*mut bindings::mm_struct>,
-        desc: Desc,
-    ) -> Result {
-        if submitter_mm.map(|mm| mm as usize) != Some(self.owner_mm) {
+    pub(crate) fn submit(self: &Arc<Self>, submitter_mm: Option<usize>, desc: Desc) -> Result {
+        if submitter_mm != Some(self.owner_mm) {
             return Err(EPERM);
         }
         desc.validate()?;
@@ -239,32 +178,23 @@ impl Queue {
     }
 
     /// Has the queue wake `wq` whenever it goes idle, until it is stopped.
-    ///
-    /// # Safety
-    ///
-    /// `wq` must be an initialised wait queue head that stays valid until
-    /// [`Queue::stop`] returns.
-    pub(crate) unsafe fn set_poll_waitqueue(&self, wq: *mut bindings::wait_queue_head) {
-        self.ring.lock().poll_wq = wq as usize;
+    pub(crate) fn set_poll_waitqueue(&self, wq: ForeignWaitQueue) {
+        self.ring.lock().poll_wq = Some(wq);
     }
 
     /// Lets a stopped queue take work again (uacce's `START_Q` after
     /// `PUT_Q`), waking `wq` as [`Queue::set_poll_waitqueue`] does.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Queue::set_poll_waitqueue`].
-    pub(crate) unsafe fn restart(&self, wq: *mut bindings::wait_queue_head) {
+    pub(crate) fn restart(&self, wq: ForeignWaitQueue) {
         let mut ring = self.ring.lock();
         ring.stopped = false;
-        ring.poll_wq = wq as usize;
+        ring.poll_wq = Some(wq);
     }
 
     /// Stops the queue: drops what has not started, ends the running
     /// descriptor early and waits for it. Idempotent. No poll wakeup after.
     pub(crate) fn stop(&self) {
         let mut ring = self.ring.lock();
-        ring.poll_wq = 0;
+        ring.poll_wq = None;
         ring.stopped = true;
         ring.len = 0;
         while ring.running {
@@ -342,17 +272,8 @@ impl WorkItem for Queue {
                     ring.len = 0;
                     ring.running = false;
                     this.idle.notify_all();
-                    if ring.poll_wq != 0 {
-                        // SAFETY: Valid until `stop`, which clears it under
-                        // this lock (`set_poll_waitqueue`).
-                        unsafe {
-                            bindings::__wake_up(
-                                ring.poll_wq as *mut bindings::wait_queue_head,
-                                bindings::TASK_INTERRUPTIBLE,
-                                1,
-                                core::ptr::null_mut(),
-                            )
-                        };
+                    if let Some(wq) = &ring.poll_wq {
+                        wq.wake();
                     }
                     return;
                 }

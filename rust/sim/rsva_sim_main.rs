@@ -14,7 +14,7 @@
 //! `iommu_sva_bind_device()`, so whichever implementation serves that API
 //! is what runs. See Documentation/simulated-platform.rst.
 
-use kernel::{bindings, error::to_result, prelude::*, sync::Arc};
+use kernel::{prelude::*, sync::Arc};
 
 mod accel;
 mod debugfs;
@@ -24,6 +24,7 @@ mod fault_log;
 mod glue;
 mod iommu;
 mod iotlb;
+mod kext;
 mod personality;
 mod prq;
 mod queue;
@@ -33,6 +34,7 @@ mod uapi;
 use accel::{Accel, MAX_ACCELS};
 use device::{SimDevice, SimGroup};
 use iommu::SimIommu;
+use kext::{Bus, NotifierSync};
 
 module! {
     type: RsvaSim,
@@ -60,24 +62,6 @@ module! {
     },
 }
 
-/// The bus, registered while this lives.
-struct Bus;
-
-impl Bus {
-    fn register() -> Result<Self> {
-        // SAFETY: Registers the module's static bus type once.
-        to_result(unsafe { glue::rsva_sim_bus_register() })?;
-        Ok(Bus)
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        // SAFETY: Registered in `register`; every device is gone by now.
-        unsafe { glue::rsva_sim_bus_unregister() };
-    }
-}
-
 /// The devices on the bus, removed from it when dropped.
 struct Devices(KVec<Arc<SimDevice>>);
 
@@ -90,17 +74,6 @@ impl Drop for Devices {
                 unsafe { glue::rsva_sim_device_destroy(raw) };
             }
         }
-    }
-}
-
-/// Dropped last: waits until every SVA domain's notifier was freed (they go
-/// through SRCU after `mmu_notifier_put()`), before the module's code goes.
-struct NotifierSync;
-
-impl Drop for NotifierSync {
-    fn drop(&mut self) {
-        // SAFETY: No locks held; waits for pending free_notifier calls.
-        unsafe { bindings::mmu_notifier_synchronize() };
     }
 }
 
