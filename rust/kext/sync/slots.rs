@@ -164,23 +164,30 @@ impl<T, const N: usize> Slots<T, N> {
     /// visited: `visit` sees every value that was in the table when this
     /// was called and is still in it. May sleep.
     pub(crate) fn visit(&self, mut visit: impl FnMut(&mut T) -> Visit) -> Option<T> {
-        let mut seen = [false; N];
+        // After a scan that met busy slots: which slots are left to visit
+        // (those it found busy, and those past its `top`). The first scan
+        // needs none (no array to clear on the fast path).
+        let mut left: Option<([bool; N], usize)> = None;
         loop {
-            let mut busy = false;
+            // The slots this scan finds busy, once it finds one.
+            let mut busy: Option<[bool; N]> = None;
             let top = self.top.load(Acquire);
             for (i, slot) in self.slots[..top].iter().enumerate().rev() {
-                if seen[i] {
-                    continue;
+                if let Some((left, old_top)) = &left {
+                    if i < *old_top && !left.get(i).copied().unwrap_or(false) {
+                        continue;
+                    }
                 }
                 match slot.hold() {
                     Ok(()) => {}
                     Err(BUSY) => {
-                        busy = true;
+                        if let Some(b) = busy.get_or_insert([false; N]).get_mut(i) {
+                            *b = true;
+                        }
                         continue;
                     }
                     Err(_) => continue,
                 }
-                seen[i] = true;
                 // SAFETY: `hold()` made the slot busy for this thread alone,
                 // from full: its value is initialised.
                 let value = unsafe { (*slot.value.get()).assume_init_mut() };
@@ -196,9 +203,8 @@ impl<T, const N: usize> Slots<T, N> {
                     }
                 }
             }
-            if !busy {
-                return None;
-            }
+            let busy = busy?;
+            left = Some((busy, top));
             fsleep(BUSY_WAIT);
         }
     }
