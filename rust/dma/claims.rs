@@ -234,32 +234,47 @@ fn addr_of_dev(dev: &Device) -> usize {
 }
 
 /// The bus one watch watches, read by claims without a lock: one word,
-/// so that a claim's look costs one atomic load.
+/// so that a claim's look costs one atomic load, of a pointer (a plain
+/// `READ_ONCE()`; an integer's load calls an instrumented C helper).
 ///
 /// It holds the address of that bus ([`BusId::addr`], aligned), with
 /// [`STALE`] set when that bus has lost its last device since the notifier
-/// was registered; 0 while the watch has no notifier.
+/// was registered; 0 while the watch has no notifier. The pointer is only
+/// compared, never followed.
 struct Watched {
-    state: Atomic<usize>,
+    state: Atomic<*const c_void>,
 }
 
 /// The mark of a stale watch in [`Watched`] (bus addresses are aligned).
 const STALE: usize = 1;
 
 impl Watched {
+    /// No bus.
+    const fn new() -> Self {
+        Self {
+            state: Atomic::new(core::ptr::null()),
+        }
+    }
+
+    /// Sets the state to `addr`.
+    fn set(&self, addr: usize) {
+        self.state
+            .store(core::ptr::without_provenance(addr), Release);
+    }
+
     /// Whether this watches `bus` and can be trusted to.
     fn watches(&self, bus: BusId) -> bool {
-        self.state.load(Acquire) == bus.addr()
+        self.state.load(Acquire).addr() == bus.addr()
     }
 
     /// The bus address, stale or not.
     fn bus(&self) -> usize {
-        self.state.load(Relaxed) & !STALE
+        self.state.load(Relaxed).addr() & !STALE
     }
 
     /// Whether the watch is stale.
     fn is_stale(&self) -> bool {
-        self.state.load(Acquire) & STALE != 0
+        self.state.load(Acquire).addr() & STALE != 0
     }
 }
 
@@ -296,7 +311,7 @@ impl BusListener for Watcher {
                     if let Some(w) = self.shared.watched.get(self.index) {
                         // Only this notifier's bus can be there: the state
                         // changes otherwise only once the notifier is gone.
-                        w.state.store(bus.addr() | STALE, Release);
+                        w.set(bus.addr() | STALE);
                     }
                 }
             }
@@ -328,11 +343,7 @@ impl Claims {
             shared: Arc::pin_init(
                 pin_init!(Shared {
                     records <- Slots::empty(),
-                    watched: [const {
-                        Watched {
-                            state: Atomic::new(0),
-                        }
-                    }; BUSES],
+                    watched: [const { Watched::new() }; BUSES],
                 }),
                 GFP_KERNEL,
             )?,
@@ -406,7 +417,7 @@ impl Claims {
         // The old notifier goes first (its callbacks under way with it),
         // so nothing marks the new watch stale but its own.
         *slot = None;
-        w.state.store(0, Relaxed);
+        w.set(0);
         let watcher = Watcher {
             shared: self.shared.clone(),
             index,
@@ -414,7 +425,11 @@ impl Claims {
         *slot = Some(KBox::pin_init(BusNotifier::new(bus, watcher), GFP_KERNEL)?);
         // Release: claims that see the bus see a registered notifier. The
         // new notifier may have marked it stale already: that stays.
-        let _ = w.state.cmpxchg(0, bus.addr(), Release);
+        let _ = w.state.cmpxchg(
+            core::ptr::null(),
+            core::ptr::without_provenance(bus.addr()),
+            Release,
+        );
         Ok(())
     }
 
