@@ -293,11 +293,14 @@ impl Drop for RwsemGuard {
 ///
 /// # Invariants
 ///
-/// `inside` counts the tasks in [`Self::run`]: it is non-zero while a slot
-/// names a task, so that [`Self::has_current`] looks at no slot when no
-/// task is inside (the C API's calls, which ask first).
+/// `inside` counts the tasks in [`Self::run`] (fewer than 2^15 at once): it
+/// is non-zero while a slot names a task, so that [`Self::has_current`]
+/// looks at no slot when no task is inside (the C API's calls, which ask
+/// first). It is an `i16`, whose atomic load is a plain `READ_ONCE()`
+/// (a wider integer's calls an instrumented C helper, a cost the C API's
+/// DMA claims pay twice per cycle).
 pub(crate) struct TaskMarks<const N: usize> {
-    inside: kernel::sync::atomic::Atomic<usize>,
+    inside: kernel::sync::atomic::Atomic<i16>,
     slots: [kernel::sync::atomic::Atomic<usize>; N],
 }
 
@@ -326,7 +329,7 @@ impl<const N: usize> TaskMarks<N> {
         use kernel::sync::atomic::Relaxed;
         let me = kernel::task::Task::current_raw() as usize;
         // INVARIANT: counted before a slot names the task, and until after.
-        self.inside.add(1, Relaxed);
+        self.count_inside(1);
         let slot = self
             .slots
             .iter()
@@ -335,7 +338,17 @@ impl<const N: usize> TaskMarks<N> {
         if let Some(slot) = slot {
             slot.store(0, Relaxed);
         }
-        self.inside.fetch_sub(1, Relaxed);
+        self.count_inside(-1);
+    }
+
+    /// Adds `delta` to `inside`.
+    fn count_inside(&self, delta: i16) {
+        use kernel::sync::atomic::Relaxed;
+        let mut old = self.inside.load(Relaxed);
+        // No `add` for `i16`: a compare-and-exchange, as costly.
+        while let Err(now) = self.inside.cmpxchg(old, old.wrapping_add(delta), Relaxed) {
+            old = now;
+        }
     }
 }
 

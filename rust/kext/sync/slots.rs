@@ -149,7 +149,11 @@ impl<T, const N: usize> Slots<T, N> {
         loop {
             let top = self.top();
             for slot in self.slots.get(..top).unwrap_or(&[]) {
-                if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
+                // A look first: a load of an `i8` costs much less than a
+                // compare-and-exchange that fails.
+                if slot.state.load(Relaxed) == EMPTY
+                    && slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok()
+                {
                     return Ok(slot);
                 }
             }
@@ -198,6 +202,10 @@ impl<T, const N: usize> Slots<T, N> {
                     if i < *old_top && !left.get(i).copied().unwrap_or(false) {
                         continue;
                     }
+                }
+                // A look first, as in `reserve()`.
+                if slot.state.load(Relaxed) == EMPTY {
+                    continue;
                 }
                 match slot.hold() {
                     Ok(()) => {}
