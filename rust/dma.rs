@@ -5,4 +5,6 @@
 //! types themselves are the kernel crate's (`kernel::iommu::dma_owner`,
 //! added by a patch), shared with rsva_sim's bus.
 
+#![forbid(unsafe_code)]
+
 pub(crate) mod claims;

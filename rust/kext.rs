@@ -2,7 +2,7 @@
 
 //! The abstraction layer: every type of rsva that wraps a C structure or
 //! calls the kernel through `bindings`, laid out as `rust/kernel/` is
-//! (`iommu/`, `mm/`, `sync/`), with the C helpers rsva needs in [`glue`]. The logic
+//! (`device/`, `iommu/`, `mm/`, `sync/`), with the C helpers rsva needs in [`glue`]. The logic
 //! files above it (`sva/`, `mirror/`, `dma/`) use these types.
 //!
 //! What rsva shares with rsva_sim is in the kernel crate itself, added by
@@ -12,6 +12,7 @@
 
 #![allow(unsafe_code, reason = "the abstraction layer over the kernel's C code")]
 
+pub(crate) mod device;
 pub(crate) mod glue;
 pub(crate) mod iommu;
 pub(crate) mod mm;

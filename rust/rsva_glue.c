@@ -355,68 +355,54 @@ const struct bus_type *rsva_dev_bus(struct device *dev)
 	return dev->bus;
 }
 
-/* Watches @bus with @nb, for the claims of rust/dma/claims.rs. */
-int rsva_bus_watch(const struct bus_type *bus, struct notifier_block *nb)
-{
-	return bus_register_notifier(bus, nb);
-}
-
-/*
- * Stops watching @bus. A bus that was unregistered meanwhile took its
- * notifiers with it; the driver core then finds no such bus, or another
- * one registered at the same address whose chain does not hold @nb (it
- * compares the pointers, never follows them), and there is nothing to do.
- */
-void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb)
-{
-	bus_unregister_notifier(bus, nb);
-}
-
-static int rsva_any_dev(struct device *dev, void *data)
-{
-	return 1;
-}
-
-/*
- * Whether the bus of @dev, which is being removed (off the bus's list since
- * BUS_NOTIFY_REMOVED_DEVICE), still has a device; false when the bus is
- * gone.
- */
-bool rsva_bus_has_devices(struct device *dev)
-{
-	return dev->bus && bus_for_each_dev(dev->bus, NULL, NULL, rsva_any_dev) == 1;
-}
-
-static int rsva_count_dev(struct device *dev, void *count)
-{
-	(*(unsigned int *)count)++;
-	return 0;
-}
-
-/*
- * Whether bus event @action on @dev ends a claim of @claimed (a device
- * claim) or of @group (a group claim, @claimed NULL): @dev is about to be
- * removed (BUS_NOTIFY_DEL_DEVICE: still in its group, which the IOMMU core
- * leaves at BUS_NOTIFY_REMOVED_DEVICE) and it is the claimed device, or the
- * last device of the claimed group (a group must not become empty while
- * owned).
- */
-bool rsva_claim_ends(unsigned long action, struct device *dev,
-		     struct device *claimed, struct iommu_group *group)
-{
-	unsigned int count = 0;
-
-	if (action != BUS_NOTIFY_DEL_DEVICE)
-		return false;
-	if (claimed)
-		return dev == claimed;
-	if (dev->iommu_group != group)
-		return false;
-	iommu_group_for_each_dev(group, &count, rsva_count_dev);
-	return count == 1;
-}
-
 #if IS_ENABLED(CONFIG_KUNIT)
+/*
+ * For KUnit: a bus of its own (one at a time) and devices on it, for
+ * rust/kext/device/bus_notifier.rs.
+ */
+static const struct bus_type rsva_test_bus = { .name = "rsva_test_bus" };
+
+int rsva_test_bus_register(void)
+{
+	return bus_register(&rsva_test_bus);
+}
+
+void rsva_test_bus_unregister(void)
+{
+	bus_unregister(&rsva_test_bus);
+}
+
+static void rsva_test_bus_dev_release(struct device *dev)
+{
+	kfree(dev);
+}
+
+struct device *rsva_test_bus_device_add(void)
+{
+	static atomic_t n = ATOMIC_INIT(0);
+	struct device *dev = kzalloc_obj(*dev);
+	int ret;
+
+	if (!dev)
+		return ERR_PTR(-ENOMEM);
+	device_initialize(dev);
+	dev->bus = &rsva_test_bus;
+	dev->release = rsva_test_bus_dev_release;
+	ret = dev_set_name(dev, "rsva_test%d", atomic_inc_return(&n));
+	if (!ret)
+		ret = device_add(dev);
+	if (ret) {
+		put_device(dev);
+		return ERR_PTR(ret);
+	}
+	return dev;
+}
+
+void rsva_test_bus_device_del(struct device *dev)
+{
+	device_unregister(dev);
+}
+
 /* For KUnit: a device without IOMMU group, and its removal. */
 struct device *rsva_test_device_new(void)
 {

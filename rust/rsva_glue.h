@@ -50,15 +50,13 @@ void rsva_rwsem_lock(int which, bool write);
 void rsva_rwsem_unlock(int which, bool write);
 
 struct bus_type;
-struct notifier_block;
 
 const struct bus_type *rsva_dev_bus(struct device *dev);
-int rsva_bus_watch(const struct bus_type *bus, struct notifier_block *nb);
-void rsva_bus_unwatch(const struct bus_type *bus, struct notifier_block *nb);
-bool rsva_bus_has_devices(struct device *dev);
-bool rsva_claim_ends(unsigned long action, struct device *dev,
-		     struct device *claimed, struct iommu_group *group);
 struct device *rsva_test_free_pci_device(void);
+int rsva_test_bus_register(void);
+void rsva_test_bus_unregister(void);
+struct device *rsva_test_bus_device_add(void);
+void rsva_test_bus_device_del(struct device *dev);
 struct device *rsva_test_device_new(void);
 void rsva_test_device_free(struct device *dev);
 

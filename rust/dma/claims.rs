@@ -11,55 +11,54 @@
 //! group and attaches its PASID while no claim is under way.
 //!
 //! A claim kept by a careless driver may outlive its device. rsva watches
-//! the bus of every device claimed through it, with one notifier per bus
-//! ([`BusWatch`], registered at the bus's first claim and kept until
-//! module exit): when a device is about to be removed (for a group claim:
-//! the last device of the group), its claims end there, while the device
-//! is still in its group (the IOMMU core warns about a group left empty
-//! while owned, and `iommu_device_release_dma_owner()` would find no group
+//! the bus of every device claimed through it, with one [`BusNotifier`]
+//! per bus (a watch, made at the bus's first claim and kept until module
+//! exit): when a device is about to be removed (for a group claim: the
+//! last device of the group), its claims end there, while the device is
+//! still in its group (the IOMMU core warns about a group left empty while
+//! owned, and `iommu_device_release_dma_owner()` would find no group
 //! later). The record stays until its release call (which then succeeds)
 //! or module exit.
 //!
 //! A claim and a release cost what the core's functions cost plus a few
 //! atomic operations: the records are kept in a [`Slots`] table, without a
 //! lock, and the gate takes no lock while no bind is under way. There is no
-//! allocation, and no notifier registration except on a bus's first claim.
+//! allocation and no notifier registration except on a bus's first claim
+//! (which fails with `ENOMEM` if the watch cannot be allocated).
 //!
 //! A watch outlives the claims that needed it, so its bus may be
 //! unregistered meanwhile and another registered at the same address
-//! (rsva_sim reloaded), whose chain does not hold the notifier. A bus is
-//! unregistered only once it has no device, so a watch whose bus lost its
-//! last device is marked stale, and the next claim on a device of that bus
-//! registers the notifier again; no claim can depend on a stale watch
-//! (the claims on that bus ended with their devices).
+//! (rsva_sim reloaded), whose chain does not hold the notifier ([`BusId`]
+//! names a bus by its address). A bus is unregistered only once it has no
+//! device, so a watch whose bus lost its last device is marked stale, and
+//! the next claim on a device of that bus registers a notifier again; no
+//! claim can depend on a stale watch (the claims on that bus ended with
+//! their devices).
 //!
-//! Lock order: `Claims::watching` -> the bus's notifier lock (a watch
-//! starts), taken before a claim holds its record's slot; the bus's
-//! notifier lock (a removal) -> a record's slot -> the group mutex (the
-//! claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are under
-//! way) -> a record's slot -> the group mutex.
+//! Lock order: `Claims::watches` -> the bus's notifier lock (a watch
+//! starts or stops), taken before a claim holds its record's slot; the
+//! bus's notifier lock (a removal) -> a record's slot -> the group mutex
+//! (the claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are
+//! under way) -> a record's slot -> the group mutex.
 
-#![allow(
-    unsafe_code,
-    reason = "the bus notifier of the claims and the C helper that decides a removal"
-)]
+#![forbid(unsafe_code)]
 
 use kernel::{
-    bindings,
     device::Device,
-    iommu::dma_owner::{DeviceClaim, GroupClaim, OwnerCookie},
+    iommu::dma_owner::{DeviceClaim, Group, GroupClaim, OwnerCookie},
     new_mutex,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Mutex,
+        Arc, Mutex,
     },
     time::{delay::fsleep, Delta},
-    types::Opaque,
 };
 
 use crate::{
+    kext::device::bus_notifier::{BusEvent, BusId, BusListener, BusNotifier},
     kext::glue::{self, Rwsem, RwsemGuard},
+    kext::iommu::group::GroupExt,
     kext::sync::slots::{Slots, Visit},
 };
 
@@ -76,26 +75,36 @@ const CLAIMS: usize = 256;
 /// core refuses claims on groups with PASIDs attached, not attaches on
 /// claimed groups), and its release would warn.
 ///
-/// A bind holds [`Rwsem::Owner`] for reading, counts itself in `binds` and
-/// waits until no claim is under way. A claim counts itself in `claims`
-/// and goes ahead while `binds` is zero; otherwise it takes
-/// [`Rwsem::Owner`] for writing. Both counters are raised with full
-/// ordering before the other is read, so a claim and a bind that start
-/// together cannot both miss each other: either the claim sees the bind
-/// and waits for the rw-semaphore, or the bind sees the claim and waits
-/// for it to end, after which the group's owner is visible to it. A claim
-/// on the fast path takes no lock, which is what keeps a claim+release
-/// cycle at the cost of the core's (the rw-semaphore alone, under
-/// lockdep, costs a quarter of the core's cycle).
+/// A bind holds [`Rwsem::Owner`] for reading, counts itself in the
+/// gate's binds and waits until no claim is under way. A claim counts
+/// itself in the gate's claims and goes ahead if there was no bind;
+/// otherwise it takes [`Rwsem::Owner`] for writing. Both counts are one
+/// word, raised with a fully ordered read-modify-write that returns the
+/// other, so a claim and a bind that start together cannot both miss each
+/// other: either the claim sees the bind and waits for the rw-semaphore,
+/// or the bind sees the claim and waits for it to end, after which the
+/// group's owner is visible to it. A claim on the fast path takes no lock
+/// and makes two atomic operations, which is what keeps a claim+release
+/// cycle near the cost of the core's (the rw-semaphore alone, under
+/// lockdep, costs a quarter of the core's cycle; each atomic operation of
+/// the kernel crate, a call of an instrumented C helper, a few percent).
+///
+/// # Invariants
+///
+/// `state` is the number of claims under way on the fast path
+/// ([`ClaimPass::Counted`]) plus [`BIND`] times the number of binds under
+/// way ([`BindPass`]).
 pub(crate) struct OwnerGate {
-    claims: Atomic<u32>,
-    binds: Atomic<u32>,
+    state: Atomic<u32>,
 }
+
+/// One bind in [`OwnerGate`]'s state (the claims are its low half: fewer
+/// than 2^16 tasks claim at once).
+const BIND: u32 = 1 << 16;
 
 /// The gate of rsva's claims and binds.
 pub(crate) static OWNER_GATE: OwnerGate = OwnerGate {
-    claims: Atomic::new(0),
-    binds: Atomic::new(0),
+    state: Atomic::new(0),
 };
 
 /// How long a bind that met a claim under way sleeps before it looks again.
@@ -103,7 +112,7 @@ const CLAIM_WAIT: Delta = Delta::from_micros(20);
 
 /// A claim's pass through an [`OwnerGate`], held while it claims.
 pub(crate) enum ClaimPass<'a> {
-    /// No bind was under way; counted in the gate's `claims`.
+    /// No bind was under way; counted in the gate's claims.
     Counted(&'a OwnerGate),
     /// Binds were under way: the rw-semaphore, for writing.
     Exclusive(#[expect(dead_code, reason = "held for its drop")] RwsemGuard),
@@ -114,7 +123,8 @@ impl Drop for ClaimPass<'_> {
         if let Self::Counted(gate) = self {
             // Release: the claim's effect on the group is seen by a bind
             // that reads the counter at zero.
-            gate.claims.fetch_sub(1, Release);
+            // INVARIANT: the claim leaves the count.
+            gate.state.fetch_sub(1, Release);
         }
     }
 }
@@ -128,28 +138,31 @@ pub(crate) struct BindPass<'a> {
 
 impl Drop for BindPass<'_> {
     fn drop(&mut self) {
-        self.gate.binds.fetch_sub(1, Release);
+        // INVARIANT: the bind leaves the count.
+        self.gate.state.fetch_sub(BIND, Release);
     }
 }
 
 impl OwnerGate {
     /// Lets a claim in. May sleep.
     pub(crate) fn claim(&self) -> ClaimPass<'_> {
-        self.claims.fetch_add(1, Full);
-        if self.binds.load(Relaxed) == 0 {
+        // INVARIANT: counted here, and out again below or in the pass's
+        // drop.
+        if self.state.fetch_add(1, Full) < BIND {
             return ClaimPass::Counted(self);
         }
-        self.claims.fetch_sub(1, Release);
+        self.state.fetch_sub(1, Release);
         ClaimPass::Exclusive(RwsemGuard::lock(Rwsem::Owner, true))
     }
 
     /// Lets a bind in, once the claims under way have ended. May sleep.
     pub(crate) fn bind(&self) -> BindPass<'_> {
         let owners = RwsemGuard::lock(Rwsem::Owner, false);
-        self.binds.fetch_add(1, Full);
+        // INVARIANT: counted here, out again in the pass's drop.
+        self.state.fetch_add(BIND, Full);
         // A claim counted here holds no lock and waits for nothing a bind
         // holds: it ends.
-        while self.claims.load(Acquire) != 0 {
+        while self.state.load(Acquire) % BIND != 0 {
             fsleep(CLAIM_WAIT);
         }
         BindPass {
@@ -198,164 +211,142 @@ impl Record {
             }
     }
 
-    /// Ends the claim if bus event `action` on `dev` removes its device or
-    /// its group's last device.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device.
-    unsafe fn end_if_removed(&mut self, action: c_ulong, dev: *mut bindings::device) {
-        let (claimed, group) = match &self.claim {
-            None => return,
-            Some(Claim::Device(d)) => (glue::dev_ptr(d.held()), core::ptr::null_mut()),
-            Some(Claim::Group(g)) => (core::ptr::null_mut(), g.held().as_raw()),
+    /// Ends the claim if `dev`, about to be removed
+    /// ([`BusEvent::DelDevice`]), is its device or its group's last device.
+    fn end_if_removed(&mut self, dev: &Device) {
+        let ends = match &self.claim {
+            None => false,
+            Some(Claim::Device(d)) => core::ptr::eq::<Device>(&**d.held(), dev),
+            // Still in its group at this event: the group's last device
+            // if the group has no other.
+            Some(Claim::Group(g)) => g.held().holds(dev) && g.held().device_count() == 1,
         };
-        // SAFETY: `dev` is valid; the claimed device or group is held by
-        // the claim.
-        if unsafe { glue::rsva_claim_ends(action, dev, claimed, group) } {
+        if ends {
             // Dropping the guard releases the claim and its reference.
             self.claim = None;
         }
     }
 }
 
-/// The watch of one bus: a notifier on it while `bus` is set.
-///
-/// # Invariants
-///
-/// - While `bus` is non-null, `nb` is registered on the bus at that
-///   address as it was when the watch started, or that bus was
-///   unregistered; `claims` is then the [`Claims`] holding this watch.
-/// - `stale` is set when that bus has lost its last device since.
-#[repr(C)]
-struct BusWatch {
-    nb: Opaque<bindings::notifier_block>,
-    bus: Atomic<*const bindings::bus_type>,
-    stale: Atomic<bool>,
-    claims: Atomic<*const Claims>,
+/// The address of `dev`, only compared.
+fn addr_of_dev(dev: &Device) -> usize {
+    core::ptr::from_ref(dev) as usize
 }
 
-// SAFETY: The notifier block is written only under `Claims::watching`,
-// while it is not registered, and read by the driver core under the bus's
-// notifier lock; the rest are atomics.
-unsafe impl Send for BusWatch {}
-// SAFETY: As for `Send`.
-unsafe impl Sync for BusWatch {}
+/// The bus one watch watches, read by claims without a lock: one word,
+/// so that a claim's look costs one atomic load, of a pointer (a plain
+/// `READ_ONCE()`; an integer's load calls an instrumented C helper).
+///
+/// It holds the address of that bus ([`BusId::addr`], aligned), with
+/// [`STALE`] set when that bus has lost its last device since the notifier
+/// was registered; 0 while the watch has no notifier. The pointer is only
+/// compared, never followed.
+struct Watched {
+    state: Atomic<*const c_void>,
+}
 
-impl BusWatch {
-    /// A free slot.
+/// The mark of a stale watch in [`Watched`] (bus addresses are aligned).
+const STALE: usize = 1;
+
+impl Watched {
+    /// No bus.
     const fn new() -> Self {
         Self {
-            nb: Opaque::new(bindings::notifier_block {
-                notifier_call: Some(bus_event),
-                next: core::ptr::null_mut(),
-                priority: 0,
-            }),
-            bus: Atomic::new(core::ptr::null()),
-            stale: Atomic::new(false),
-            claims: Atomic::new(core::ptr::null()),
+            state: Atomic::new(core::ptr::null()),
         }
+    }
+
+    /// Sets the state to `addr`.
+    fn set(&self, addr: usize) {
+        self.state
+            .store(core::ptr::without_provenance(addr), Release);
     }
 
     /// Whether this watches `bus` and can be trusted to.
-    fn watches(&self, bus: *const bindings::bus_type) -> bool {
-        self.bus.load(Acquire) == bus && !self.stale.load(Acquire)
+    fn watches(&self, bus: BusId) -> bool {
+        self.state.load(Acquire).addr() == bus.addr()
     }
 
-    /// Stops the watch if it was started; `nb` is then free.
-    ///
-    /// # Safety
-    ///
-    /// Called under `Claims::watching` (or from the owner's drop).
-    unsafe fn stop(&self) {
-        let bus = self.bus.load(Relaxed);
-        if !bus.is_null() {
-            // SAFETY: `nb` is registered on the bus at `bus`, or that bus
-            // is gone, which the driver core finds by comparing the
-            // address; a removal in progress is waited for.
-            unsafe { glue::rsva_bus_unwatch(bus, self.nb.get()) };
-            // INVARIANT: no longer registered.
-            self.bus.store(core::ptr::null(), Relaxed);
-        }
+    /// The bus address, stale or not.
+    fn bus(&self) -> usize {
+        self.state.load(Relaxed).addr() & !STALE
     }
 
-    /// Watches `bus` for `claims`, after [`Self::stop`].
-    ///
-    /// # Safety
-    ///
-    /// Called under `Claims::watching`, with `nb` not registered; `bus` is
-    /// the bus of a valid device; `claims` outlives the watch (it stops
-    /// the watch before it goes).
-    unsafe fn start(&self, bus: *const bindings::bus_type, claims: &Claims) -> Result {
-        self.claims.store(core::ptr::from_ref(claims), Relaxed);
-        self.stale.store(false, Relaxed);
-        // SAFETY: `nb` is not registered and lives in `claims`, which
-        // unregisters it before it goes; `bus` is a live bus.
-        kernel::error::to_result(unsafe { glue::rsva_bus_watch(bus, self.nb.get()) })?;
-        // INVARIANT: registered on `bus` just above.
-        self.bus.store(bus, Release);
-        Ok(())
+    /// Whether the watch is stale.
+    fn is_stale(&self) -> bool {
+        self.state.load(Acquire).addr() & STALE != 0
     }
 }
 
-/// A bus event of a watched bus: ends the claims of a device (or of the
-/// last device of a group) about to be removed, and marks the watch stale
-/// when the bus has lost its last device.
-///
-/// # Safety
-///
-/// `nb` is the notifier of a started [`BusWatch`]; `data` is a valid device.
-unsafe extern "C" fn bus_event(
-    nb: *mut bindings::notifier_block,
-    action: c_ulong,
-    data: *mut c_void,
-) -> c_int {
-    // SAFETY: Registered in `BusWatch::start`, unregistered before its
-    // `Claims` goes; the block is a `BusWatch`'s first field.
-    let watch = unsafe {
-        &*kernel::container_of!(nb.cast::<Opaque<bindings::notifier_block>>(), BusWatch, nb)
-    };
-    // SAFETY: Set before the watch started (type invariant); the claims
-    // stop their watches before they go.
-    let claims = unsafe { &*watch.claims.load(Relaxed) };
-    let dev = data.cast::<bindings::device>();
-    match u32::try_from(action) {
-        Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => {
-            claims.records.visit(|r| {
-                // SAFETY: `dev` is a valid device.
-                unsafe { r.end_if_removed(action, dev) };
-                Visit::Keep
-            });
-        }
-        Ok(bindings::bus_notifier_event_BUS_NOTIFY_REMOVED_DEVICE) => {
-            // SAFETY: `dev` is a valid device, off its bus's list now.
-            if !unsafe { glue::rsva_bus_has_devices(dev) } {
-                watch.stale.store(true, Release);
-            }
-        }
-        _ => {}
-    }
-    0
-}
-
-/// The claims made through the C API, and the watches of their buses.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Claims {
+/// What the claims share with the notifiers of their buses.
+#[pin_data]
+struct Shared {
     /// Every claim; a release takes the newest match out.
     records: Slots<Record, CLAIMS>,
-    /// Starts and stops watches.
+    /// The state of each watch, by its index in `Claims::watches`.
+    watched: [Watched; BUSES],
+}
+
+/// The listener of one watch: the watch at `index` of the claims
+/// sharing `shared`.
+struct Watcher {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl BusListener for Watcher {
+    /// Ends the claims of a device (or of the last device of a group) about
+    /// to be removed, and marks the watch stale when the bus has lost its
+    /// last device.
+    fn bus_event(&self, bus: BusId, event: BusEvent<'_>) {
+        match event {
+            BusEvent::DelDevice(dev) => {
+                self.shared.records.visit(|r| {
+                    r.end_if_removed(dev);
+                    Visit::Keep
+                });
+            }
+            BusEvent::RemovedDevice(_) => {
+                if !bus.has_devices() {
+                    if let Some(w) = self.shared.watched.get(self.index) {
+                        // Only this notifier's bus can be there: the state
+                        // changes otherwise only once the notifier is gone.
+                        w.set(bus.addr() | STALE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The notifier of a watch.
+type Watch = Pin<KBox<BusNotifier<Watcher>>>;
+
+/// The claims made through the C API, and the watches of their buses.
+///
+/// Dropping it drops the notifiers (no bus event runs after) and then the
+/// records, which releases the claims left.
+#[pin_data]
+pub(crate) struct Claims {
+    /// The notifier of each watch, made and dropped under this lock.
     #[pin]
-    watching: Mutex<()>,
-    watches: [BusWatch; BUSES],
+    watches: Mutex<[Option<Watch>; BUSES]>,
+    /// The records and the watches' state, shared with the notifiers.
+    shared: Arc<Shared>,
 }
 
 impl Claims {
     /// No claims.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            records <- Slots::empty(),
-            watching <- new_mutex!(()),
-            watches: [const { BusWatch::new() }; BUSES],
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            watches <- new_mutex!([const { None }; BUSES]),
+            shared: Arc::pin_init(
+                pin_init!(Shared {
+                    records <- Slots::empty(),
+                    watched: [const { Watched::new() }; BUSES],
+                }),
+                GFP_KERNEL,
+            )?,
         })
     }
 
@@ -382,11 +373,11 @@ impl Claims {
     ) -> Result {
         self.watch(dev)?;
         let _pass = OWNER_GATE.claim();
-        self.records.insert(|| {
+        self.shared.records.insert(|| {
             let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
             let (claimed, group) = match &claim {
-                Claim::Group(g) => (0, g.held().as_raw() as usize),
-                Claim::Device(d) => (glue::dev_ptr(d.held()) as usize, 0),
+                Claim::Group(g) => (0, core::ptr::from_ref::<Group>(g.held()) as usize),
+                Claim::Device(d) => (addr_of_dev(d.held()), 0),
             };
             Ok(Record {
                 dev: claimed,
@@ -400,32 +391,46 @@ impl Claims {
     /// Makes sure the bus of `dev` is watched: a look at the watches, and
     /// on the bus's first claim (or its first since it lost its last
     /// device) a notifier registration.
-    ///
     fn watch(&self, dev: &Device) -> Result {
-        let bus = glue::dev_bus(dev);
-        if bus.is_null() || self.watches.iter().any(|w| w.watches(bus)) {
+        let Some(bus) = BusId::of(dev) else {
+            return Ok(());
+        };
+        let watched = &self.shared.watched;
+        if watched.iter().any(|w| w.watches(bus)) {
             return Ok(());
         }
-        let _watching = self.watching.lock();
-        if self.watches.iter().any(|w| w.watches(bus)) {
+        let mut watches = self.watches.lock();
+        if watched.iter().any(|w| w.watches(bus)) {
             return Ok(());
         }
         // This bus's stale watch, or a free slot, or another bus's stale
         // watch (no claim depends on it).
-        let stale = |w: &&BusWatch| w.stale.load(Acquire);
-        let w = self
-            .watches
+        let index = watched
             .iter()
-            .find(|w| w.bus.load(Relaxed) == bus)
-            .or_else(|| self.watches.iter().find(|w| w.bus.load(Relaxed).is_null()))
-            .or_else(|| self.watches.iter().find(stale))
+            .position(|w| w.bus() == bus.addr())
+            .or_else(|| watched.iter().position(|w| w.bus() == 0))
+            .or_else(|| watched.iter().position(Watched::is_stale))
             .ok_or(ENOSPC)?;
-        // SAFETY: Under `watching`; `w` is stopped before it starts again;
-        // `bus` is the bus of `dev`; `self` stops every watch in its drop.
-        unsafe {
-            w.stop();
-            w.start(bus, self)
-        }
+        let (Some(slot), Some(w)) = (watches.get_mut(index), watched.get(index)) else {
+            return Err(ENOSPC);
+        };
+        // The old notifier goes first (its callbacks under way with it),
+        // so nothing marks the new watch stale but its own.
+        *slot = None;
+        w.set(0);
+        let watcher = Watcher {
+            shared: self.shared.clone(),
+            index,
+        };
+        *slot = Some(KBox::pin_init(BusNotifier::new(bus, watcher), GFP_KERNEL)?);
+        // Release: claims that see the bus see a registered notifier. The
+        // new notifier may have marked it stale already: that stays.
+        let _ = w.state.cmpxchg(
+            core::ptr::null(),
+            core::ptr::without_provenance(bus.addr()),
+            Release,
+        );
+        Ok(())
     }
 
     /// Releases one claim of the group of `dev` by `owner`; `ENOENT` when
@@ -447,23 +452,13 @@ impl Claims {
     fn release(&self, owner: OwnerCookie, dev: usize, group: Option<usize>) -> Result {
         // No need to exclude binds: a release only lets them succeed.
         let record = self
+            .shared
             .records
             .take(|r| r.is(owner.as_ptr() as usize, dev, group))
             .ok_or(ENOENT)?;
         // Released here, with no slot held.
         drop(record);
         Ok(())
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for Claims {
-    fn drop(self: Pin<&mut Self>) {
-        // Before the claims go (with the list): no bus event finds them.
-        for w in &self.watches {
-            // SAFETY: No claim can start a watch any more (module exit).
-            unsafe { w.stop() };
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! The functions of `rsva_glue.c` (prototypes in `rsva_glue.h`), and the
 //! safe wrappers the rest of the crate uses.
 
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 
 use kernel::{
     bindings,
@@ -51,21 +51,10 @@ extern "C" {
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
     pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
-    pub(crate) fn rsva_bus_watch(
-        bus: *const bindings::bus_type,
-        nb: *mut bindings::notifier_block,
-    ) -> c_int;
-    pub(crate) fn rsva_bus_unwatch(
-        bus: *const bindings::bus_type,
-        nb: *mut bindings::notifier_block,
-    );
-    pub(crate) fn rsva_bus_has_devices(dev: *mut bindings::device) -> bool;
-    pub(crate) fn rsva_claim_ends(
-        action: c_ulong,
-        dev: *mut bindings::device,
-        claimed: *mut bindings::device,
-        group: *mut bindings::iommu_group,
-    ) -> bool;
+    fn rsva_test_bus_register() -> c_int;
+    fn rsva_test_bus_unregister();
+    fn rsva_test_bus_device_add() -> *mut bindings::device;
+    fn rsva_test_bus_device_del(dev: *mut bindings::device);
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
@@ -305,11 +294,14 @@ impl Drop for RwsemGuard {
 ///
 /// # Invariants
 ///
-/// `inside` counts the tasks in [`Self::run`]: it is non-zero while a slot
-/// names a task, so that [`Self::has_current`] looks at no slot when no
-/// task is inside (the C API's calls, which ask first).
+/// `inside` counts the tasks in [`Self::run`] (fewer than 2^15 at once): it
+/// is non-zero while a slot names a task, so that [`Self::has_current`]
+/// looks at no slot when no task is inside (the C API's calls, which ask
+/// first). It is an `i16`, whose atomic load is a plain `READ_ONCE()`
+/// (a wider integer's calls an instrumented C helper, a cost the C API's
+/// DMA claims pay twice per cycle).
 pub(crate) struct TaskMarks<const N: usize> {
-    inside: kernel::sync::atomic::Atomic<usize>,
+    inside: kernel::sync::atomic::Atomic<i16>,
     slots: [kernel::sync::atomic::Atomic<usize>; N],
 }
 
@@ -338,7 +330,7 @@ impl<const N: usize> TaskMarks<N> {
         use kernel::sync::atomic::Relaxed;
         let me = kernel::task::Task::current_raw() as usize;
         // INVARIANT: counted before a slot names the task, and until after.
-        self.inside.add(1, Relaxed);
+        self.count_inside(1);
         let slot = self
             .slots
             .iter()
@@ -347,7 +339,17 @@ impl<const N: usize> TaskMarks<N> {
         if let Some(slot) = slot {
             slot.store(0, Relaxed);
         }
-        self.inside.fetch_sub(1, Relaxed);
+        self.count_inside(-1);
+    }
+
+    /// Adds `delta` to `inside`.
+    fn count_inside(&self, delta: i16) {
+        use kernel::sync::atomic::Relaxed;
+        let mut old = self.inside.load(Relaxed);
+        // No `add` for `i16`: a compare-and-exchange, as costly.
+        while let Err(now) = self.inside.cmpxchg(old, old.wrapping_add(delta), Relaxed) {
+            old = now;
+        }
     }
 }
 
@@ -432,6 +434,73 @@ impl Drop for TestDevice {
     fn drop(&mut self) {
         // SAFETY: Registered in `new`, unregistered once, here.
         unsafe { rsva_test_device_free(self.0.as_ptr()) };
+    }
+}
+
+/// For KUnit: rsva's test bus (`rsva_test_bus`), registered while this
+/// lives; one at a time.
+///
+/// # Invariants
+///
+/// The bus is registered while this lives.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct TestBus(());
+
+#[cfg(CONFIG_KUNIT)]
+impl TestBus {
+    /// Registers the bus; `EEXIST` while another `TestBus` lives.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Registers a static bus, or fails.
+        kernel::error::to_result(unsafe { rsva_test_bus_register() })?;
+        // INVARIANT: registered just above.
+        Ok(Self(()))
+    }
+
+    /// A new device on the bus, removed when the result is dropped.
+    pub(crate) fn add_device(&self) -> Result<TestBusDevice<'_>> {
+        // SAFETY: The bus is registered (type invariant); returns a
+        // registered device or an `ERR_PTR()`.
+        let dev = kernel::error::from_err_ptr(unsafe { rsva_test_bus_device_add() })?;
+        // INVARIANT: registered just above, never null.
+        NonNull::new(dev)
+            .map(|dev| TestBusDevice(dev, PhantomData))
+            .ok_or(ENOMEM)
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`, unregistered once, here; its devices
+        // borrow it, so they are gone.
+        unsafe { rsva_test_bus_unregister() };
+    }
+}
+
+/// For KUnit: a device on a [`TestBus`].
+///
+/// # Invariants
+///
+/// The device is registered while this lives.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct TestBusDevice<'a>(NonNull<bindings::device>, PhantomData<&'a TestBus>);
+
+#[cfg(CONFIG_KUNIT)]
+impl core::ops::Deref for TestBusDevice<'_> {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        // SAFETY: Registered, so valid, while `self` lives.
+        unsafe { Device::from_raw(self.0.as_ptr()) }
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl Drop for TestBusDevice<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `TestBus::add_device`, unregistered once,
+        // here (which drops the reference `device_add()`'s caller held).
+        unsafe { rsva_test_bus_device_del(self.0.as_ptr()) };
     }
 }
 

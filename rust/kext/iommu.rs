@@ -5,6 +5,7 @@
 //! DMA-ownership types are there, from patch 0012).
 
 pub(crate) mod domain;
+pub(crate) mod group;
 pub(crate) mod iopf;
 pub(crate) mod pasid;
 pub(crate) mod sva;

@@ -26,11 +26,11 @@ use kernel::{
 };
 
 /// The slot holds no value.
-const EMPTY: u32 = 0;
+const EMPTY: i8 = 0;
 /// One thread has the slot to itself: it fills, reads or empties it.
-const BUSY: u32 = 1;
+const BUSY: i8 = 1;
 /// The slot holds a value that no thread is using.
-const FULL: u32 = 2;
+const FULL: i8 = 2;
 
 /// How long a look-up that met a busy slot sleeps before it scans again.
 const BUSY_WAIT: Delta = Delta::from_micros(20);
@@ -43,7 +43,7 @@ const BUSY_WAIT: Delta = Delta::from_micros(20);
 /// after a move from [`FULL`] until the thread that made it busy moves it
 /// on. Only the thread that moved `state` to [`BUSY`] accesses `value`.
 struct Slot<T> {
-    state: Atomic<u32>,
+    state: Atomic<i8>,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -57,13 +57,18 @@ impl<T> Slot<T> {
     }
 
     /// Makes a full slot busy; `Err(state)` with the state found otherwise.
-    fn hold(&self) -> Result<(), u32> {
+    fn hold(&self) -> Result<(), i8> {
         self.state.cmpxchg(FULL, BUSY, Acquire).map(|_| ())
     }
 }
 
-/// A table of at most `N` values of `T`, inserted, looked at and taken out
-/// without a lock.
+/// A table of at most `N` values of `T` (`N` below 2^15), inserted, looked
+/// at and taken out without a lock.
+///
+/// The states and `top` are `i8` and `i16`, whose atomic loads and stores
+/// are plain `READ_ONCE()` / `WRITE_ONCE()`; those of `i32` and wider types
+/// call an instrumented C helper (`atomic_read()`), which under KASAN costs
+/// as much as a compare-and-exchange.
 ///
 /// The table owns its values: those still in it are dropped with it.
 ///
@@ -71,7 +76,7 @@ impl<T> Slot<T> {
 ///
 /// Every slot at an index of `top` or above is empty.
 pub(crate) struct Slots<T, const N: usize> {
-    top: Atomic<usize>,
+    top: Atomic<i16>,
     slots: [Slot<T>; N],
 }
 
@@ -135,19 +140,32 @@ impl<T, const N: usize> Slots<T, N> {
         }
     }
 
+    /// The index past the highest slot ever used (`Acquire`: the slots
+    /// below it were reserved before).
+    fn top(&self) -> usize {
+        usize::try_from(self.top.load(Acquire)).unwrap_or(0)
+    }
+
     /// Makes an empty slot busy for the caller, raising `top` past it.
     fn reserve(&self) -> Result<&Slot<T>> {
         loop {
-            let top = self.top.load(Acquire);
-            for slot in &self.slots[..top] {
-                if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
+            let top = self.top();
+            for slot in self.slots.get(..top).unwrap_or(&[]) {
+                // A look first: a load of an `i8` costs much less than a
+                // compare-and-exchange that fails.
+                if slot.state.load(Relaxed) == EMPTY
+                    && slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok()
+                {
                     return Ok(slot);
                 }
             }
             let slot = self.slots.get(top).ok_or(ENOSPC)?;
+            let (Ok(old), Ok(new)) = (i16::try_from(top), i16::try_from(top + 1)) else {
+                return Err(ENOSPC);
+            };
             // The slot at `top` is empty (type invariant); whoever raises
             // `top` past it first owns it.
-            if self.top.cmpxchg(top, top + 1, Relaxed).is_ok() {
+            if self.top.cmpxchg(old, new, Relaxed).is_ok() {
                 // INVARIANT: `top` moves past this slot only as it becomes
                 // busy; the others below `top + 1` were below `top`.
                 if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
@@ -166,23 +184,41 @@ impl<T, const N: usize> Slots<T, N> {
     /// visited: `visit` sees every value that was in the table when this
     /// was called and is still in it. May sleep.
     pub(crate) fn visit(&self, mut visit: impl FnMut(&mut T) -> Visit) -> Option<T> {
-        let mut seen = [false; N];
+        // After a scan that met busy slots: which slots are left to visit
+        // (those it found busy, and those past its `top`). The first scan
+        // needs none (no array to clear on the fast path).
+        let mut left: Option<([bool; N], usize)> = None;
         loop {
-            let mut busy = false;
-            let top = self.top.load(Acquire);
-            for (i, slot) in self.slots[..top].iter().enumerate().rev() {
-                if seen[i] {
+            // The slots this scan finds busy, once it finds one.
+            let mut busy: Option<[bool; N]> = None;
+            let top = self.top();
+            for (i, slot) in self
+                .slots
+                .get(..top)
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+                .rev()
+            {
+                if let Some((left, old_top)) = &left {
+                    if i < *old_top && !left.get(i).copied().unwrap_or(false) {
+                        continue;
+                    }
+                }
+                // A look first, as in `reserve()`.
+                if slot.state.load(Relaxed) == EMPTY {
                     continue;
                 }
                 match slot.hold() {
                     Ok(()) => {}
                     Err(BUSY) => {
-                        busy = true;
+                        if let Some(b) = busy.get_or_insert([false; N]).get_mut(i) {
+                            *b = true;
+                        }
                         continue;
                     }
                     Err(_) => continue,
                 }
-                seen[i] = true;
                 // SAFETY: `hold()` made the slot busy for this thread alone,
                 // from full: its value is initialised.
                 let value = unsafe { (*slot.value.get()).assume_init_mut() };
@@ -198,9 +234,8 @@ impl<T, const N: usize> Slots<T, N> {
                     }
                 }
             }
-            if !busy {
-                return None;
-            }
+            let busy = busy?;
+            left = Some((busy, top));
             fsleep(BUSY_WAIT);
         }
     }
@@ -214,8 +249,8 @@ impl<T, const N: usize> Slots<T, N> {
 
 impl<T, const N: usize> Drop for Slots<T, N> {
     fn drop(&mut self) {
-        let top = *self.top.get_mut();
-        for slot in &mut self.slots[..top] {
+        let top = usize::try_from(*self.top.get_mut()).unwrap_or(0);
+        for slot in self.slots.iter_mut().take(top) {
             if *slot.state.get_mut() == FULL {
                 // SAFETY: Full slots hold an initialised value, and no
                 // thread can reach the table any more.
