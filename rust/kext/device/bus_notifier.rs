@@ -252,6 +252,19 @@ mod tests {
         Ok(Arc::new(counts, GFP_KERNEL)?)
     }
 
+    /// A notifier of bus `id` counting into `counts`, matching device `dev`.
+    fn listen(
+        id: BusId,
+        counts: &Arc<Counts>,
+        dev: usize,
+    ) -> Result<Pin<KBox<BusNotifier<Counter>>>> {
+        let counter = Counter {
+            counts: counts.clone(),
+            dev,
+        };
+        KBox::pin_init(BusNotifier::new(id, counter), GFP_KERNEL)
+    }
+
     #[test]
     fn events_of_a_removal_reach_the_listener() -> Result {
         let bus = glue::TestBus::new()?;
@@ -262,16 +275,7 @@ mod tests {
         assert!(id.has_devices());
         let counts = counts()?;
         let dev = core::ptr::from_ref::<Device>(&second) as usize;
-        let n = KBox::pin_init(
-            BusNotifier::new(
-                id,
-                Counter {
-                    counts: counts.clone(),
-                    dev,
-                },
-            ),
-            GFP_KERNEL,
-        )?;
+        let n = listen(id, &counts, dev)?;
         assert_eq!(n.bus(), id);
         drop(second);
         // One removal: both events, of that device, with one device left.
@@ -294,16 +298,7 @@ mod tests {
         let dev = bus.add_device()?;
         let id = BusId::of(&dev).ok_or(ENODEV)?;
         let counts = counts()?;
-        let n = KBox::pin_init(
-            BusNotifier::new(
-                id,
-                Counter {
-                    counts: counts.clone(),
-                    dev: 0,
-                },
-            ),
-            GFP_KERNEL,
-        )?;
+        let n = listen(id, &counts, 0)?;
         drop(n);
         drop(dev);
         assert_eq!(counts.del.load(Relaxed), 0);
@@ -316,30 +311,12 @@ mod tests {
         let bus = glue::TestBus::new()?;
         let id = BusId::of(&*bus.add_device()?).ok_or(ENODEV)?;
         let counts = counts()?;
-        let n = KBox::pin_init(
-            BusNotifier::new(
-                id,
-                Counter {
-                    counts: counts.clone(),
-                    dev: 0,
-                },
-            ),
-            GFP_KERNEL,
-        )?;
+        let n = listen(id, &counts, 0)?;
         // Unregistered under the notifier, which then drops harmlessly.
         drop(bus);
         assert!(!id.has_devices());
         drop(n);
-        let again = KBox::pin_init(
-            BusNotifier::new(
-                id,
-                Counter {
-                    counts: counts.clone(),
-                    dev: 0,
-                },
-            ),
-            GFP_KERNEL,
-        );
+        let again = listen(id, &counts, 0);
         assert_eq!(again.err(), Some(EINVAL));
         let nobus = glue::TestDevice::new()?;
         assert_eq!(BusId::of(&nobus), None);
