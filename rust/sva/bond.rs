@@ -124,7 +124,7 @@ pub(crate) enum Api {
 ///
 /// # Invariants
 ///
-/// - `sva` is the handle drivers see; its device is `dev`. Its attach
+/// - `sva` is the handle drivers see, holding the bond's device. Its attach
 ///   handle is the one of the group's attachment when this bond made it
 ///   (the domain then keeps the handle while the PASID is attached).
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
@@ -136,7 +136,6 @@ pub(crate) enum Api {
 pub(crate) struct Bond {
     sva: Arc<SvaHandle>,
     stop_notifier: MmuNotifier<Bond>,
-    dev: ARef<Device>,
     group: ARef<Group>,
     mm: Arc<Lease>,
     stop: Stop,
@@ -176,11 +175,6 @@ impl Bond {
     fn stop_never(&self) {
         let _stopping = self.stop_lock.lock();
         self.stopped.store(true, Relaxed);
-    }
-
-    /// Registry key of a handle: its address.
-    fn key(handle: HandleAddr) -> usize {
-        handle.key()
     }
 }
 
@@ -576,7 +570,7 @@ impl Sva {
         if let Some(b) = inner
             .bonds
             .iter_mut()
-            .find(|b| core::ptr::eq::<Device>(&*b.bond.dev, &**dev))
+            .find(|b| core::ptr::eq::<Device>(b.bond.sva.device(), &**dev))
         {
             if stop.is_some() && stop_key(&b.bond.stop) != stop_key(&stop) {
                 return Err(EBUSY);
@@ -586,11 +580,11 @@ impl Sva {
             return Ok(b.bond.clone());
         }
         inner.bonds.reserve(1, GFP_KERNEL)?;
-        let bond = self.new_bond(ARef::from(&**dev), group, &lease, stop)?;
+        let bond = self.new_bond(dev, group, &lease, stop)?;
         // The mm's first bond: on the core's list before its PASID is
         // attached anywhere (kernel page-table frees flush its devices).
         lease.set_tracked(true);
-        if let Err((e, unused)) = self.attach(&mut inner, &bond, &lease, dev, mm) {
+        if let Err((e, unused)) = self.attach(&mut inner, &bond, dev, mm) {
             return Err(fail_first_bind(inner, &lease, unused, e, dev));
         }
         if let Err(e) = self.register(&bond, mm) {
@@ -615,17 +609,16 @@ impl Sva {
     /// Makes the bond object.
     fn new_bond(
         &self,
-        dev: ARef<Device>,
+        dev: &Device,
         group: ARef<Group>,
         lease: &Arc<Lease>,
         stop: Stop,
     ) -> Result<Arc<Bond>> {
-        let sva = SvaHandle::new(&dev, self.provider)?;
+        let sva = SvaHandle::new(dev, self.provider)?;
         let bond = Arc::pin_init(
             pin_init!(Bond {
                 sva,
                 stop_notifier: MmuNotifier::new(),
-                dev,
                 group,
                 mm: lease.clone(),
                 stop,
@@ -640,7 +633,7 @@ impl Sva {
     /// Registers the bond's handle, and its stop notifier if it has a stop
     /// callback.
     fn register(&self, bond: &Arc<Bond>, mm: &MmWithUser) -> Result {
-        let key = Bond::key(bond.sva.addr());
+        let key = bond.sva.addr().key();
         self.live.handles.lock().insert(key, bond.clone())?;
         if bond.stop.is_none() {
             return Ok(());
@@ -663,7 +656,6 @@ impl Sva {
         &self,
         inner: &mut BondsInner,
         bond: &Arc<Bond>,
-        lease: &Lease,
         dev: &Device<Bound>,
         mm: &MmWithUser,
     ) -> core::result::Result<(), (Error, Option<DomainUse>)> {
@@ -681,7 +673,6 @@ impl Sva {
             .reserve(1, GFP_KERNEL)
             .and_then(|()| inner.domains.reserve(1, GFP_KERNEL));
         reserved.map_err(|e| (e.into(), None))?;
-        debug_assert_eq!(lease.pasid(), bond.pasid());
         // An SVA domain of this mm that the IOMMU accepts for the device.
         let shared = inner
             .domains
@@ -746,7 +737,7 @@ impl Sva {
     /// compared, never dereferenced.
     pub(crate) fn lookup(&self, handle: HandleAddr) -> Result<Arc<Bond>> {
         let handles = self.live.handles.lock();
-        handles.get(Bond::key(handle)).cloned().ok_or(ENOENT)
+        handles.get(handle.key()).cloned().ok_or(ENOENT)
     }
 
     /// Drops one reference, counted for `api`, to the bond of `handle`;
@@ -816,7 +807,7 @@ impl LiveBonds {
             return Ok(());
         }
         drop(inner.bonds.remove(i));
-        let registered = self.handles.lock().remove(Bond::key(bond.sva.addr()));
+        let registered = self.handles.lock().remove(bond.sva.addr().key());
         drop(registered);
         let unused = detach(&mut inner, bond, present);
         if inner.bonds.is_empty() {
@@ -882,7 +873,7 @@ fn detach(inner: &mut BondsInner, bond: &Bond, present: IommuPresent<'_>) -> Opt
     let key = a.domain;
     // An attached domain is on the list: each attachment is a user.
     let j = inner.domains.iter().position(|d| d.domain.key() == key)?;
-    if let Err(e) = inner.domains[j].domain.detach(&bond.dev) {
+    if let Err(e) = inner.domains[j].domain.detach(bond.sva.device()) {
         // The device left its group: the IOMMU core detached it.
         pr_warn!("rsva: PASID {} not detached: {e:?}\n", bond.pasid());
     }

@@ -114,6 +114,11 @@ impl SvaHandle {
         self.raw.get()
     }
 
+    /// The device of the bond.
+    pub(crate) fn device(&self) -> &Device {
+        &self.dev
+    }
+
     /// The address drivers hold, to be compared.
     pub(crate) fn addr(&self) -> HandleAddr {
         HandleAddr(self.as_ptr() as usize)
