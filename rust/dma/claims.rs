@@ -7,8 +7,8 @@
 //! [`GroupClaim`] or [`DeviceClaim`] guard, so a claim is released once and
 //! only by a matching release call (`ENOENT` otherwise), and all of them go
 //! at module exit. A claim and an rsva SVA bind on the same group cannot
-//! pass each other ([`OwnerGate`]): a bind checks that no owner claimed the
-//! group and attaches its PASID while no claim is under way.
+//! pass each other ([`Claims::bind_pass`]): a bind checks that no owner
+//! claimed the group and attaches its PASID while no claim is under way.
 //!
 //! A claim kept by a careless driver may outlive its device. rsva watches
 //! the bus of every device claimed through it, with one [`BusNotifier`]
@@ -20,11 +20,13 @@
 //! later). The record stays until its release call (which then succeeds)
 //! or module exit.
 //!
-//! A claim and a release cost what the core's functions cost plus a few
+//! A claim and a release cost what the core's functions cost plus two
 //! atomic operations: the records are kept in a [`Slots`] table, without a
-//! lock, and the gate takes no lock while no bind is under way. There is no
-//! allocation and no notifier registration except on a bus's first claim
-//! (which fails with `ENOMEM` if the watch cannot be allocated).
+//! lock, and a claim's reservation of its slot is also its pass through
+//! the gate ([`Claims::bind_pass`]), which takes no lock while no bind is
+//! under way. There is no allocation and no notifier registration except
+//! on a bus's first claim (which fails with `ENOMEM` if the watch cannot
+//! be allocated).
 //!
 //! A watch outlives the claims that needed it, so its bus may be
 //! unregistered meanwhile and another registered at the same address
@@ -69,106 +71,23 @@ const BUSES: usize = 8;
 /// How many claims the C API keeps at once; one more fails with `ENOSPC`.
 const CLAIMS: usize = 256;
 
-/// Keeps rsva's claims and its SVA binds from passing each other: a bind
-/// checks that no owner claimed the device's group, then attaches its
-/// PASID; a claim in between would own a group with a PASID attached (the
-/// core refuses claims on groups with PASIDs attached, not attaches on
-/// claimed groups), and its release would warn.
-///
-/// A bind holds [`Rwsem::Owner`] for reading, counts itself in the
-/// gate's binds and waits until no claim is under way. A claim counts
-/// itself in the gate's claims and goes ahead if there was no bind;
-/// otherwise it takes [`Rwsem::Owner`] for writing. Both counts are one
-/// word, raised with a fully ordered read-modify-write that returns the
-/// other, so a claim and a bind that start together cannot both miss each
-/// other: either the claim sees the bind and waits for the rw-semaphore,
-/// or the bind sees the claim and waits for it to end, after which the
-/// group's owner is visible to it. A claim on the fast path takes no lock
-/// and makes two atomic operations, which is what keeps a claim+release
-/// cycle near the cost of the core's (the rw-semaphore alone, under
-/// lockdep, costs a quarter of the core's cycle; each atomic operation of
-/// the kernel crate, a call of an instrumented C helper, a few percent).
-///
-/// # Invariants
-///
-/// `state` is the number of claims under way on the fast path
-/// ([`ClaimPass::Counted`]) plus [`BIND`] times the number of binds under
-/// way ([`BindPass`]).
-pub(crate) struct OwnerGate {
-    state: Atomic<u32>,
-}
-
-/// One bind in [`OwnerGate`]'s state (the claims are its low half: fewer
-/// than 2^16 tasks claim at once).
-const BIND: u32 = 1 << 16;
-
-/// The gate of rsva's claims and binds.
-pub(crate) static OWNER_GATE: OwnerGate = OwnerGate {
-    state: Atomic::new(0),
-};
-
 /// How long a bind that met a claim under way sleeps before it looks again.
 const CLAIM_WAIT: Delta = Delta::from_micros(20);
 
-/// A claim's pass through an [`OwnerGate`], held while it claims.
-pub(crate) enum ClaimPass<'a> {
-    /// No bind was under way; counted in the gate's claims.
-    Counted(&'a OwnerGate),
-    /// Binds were under way: the rw-semaphore, for writing.
-    Exclusive(#[expect(dead_code, reason = "held for its drop")] RwsemGuard),
-}
-
-impl Drop for ClaimPass<'_> {
-    fn drop(&mut self) {
-        if let Self::Counted(gate) = self {
-            // Release: the claim's effect on the group is seen by a bind
-            // that reads the counter at zero.
-            // INVARIANT: the claim leaves the count.
-            gate.state.fetch_sub(1, Release);
-        }
-    }
-}
-
-/// A bind's pass through an [`OwnerGate`], held while it checks the
-/// group's owner and attaches; no claim makes progress meanwhile.
+/// A bind's pass through the gate of rsva's claims ([`Claims::bind_pass`]),
+/// held while it checks the group's owner and attaches; no claim makes
+/// progress meanwhile.
 pub(crate) struct BindPass<'a> {
-    gate: &'a OwnerGate,
+    shared: &'a Shared,
     _owners: RwsemGuard,
 }
 
 impl Drop for BindPass<'_> {
     fn drop(&mut self) {
+        // Before the rw-semaphore goes (the fields drop after this): a
+        // claim that waited for it for writing finds no bind counted.
         // INVARIANT: the bind leaves the count.
-        self.gate.state.fetch_sub(BIND, Release);
-    }
-}
-
-impl OwnerGate {
-    /// Lets a claim in. May sleep.
-    pub(crate) fn claim(&self) -> ClaimPass<'_> {
-        // INVARIANT: counted here, and out again below or in the pass's
-        // drop.
-        if self.state.fetch_add(1, Full) < BIND {
-            return ClaimPass::Counted(self);
-        }
-        self.state.fetch_sub(1, Release);
-        ClaimPass::Exclusive(RwsemGuard::lock(Rwsem::Owner, true))
-    }
-
-    /// Lets a bind in, once the claims under way have ended. May sleep.
-    pub(crate) fn bind(&self) -> BindPass<'_> {
-        let owners = RwsemGuard::lock(Rwsem::Owner, false);
-        // INVARIANT: counted here, out again in the pass's drop.
-        self.state.fetch_add(BIND, Full);
-        // A claim counted here holds no lock and waits for nothing a bind
-        // holds: it ends.
-        while self.state.load(Acquire) % BIND != 0 {
-            fsleep(CLAIM_WAIT);
-        }
-        BindPass {
-            gate: self,
-            _owners: owners,
-        }
+        self.shared.count_bind(-1);
     }
 }
 
@@ -279,12 +198,31 @@ impl Watched {
 }
 
 /// What the claims share with the notifiers of their buses.
+///
+/// # Invariants
+///
+/// `binds` is the number of live [`BindPass`]es on these claims.
 #[pin_data]
 struct Shared {
-    /// Every claim; a release takes the newest match out.
+    /// The binds under way (fewer than 2^15 tasks bind at once); an `i16`,
+    /// whose load is a plain `READ_ONCE()` on a claim's fast path.
+    binds: Atomic<i16>,
+    /// Every claim; a release takes the newest match out. A slot reserved
+    /// and not filled yet is a claim under way.
     records: Slots<Record, CLAIMS>,
     /// The state of each watch, by its index in `Claims::watches`.
     watched: [Watched; BUSES],
+}
+
+impl Shared {
+    /// Adds `delta` to the binds under way, fully ordered (no `add` for
+    /// `i16`: a compare-and-exchange).
+    fn count_bind(&self, delta: i16) {
+        let mut old = self.binds.load(Relaxed);
+        while let Err(now) = self.binds.cmpxchg(old, old.wrapping_add(delta), Full) {
+            old = now;
+        }
+    }
 }
 
 /// The listener of one watch: the watch at `index` of the claims
@@ -342,6 +280,7 @@ impl Claims {
             watches <- new_mutex!([const { None }; BUSES]),
             shared: Arc::pin_init(
                 pin_init!(Shared {
+                    binds: Atomic::new(0),
                     records <- Slots::empty(),
                     watched: [const { Watched::new() }; BUSES],
                 }),
@@ -365,6 +304,13 @@ impl Claims {
     }
 
     /// Makes a claim with `make` and keeps it, excluding rsva's binds.
+    ///
+    /// The claim reserves its record's slot first, then looks at the binds
+    /// under way: a bind counts itself and then waits while a slot is
+    /// reserved ([`Claims::bind_pass`]); both steps are fully ordered, so
+    /// the two cannot both miss each other. A claim that sees a bind gives
+    /// its slot back and takes [`Rwsem::Owner`] for writing, which binds
+    /// hold for reading through their pass.
     fn claim(
         &self,
         dev: &Device,
@@ -372,20 +318,53 @@ impl Claims {
         make: impl FnOnce() -> Result<Claim>,
     ) -> Result {
         self.watch(dev)?;
-        let _pass = OWNER_GATE.claim();
-        self.shared.records.insert(|| {
-            let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
-            let (claimed, group) = match &claim {
-                Claim::Group(g) => (0, core::ptr::from_ref::<Group>(g.held()) as usize),
-                Claim::Device(d) => (addr_of_dev(d.held()), 0),
-            };
-            Ok(Record {
-                dev: claimed,
-                group,
-                owner: owner.as_ptr() as usize,
-                claim: Some(claim),
-            })
-        })
+        let shared = &*self.shared;
+        let mut slot = shared.records.reserve()?;
+        let mut _exclusive = None;
+        if shared.binds.load(Relaxed) != 0 {
+            // Given back before waiting: the binds wait for it.
+            drop(slot);
+            _exclusive = Some(RwsemGuard::lock(Rwsem::Owner, true));
+            slot = shared.records.reserve()?;
+        }
+        // An error gives the slot back.
+        let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
+        let (claimed, group) = match &claim {
+            Claim::Group(g) => (0, core::ptr::from_ref::<Group>(g.held()) as usize),
+            Claim::Device(d) => (addr_of_dev(d.held()), 0),
+        };
+        slot.fill(Record {
+            dev: claimed,
+            group,
+            owner: owner.as_ptr() as usize,
+            claim: Some(claim),
+        });
+        Ok(())
+    }
+
+    /// Lets a bind of rsva in, once the claims under way have ended; no
+    /// claim makes progress until the pass drops. May sleep.
+    ///
+    /// A bind holds [`Rwsem::Owner`] for reading, counts itself in the
+    /// binds and waits while a claim has a slot reserved. A claim on the
+    /// fast path holds a reserved slot and waits for nothing a bind holds:
+    /// it ends. (Without the gate, a claim between a bind's check of the
+    /// group's owner and its attach would own a group with a PASID
+    /// attached: the core refuses claims on groups with PASIDs attached,
+    /// not attaches on claimed groups, and the claim's release would
+    /// warn.)
+    pub(crate) fn bind_pass(&self) -> BindPass<'_> {
+        let owners = RwsemGuard::lock(Rwsem::Owner, false);
+        let shared = &*self.shared;
+        // INVARIANT: counted here, out again in the pass's drop.
+        shared.count_bind(1);
+        while shared.records.inserting() {
+            fsleep(CLAIM_WAIT);
+        }
+        BindPass {
+            shared,
+            _owners: owners,
+        }
     }
 
     /// Makes sure the bus of `dev` is watched: a look at the watches, and

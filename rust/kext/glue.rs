@@ -261,7 +261,7 @@ pub(crate) enum Rwsem {
     /// rsva's own bind entry points (read) against the serving switch.
     Serve = 0,
     /// Every bind (read) against rsva's DMA ownership claims (write, while
-    /// binds are under way: `claims::OwnerGate`).
+    /// binds are under way: `claims::Claims::bind_pass`).
     Owner = 1,
 }
 

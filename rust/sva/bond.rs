@@ -69,7 +69,7 @@ use kernel::{
 };
 
 use crate::{
-    dma::claims::OWNER_GATE,
+    dma::claims::Claims,
     kext::glue::{self, DeviceWatch},
     kext::iommu::domain::{IommuPresent, SvaDomain},
     kext::iommu::sva::{BoundByCaller, HandleAddr, Provider, SvaHandle},
@@ -540,9 +540,11 @@ impl Sva {
     /// [`PasidService::get`] (`EOVERFLOW`, `ENOSPC`, `EDQUOT`), `ENOMEM`.
     ///
     /// `dev` has a driver bound (the IOMMU core's rule for PASID
-    /// attachment), and the caller keeps it bound until it unbinds.
+    /// attachment), and the caller keeps it bound until it unbinds. The
+    /// bind passes the gate of `claims` (rsva's DMA ownership claims).
     pub(crate) fn bind(
         &self,
+        claims: &Claims,
         dev: &Device<Bound>,
         mm: &MmWithUser,
         stop: Stop,
@@ -562,7 +564,7 @@ impl Sva {
         // devices, and the claim's release would find the PASID attached.
         // rsva's claims wait at the gate; others cannot come while a
         // DMA-API driver of the group is bound (the core refuses them).
-        let _owners = OWNER_GATE.bind();
+        let _owners = claims.bind_pass();
         if group.has_dma_owner() {
             return Err(EBUSY);
         }

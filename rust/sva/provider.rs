@@ -158,7 +158,7 @@ impl Service {
             return Err(ENODEV);
         }
         let pin = glue::ModuleRef::get()?;
-        let bond = self.sva.bind(dev, mm, stop, Api::Own)?;
+        let bond = self.sva.bind(&self.claims, dev, mm, stop, Api::Own)?;
         pin.keep();
         Ok(bond)
     }
@@ -166,7 +166,7 @@ impl Service {
     /// Binds for the kernel's `iommu_sva_bind_device()`, which holds its
     /// provider lock, so that the switch cannot pass the bind.
     pub(crate) fn bind_kernel(&self, dev: &Device<Bound>, mm: &MmWithUser) -> Result<Arc<Bond>> {
-        self.sva.bind(dev, mm, None, Api::Kernel)
+        self.sva.bind(&self.claims, dev, mm, None, Api::Kernel)
     }
 
     /// Unbinds a handle of rsva's own entry points, whose caller promises

@@ -17,11 +17,19 @@
 //! of that value, another look-up) sleeps briefly and scans again: every
 //! function that waits may sleep, and no caller may hold a slot busy while
 //! it waits for anything that such a waiter holds.
+//!
+//! An insert can also be split: [`Slots::reserve`] makes a slot busy for a
+//! value yet to come ([`Reserved`]), with a fully ordered
+//! compare-and-exchange, and [`Slots::inserting`] tells whether any slot is
+//! reserved so. The two make a gate with no atomic operation of its own:
+//! a thread that reserves and then reads a flag, and one that raises the
+//! flag (with a fully ordered operation) and then asks whether anything is
+//! being inserted, cannot both miss each other.
 
 use core::{cell::UnsafeCell, mem::MaybeUninit};
 use kernel::{
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    sync::atomic::{Acquire, Atomic, Full, Relaxed, Release},
     time::{delay::fsleep, Delta},
 };
 
@@ -31,6 +39,9 @@ const EMPTY: i8 = 0;
 const BUSY: i8 = 1;
 /// The slot holds a value that no thread is using.
 const FULL: i8 = 2;
+/// One thread has the slot to itself, from empty: a value is being
+/// inserted ([`Reserved`]).
+const RESERVED: i8 = 3;
 
 /// How long a look-up that met a busy slot sleeps before it scans again.
 const BUSY_WAIT: Delta = Delta::from_micros(20);
@@ -41,7 +52,8 @@ const BUSY_WAIT: Delta = Delta::from_micros(20);
 ///
 /// `value` is initialised exactly when `state` is [`FULL`], or [`BUSY`]
 /// after a move from [`FULL`] until the thread that made it busy moves it
-/// on. Only the thread that moved `state` to [`BUSY`] accesses `value`.
+/// on; it is uninitialised while `state` is [`RESERVED`]. Only the thread
+/// that moved `state` to [`BUSY`] or [`RESERVED`] accesses `value`.
 struct Slot<T> {
     state: Atomic<i8>,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -123,21 +135,22 @@ impl<T, const N: usize> Slots<T, N> {
     /// Look-ups that meet the reserved slot wait until `make` returned.
     pub(crate) fn insert(&self, make: impl FnOnce() -> Result<T>) -> Result {
         let slot = self.reserve()?;
-        match make() {
-            Ok(value) => {
-                // SAFETY: `reserve()` made the slot busy for this thread
-                // alone, from empty: its value is uninitialised.
-                unsafe { (*slot.value.get()).write(value) };
-                // INVARIANT: the value was written just above.
-                slot.state.store(FULL, Release);
-                Ok(())
-            }
-            Err(e) => {
-                // INVARIANT: nothing was written.
-                slot.state.store(EMPTY, Release);
-                Err(e)
-            }
-        }
+        slot.fill(make()?);
+        Ok(())
+    }
+
+    /// Whether a slot is reserved ([`Slots::reserve`]) and not filled yet.
+    ///
+    /// Not ordered by itself: a caller that must see the reservations made
+    /// before a flag of its own was raised raises it with a fully ordered
+    /// operation first.
+    pub(crate) fn inserting(&self) -> bool {
+        let top = self.top();
+        self.slots
+            .get(..top)
+            .unwrap_or(&[])
+            .iter()
+            .any(|slot| slot.state.load(Relaxed) == RESERVED)
     }
 
     /// The index past the highest slot ever used (`Acquire`: the slots
@@ -146,17 +159,24 @@ impl<T, const N: usize> Slots<T, N> {
         usize::try_from(self.top.load(Acquire)).unwrap_or(0)
     }
 
-    /// Makes an empty slot busy for the caller, raising `top` past it.
-    fn reserve(&self) -> Result<&Slot<T>> {
+    /// Reserves an empty slot for a value to come, raising `top` past it;
+    /// `ENOSPC` when the table is full.
+    ///
+    /// The reservation is a fully ordered compare-and-exchange: what the
+    /// caller reads after it was read after the slot was reserved (see
+    /// [`Slots::inserting`]). Look-ups that meet the slot wait until it is
+    /// filled or given back.
+    pub(crate) fn reserve(&self) -> Result<Reserved<'_, T>> {
         loop {
             let top = self.top();
             for slot in self.slots.get(..top).unwrap_or(&[]) {
                 // A look first: a load of an `i8` costs much less than a
                 // compare-and-exchange that fails.
                 if slot.state.load(Relaxed) == EMPTY
-                    && slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok()
+                    && slot.state.cmpxchg(EMPTY, RESERVED, Full).is_ok()
                 {
-                    return Ok(slot);
+                    // INVARIANT: reserved from empty just above.
+                    return Ok(Reserved { slot });
                 }
             }
             let slot = self.slots.get(top).ok_or(ENOSPC)?;
@@ -167,9 +187,10 @@ impl<T, const N: usize> Slots<T, N> {
             // `top` past it first owns it.
             if self.top.cmpxchg(old, new, Relaxed).is_ok() {
                 // INVARIANT: `top` moves past this slot only as it becomes
-                // busy; the others below `top + 1` were below `top`.
-                if slot.state.cmpxchg(EMPTY, BUSY, Acquire).is_ok() {
-                    return Ok(slot);
+                // reserved; the others below `top + 1` were below `top`.
+                if slot.state.cmpxchg(EMPTY, RESERVED, Full).is_ok() {
+                    // INVARIANT: reserved from empty just above.
+                    return Ok(Reserved { slot });
                 }
             }
         }
@@ -211,7 +232,7 @@ impl<T, const N: usize> Slots<T, N> {
                 }
                 match slot.hold() {
                     Ok(()) => {}
-                    Err(BUSY) => {
+                    Err(BUSY | RESERVED) => {
                         if let Some(b) = busy.get_or_insert([false; N]).get_mut(i) {
                             *b = true;
                         }
@@ -244,6 +265,38 @@ impl<T, const N: usize> Slots<T, N> {
     /// values being inserted or visited; `None` if there is none. May sleep.
     pub(crate) fn take(&self, mut matches: impl FnMut(&T) -> bool) -> Option<T> {
         self.visit(|v| if matches(v) { Visit::Take } else { Visit::Keep })
+    }
+}
+
+/// A slot of a [`Slots`] table reserved for a value to come
+/// ([`Slots::reserve`]): filled with [`Reserved::fill`], or given back
+/// empty when dropped unfilled.
+///
+/// # Invariants
+///
+/// `slot` is [`RESERVED`] by the thread that made this, and its value is
+/// uninitialised.
+pub(crate) struct Reserved<'a, T> {
+    slot: &'a Slot<T>,
+}
+
+impl<T> Reserved<'_, T> {
+    /// Puts `value` into the slot, where look-ups find it.
+    pub(crate) fn fill(self, value: T) {
+        // SAFETY: The slot is reserved for this thread alone, and its value
+        // is uninitialised (type invariant).
+        unsafe { (*self.slot.value.get()).write(value) };
+        // INVARIANT: the value was written just above.
+        self.slot.state.store(FULL, Release);
+        // The slot is full now: not given back.
+        core::mem::forget(self);
+    }
+}
+
+impl<T> Drop for Reserved<'_, T> {
+    fn drop(&mut self) {
+        // INVARIANT: unfilled, so still uninitialised.
+        self.slot.state.store(EMPTY, Release);
     }
 }
 
@@ -318,6 +371,27 @@ mod tests {
             Visit::Keep
         });
         assert_eq!(&all[..], &[2, 4]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_reservation_shows_until_filled_or_given_back() -> Result {
+        let slots = KBox::new(Slots::<u32, 2>::new(), GFP_KERNEL)?;
+        assert!(!slots.inserting());
+        let r = slots.reserve()?;
+        assert!(slots.inserting());
+        // Given back: empty again, and used again.
+        drop(r);
+        assert!(!slots.inserting());
+        assert!(slots.take(|_| true).is_none());
+        let r = slots.reserve()?;
+        assert_eq!(slots.top.load(Relaxed), 1);
+        // Another insert goes to another slot meanwhile.
+        slots.insert(|| Ok(5))?;
+        r.fill(6);
+        assert!(!slots.inserting());
+        assert_eq!(slots.take(|v| *v == 6), Some(6));
+        assert_eq!(slots.take(|v| *v == 5), Some(5));
         Ok(())
     }
 
