@@ -289,6 +289,40 @@ static void rsva_client_no_stop_after_unbind(struct kunit *test)
 }
 
 /*
+ * The stop callback belongs to rsva's references: after the last of them
+ * is unbound it never runs, even while the kernel's API holds the bond on
+ * and the mm dies; a new bind through rsva's API, with a new handle,
+ * brings it back.
+ */
+static void rsva_client_no_stop_after_rsva_unbind_kernel_bound(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct stop_record r = { .dev = c->dev0 };
+	struct rsva_sva *h, *again;
+	struct iommu_sva *core;
+	u32 pasid;
+
+	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	core = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	again = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(again));
+	KUNIT_EXPECT_PTR_NE(test, again, h);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(again), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(again), 0);
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(core), pasid);
+	iommu_sva_unbind_device(core);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+}
+
+/*
  * A handle holds the references of the API that bound it: rsva's handles
  * are tokens that the kernel's API cannot take (another type), and a
  * handle of the kernel's API passed to rsva's is refused and changes
@@ -835,6 +869,7 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_bad_input),
 	KUNIT_CASE(rsva_client_stop_runs_before_the_entry_is_cleared),
 	KUNIT_CASE(rsva_client_no_stop_after_unbind),
+	KUNIT_CASE(rsva_client_no_stop_after_rsva_unbind_kernel_bound),
 	KUNIT_CASE(rsva_client_handles_stay_with_their_api),
 	KUNIT_CASE(rsva_client_stop_may_unbind),
 	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),
