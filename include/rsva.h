@@ -8,11 +8,14 @@
  * - A NULL or ERR_PTR() pointer argument gets -EINVAL (an ERR_PTR() for
  *   the functions that return a pointer, %IOMMU_PASID_INVALID from
  *   rsva_sva_get_pasid()) before anything follows it.
- * - Handles (struct iommu_sva, struct rsva_mirror) are looked up in rsva's
- *   registries and never followed: a foreign pointer, or a handle that was
- *   unbound or unregistered already, gets -ENOENT. Mirror handles are
- *   never reused; an SVA handle is the address of its bond, so a stale one
- *   may name a later bond at the same address (as in the kernel's API).
+ * - Handles (struct rsva_sva, struct rsva_mirror) are opaque tokens, not
+ *   addresses: rsva looks them up in its registries and never follows
+ *   them. A token is never handed out twice, and no NULL, ERR_PTR() or
+ *   pointer to a kernel object is ever one: a foreign pointer, or a handle
+ *   that was unbound (its last reference) or unregistered already, gets
+ *   -ENOENT, even when a later bond or mirror reuses the memory of the one
+ *   it named. (The kernel's iommu_sva_bind_device() hands out the address
+ *   of its struct iommu_sva instead; its handles are not rsva's.)
  * - A @dev or @mm must be a device or mm the caller holds a reference to;
  *   a device without IOMMU group gets -ENODEV, an mm without users -ESRCH.
  *
@@ -39,9 +42,9 @@
 #include <linux/types.h>
 
 struct device;
-struct iommu_sva;
 struct mm_struct;
 struct rsva_mirror;
+struct rsva_sva;
 
 /* Width of a PCIe PASID in bits, and the largest PASID a device can carry. */
 #define RSVA_PASID_BITS		20
@@ -60,20 +63,21 @@ int rsva_pasid_range_check(u32 min, u32 max);
 
 /**
  * typedef rsva_sva_stop_t - a driver's stop callback for a bond
- * @handle: the bond, as returned by rsva_sva_bind_device_stop()
+ * @handle: the bond's handle, as returned by rsva_sva_bind_device_stop()
  * @data: the driver's data given at bind
  *
  * Stops the device's work on the PASID of @handle. Called when the bound
  * address space goes away (its exit_mmap), before the IOMMU clears the
- * PASID entry; at most once per bond, and never after
- * rsva_sva_unbind_device() returned (which waits for a callback that
- * runs, so the callback must not wait for a lock held around that unbind).
+ * PASID entry; at most once per bond, and never after the last
+ * rsva_sva_unbind_device() of @handle returned (which waits for a callback
+ * that runs, so the callback must not wait for a lock held around that
+ * unbind), even while iommu_sva_bind_device() still holds the bond.
  * What it may call: see the top of this file.
  *
  * Context: process context, may sleep; the mmap lock is not held; inside
  * the mm's mmu notifier release (nothing may wait for mmu notifiers).
  */
-typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
+typedef void (*rsva_sva_stop_t)(struct rsva_sva *handle, void *data);
 
 /**
  * rsva_sva_bind_device() - bind an address space to a device through rsva
@@ -82,7 +86,10 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  *
  * As iommu_sva_bind_device(): one bond per (@dev, @mm), so binding again
  * returns the same handle with one more reference; every bind needs one
- * rsva_sva_unbind_device(). The PASID is the mm's, shared by all its bonds
+ * rsva_sva_unbind_device(). The handle is a token of the bond's, the same
+ * for every bind while rsva's API holds references to the bond; after the
+ * last unbind it is dead for good (-ENOENT), and binding the same @dev and
+ * @mm again returns a new one. The PASID is the mm's, shared by all its bonds
  * and kept until the mm is freed. Works while rsva serves SVA
  * (rsva_sva_serving()). Each bind pins rsva until its unbind: a driver
  * that leaks a bond keeps rsva loaded. A new PASID lease is charged to the
@@ -91,9 +98,11 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * PASID was allocated for it or adopted (Documentation/sva.rst). A group
  * claimed by an owner that manages DMA itself (VFIO, iommufd, a claim
  * through this API) gets no PASID; one whose driver attached an unmanaged
- * domain of its own does, as with iommu_sva_bind_device(). The handle may be the one that
- * iommu_sva_bind_device() returns for the same device and mm (rsva serves
- * that API too), but each API's references are dropped only through it.
+ * domain of its own does, as with iommu_sva_bind_device(). The bond may be
+ * the one that iommu_sva_bind_device() holds for the same device and mm
+ * (rsva serves that API too: same PASID), but the two APIs name it by
+ * different handles, and each API's references are dropped only through
+ * it.
  *
  * Context: process context, may sleep; the mmap lock must not be held.
  * Return: the handle, or an ERR_PTR: -EINVAL (NULL or ERR_PTR() @dev or
@@ -105,7 +114,7 @@ typedef void (*rsva_sva_stop_t)(struct iommu_sva *handle, void *data);
  * owner that manages DMA claimed the group, the IOMMU refused the PASID,
  * or the mm cannot be shared with devices), -ENOMEM.
  */
-struct iommu_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm);
+struct rsva_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm);
 
 /**
  * rsva_sva_bind_device_stop() - bind, with a stop callback
@@ -121,8 +130,8 @@ struct iommu_sva *rsva_sva_bind_device(struct device *dev, struct mm_struct *mm)
  * Return: as rsva_sva_bind_device(); also -EINVAL for a NULL or ERR_PTR()
  * @stop and -EBUSY when the bond exists with another callback.
  */
-struct iommu_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct *mm,
-					    rsva_sva_stop_t stop, void *data);
+struct rsva_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct *mm,
+					   rsva_sva_stop_t stop, void *data);
 
 /**
  * rsva_sva_bind_current() - bind the current task's address space
@@ -138,15 +147,16 @@ struct iommu_sva *rsva_sva_bind_device_stop(struct device *dev, struct mm_struct
  * Return: as rsva_sva_bind_device(); -EINVAL in a kernel thread without an
  * mm.
  */
-struct iommu_sva *rsva_sva_bind_current(struct device *dev);
+struct rsva_sva *rsva_sva_bind_current(struct device *dev);
 
 /**
  * rsva_sva_unbind_device() - drop one reference to a bond
  * @handle: a handle returned by one of rsva's bind functions
  *
- * The last reference stops the bond's callback from running, detaches the
- * PASID from the device and frees the SVA domain when no other device uses
- * it. The PASID stays with the mm. Safe after the mm died. The caller's
+ * The last reference kills @handle for good and stops the bond's callback
+ * from running; unless iommu_sva_bind_device() holds the bond too, it
+ * also detaches the PASID from the device and frees the SVA domain when
+ * no other device uses it. The PASID stays with the mm. Safe after the mm died. The caller's
  * driver is bound to the handle's device during the call, as for
  * iommu_sva_unbind_device(): rsva frees the SVA domain through the device's
  * IOMMU driver.
@@ -157,23 +167,23 @@ struct iommu_sva *rsva_sva_bind_current(struct device *dev);
  * unloaded), the PASID is detached once the mm's release is over, or when
  * the device's driver goes if that comes first, and an error found then is
  * logged.
- * Return: 0; -EINVAL for NULL or an ERR_PTR(), or for a handle that holds
- * no reference from rsva's bind functions (only iommu_sva_bind_device()'s:
- * unbind it with iommu_sva_unbind_device(), which in turn leaves rsva's
- * references alone), -ENOENT for a handle that rsva did not make or that
- * is already unbound, -EDEADLK from a mirror's hook.
+ * Return: 0; -EINVAL for NULL or an ERR_PTR(), -ENOENT for a handle that
+ * rsva's bind functions did not return (iommu_sva_bind_device()'s
+ * included: unbind those with iommu_sva_unbind_device(), which in turn
+ * leaves rsva's references alone) or whose last reference is unbound,
+ * -EDEADLK from a mirror's hook.
  */
-int rsva_sva_unbind_device(struct iommu_sva *handle);
+int rsva_sva_unbind_device(struct rsva_sva *handle);
 
 /**
  * rsva_sva_get_pasid() - the PASID of a bond
  * @handle: a handle returned by one of rsva's bind functions
  *
  * Context: process context (a mirror's hooks and stop callbacks included).
- * Return: the PASID, or IOMMU_PASID_INVALID for NULL, an ERR_PTR() or an
- * unknown handle.
+ * Return: the PASID, or IOMMU_PASID_INVALID for NULL, an ERR_PTR(), an
+ * unknown handle or one whose last reference is unbound.
  */
-u32 rsva_sva_get_pasid(struct iommu_sva *handle);
+u32 rsva_sva_get_pasid(struct rsva_sva *handle);
 
 /**
  * rsva_pasid_get_mm() - the address space a PASID belongs to

@@ -14,6 +14,7 @@
 
 pub(crate) mod device;
 pub(crate) mod glue;
+pub(crate) mod handles;
 pub(crate) mod iommu;
 pub(crate) mod mm;
 pub(crate) mod sync;

@@ -4,14 +4,13 @@
 //! `_fault()` in `include/rsva.h`): drivers' mirrors are clients of the
 //! shared mirror of their mm ([`crate::mirror::registry`]).
 //!
-//! A handle is a token, not an address: an odd number drawn from a
-//! counter that never repeats, so no foreign pointer (kernel objects are
-//! aligned) and no stale handle of an unregistered mirror ever names a
-//! live mirror, even once the freed client's memory is reused (the ABA of
-//! an address registry). The registry of live handles validates every
-//! handle a driver passes (`ENOENT` otherwise) and hands out a reference,
-//! so a fault racing the unregistration of its handle uses a client that
-//! stays valid (and finds it gone: `ENOENT`).
+//! A handle is a [`Token`] of the registry of live handles ([`Handles`]),
+//! not an address: no foreign pointer and no stale handle of an
+//! unregistered mirror ever names a live mirror, even once the freed
+//! client's memory is reused (the ABA of an address registry). The
+//! registry validates every handle a driver passes (`ENOENT` otherwise)
+//! and hands out a reference, so a fault racing the unregistration of its
+//! handle uses a client that stays valid (and finds it gone: `ENOENT`).
 //!
 //! The driver's hooks are called through [`Hooks`], which records the task
 //! in them ([`checks::in_hook`]): the C
@@ -19,18 +18,11 @@
 //! sleeping in a hook (which must not: an invalidation may come from atomic
 //! context) or taking the mirror's lock again (a self-deadlock).
 
-use kernel::{
-    bindings,
-    mm::Mm,
-    prelude::*,
-    sync::{
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
-};
+use kernel::{bindings, mm::Mm, prelude::*, sync::Arc};
 
 use crate::{
     ffi::checks::{self, check_ptr, may_sleep},
+    kext::handles::{Handles, Token},
     kext::mm::interval_notifier::FaultMode,
     kext::sync::global::GlobalMutex,
     mirror::registry::{self, span, Client, DriverHooks, MirrorClient},
@@ -98,41 +90,28 @@ impl Hooks {
     }
 }
 
-/// A registered mirror.
-struct Registered {
-    token: usize,
-    client: Arc<MirrorClient>,
-}
+/// The registered mirrors, by handle. Its mutex initialises itself on
+/// first use.
+static HANDLES: GlobalMutex<Handles<MirrorClient>> =
+    GlobalMutex::new(Handles::new, c"HANDLES", kernel::static_lock_class!());
 
-/// The registered mirrors. Its mutex initialises itself on first use.
-static HANDLES: GlobalMutex<KVec<Registered>> =
-    GlobalMutex::new(KVec::new, c"HANDLES", kernel::static_lock_class!());
-
-/// The number of the next handle; handles are `2 * n + 1`.
-static NEXT_TOKEN: Atomic<usize> = Atomic::new(0);
-
-/// Unregisters the mirrors drivers left behind; called by module exit.
+/// Unregisters the mirrors drivers left behind, leaving the registry
+/// empty; called by module exit.
 pub(crate) fn exit() {
-    let left = core::mem::take(&mut *HANDLES.lock());
-    if !left.is_empty() {
-        pr_warn!("{} driver mirrors left registered\n", left.len());
+    let left = HANDLES.lock().take();
+    let n = left.objects().count();
+    if n > 0 {
+        pr_warn!("{} driver mirrors left registered\n", n);
     }
-    for r in &left {
-        r.client.leave();
+    for client in left.objects() {
+        client.leave();
     }
-}
-
-/// Where the mirror of `handle` is in `handles`, if it is registered.
-fn position(handles: &KVec<Registered>, handle: *const c_void) -> Option<usize> {
-    handles.iter().position(|r| r.token == handle as usize)
 }
 
 /// The registered client of `handle`, or `ENOENT`.
 fn lookup(handle: *const c_void) -> Result<Arc<MirrorClient>> {
-    let handles = HANDLES.lock();
-    position(&handles, handle)
-        .map(|i| handles[i].client.clone())
-        .ok_or(ENOENT)
+    let token = Token::from_ptr(handle).ok_or(ENOENT)?;
+    HANDLES.lock().get(token).ok_or(ENOENT)
 }
 
 fn register(
@@ -161,10 +140,8 @@ fn register(
         GFP_KERNEL,
     )?;
     let client = Arc::new(MirrorClient::new(&mm, Client::Driver(hooks))?, GFP_KERNEL)?;
-    let token = NEXT_TOKEN.fetch_add(1, Relaxed).wrapping_mul(2) | 1;
-    let r = Registered { token, client };
-    HANDLES.lock().push(r, GFP_KERNEL)?;
-    Ok(token as *mut c_void)
+    let reserved = Handles::reserve(GFP_KERNEL)?;
+    Ok(HANDLES.lock().insert(reserved, client).as_ptr())
 }
 
 /// See `rsva_mirror_register()` in `include/rsva.h`.
@@ -183,16 +160,14 @@ extern "C" fn rsva_mirror_unregister(handle: *mut c_void) -> c_int {
     if let Err(e) = may_sleep().and_then(|()| check_ptr(handle)) {
         return e.to_errno();
     }
-    let r = {
-        let mut handles = HANDLES.lock();
-        match position(&handles, handle).map(|i| handles.remove(i)) {
-            Some(Ok(r)) => r,
-            _ => return ENOENT.to_errno(),
-        }
+    let removed = Token::from_ptr(handle).and_then(|t| HANDLES.lock().remove(t));
+    let Some(client) = removed else {
+        return ENOENT.to_errno();
     };
     // No hook runs after this, even while a racing fault holds the client;
-    // then `r` drops, and with it the hooks.
-    r.client.leave();
+    // then `client` drops, and with it the hooks (once a racing fault is
+    // done with them).
+    client.leave();
     0
 }
 

@@ -19,7 +19,7 @@ use crate::{
         glue,
         iommu::sva::{BoundByCaller, HandleAddr, Provider},
     },
-    sva::{bond::Api, pasid::PASID_INVALID},
+    sva::pasid::PASID_INVALID,
 };
 
 /// rsva as the SVA provider.
@@ -80,7 +80,7 @@ unsafe extern "C" fn provider_unbind(handle: *mut bindings::iommu_sva) -> c_int 
     // is bound to the handle's device during the call; the promise ends
     // with this function.
     let promise = unsafe { BoundByCaller::new(handle) };
-    match s.sva.unbind(HandleAddr::of(handle), Api::Kernel, &promise) {
+    match s.sva.unbind_kernel(HandleAddr::of(handle), &promise) {
         Ok(()) => 0,
         Err(e) => {
             pr_err!(

@@ -22,17 +22,14 @@ use kernel::{
     iommu::dma_owner::{Group, OwnerCookie},
     mm::{Mm, MmWithUser},
     prelude::*,
-    sync::{aref::ARef, Arc},
+    sync::aref::ARef,
 };
 
 use crate::{
     ffi::checks::{check_ptr, is_err_or_null, may_sleep},
     ffi::service,
-    kext::{
-        glue,
-        iommu::sva::{BoundByCaller, HandleAddr, SvaHandle},
-    },
-    sva::bond::{Bond, StopHook},
+    kext::{glue, handles::Token, iommu::sva::BoundByCaller},
+    sva::bond::StopHook,
     sva::pasid::{PasidRange, PASID_INVALID},
     sva::provider::Service,
 };
@@ -47,12 +44,21 @@ extern "C" fn rsva_pasid_range_check(min: u32, max: u32) -> c_int {
         .unwrap_or_else(|e| e.to_errno())
 }
 
+/// `struct rsva_sva`: what an SVA handle of rsva's C API points to, for C
+/// callers; nothing, as the handle is a [`Token`] of the bond's, never
+/// followed (see [`crate::kext::handles`]).
+#[repr(C)]
+pub(crate) struct RsvaSva {
+    _opaque: [u8; 0],
+}
+
 /// Binds with `f` after the checks every bind function makes: a context
-/// that may sleep and a valid `dev`; returns the handle or an `ERR_PTR`.
+/// that may sleep and a valid `dev`; returns the bond's token as the
+/// handle, or an `ERR_PTR`.
 fn to_handle(
     dev: *mut bindings::device,
-    f: impl FnOnce(&'static Service, &Device<Bound>) -> Result<Arc<Bond>>,
-) -> *mut bindings::iommu_sva {
+    f: impl FnOnce(&'static Service, &Device<Bound>) -> Result<Token>,
+) -> *mut RsvaSva {
     let checked = may_sleep().and_then(|()| check_ptr(dev));
     let bound = checked.and_then(|()| {
         let s = service().ok_or(ENODEV)?;
@@ -62,7 +68,7 @@ fn to_handle(
         f(s, dev)
     });
     match bound {
-        Ok(bond) => bond.handle().as_ptr(),
+        Ok(token) => token.as_ptr(),
         Err(e) => e.to_ptr(),
     }
 }
@@ -82,7 +88,7 @@ fn live_mm(s: &Service, mm: *mut bindings::mm_struct) -> Result<ARef<MmWithUser>
 extern "C" fn rsva_sva_bind_device(
     dev: *mut bindings::device,
     mm: *mut bindings::mm_struct,
-) -> *mut bindings::iommu_sva {
+) -> *mut RsvaSva {
     to_handle(dev, |s, dev| {
         let mm = live_mm(s, mm)?;
         s.bind(dev, &mm, None)
@@ -90,7 +96,7 @@ extern "C" fn rsva_sva_bind_device(
 }
 
 /// A C driver's stop callback (`rsva_sva_stop_t` of `include/rsva.h`).
-pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut bindings::iommu_sva, data: *mut c_void);
+pub(crate) type StopFn = unsafe extern "C" fn(handle: *mut RsvaSva, data: *mut c_void);
 
 /// A C driver's stop callback and its data, as a bond carries it.
 struct CStop {
@@ -99,10 +105,10 @@ struct CStop {
 }
 
 impl StopHook for CStop {
-    fn stop(&self, handle: &SvaHandle) {
-        // SAFETY: The driver gave `f` and `data` for this handle and keeps
-        // them valid until its unbind returns, which waits for a running
-        // callback (`include/rsva.h`).
+    fn stop(&self, handle: Token) {
+        // SAFETY: The driver gave `f` and `data` for the bond `handle`
+        // names and keeps them valid until its last unbind returns, which
+        // waits for a running callback (`include/rsva.h`).
         unsafe { (self.f)(handle.as_ptr(), self.data as *mut c_void) }
     }
 
@@ -118,7 +124,7 @@ extern "C" fn rsva_sva_bind_device_stop(
     mm: *mut bindings::mm_struct,
     stop: Option<StopFn>,
     data: *mut c_void,
-) -> *mut bindings::iommu_sva {
+) -> *mut RsvaSva {
     to_handle(dev, |s, dev| {
         check_ptr(mm)?;
         let f = stop.ok_or(EINVAL)?;
@@ -137,13 +143,13 @@ extern "C" fn rsva_sva_bind_device_stop(
 
 /// See `rsva_sva_bind_current()` in `include/rsva.h`.
 #[no_mangle]
-extern "C" fn rsva_sva_bind_current(dev: *mut bindings::device) -> *mut bindings::iommu_sva {
+extern "C" fn rsva_sva_bind_current(dev: *mut bindings::device) -> *mut RsvaSva {
     to_handle(dev, |s, dev| s.bind_current(dev))
 }
 
 /// See `rsva_sva_unbind_device()` in `include/rsva.h`.
 #[no_mangle]
-extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int {
+extern "C" fn rsva_sva_unbind_device(handle: *mut RsvaSva) -> c_int {
     let checked = may_sleep().and_then(|()| check_ptr(handle));
     // SAFETY: `rsva_sva_unbind_device()`'s contract (`include/rsva.h`): the
     // caller's driver is bound to the handle's device during the call; the
@@ -151,7 +157,7 @@ extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int 
     let promise = unsafe { BoundByCaller::new(handle) };
     match checked
         .and_then(|()| service().ok_or(ENODEV))
-        .and_then(|s| s.unbind(HandleAddr::of(handle), &promise))
+        .and_then(|s| s.unbind(Token::from_ptr(handle).ok_or(ENOENT)?, &promise))
     {
         Ok(()) => {
             // SAFETY: The module reference the bind kept; the caller, a
@@ -165,12 +171,13 @@ extern "C" fn rsva_sva_unbind_device(handle: *mut bindings::iommu_sva) -> c_int 
 
 /// See `rsva_sva_get_pasid()` in `include/rsva.h`.
 #[no_mangle]
-extern "C" fn rsva_sva_get_pasid(handle: *mut bindings::iommu_sva) -> u32 {
+extern "C" fn rsva_sva_get_pasid(handle: *mut RsvaSva) -> u32 {
     if is_err_or_null(handle) {
         return PASID_INVALID;
     }
     service()
-        .and_then(|s| s.sva.lookup(HandleAddr::of(handle)).ok())
+        .zip(Token::from_ptr(handle))
+        .and_then(|(s, token)| s.sva.lookup_token(token).ok())
         .map_or(PASID_INVALID, |b| b.pasid())
 }
 

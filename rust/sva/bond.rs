@@ -11,6 +11,11 @@
 //!
 //! - One bond per (device, mm): binding again returns the same handle with
 //!   one more reference; each bind needs one unbind.
+//! - The kernel's API names a bond by the address of its
+//!   `struct iommu_sva` (the core follows it); rsva's own C API by a
+//!   [`Token`], one per bond while rsva's API holds references to it, dead
+//!   for good after its last unbind there, so that a stale handle never
+//!   names a later bond at the same address.
 //! - All devices bound to an mm use the mm's one PASID ([`PasidService`]),
 //!   and share one SVA domain where the IOMMU accepts it (the domain is
 //!   tried on the new device first); devices of one IOMMU group share the
@@ -46,7 +51,7 @@
 //! [`PasidService`]'s first-bind mutex -> `mmap_lock` (notifier
 //! registration) ; [`MmBonds`]' mutex -> `iommu_sva_lock` (track, untrack),
 //! -> `mmap_lock` (the IOMMU driver's `domain_alloc_sva`) and -> the group
-//! mutex (attach, detach) ; the handle registry's spinlock is innermost.
+//! mutex (attach, detach) ; the handle registries' spinlocks are innermost.
 //! The bind paths check with lockdep that the mmap lock is not held. Only
 //! an mm's first bind takes a global mutex; the hot path allocates one
 //! object (the bond), as the C implementation does (its handle).
@@ -71,6 +76,7 @@ use kernel::{
 use crate::{
     dma::claims::Claims,
     kext::glue::{self, DeviceWatch},
+    kext::handles::{Handles, Token},
     kext::iommu::domain::{IommuPresent, SvaDomain},
     kext::iommu::sva::{BoundByCaller, HandleAddr, Provider, SvaHandle},
     sva::iopf::Iopf,
@@ -79,10 +85,11 @@ use crate::{
 
 /// A driver's stop callback, which a bond may carry.
 pub(crate) trait StopHook: Send + Sync {
-    /// Stops the device's work on the PASID of `handle` before the IOMMU
-    /// stops translating it. Called at most once per bond, from the mm's
-    /// release (process context, may sleep).
-    fn stop(&self, handle: &SvaHandle);
+    /// Stops the device's work on the PASID of the bond that `handle`
+    /// names before the IOMMU stops translating it. Called at most once per
+    /// bond, from the mm's release (process context, may sleep), and only
+    /// while rsva's own API holds the bond (its token is `handle`).
+    fn stop(&self, handle: Token);
 
     /// What tells two callbacks apart: a driver that binds again names the
     /// same one (for C drivers, the function's address and its data).
@@ -120,13 +127,34 @@ pub(crate) enum Api {
     Own = 1,
 }
 
+/// What an unbind names a bond by: the address of its handle (the
+/// kernel's API), or its token (rsva's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Kernel,
+    Own(Token),
+}
+
+impl Via {
+    /// The API the reference was taken through.
+    fn api(self) -> Api {
+        match self {
+            Via::Kernel => Api::Kernel,
+            Via::Own(_) => Api::Own,
+        }
+    }
+}
+
 /// One bond of a device and an mm: what `bind` returns to drivers.
 ///
 /// # Invariants
 ///
 /// - `sva` is the handle drivers see, holding the bond's device. Its attach
 ///   handle is the one of the group's attachment when this bond made it
-///   (the domain then keeps the handle while the PASID is attached).
+///   (the domain then keeps the handle while the PASID is attached). Its
+///   token is set, under the mm's [`MmBonds`] mutex, exactly while rsva's
+///   own API holds references to the bond, and registered in
+///   [`LiveBonds`]' tokens meanwhile.
 /// - While `stop` is set, `stop_notifier` is registered on the mm from
 ///   bind until unbind puts it (holding a reference to the bond until its
 ///   `free_notifier`).
@@ -166,8 +194,19 @@ impl Bond {
         if self.stopped.xchg(true, Relaxed) {
             return;
         }
+        // Only the kernel's API holds the bond: the driver that gave the
+        // callback unbound all its references.
+        let Some(token) = self.sva.token() else {
+            return;
+        };
         let _releasing = self.mm.releasing();
-        IN_STOP.run(|| stop.stop(self.handle()));
+        IN_STOP.run(|| stop.stop(token));
+    }
+
+    /// Waits for a stop callback that runs (one that starts later finds
+    /// the bond's token gone and calls nothing).
+    fn wait_stop(&self) {
+        drop(self.stop_lock.lock());
     }
 
     /// Makes sure the stop callback never runs from now on: waits for one
@@ -269,7 +308,7 @@ struct BondsInner {
 /// it bound, which shows its IOMMU driver there when the unbind is done.
 struct DeferredUnbind {
     bond: Arc<Bond>,
-    api: Api,
+    via: Via,
     watch: DeviceWatch,
 }
 
@@ -364,12 +403,12 @@ impl MmBonds {
         live: &Arc<LiveBonds>,
         bond: Arc<Bond>,
         dev: &Device<Bound>,
-        api: Api,
+        via: Via,
     ) -> Result {
         let watch = DeviceWatch::new(dev)?;
         let mut d = self.deferred.lock();
         d.unbinds
-            .push(DeferredUnbind { bond, api, watch }, GFP_ATOMIC)?;
+            .push(DeferredUnbind { bond, via, watch }, GFP_ATOMIC)?;
         if d.live.is_none() {
             d.live = Some(live.clone());
         }
@@ -392,7 +431,7 @@ impl MmBonds {
             let Some((live, u)) = next else {
                 return;
             };
-            if let Err(e) = live.unbind_bond(&u.bond, u.api, IommuPresent::Watched(&u.watch)) {
+            if let Err(e) = live.unbind_bond(&u.bond, u.via, IommuPresent::Watched(&u.watch)) {
                 pr_warn!("rsva: an unbind from a stop callback failed: {e:?}\n");
             }
         }
@@ -436,17 +475,18 @@ pub(crate) struct Counters {
     pub(crate) live: Atomic<u64>,
 }
 
-/// Number of buckets of [`Handles`].
+/// Number of buckets of [`ByAddr`].
 const HANDLE_BUCKETS: usize = 256;
 
-/// The handles of live bonds, by address: what tells rsva's handles from
-/// foreign pointers, which are never dereferenced. Buckets keep their
-/// capacity, so registering a handle does not allocate once warm.
-struct Handles {
+/// The handles of live bonds, by address: how the IOMMU core's calls for a
+/// handle of rsva's (`iommu_sva_unbind_device()`, `iommu_sva_get_pasid()`)
+/// find its bond without following it. Buckets keep their capacity, so
+/// registering a handle does not allocate once warm.
+struct ByAddr {
     buckets: [KVec<(usize, Arc<Bond>)>; HANDLE_BUCKETS],
 }
 
-impl Handles {
+impl ByAddr {
     const fn new() -> Self {
         Self {
             buckets: [const { KVec::new() }; HANDLE_BUCKETS],
@@ -480,16 +520,20 @@ impl Handles {
     }
 }
 
-/// The bonds with users, by handle, and the service's counters; shared by
-/// the service and the unbinds an mm's release deferred.
+/// The bonds with users, by handle address and by token, and the
+/// service's counters; shared by the service and the unbinds an mm's
+/// release deferred.
 ///
 /// # Invariants
 ///
-/// `handles` holds the handle of every bond with users.
+/// `handles` holds the handle of every bond with users; `tokens` every
+/// bond that rsva's own API holds references to, under its handle's token.
 #[pin_data]
 pub(crate) struct LiveBonds {
     #[pin]
-    handles: SpinLock<Handles>,
+    handles: SpinLock<ByAddr>,
+    #[pin]
+    tokens: SpinLock<Handles<Bond>>,
     pub(crate) counters: Counters,
 }
 
@@ -513,7 +557,8 @@ impl Sva {
             pasids: Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)?,
             live: Arc::pin_init(
                 pin_init!(LiveBonds {
-                    handles <- new_spinlock!(Handles::new()),
+                    handles <- new_spinlock!(ByAddr::new()),
+                    tokens <- new_spinlock!(Handles::new()),
                     counters: Counters {
                         binds: Atomic::new(0),
                         unbinds: Atomic::new(0),
@@ -529,8 +574,47 @@ impl Sva {
         })
     }
 
+    /// Binds `mm` to `dev` for rsva's own API, or takes one more reference
+    /// to their bond: returns the bond's token, the same for every
+    /// reference of rsva's API until the last is unbound. Errors as
+    /// [`Sva::bind_kernel`], and `ENOSPC` when tokens are exhausted.
+    pub(crate) fn bind_own(
+        &self,
+        claims: &Claims,
+        dev: &Device<Bound>,
+        mm: &MmWithUser,
+        stop: Stop,
+    ) -> Result<Token> {
+        let (_, token) = self.bind(claims, dev, mm, stop, Api::Own)?;
+        // `bind` gives every reference of `Api::Own` its token.
+        token.ok_or(EINVAL)
+    }
+
+    /// Binds `mm` to `dev` for the kernel's API, or takes one more
+    /// reference to their bond; the caller names the bond by its handle's
+    /// address.
+    ///
+    /// Errors: `EDEADLK` from a stop callback (inside an mm's release),
+    /// `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
+    /// no SVA in the IOMMU), `EBUSY` (the group is claimed by an owner that
+    /// manages DMA itself, or the IOMMU refused the PASID), the errors of
+    /// [`PasidService::get`] (`EOVERFLOW`, `ENOSPC`, `EDQUOT`), `ENOMEM`.
+    ///
+    /// `dev` has a driver bound (the IOMMU core's rule for PASID
+    /// attachment), and the caller keeps it bound until it unbinds. The
+    /// bind passes the gate of `claims` (rsva's DMA ownership claims).
+    pub(crate) fn bind_kernel(
+        &self,
+        claims: &Claims,
+        dev: &Device<Bound>,
+        mm: &MmWithUser,
+    ) -> Result<Arc<Bond>> {
+        self.bind(claims, dev, mm, None, Api::Kernel)
+            .map(|(bond, _)| bond)
+    }
+
     /// Binds `mm` to `dev`, or takes one more reference to their bond,
-    /// counted for `api`.
+    /// counted for `api`; with the bond's token for [`Api::Own`].
     ///
     /// Errors: `EDEADLK` from a stop callback (inside an mm's release),
     /// `ENODEV` (no IOMMU group), `EOPNOTSUPP` (no PASID support or
@@ -542,14 +626,14 @@ impl Sva {
     /// `dev` has a driver bound (the IOMMU core's rule for PASID
     /// attachment), and the caller keeps it bound until it unbinds. The
     /// bind passes the gate of `claims` (rsva's DMA ownership claims).
-    pub(crate) fn bind(
+    fn bind(
         &self,
         claims: &Claims,
         dev: &Device<Bound>,
         mm: &MmWithUser,
         stop: Stop,
         api: Api,
-    ) -> Result<Arc<Bond>> {
+    ) -> Result<(Arc<Bond>, Option<Token>)> {
         if in_stop_callback() {
             return Err(EDEADLK);
         }
@@ -577,11 +661,24 @@ impl Sva {
             if stop.is_some() && stop_key(&b.bond.stop) != stop_key(&stop) {
                 return Err(EBUSY);
             }
+            let token = match (api, b.bond.sva.token()) {
+                (Api::Kernel, _) => None,
+                (Api::Own, Some(token)) => Some(token),
+                // The first reference of rsva's API: a new token.
+                (Api::Own, None) => {
+                    let reserved = Handles::reserve(GFP_KERNEL)?;
+                    Some(self.live.name(&b.bond, reserved))
+                }
+            };
             b.users[api as usize] += 1;
             self.live.counters.binds.add(1, Relaxed);
-            return Ok(b.bond.clone());
+            return Ok((b.bond.clone(), token));
         }
         inner.bonds.reserve(1, GFP_KERNEL)?;
+        let reserved = match api {
+            Api::Own => Some(Handles::reserve(GFP_KERNEL)?),
+            Api::Kernel => None,
+        };
         let bond = self.new_bond(dev, group, &lease, stop)?;
         // The mm's first bond: on the core's list before its PASID is
         // attached anywhere (kernel page-table frees flush its devices).
@@ -603,9 +700,10 @@ impl Sva {
             },
             GFP_KERNEL,
         )?;
+        let token = reserved.map(|r| self.live.name(&bond, r));
         self.live.counters.binds.add(1, Relaxed);
         self.live.counters.live.add(1, Relaxed);
-        Ok(bond)
+        Ok((bond, token))
     }
 
     /// Makes the bond object.
@@ -742,12 +840,28 @@ impl Sva {
         handles.get(handle.key()).cloned().ok_or(ENOENT)
     }
 
-    /// Drops one reference, counted for `api`, to the bond of `handle`;
-    /// the last detaches the PASID and makes sure the stop callback never
-    /// runs again. Safe after the mm died. `ENOENT` for an unknown or
-    /// unbound handle, `EINVAL` for a handle with no reference from `api`
-    /// (bound through the other API), `EDEADLK` from the stop callback of
-    /// another mm.
+    /// The bond that rsva's own API names `token`, or `ENOENT` for a token
+    /// whose last reference was unbound (or that was never handed out).
+    pub(crate) fn lookup_token(&self, token: Token) -> Result<Arc<Bond>> {
+        self.live.tokens.lock().get(token).ok_or(ENOENT)
+    }
+
+    /// Drops one reference of the kernel's API to the bond of `handle`; as
+    /// [`Sva::unbind_own`] otherwise, and `EINVAL` for a handle with no
+    /// reference from the kernel's API.
+    pub(crate) fn unbind_kernel(&self, handle: HandleAddr, promise: &BoundByCaller) -> Result {
+        let bond = self.lookup(handle)?;
+        let dev = bond.sva.bound_device(promise).ok_or(EINVAL)?;
+        self.unbind(&bond, dev, Via::Kernel)
+    }
+
+    /// Drops one reference of rsva's own API to the bond that `token`
+    /// names; the last of that API kills the token for good (and the stop
+    /// callback never runs after it), the last of all detaches the PASID.
+    /// Safe after the mm died. `ENOENT` for a token that is not live
+    /// (never handed out, or its last reference unbound, even if the same
+    /// device and mm were bound again since), `EDEADLK` from the stop
+    /// callback of another mm.
     ///
     /// From a stop callback of a bond of the same mm, the unbind is queued
     /// and done from rsva's workqueue once the release is over (`ENOMEM` if
@@ -760,21 +874,28 @@ impl Sva {
     ///
     /// `promise` is the caller's, that the handle's device is bound to its
     /// driver during the call.
-    pub(crate) fn unbind(&self, handle: HandleAddr, api: Api, promise: &BoundByCaller) -> Result {
-        let bond = self.lookup(handle)?;
-        let dev = bond.sva.bound_device(promise).ok_or(EINVAL)?;
+    pub(crate) fn unbind_own(&self, token: Token, promise: &BoundByCaller) -> Result {
+        let bond = self.lookup_token(token)?;
+        // The token died since the look-up: not this handle's any more.
+        let dev = bond.sva.bound_device(promise).ok_or(ENOENT)?;
+        self.unbind(&bond, dev, Via::Own(token))
+    }
+
+    /// [`Sva::unbind_own`] or [`Sva::unbind_kernel`] of the bond found,
+    /// whose device `dev` the caller promised bound.
+    fn unbind(&self, bond: &Arc<Bond>, dev: &Device<Bound>, via: Via) -> Result {
         let lease = bond.mm.clone();
         if lease.releasing_here() {
             lease
                 .data()
-                .defer_unbind(&self.live, bond.clone(), dev, api)?;
+                .defer_unbind(&self.live, bond.clone(), dev, via)?;
             MmPasid::defer_settle(&lease);
             return Ok(());
         }
         if in_stop_callback() {
             return Err(EDEADLK);
         }
-        self.live.unbind_bond(&bond, api, IommuPresent::Bound(dev))
+        self.live.unbind_bond(bond, via, IommuPresent::Bound(dev))
     }
 
     /// How many bonds have users.
@@ -789,9 +910,19 @@ impl Sva {
 }
 
 impl LiveBonds {
+    /// Names `bond` by a new token, registered in the place `reserved`;
+    /// called under the mm's [`MmBonds`] mutex when rsva's own API takes
+    /// its first reference to the bond.
+    fn name(&self, bond: &Arc<Bond>, reserved: crate::kext::handles::Reserved<Bond>) -> Token {
+        let token = self.tokens.lock().insert(reserved, bond.clone());
+        bond.sva.set_token(Some(token));
+        token
+    }
+
     /// [`Sva::unbind`] of a bond, outside any mm's release; `present`
     /// shows the IOMMU driver of the bond's device there.
-    fn unbind_bond(&self, bond: &Arc<Bond>, api: Api, present: IommuPresent<'_>) -> Result {
+    fn unbind_bond(&self, bond: &Arc<Bond>, via: Via, present: IommuPresent<'_>) -> Result {
+        let api = via.api();
         let lease = bond.mm.clone();
         let mut inner = lease.data().inner.lock();
         let i = inner
@@ -799,13 +930,37 @@ impl LiveBonds {
             .iter()
             .position(|b| Arc::ptr_eq(&b.bond, bond))
             .ok_or(ENOENT)?;
+        if let Via::Own(token) = via {
+            // Checked under the mutex that names and unnames bonds: a
+            // token that died since its look-up stays dead, whatever
+            // references rsva's API took since.
+            if bond.sva.token() != Some(token) {
+                return Err(ENOENT);
+            }
+        }
         let users = &mut inner.bonds[i].users;
         if users[api as usize] == 0 {
             return Err(EINVAL);
         }
         users[api as usize] -= 1;
         self.counters.unbinds.add(1, Relaxed);
+        // The last reference of rsva's API: the token dies.
+        let unnamed = match via {
+            Via::Own(token) if users[api as usize] == 0 => {
+                bond.sva.set_token(None);
+                self.tokens.lock().remove(token)
+            }
+            _ => None,
+        };
         if users.iter().any(|&u| u > 0) {
+            drop(inner);
+            let killed = unnamed.is_some();
+            drop(unnamed);
+            if killed && bond.stop.is_some() {
+                // The callback belongs to rsva's API, whose last reference
+                // went: it never runs after this returned.
+                bond.wait_stop();
+            }
             return Ok(());
         }
         drop(inner.bonds.remove(i));
@@ -817,6 +972,7 @@ impl LiveBonds {
             lease.set_tracked(false);
         }
         drop(inner);
+        drop(unnamed);
         if let Some(d) = unused {
             d.free(present);
         }

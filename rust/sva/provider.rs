@@ -20,10 +20,13 @@
 //! serve lock for reading so the switch cannot pass them, and pin the
 //! module from bind to unbind, as the IOMMU core does for its handles.
 //!
-//! One bond serves both APIs (the same handle), counting its users per
-//! [`Api`]: a handle is unbound only through the API that bound it
-//! (`EINVAL` otherwise), so the core's count of rsva's handles and the
-//! module references stay balanced.
+//! One bond serves both APIs, counting its users per
+//! [`Api`](crate::sva::bond::Api), and is named
+//! differently by each: by the address of its `struct iommu_sva` in the
+//! kernel's, by a token in rsva's own (a bond's token dies with the last
+//! reference of rsva's API, so a stale one never names a later bond). A
+//! reference is unbound only through the API that took it, so the core's
+//! count of rsva's handles and the module references stay balanced.
 
 #![forbid(unsafe_code)]
 
@@ -40,8 +43,9 @@ use kernel::{
 use crate::{
     dma::claims::Claims,
     kext::glue::{self, Rwsem, RwsemGuard},
-    kext::iommu::sva::{BoundByCaller, HandleAddr, Provider},
-    sva::bond::{Api, Bond, Stop, Sva},
+    kext::handles::Token,
+    kext::iommu::sva::{BoundByCaller, Provider},
+    sva::bond::{Bond, Stop, Sva},
     sva::pasid::PasidRange,
 };
 
@@ -140,15 +144,11 @@ impl Service {
     }
 
     /// Binds through rsva's own entry points: only while serving (`ENODEV`
-    /// otherwise, and while the module is being unloaded). The bond pins
-    /// the module until [`Self::unbind`]. `dev` stays bound to its driver
-    /// until then (the IOMMU core's rule for PASID attachments).
-    pub(crate) fn bind(
-        &self,
-        dev: &Device<Bound>,
-        mm: &MmWithUser,
-        stop: Stop,
-    ) -> Result<Arc<Bond>> {
+    /// otherwise, and while the module is being unloaded). Returns the
+    /// bond's token ([`Sva::bind_own`]). The reference pins the module until
+    /// [`Self::unbind`]. `dev` stays bound to its driver until then (the
+    /// IOMMU core's rule for PASID attachments).
+    pub(crate) fn bind(&self, dev: &Device<Bound>, mm: &MmWithUser, stop: Stop) -> Result<Token> {
         // Not even the serve lock inside an mm's release (see `Sva::bind`).
         if crate::sva::bond::in_stop_callback() {
             return Err(EDEADLK);
@@ -158,25 +158,25 @@ impl Service {
             return Err(ENODEV);
         }
         let pin = glue::ModuleRef::get()?;
-        let bond = self.sva.bind(&self.claims, dev, mm, stop, Api::Own)?;
+        let token = self.sva.bind_own(&self.claims, dev, mm, stop)?;
         pin.keep();
-        Ok(bond)
+        Ok(token)
     }
 
     /// Binds for the kernel's `iommu_sva_bind_device()`, which holds its
     /// provider lock, so that the switch cannot pass the bind.
     pub(crate) fn bind_kernel(&self, dev: &Device<Bound>, mm: &MmWithUser) -> Result<Arc<Bond>> {
-        self.sva.bind(&self.claims, dev, mm, None, Api::Kernel)
+        self.sva.bind_kernel(&self.claims, dev, mm)
     }
 
-    /// Unbinds a handle of rsva's own entry points, whose caller promises
+    /// Unbinds a token of rsva's own entry points, whose caller promises
     /// its device bound; the caller unpins the module once this succeeded.
-    pub(crate) fn unbind(&self, handle: HandleAddr, promise: &BoundByCaller) -> Result {
-        self.sva.unbind(handle, Api::Own, promise)
+    pub(crate) fn unbind(&self, token: Token, promise: &BoundByCaller) -> Result {
+        self.sva.unbind_own(token, promise)
     }
 
     /// Binds the current task's mm (`EINVAL` in a kernel thread).
-    pub(crate) fn bind_current(&self, dev: &Device<Bound>) -> Result<Arc<Bond>> {
+    pub(crate) fn bind_current(&self, dev: &Device<Bound>) -> Result<Token> {
         if glue::current_mm().is_null() {
             return Err(EINVAL);
         }

@@ -104,7 +104,7 @@ static void careless_exit(struct kunit *test)
 	put_device(c->dev0);
 }
 
-static void careless_stop_nop(struct iommu_sva *handle, void *data)
+static void careless_stop_nop(struct rsva_sva *handle, void *data)
 {
 }
 
@@ -150,7 +150,8 @@ static void careless_sva_bad_pointers(struct kunit *test)
 static void careless_sva_foreign_and_stale(struct kunit *test)
 {
 	struct careless_ctx *c = test->priv;
-	struct iommu_sva *foreign, *h, *h2, *core;
+	struct rsva_sva *h, *h2;
+	struct iommu_sva *foreign, *core;
 	struct mm_struct *dead;
 	struct device *nogroup;
 	u32 pasid;
@@ -159,12 +160,16 @@ static void careless_sva_foreign_and_stale(struct kunit *test)
 	foreign = kunit_kzalloc(test, sizeof(*foreign), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, foreign);
 	foreign->dev = c->dev0;
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(foreign), -ENOENT);
-	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(foreign), IOMMU_PASID_INVALID);
-	/* Other objects passed as a handle. */
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct iommu_sva *)c->mm), -ENOENT);
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct iommu_sva *)c->dev0), -ENOENT);
-	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct iommu_sva *)c->dev0),
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)foreign), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct rsva_sva *)foreign), IOMMU_PASID_INVALID);
+	/* Other objects passed as a handle, and odd values never handed out. */
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)c->mm), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)c->dev0), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct rsva_sva *)c->dev0),
+			IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)(LONG_MAX - 4)),
+			-ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct rsva_sva *)(LONG_MAX - 2)),
 			IOMMU_PASID_INVALID);
 
 	/* Two binds, two unbinds, then the handle is stale. */
@@ -180,11 +185,12 @@ static void careless_sva_foreign_and_stale(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), IOMMU_PASID_INVALID);
 	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), -ENOENT);
 
-	/* A handle of the kernel's API, unbound there, is stale here too. */
+	/* A handle of the kernel's API is not one of rsva's, live or unbound. */
 	core = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)core), -ENOENT);
 	iommu_sva_unbind_device(core);
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(core), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)core), -ENOENT);
 
 	/* A device without IOMMU group, an mm without users. */
 	nogroup = root_device_register("rsva_careless_nogroup");
@@ -367,6 +373,77 @@ static void careless_mirror_stale_handle_reused(struct kunit *test)
 }
 
 /*
+ * Review finding 13 for SVA handles: a handle whose last reference is
+ * unbound stays dead when the same device and mm are bound again, even
+ * when the new bond sits where the old one did (an address registry would
+ * take the stale handle for it). First with the bond kept by the kernel's
+ * API meanwhile (the same bond, named anew), then across new bonds: binds
+ * and unbinds until a new bond's struct iommu_sva (which
+ * iommu_sva_bind_device() returns for the same bond) has the old one's
+ * address, or a bound is reached. The stale handle must unbind nothing and
+ * read no PASID, the live one must still work.
+ */
+static void careless_sva_stale_handle_reused(struct kunit *test)
+{
+	struct careless_ctx *c = test->priv;
+	struct rsva_sva *stale, *h = NULL;
+	struct iommu_sva *old, *core;
+	unsigned long tries;
+	u32 pasid;
+
+	stale = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(stale));
+	pasid = rsva_sva_get_pasid(stale);
+	old = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(old));
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(old), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(stale), 0);
+	/* The bond lives on (the kernel's reference), its rsva handle not. */
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(stale), IOMMU_PASID_INVALID);
+	h = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	KUNIT_EXPECT_PTR_NE(test, h, stale);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(stale), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(stale), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	iommu_sva_unbind_device(old);
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	h = NULL;
+
+	/* Past KASAN's quarantine, as careless_mirror_stale_handle_reused(). */
+	for (tries = 0; tries < 24576; tries++)
+		kfree(kmalloc(4096, GFP_KERNEL));
+	for (tries = 1; tries <= 4096; tries++) {
+		h = rsva_sva_bind_device(c->dev0, c->mm);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+		KUNIT_EXPECT_PTR_NE(test, h, stale);
+		core = iommu_sva_bind_device(c->dev0, c->mm);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+		iommu_sva_unbind_device(core);
+		if (core == old)
+			break;
+		KUNIT_ASSERT_EQ(test, rsva_sva_unbind_device(h), 0);
+		KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(stale), IOMMU_PASID_INVALID);
+		h = NULL;
+		cond_resched();
+	}
+	kunit_info(test, "%s after %lu binds\n",
+		   h ? "a new bond took the stale handle's address" :
+		   "no new bond took the stale handle's address", tries);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(stale), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(stale), IOMMU_PASID_INVALID);
+	if (h) {
+		KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), pasid);
+		KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), 1);
+		KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+		KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -ENOENT);
+	}
+	KUNIT_EXPECT_EQ(test, careless_sim_pasid_state(c->dev0, pasid), -ENOENT);
+}
+
+/*
  * A kernel thread without an mm (KUnit's) gets -EINVAL from
  * rsva_sva_bind_current(); one under kthread_use_mm() binds the mm it
  * uses, as a user task binds its own.
@@ -375,7 +452,7 @@ static void careless_bind_current_in_kthreads(struct kunit *test)
 {
 	struct careless_ctx *c = test->priv;
 	struct mm_struct *found;
-	struct iommu_sva *h, *h2;
+	struct rsva_sva *h, *h2;
 	u32 pasid;
 
 	KUNIT_ASSERT_NULL(test, current->mm);
@@ -418,7 +495,7 @@ struct careless_worker {
 static int careless_worker_fn(void *data)
 {
 	struct careless_worker *w = data;
-	struct iommu_sva *h, *h2;
+	struct rsva_sva *h, *h2;
 	int i;
 
 	if (w->use_mm)
@@ -454,7 +531,7 @@ static void careless_concurrent_kthreads(struct kunit *test)
 	struct careless_worker w[CARELESS_THREADS] = {};
 	struct mm_struct *own;
 	struct task_struct *t;
-	struct iommu_sva *keep;
+	struct rsva_sva *keep;
 	u32 pasid, own_pasid = 0;
 	int i;
 
@@ -502,7 +579,7 @@ static void careless_concurrent_kthreads(struct kunit *test)
  */
 struct careless_hook_record {
 	struct careless_ctx *c;
-	struct iommu_sva *sva;
+	struct rsva_sva *sva;
 	struct rsva_mirror *self;
 	unsigned long addr;
 	u32 pasid;
@@ -614,10 +691,10 @@ struct careless_stop_record {
 	bool serving;
 };
 
-static void careless_stop(struct iommu_sva *handle, void *data)
+static void careless_stop(struct rsva_sva *handle, void *data)
 {
 	struct careless_stop_record *r = data;
-	struct iommu_sva *other;
+	struct rsva_sva *other;
 	struct rsva_mirror *m;
 
 	r->calls++;
@@ -644,7 +721,7 @@ static void careless_calls_from_stop(struct kunit *test)
 {
 	struct careless_ctx *c = test->priv;
 	struct careless_stop_record r = { .c = c };
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 
 	r.fresh = mm_alloc();
 	KUNIT_ASSERT_NOT_NULL(test, r.fresh);
@@ -692,7 +769,7 @@ static void careless_pasid_get_mm_from_softirq(struct kunit *test)
 {
 	struct careless_ctx *c = test->priv;
 	struct careless_softirq s = {};
-	struct iommu_sva *h, *h1;
+	struct rsva_sva *h, *h1;
 	int i, busy;
 
 	h = rsva_sva_bind_device(c->dev0, c->mm);
@@ -731,6 +808,7 @@ static struct kunit_case careless_cases[] = {
 	KUNIT_CASE(careless_dma_bad_pointers),
 	KUNIT_CASE(careless_mirror_bad_pointers),
 	KUNIT_CASE_SLOW(careless_mirror_stale_handle_reused),
+	KUNIT_CASE_SLOW(careless_sva_stale_handle_reused),
 	KUNIT_CASE(careless_bind_current_in_kthreads),
 	KUNIT_CASE(careless_concurrent_kthreads),
 	KUNIT_CASE(careless_calls_from_mirror_hooks),

@@ -88,7 +88,7 @@ static void client_exit(struct kunit *test)
 static void rsva_client_bind_refcount(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
-	struct iommu_sva *h1, *h2;
+	struct rsva_sva *h1, *h2;
 	struct mm_struct *found;
 	u32 pasid;
 
@@ -125,7 +125,7 @@ static void rsva_client_bind_refcount(struct kunit *test)
 static void rsva_client_two_devices_share_the_pasid(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
-	struct iommu_sva *h0, *h1;
+	struct rsva_sva *h0, *h1;
 	u32 pasid;
 
 	h0 = rsva_sva_bind_device(c->dev0, c->mm);
@@ -143,20 +143,45 @@ static void rsva_client_two_devices_share_the_pasid(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h1), 0);
 }
 
-/* The kernel's API is served by rsva: its handles are rsva's bonds. */
+/*
+ * The kernel's API is served by rsva: its handles name rsva's bonds. The
+ * two APIs name one bond by different handles (an address and a token),
+ * with one PASID, and each API's references keep it attached.
+ */
 static void rsva_client_kernel_api_is_served(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
-	struct iommu_sva *core, *own;
+	struct iommu_sva *core;
+	struct rsva_sva *own;
+	u32 pasid;
 
 	core = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+	pasid = iommu_sva_get_pasid(core);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
 	own = rsva_sva_bind_device(c->dev0, c->mm);
-	KUNIT_EXPECT_PTR_EQ(test, own, core);
-	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(core), rsva_sva_get_pasid(own));
+	KUNIT_ASSERT_FALSE(test, IS_ERR(own));
+	KUNIT_EXPECT_PTR_NE(test, (void *)own, (void *)core);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(own), pasid);
+	/* The kernel's reference keeps the bond after rsva's last unbind... */
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(core), pasid);
+	/* ...whose handle is dead all the same. */
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(own), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), -ENOENT);
+	/* rsva's reference keeps it after the kernel's last unbind. */
+	own = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(own));
+	KUNIT_EXPECT_PTR_EQ(test, iommu_sva_bind_device(c->dev0, c->mm), core);
 	iommu_sva_unbind_device(core);
-	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(core), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	iommu_sva_unbind_device(core);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(own), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(own), IOMMU_PASID_INVALID);
 }
 
 static void rsva_client_bad_input(struct kunit *test)
@@ -188,9 +213,10 @@ static void rsva_client_bad_input(struct kunit *test)
 	root_device_unregister(nogroup);
 
 	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(NULL), -EINVAL);
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(&foreign), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)&foreign), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(NULL), IOMMU_PASID_INVALID);
-	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(&foreign), IOMMU_PASID_INVALID);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct rsva_sva *)&foreign),
+			IOMMU_PASID_INVALID);
 	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(0)), -EINVAL);
 	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(RSVA_PASID_MAX + 1)), -EINVAL);
 	KUNIT_EXPECT_EQ(test, PTR_ERR(rsva_pasid_get_mm(RSVA_PASID_MAX)), -ENOENT);
@@ -204,7 +230,7 @@ struct stop_record {
 	int entry_at_stop;
 };
 
-static void client_stop(struct iommu_sva *handle, void *data)
+static void client_stop(struct rsva_sva *handle, void *data)
 {
 	struct stop_record *r = data;
 
@@ -221,7 +247,7 @@ static void rsva_client_stop_runs_before_the_entry_is_cleared(struct kunit *test
 {
 	struct client_ctx *c = test->priv;
 	struct stop_record r = { .dev = c->dev0 };
-	struct iommu_sva *h, *other;
+	struct rsva_sva *h, *other;
 
 	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
@@ -252,7 +278,7 @@ static void rsva_client_no_stop_after_unbind(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
 	struct stop_record r = { .dev = c->dev0 };
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 
 	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
@@ -263,28 +289,68 @@ static void rsva_client_no_stop_after_unbind(struct kunit *test)
 }
 
 /*
- * A handle holds the references of the API that bound it: unbinding it
- * through the other API is refused and changes nothing, so the IOMMU
- * core's count of rsva's handles and rsva's module references stay
- * balanced and serving can still be switched off.
+ * The stop callback belongs to rsva's references: after the last of them
+ * is unbound it never runs, even while the kernel's API holds the bond on
+ * and the mm dies; a new bind through rsva's API, with a new handle,
+ * brings it back.
+ */
+static void rsva_client_no_stop_after_rsva_unbind_kernel_bound(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	struct stop_record r = { .dev = c->dev0 };
+	struct rsva_sva *h, *again;
+	struct iommu_sva *core;
+	u32 pasid;
+
+	h = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	pasid = rsva_sva_get_pasid(h);
+	core = iommu_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(core));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	again = rsva_sva_bind_device_stop(c->dev0, c->mm, client_stop, &r);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(again));
+	KUNIT_EXPECT_PTR_NE(test, again, h);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(again), pasid);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(again), 0);
+	mmput(c->mm);
+	c->mm = NULL;
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(core), pasid);
+	iommu_sva_unbind_device(core);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, r.calls, 0);
+}
+
+/*
+ * A handle holds the references of the API that bound it: rsva's handles
+ * are tokens that the kernel's API cannot take (another type), and a
+ * handle of the kernel's API passed to rsva's is refused and changes
+ * nothing, so the IOMMU core's count of rsva's handles and rsva's module
+ * references stay balanced and serving can still be switched off.
  */
 static void rsva_client_handles_stay_with_their_api(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
+	struct rsva_sva *own;
 	struct iommu_sva *h;
 	u32 pasid;
 
-	h = rsva_sva_bind_device(c->dev0, c->mm);
+	own = rsva_sva_bind_device(c->dev0, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(own));
+	pasid = rsva_sva_get_pasid(own);
+	h = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
-	pasid = rsva_sva_get_pasid(h);
+	KUNIT_EXPECT_EQ(test, iommu_sva_get_pasid(h), pasid);
 	iommu_sva_unbind_device(h);
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), 0);
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
 
 	h = iommu_sva_bind_device(c->dev0, c->mm);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), -EINVAL);
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device((struct rsva_sva *)h), -ENOENT);
+	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid((struct rsva_sva *)h), IOMMU_PASID_INVALID);
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), 1);
 	iommu_sva_unbind_device(h);
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
@@ -300,7 +366,7 @@ struct unbinding_stop {
 	int unbind_ret;
 };
 
-static void client_stop_unbinds(struct iommu_sva *handle, void *data)
+static void client_stop_unbinds(struct rsva_sva *handle, void *data)
 {
 	struct unbinding_stop *r = data;
 
@@ -320,7 +386,7 @@ static void rsva_client_stop_may_unbind(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
 	struct unbinding_stop r = {};
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 	int tries;
 	u32 pasid;
 
@@ -349,7 +415,7 @@ static void rsva_client_kept_domain_watch_follows_reuse(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
 	unsigned long watches = rsva_test_watches();
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 	u32 pasid;
 
 	h = rsva_sva_bind_device(c->dev0, c->mm);
@@ -383,7 +449,7 @@ static void rsva_client_dma_claims(struct kunit *test)
 {
 	static const char a, b;
 	struct client_ctx *c = test->priv;
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 	struct device *nogroup;
 
 	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev0), 0);
@@ -491,7 +557,8 @@ static void rsva_client_kernel_driver_domain_binds(struct kunit *test)
 	struct client_ctx *c = test->priv;
 	struct own_domain *o = &own_domain_state;
 	struct iommu_domain *domain;
-	struct iommu_sva *h, *h2;
+	struct iommu_sva *h;
+	struct rsva_sva *h2;
 	u32 pasid;
 
 	WRITE_ONCE(o->dev, c->dev0);
@@ -560,6 +627,7 @@ static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
 	struct iommu_group *group = iommu_group_get(c->dev1);
 	struct iommu_domain *domain;
 	struct iommu_sva *h;
+	struct rsva_sva *own;
 
 	KUNIT_ASSERT_NOT_NULL(test, group);
 	KUNIT_ASSERT_EQ(test, iommu_group_claim_dma_owner(group, (void *)&vfio), 0);
@@ -594,9 +662,9 @@ static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
 	iommu_group_release_dma_owner(group);
 	iommu_group_put(group);
 	KUNIT_EXPECT_EQ(test, rsva_dma_claimed(c->dev1), 0);
-	h = rsva_sva_bind_device(c->dev1, c->mm);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
-	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+	own = rsva_sva_bind_device(c->dev1, c->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(own));
+	KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(own), 0);
 }
 
 /*
@@ -609,7 +677,7 @@ static void rsva_client_user_owned_group_gets_no_pasid(struct kunit *test)
 static void rsva_client_only_bound_mms_are_tracked(struct kunit *test)
 {
 	struct client_ctx *c = test->priv;
-	struct iommu_sva *h0, *h1;
+	struct rsva_sva *h0, *h1;
 	u32 pasid;
 
 	h0 = rsva_sva_bind_device(c->dev0, c->mm);
@@ -648,7 +716,7 @@ struct charge_binder {
 	struct completion done;
 	struct device *dev;
 	struct mm_struct *mm;
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 	u32 uid;
 };
 
@@ -674,7 +742,7 @@ static void rsva_client_leases_are_charged_to_the_binder(struct kunit *test)
 	struct client_ctx *c = test->priv;
 	struct charge_binder b = { .dev = c->dev1, .uid = 4242 };
 	struct task_struct *t;
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 	u32 pasid, pasid2, held = 0;
 
 	/* KUnit's kernel thread: uid 0. */
@@ -756,7 +824,7 @@ static void rsva_client_binds_and_claims_never_overlap(struct kunit *test)
 	struct claim_race r = { .dev = c->dev0 };
 	int i, binds = 0, overlaps = 0;
 	struct task_struct *t;
-	struct iommu_sva *h;
+	struct rsva_sva *h;
 
 	t = kthread_run(claim_race_fn, &r, "rsva_client_claims");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
@@ -801,6 +869,7 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_bad_input),
 	KUNIT_CASE(rsva_client_stop_runs_before_the_entry_is_cleared),
 	KUNIT_CASE(rsva_client_no_stop_after_unbind),
+	KUNIT_CASE(rsva_client_no_stop_after_rsva_unbind_kernel_bound),
 	KUNIT_CASE(rsva_client_handles_stay_with_their_api),
 	KUNIT_CASE(rsva_client_stop_may_unbind),
 	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),

@@ -14,11 +14,15 @@ use kernel::{
     device::{Bound, Device},
     error::to_result,
     prelude::*,
-    sync::{aref::ARef, Arc},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
     types::Opaque,
 };
 
-use crate::kext::glue;
+use crate::kext::{glue, handles::Token};
 
 /// An SVA provider: the table of callbacks the IOMMU core calls.
 ///
@@ -67,20 +71,24 @@ impl Provider {
     }
 }
 
-/// The handle of an SVA bond, as drivers and the IOMMU core see it
+/// The handle of an SVA bond, as the IOMMU core sees it
 /// (`struct iommu_sva`): the device, the provider that made it, and the
 /// attach handle of its PASID attachment. It holds a reference to the
-/// device; drivers hold its address ([`SvaHandle::as_ptr`]).
+/// device; the core's callers hold its address ([`SvaHandle::as_ptr`]),
+/// and the callers of a module's own C API may hold a [`Token`] naming it
+/// ([`SvaHandle::set_token`]) instead.
 ///
 /// # Invariants
 ///
 /// `raw.dev` is `dev`'s and `raw.provider` the provider's, written at
 /// construction and never after; the rest is written by the IOMMU core
-/// only, through [`SvaHandle::attach_handle`].
+/// only, through [`SvaHandle::attach_handle`]. `token` is 0 or the value
+/// of a [`Token`].
 #[repr(C)]
 pub(crate) struct SvaHandle {
     raw: Opaque<bindings::iommu_sva>,
     dev: ARef<Device>,
+    token: Atomic<usize>,
 }
 
 // SAFETY: The fields rsva writes do not change after construction; the
@@ -104,6 +112,7 @@ impl SvaHandle {
                     ..pin_init::zeroed()
                 }),
                 dev: dev.into(),
+                token: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -124,13 +133,30 @@ impl SvaHandle {
         HandleAddr(self.as_ptr() as usize)
     }
 
+    /// The token that names this handle in a C API that hands out tokens,
+    /// if it has one now.
+    pub(crate) fn token(&self) -> Option<Token> {
+        Token::from_raw(self.token.load(Relaxed))
+    }
+
+    /// Names this handle `token` from now on, or by its address only
+    /// (`None`). The caller serialises the changes (and the look-ups that
+    /// must see them) with a lock of its own.
+    pub(crate) fn set_token(&self, token: Option<Token>) {
+        // INVARIANT: 0 or a token's value.
+        self.token.store(token.map_or(0, Token::raw), Relaxed);
+    }
+
     /// The device of the bond, bound to its driver as `promise` says, if
-    /// `promise` was given for this handle.
+    /// `promise` was given for this handle: by its address or by its
+    /// current token.
     pub(crate) fn bound_device<'a>(
         &'a self,
         promise: &'a BoundByCaller,
     ) -> Option<&'a Device<Bound>> {
-        if promise.handle != self.as_ptr() as usize {
+        let named = promise.handle == self.as_ptr() as usize
+            || self.token().is_some_and(|t| t.raw() == promise.handle);
+        if !named {
             return None;
         }
         // SAFETY: The caller that passed this handle promised that its
@@ -166,10 +192,10 @@ impl HandleAddr {
 }
 
 /// A C caller's promise, for the length of one call, that the device of
-/// the SVA handle it passes is bound to its driver: the contract of
-/// `iommu_sva_unbind_device()` and `rsva_sva_unbind_device()`, whose
-/// callers unbind before their driver's `remove()` returns. Not `Clone`,
-/// and made by the C entry points only.
+/// the SVA handle it passes (an address or a token) is bound to its
+/// driver: the contract of `iommu_sva_unbind_device()` and
+/// `rsva_sva_unbind_device()`, whose callers unbind before their driver's
+/// `remove()` returns. Not `Clone`, and made by the C entry points only.
 pub(crate) struct BoundByCaller {
     handle: usize,
 }
@@ -179,10 +205,10 @@ impl BoundByCaller {
     ///
     /// # Safety
     ///
-    /// If `handle` is an [`SvaHandle`], its device is bound to its driver
-    /// for as long as the promise lives; the promise is dropped before the
-    /// C call that gave it returns.
-    pub(crate) unsafe fn new(handle: *const bindings::iommu_sva) -> Self {
+    /// If `handle` is an [`SvaHandle`] or its token, the handle's device is
+    /// bound to its driver for as long as the promise lives; the promise is
+    /// dropped before the C call that gave it returns.
+    pub(crate) unsafe fn new<P>(handle: *const P) -> Self {
         Self {
             handle: handle as usize,
         }
