@@ -28,8 +28,23 @@ unsigned long rsva_test_mirrors(unsigned long *clients);
 /* Switches serving the kernel's SVA API on or off, as debugfs rsva/serve. */
 int rsva_test_set_serving(bool on);
 
-/* The number of devices rsva watches for the SVA domains it keeps. */
+/*
+ * The number of devices rsva watches, for the SVA domains it keeps and the
+ * unbinds that stop callbacks queued.
+ */
 unsigned long rsva_test_watches(void);
+
+/*
+ * Holds back (@hold true) the work items that settle an mm's PASID lease on
+ * rsva's workqueue after its release (the unbinds its stop callbacks queued,
+ * the free of the domains kept for it): a held item waits before it starts.
+ * With @hold false, lets them go and waits until every item queued on
+ * rsva's workqueue so far has run.
+ */
+void rsva_test_hold_settle(bool hold);
+
+/* The number of unbinds queued by stop callbacks that settling a lease did. */
+unsigned long rsva_test_settle_unbinds(void);
 
 /*
  * Whether the mm whose PASID is @pasid is on the IOMMU core's list for

@@ -326,6 +326,43 @@ unsigned long rsva_test_watches(void)
 		n++;
 	return n;
 }
+
+/*
+ * For KUnit: the work items that settle an mm's PASID lease on rsva's
+ * workqueue (the unbinds its stop callbacks queued in its release, the free
+ * of its kept domains) wait at this gate while a test holds it, so that a
+ * test can have them still pending when something else happens (a device's
+ * driver going away). The unbinds such a settle did are counted.
+ */
+static DECLARE_WAIT_QUEUE_HEAD(rsva_settle_gate_wq);
+static bool rsva_settle_held;
+static atomic_long_t rsva_settle_unbinds = ATOMIC_LONG_INIT(0);
+
+void rsva_test_hold_settle(bool hold)
+{
+	WRITE_ONCE(rsva_settle_held, hold);
+	if (hold)
+		return;
+	wake_up_all(&rsva_settle_gate_wq);
+	flush_workqueue(rsva_wq);
+}
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_hold_settle);
+
+unsigned long rsva_test_settle_unbinds(void)
+{
+	return atomic_long_read(&rsva_settle_unbinds);
+}
+EXPORT_SYMBOL_IF_KUNIT(rsva_test_settle_unbinds);
+
+void rsva_test_settle_gate(void)
+{
+	wait_event(rsva_settle_gate_wq, !READ_ONCE(rsva_settle_held));
+}
+
+void rsva_test_settled_unbinds(unsigned long n)
+{
+	atomic_long_add(n, &rsva_settle_unbinds);
+}
 #endif
 
 static struct rw_semaphore *rsva_rwsem(int which)

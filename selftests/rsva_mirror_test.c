@@ -1373,6 +1373,72 @@ TEST(write_to_cow_shared_device_pages)
 	free(buf);
 }
 
+/*
+ * Two files of one device on one mm (two tables, one device memory): a
+ * migration to the device through file A frees the old system pages when it
+ * finalizes, and its invalidation is the device's own, which the tables
+ * ignore. File B's table mirrored those pages (a READ through B), so it must
+ * forget them (forget_moved() in mirror/migration.rs); otherwise B keeps
+ * frames of freed pages. The device then writes new data through A (into
+ * the pages that hold the device pages' data), and B must read it: B
+ * faults again (one fault) and mirrors the device's pages through that
+ * data. A B that kept its frames reads without a fault what the freed
+ * pages hold (the old data, or whatever their next user wrote; KASAN may
+ * report the copy). test_hmm has the same flaw (dmirror_interval_invalidate()
+ * skips its device's own migrations for every dmirror of the device, and
+ * only the migrating one is updated): rsva only.
+ */
+TEST(second_file_forgets_pages_moved_by_the_first)
+{
+	unsigned long npages = 16;
+	size_t len = npages * PAGE;
+	unsigned int *p = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned int *buf = malloc(len);
+	int a = open(pair[RSVA][0], O_RDWR | O_CLOEXEC);
+	int b = open(pair[RSVA][0], O_RDWR | O_CLOEXEC);
+	long long used0 = in_use(RSVA);
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, buf);
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, b);
+	fill(p, len, 15);
+	/* B mirrors the system pages. */
+	memset(buf, 0, len);
+	ASSERT_EQ(0, dmirror(b, HMM_DMIRROR_READ, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_EQ(1, c.faults);
+	EXPECT_TRUE(filled(buf, len, 15));
+	/* A moves them to the device: their old pages are freed. */
+	ASSERT_EQ(0, dmirror(a, HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, npages, &c));
+	ASSERT_EQ(npages, c.cpages);
+	EXPECT_TRUE(filled(buf, len, 15));
+	EXPECT_EQ(used0 + (long long)npages, in_use(RSVA));
+	/* The device writes new data through A's table, without a fault. */
+	fill(buf, len, 16);
+	ASSERT_EQ(0, dmirror(a, HMM_DMIRROR_WRITE, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_EQ(0, c.faults);
+	/* B forgot the moved pages: it faults them again and reads the new data. */
+	memset(buf, 0, len);
+	ASSERT_EQ(0, dmirror(b, HMM_DMIRROR_READ, p, buf, npages, &c));
+	EXPECT_EQ(npages, c.cpages);
+	EXPECT_EQ(1, c.faults);
+	EXPECT_TRUE(filled(buf, len, 16));
+	/* Still on the device (B read them there), as B's snapshot shows. */
+	EXPECT_EQ(npages, codes(b, p, npages,
+				HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE));
+	EXPECT_EQ(used0 + (long long)npages, in_use(RSVA));
+	/* The CPU brings them back with the device's data. */
+	EXPECT_TRUE(filled(p, len, 16));
+	EXPECT_EQ(used0, in_use(RSVA));
+	close(a);
+	close(b);
+	munmap(p, len);
+	free(buf);
+}
+
 /* RELEASE: the device gives its memory up; the data is back in the process. */
 TEST_F(devmem, release_moves_everything_back)
 {

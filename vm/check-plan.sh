@@ -44,6 +44,10 @@ tap_check "the C driver's mirrors are all gone" \
 	sh -c 'grep -qx "mirrors 0" $0 && grep -qx "clients 0" $0' /sys/kernel/debug/rsva/mirrors
 # Every function of rsva.h called the way a careless driver would.
 tap_check "rsva_careless loads (KUnit rsva_careless)" insmod /lib/rsva/rsva_careless.ko
+# Unbinds queued by stop callbacks, done before their device's driver goes.
+tap_check "rsva_deferred_unbind loads (KUnit rsva_deferred_unbind)" \
+	insmod /lib/rsva/rsva_deferred_unbind.ko
+tap_check "rsva_deferred_unbind unloads" rmmod rsva_deferred_unbind
 tap_end
 
 want debugfs && run_selftest /tests/rsva_debugfs_test

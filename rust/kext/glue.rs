@@ -48,6 +48,10 @@ extern "C" {
         dev: *mut bindings::device,
     ) -> bool;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
+    #[cfg(CONFIG_KUNIT)]
+    fn rsva_test_settle_gate();
+    #[cfg(CONFIG_KUNIT)]
+    fn rsva_test_settled_unbinds(n: c_ulong);
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
     pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
@@ -192,6 +196,24 @@ pub(crate) fn workqueue() -> &'static kernel::workqueue::Queue {
 pub(crate) fn flush_deferred() {
     // SAFETY: The workqueue exists while the module is loaded.
     unsafe { rsva_glue_flush() };
+}
+
+/// For KUnit: waits while a test holds back the work items that settle a
+/// PASID lease (`rsva_test_hold_settle()` of `include/rsva_test.h`). Called
+/// by such a work item before it settles; process context, no lock held.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn test_settle_gate() {
+    // SAFETY: The gate is a wait queue and a flag of `rsva_glue.c`, valid
+    // while the module is loaded; waiting on it has no precondition.
+    unsafe { rsva_test_settle_gate() };
+}
+
+/// For KUnit: counts `n` unbinds that settling a lease did
+/// (`rsva_test_settle_unbinds()`).
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn test_settled_unbinds(n: usize) {
+    // SAFETY: Adds to an atomic counter of `rsva_glue.c`; any context.
+    unsafe { rsva_test_settled_unbinds(n as c_ulong) };
 }
 
 /// A reference to this module, as a bind through rsva's own API holds one

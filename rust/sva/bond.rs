@@ -416,21 +416,23 @@ impl MmBonds {
     }
 
     /// Does the unbinds queued in the mm's release whose watch `pick`
-    /// accepts, one at a time.
-    fn finish_deferred_unbinds(&self, pick: impl Fn(&DeviceWatch) -> bool) {
+    /// accepts, one at a time. Returns how many it did.
+    fn finish_deferred_unbinds(&self, pick: impl Fn(&DeviceWatch) -> bool) -> usize {
+        let mut done = 0;
         loop {
             let next = {
                 let mut d = self.deferred.lock();
                 let Some(i) = d.unbinds.iter().position(|u| pick(&u.watch)) else {
-                    return;
+                    return done;
                 };
                 let last = d.unbinds.len() - 1;
                 d.unbinds.swap(i, last);
                 d.unbinds.pop().and_then(|u| d.live.clone().map(|l| (l, u)))
             };
             let Some((live, u)) = next else {
-                return;
+                return done;
             };
+            done += 1;
             if let Err(e) = live.unbind_bond(&u.bond, u.via, IommuPresent::Watched(&u.watch)) {
                 pr_warn!("rsva: an unbind from a stop callback failed: {e:?}\n");
             }
@@ -442,7 +444,9 @@ impl MmBonds {
     /// outside mmu notifier callbacks (the mm's release defers this to a
     /// work item, see [`MmPasid`] and [`LeaseData::settle`]).
     pub(crate) fn drop_kept(&self) {
-        self.finish_deferred_unbinds(|_| true);
+        let _done = self.finish_deferred_unbinds(|_| true);
+        #[cfg(CONFIG_KUNIT)]
+        glue::test_settled_unbinds(_done);
         while let Some(d) = self.take_kept(|_| true) {
             d.free_kept();
         }

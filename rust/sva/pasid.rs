@@ -192,6 +192,10 @@ impl<T: LeaseData> WorkItem for MmPasid<T> {
     type Pointer = Arc<MmPasid<T>>;
 
     fn run(this: Arc<MmPasid<T>>) {
+        // A KUnit test may hold the settling back, to have it pending when
+        // something else happens.
+        #[cfg(CONFIG_KUNIT)]
+        glue::test_settle_gate();
         T::settle(&this);
     }
 }
