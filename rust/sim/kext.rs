@@ -16,6 +16,8 @@ use kernel::{
 
 use crate::glue;
 
+pub(crate) mod iommu;
+
 /// An SVA bond made with `iommu_sva_bind_device()`, whichever
 /// implementation serves it; unbound on drop.
 ///

@@ -29,6 +29,7 @@ void rsva_sim_iommu_unregister(struct iommu_device *iommu,
 struct device *rsva_sim_device_create(struct iommu_device *iommu,
 				      unsigned int id, unsigned int pasid_bits,
 				      void *data);
+void *rsva_sim_dev_iommu_priv(struct device *dev);
 void rsva_sim_device_destroy(struct device *dev);
 void *rsva_sim_device_data(struct device *dev);
 void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
