@@ -33,7 +33,6 @@ use kernel::{
 
 use crate::{
     device::SimDevice,
-    iommu::SimIommuDriver,
     kext::iommu::domain::{SvaDomain, SvaDomainOps},
     personality::{NotifierEnd, OnRelease, Personality},
 };
@@ -124,7 +123,7 @@ pub(crate) fn block_pasid(sdev: &SimDevice, pasid: u32, old: Option<&SvaDomain<S
 }
 
 impl SvaDomainOps for SimSvaDomain {
-    type Driver = SimIommuDriver;
+    type DeviceData = Arc<SimDevice>;
 
     /// Attaches a PASID of a device: page requests enabled for a PASID that
     /// had no SVA domain, then the PASID table entry.

@@ -20,14 +20,19 @@ use kernel::{
     types::Opaque,
 };
 
-use super::driver::{device_data, DeviceDataRef, IommuDriver};
+use kernel::types::ForeignOwnable;
+
+use super::driver::device_data;
+#[cfg(doc)]
+use super::driver::IommuDriver;
 
 /// What an SVA domain of a driver does (`struct iommu_domain_ops` of the
 /// domain, and the domain's mmu notifier), given the driver's data `Self`
 /// of the domain.
 pub(crate) trait SvaDomainOps: Send + Sync + Sized + 'static {
-    /// The driver that allocates the domains.
-    type Driver: IommuDriver;
+    /// The data of the devices of the driver that allocates the domains
+    /// ([`IommuDriver::DeviceData`]).
+    type DeviceData: ForeignOwnable + Send + Sync;
 
     /// `set_dev_pasid`: attaches `pasid` of `dev` to `domain`, whose mm is
     /// `mm`; `old` is the SVA domain attached to it until now, if the
@@ -35,7 +40,7 @@ pub(crate) trait SvaDomainOps: Send + Sync + Sized + 'static {
     fn set_dev_pasid(
         domain: &SvaDomain<Self>,
         dev: &Device,
-        data: DeviceDataRef<'_, Self::Driver>,
+        data: <Self::DeviceData as ForeignOwnable>::Borrowed<'_>,
         pasid: u32,
         mm: &Mm,
         old: Option<&SvaDomain<Self>>,
@@ -74,11 +79,13 @@ pub(crate) trait SvaDomainOps: Send + Sync + Sized + 'static {
 ///
 /// - `raw.ops` is `SvaDomain::<T>::OPS`, set before the core sees `raw`.
 /// - A `struct iommu_domain` of type `IOMMU_DOMAIN_SVA` that the IOMMU
-///   core attaches to a PASID of a device of `T::Driver` is the `raw` of an
-///   `SvaDomain<T>`: the core attaches a domain only to devices of the ops
-///   that allocated it, and those of `T::Driver` allocate SVA domains with
-///   [`IommuDriver::domain_alloc_sva`] only, which returns `SvaDomain<T>`
-///   (`T::Driver::SvaDomain` is `T`).
+///   core attaches to a PASID of a device of a driver `D` whose
+///   [`IommuDriver::SvaDomain`] is `T` is the `raw` of an `SvaDomain<T>`:
+///   the core attaches a domain only to devices of the ops that allocated
+///   it, and `D`'s allocate SVA domains with `D`'s
+///   [`IommuDriver::domain_alloc_sva`] only, which returns an
+///   `SvaDomain<T>`. Such a device's driver data is a `T::DeviceData`
+///   (`D::DeviceData` is `T::DeviceData`).
 #[pin_data]
 pub(crate) struct SvaDomain<T: SvaDomainOps> {
     raw: Opaque<bindings::iommu_domain>,
@@ -155,7 +162,7 @@ impl<T: SvaDomainOps> SvaDomain<T> {
     /// # Safety
     ///
     /// `ptr` is null or a valid domain attached to a PASID of a device of
-    /// `T::Driver`, which the core keeps for `'a`.
+    /// a driver whose SVA domains are `T`'s, which the core keeps for `'a`.
     pub(super) unsafe fn from_attached<'a>(ptr: *mut bindings::iommu_domain) -> Option<&'a Self> {
         if ptr.is_null() {
             return None;
@@ -165,9 +172,9 @@ impl<T: SvaDomainOps> SvaDomain<T> {
         if unsafe { (*ptr).type_ } != bindings::IOMMU_DOMAIN_SVA {
             return None;
         }
-        // SAFETY: An SVA domain attached to a PASID of a device of
-        // `T::Driver` is the `raw` of a live `SvaDomain<T>` (type
-        // invariant), which the core keeps for `'a`.
+        // SAFETY: An SVA domain attached to a PASID of a device of a
+        // driver whose SVA domains are `T`'s is the `raw` of a live
+        // `SvaDomain<T>` (type invariant), which the core keeps for `'a`.
         Some(unsafe { Self::from_raw(ptr) })
     }
 
@@ -192,8 +199,9 @@ impl<T: SvaDomainOps> SvaDomain<T> {
     /// # Safety
     ///
     /// Called by the IOMMU core with a domain of these ops, after it set
-    /// the domain's mm, a device of `T::Driver` probed and not released,
-    /// and the domain attached to the PASID until now, or null.
+    /// the domain's mm, a device of the driver that allocated the domain,
+    /// probed and not released, and the domain attached to the PASID until
+    /// now, or null.
     unsafe extern "C" fn set_dev_pasid_callback(
         domain: *mut bindings::iommu_domain,
         dev: *mut bindings::device,
@@ -203,9 +211,10 @@ impl<T: SvaDomainOps> SvaDomain<T> {
         // SAFETY: A domain with these ops is the `raw` of an `SvaDomain<T>`
         // (type invariant), which the core keeps during the call.
         let this = unsafe { Self::from_raw(domain) };
-        // SAFETY: The core passes a valid device, probed and not released,
-        // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T::Driver>(dev) }) else {
+        // SAFETY: The core passes a valid device of the driver that
+        // allocated the domain, whose data is a `T::DeviceData` (type
+        // invariant), probed and not released, for the duration of the call.
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return ENODEV.to_errno();
         };
         // SAFETY: The core passes a valid device, alive during the call.
@@ -220,7 +229,8 @@ impl<T: SvaDomainOps> SvaDomain<T> {
         // lives, which is past the call.
         let mm = unsafe { Mm::from_raw(mm) };
         // SAFETY: `old` is null or the domain attached to a PASID of a
-        // device of `T::Driver`, which the core keeps for the call.
+        // device of the driver that allocated this domain, whose SVA domains
+        // are `T`'s, which the core keeps for the call.
         let old = unsafe { Self::from_attached(old) };
         match T::set_dev_pasid(this, device, data, pasid, mm, old) {
             Ok(()) => 0,
@@ -331,6 +341,7 @@ impl PagingDomain {
 #[kunit_tests(rsva_sim_iommu_domain)]
 pub(super) mod tests {
     use super::*;
+    use crate::kext::iommu::driver::IommuDriver;
     use core::ptr::NonNull;
     use kernel::{
         iommu::dma_owner::Group,
@@ -393,7 +404,7 @@ pub(super) mod tests {
     }
 
     impl SvaDomainOps for TestDomain {
-        type Driver = TestDriver;
+        type DeviceData = ();
 
         fn set_dev_pasid(
             _domain: &SvaDomain<Self>,
@@ -445,12 +456,12 @@ pub(super) mod tests {
         let raw = SvaDomain::into_raw(domain.clone());
         // SAFETY: `raw` is the domain's, alive (`domain`).
         let ops = unsafe { (*raw).ops };
-        assert!(core::ptr::eq(ops, SvaDomain::<TestDomain>::ops()));
+        // SAFETY: The ops of a domain live as long as the code.
+        let (attach, set_pasid) = unsafe { ((*ops).attach_dev, (*ops).set_dev_pasid) };
+        assert!(attach.is_none() && set_pasid.is_some());
         // SAFETY: `raw` is the `raw` of a live `SvaDomain<TestDomain>`.
-        assert!(core::ptr::eq(
-            unsafe { SvaDomain::<TestDomain>::from_raw(raw) },
-            &*domain
-        ));
+        let back = unsafe { SvaDomain::<TestDomain>::from_raw(raw) };
+        assert!(core::ptr::eq(back, &*domain));
         // The mm goes: `release`, once.
         drop(mm);
         assert_eq!(domain.released.load(Relaxed), 1);
@@ -506,7 +517,9 @@ pub(super) mod tests {
         let raw = PagingDomain::new()?.into_raw();
         // SAFETY: Just allocated, not given to the core.
         let ops = unsafe { (*raw).ops };
-        assert!(core::ptr::eq(ops, PagingDomain::ops()));
+        // SAFETY: The ops of a domain live as long as the code.
+        let (attach, set_pasid) = unsafe { ((*ops).attach_dev, (*ops).set_dev_pasid) };
+        assert!(attach.is_some() && set_pasid.is_none());
         // SAFETY: The ops of a paging domain.
         let free = unsafe { (*ops).free };
         assert!(free.is_some());

@@ -80,7 +80,7 @@ pub(crate) trait IommuDriver: Sized + 'static {
     type DeviceData: ForeignOwnable + Send + Sync;
 
     /// The data of the driver's SVA domains.
-    type SvaDomain: SvaDomainOps<Driver = Self>;
+    type SvaDomain: SvaDomainOps<DeviceData = Self::DeviceData>;
 
     /// `probe_device`: `dev` is served by this driver's IOMMU; returns the
     /// driver's data of it. `ENODEV` refuses the device.
@@ -127,22 +127,23 @@ pub(crate) trait IommuDriver: Sized + 'static {
 ///
 /// # Safety
 ///
-/// `dev` is a valid device that `T`'s `probe_device` probed and that is not
-/// released yet, and stays so for `'a` (the IOMMU core calls the device's
-/// callbacks between the two, so a callback's duration qualifies).
-pub(super) unsafe fn device_data<'a, T: IommuDriver>(
+/// `dev` is a valid device that the `probe_device` of a driver whose
+/// [`IommuDriver::DeviceData`] is `D` probed and that is not released yet,
+/// and stays so for `'a` (the IOMMU core calls the device's callbacks
+/// between the two, so a callback's duration qualifies).
+pub(super) unsafe fn device_data<'a, D: ForeignOwnable>(
     dev: *mut bindings::device,
-) -> Option<DeviceDataRef<'a, T>> {
+) -> Option<D::Borrowed<'a>> {
     // SAFETY: `dev` is valid (the safety requirements); the helper reads
     // `dev->iommu->priv`.
     let data = unsafe { rsva_sim_dev_iommu_priv(dev) };
     if data.is_null() {
         return None;
     }
-    // SAFETY: `T`'s `probe_device` set the data to `T::DeviceData`'s
-    // `into_foreign()`, and only its `release_device`, which does not come
-    // before `'a` ends (the safety requirements), takes it back.
-    Some(unsafe { T::DeviceData::borrow(data) })
+    // SAFETY: The driver's `probe_device` set the data to `into_foreign()`
+    // of a `D`, and only its `release_device`, which does not come before
+    // `'a` ends (the safety requirements), takes it back.
+    Some(unsafe { D::borrow(data) })
 }
 
 /// The `extern "C"` callbacks of `T`'s `struct iommu_ops` and of its static
@@ -253,7 +254,8 @@ impl<T: IommuDriver> Callbacks<T> {
         }
     }
 
-    /// `release_device`: drops the driver's data of the device.
+    /// `release_device`: drops the driver's data of the device (the core
+    /// frees the `dev_iommu` that points at it just after).
     ///
     /// # Safety
     ///
@@ -266,11 +268,11 @@ impl<T: IommuDriver> Callbacks<T> {
         if data.is_null() {
             return;
         }
-        // SAFETY: The device is valid and still has its `dev_iommu`.
-        unsafe { bindings::dev_iommu_priv_set(dev, core::ptr::null_mut()) };
         // SAFETY: Set by `probe_device` to `into_foreign()` of a
-        // `T::DeviceData`, taken back once, here (the field is cleared
-        // above); no callback of the device borrows it any more.
+        // `T::DeviceData`, taken back once, here: the core calls
+        // `release_device` once per probe and frees the device's
+        // `dev_iommu`, and with it the pointer, right after; no callback of
+        // the device borrows the data any more.
         drop(unsafe { T::DeviceData::from_foreign(data) });
     }
 
@@ -283,7 +285,7 @@ impl<T: IommuDriver> Callbacks<T> {
     unsafe extern "C" fn device_group(dev: *mut bindings::device) -> *mut bindings::iommu_group {
         // SAFETY: The core passes a valid device, probed and not released,
         // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return glue::err_ptr(ENODEV);
         };
         // SAFETY: The core passes a valid device, alive during the call.
@@ -310,7 +312,7 @@ impl<T: IommuDriver> Callbacks<T> {
     ) -> c_int {
         // SAFETY: The core passes a valid device, probed and not released,
         // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return ENODEV.to_errno();
         };
         // SAFETY: The core passes a valid device, alive during the call.
@@ -338,7 +340,7 @@ impl<T: IommuDriver> Callbacks<T> {
     ) -> *mut bindings::iommu_domain {
         // SAFETY: The core passes a valid device, probed and not released,
         // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return glue::err_ptr(ENODEV);
         };
         // SAFETY: The core passes a valid device, alive during the call.
@@ -363,7 +365,7 @@ impl<T: IommuDriver> Callbacks<T> {
     ) -> *mut bindings::iommu_domain {
         // SAFETY: The core passes a valid device, probed and not released,
         // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return glue::err_ptr(ENODEV);
         };
         // SAFETY: The core passes a valid device, alive during the call.
@@ -387,7 +389,7 @@ impl<T: IommuDriver> Callbacks<T> {
     ) {
         // SAFETY: The core passes a valid device, probed and not released,
         // for the duration of the call.
-        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+        let Some(data) = (unsafe { device_data::<T::DeviceData>(dev) }) else {
             return;
         };
         // SAFETY: The core passes a valid device, alive during the call.
