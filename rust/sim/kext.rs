@@ -3,7 +3,11 @@
 //! rsva_sim's abstractions of kernel facilities that the kernel crate does
 //! not have and that rsva's layer (`rust/kext/`, another module) cannot
 //! lend it: the platform's bus, the kernel's SVA bind API as a driver uses
-//! it, a wait queue that C owns, and the mmu notifiers' barrier.
+//! it, a wait queue that C owns, and the mmu notifiers' barrier; and, laid
+//! out as `rust/kernel/` is, the IOMMU driver side of the IOMMU core
+//! ([`iommu`]).
+
+pub(crate) mod iommu;
 
 use core::ptr::NonNull;
 
@@ -15,8 +19,6 @@ use kernel::{
 };
 
 use crate::glue;
-
-pub(crate) mod iommu;
 
 /// An SVA bond made with `iommu_sva_bind_device()`, whichever
 /// implementation serves it; unbound on drop.

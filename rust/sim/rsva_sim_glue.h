@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * rsva_sim: prototypes of rsva_sim_glue.c, for its Rust callers
- * (declared again in rust/sim/glue.rs) and for the compiler's checks.
+ * (declared again in rust/sim/glue.rs, and the IOMMU's in
+ * rust/sim/kext/iommu/driver.rs) and for the compiler's checks.
  */
 #ifndef _RSVA_SIM_GLUE_H
 #define _RSVA_SIM_GLUE_H

@@ -218,7 +218,7 @@ impl<T: SvaDomainOps> SvaDomain<T> {
             return ENODEV.to_errno();
         };
         // SAFETY: The core passes a valid device, alive during the call.
-        let device = unsafe { kernel::device::Device::from_raw(dev) };
+        let device = unsafe { Device::from_raw(dev) };
         // SAFETY: The core set `mm` when it allocated the domain, and
         // changes it no more.
         let mm = unsafe { (*domain).__bindgen_anon_1.__bindgen_anon_2.mm };
@@ -275,8 +275,9 @@ impl<T: SvaDomainOps> MmuNotifierOps for SvaDomain<T> {
 
 /// A paging domain that maps nothing (the driver's devices have no DMA
 /// without a PASID), for a kernel driver that manages its device's DMA
-/// itself, or VFIO, to allocate and attach. The IOMMU core frees it with
-/// its `free`.
+/// itself, or VFIO, to allocate and attach. It owns the C domain: given
+/// to the core, which frees it with its `free`; dropped before, it frees
+/// it.
 ///
 /// # Invariants
 ///
@@ -499,7 +500,7 @@ pub(super) mod tests {
             // SAFETY: A valid domain, alive (`domain`).
             assert!(unsafe { SvaDomain::<TestDomain>::from_attached(raw) }.is_none());
         }
-        // SAFETY: As above.
+        // SAFETY: The domain is ours, not seen by the core.
         unsafe { (*raw).type_ = bindings::IOMMU_DOMAIN_SVA };
         // SAFETY: The `raw` of a live `SvaDomain<TestDomain>`.
         let found = unsafe { SvaDomain::<TestDomain>::from_attached(raw) };

@@ -241,9 +241,10 @@ impl<T: IommuDriver> Callbacks<T> {
         let device = unsafe { Device::from_raw(dev) };
         match T::probe_device(device) {
             Ok(data) => {
-                // SAFETY: `dev` is valid and being probed; the core keeps
-                // its `dev_iommu` until after `release_device`, which takes
-                // the data back.
+                // SAFETY: `dev` is valid and being probed, so it has its
+                // `dev_iommu` and the core holds `iommu_probe_device_lock`;
+                // the core keeps the `dev_iommu` until after
+                // `release_device`, which takes the data back.
                 unsafe { bindings::dev_iommu_priv_set(dev, data.into_foreign()) };
                 // The core calls `T`'s `probe_device` only while `T`'s ops
                 // are registered, so the one registration of the module is
