@@ -22,7 +22,7 @@ use kernel::{
     bindings,
     device::Device,
     error::to_result,
-    iommu::dma_owner::DmaApiUse,
+    iommu::dma_owner::{DmaApiUse, Group},
     mm::{Mm, MmWithUser},
     new_condvar, new_mutex, new_spinlock,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -30,7 +30,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, CondVarTimeoutResult, Mutex, SpinLock,
+        Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex, SpinLock,
     },
     time::msecs_to_jiffies,
     xarray::{AllocKind, XArray},
@@ -73,7 +73,7 @@ impl SimGroup {
 
     /// The group for a device being probed, with a reference for the caller
     /// (the IOMMU core's `device_group` contract).
-    pub(crate) fn get(&self) -> Result<*mut bindings::iommu_group> {
+    pub(crate) fn get(&self) -> Result<ARef<Group>> {
         let mut raw = self.raw.lock();
         if raw.is_null() {
             // SAFETY: Allocates a new group; returns a referenced group or an
@@ -81,8 +81,10 @@ impl SimGroup {
             *raw = glue::from_err_ptr(unsafe { bindings::iommu_group_alloc() })?;
         }
         // SAFETY: `*raw` is a live group: we hold the reference it was
-        // allocated with until `drop`.
-        Ok(unsafe { bindings::iommu_group_ref_get(*raw) })
+        // allocated with until `drop`; `Group` is `repr(transparent)`.
+        let group = unsafe { &*raw.cast::<Group>() };
+        // A new reference, for the caller.
+        Ok(group.into())
     }
 
     /// Whether an owner claimed the group's DMA; false before the group's
@@ -162,8 +164,6 @@ pub(crate) struct SimDevice {
     pub(crate) id: u32,
     pub(crate) group: Arc<SimGroup>,
     pub(crate) pasid_bits: u32,
-    /// The IOMMU serving the device; it outlives the device.
-    iommu: usize,
     /// The `struct device` on the simulated bus; set once it is created.
     raw: Atomic<usize>,
     #[pin]
@@ -199,7 +199,6 @@ impl SimDevice {
         id: u32,
         group: Arc<SimGroup>,
         pasid_bits: u32,
-        iommu: *mut bindings::iommu_device,
         iopf_queue: *mut bindings::iopf_queue,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
@@ -207,7 +206,6 @@ impl SimDevice {
                 id,
                 group,
                 pasid_bits,
-                iommu: iommu as usize,
                 raw: Atomic::new(0),
                 table <- XArray::new(AllocKind::Alloc),
                 iotlb <- new_spinlock!(Iotlb::new()),
@@ -235,11 +233,6 @@ impl SimDevice {
         self.raw.load(Relaxed) as *mut bindings::device
     }
 
-    /// The IOMMU serving this device.
-    pub(crate) fn iommu(&self) -> *mut bindings::iommu_device {
-        self.iommu as *mut bindings::iommu_device
-    }
-
     /// The simulated device behind `dev`, or `None` for a device of
     /// another bus.
     ///
@@ -254,6 +247,24 @@ impl SimDevice {
         // SAFETY: The data of a device of our bus is the `SimDevice` the
         // module keeps alive for as long as the device exists.
         unsafe { data.cast::<SimDevice>().as_ref() }
+    }
+
+    /// The simulated device behind `dev`, with a reference, or `None` for
+    /// a device of another bus: for the IOMMU's `probe_device`, which the
+    /// IOMMU core calls while the module adds the device to the bus.
+    pub(crate) fn of(dev: &Device) -> Option<Arc<SimDevice>> {
+        // `Device` wraps a `struct device`, transparently.
+        let raw = core::ptr::from_ref(dev).cast_mut().cast();
+        // SAFETY: `raw` is a valid device during the call.
+        let data = unsafe { glue::rsva_sim_device_data(raw) };
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: The data of a device of our bus is `Arc::as_ptr()` of the
+        // `SimDevice` that the module keeps (`Devices`) for as long as the
+        // device is on the bus, which is while its callbacks run.
+        let sdev = unsafe { ArcBorrow::from_raw(data.cast::<SimDevice>()) };
+        Some(sdev.into())
     }
 
     /// The PASID width of this device.
@@ -956,7 +967,7 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let dev = SimDevice::new(0, group, 4, null_mut(), null_mut());
+        let dev = SimDevice::new(0, group, 4, null_mut());
         assert!(dev.is_ok());
         let Ok(dev) = dev else {
             return;
@@ -999,7 +1010,7 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let Ok(dev) = SimDevice::new(0, group, 4, null_mut(), null_mut()) else {
+        let Ok(dev) = SimDevice::new(0, group, 4, null_mut()) else {
             return;
         };
         let mm = NonNull::<bindings::mm_struct>::dangling();

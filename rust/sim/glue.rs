@@ -14,15 +14,6 @@ extern "C" {
     fn rsva_sim_iommu_param() -> *const c_char;
     pub(crate) fn rsva_sim_bus_register() -> c_int;
     pub(crate) fn rsva_sim_bus_unregister();
-    pub(crate) fn rsva_sim_iommu_register(
-        iommu: *mut bindings::iommu_device,
-        ops: *const bindings::iommu_ops,
-        nb: *mut bindings::notifier_block,
-    ) -> c_int;
-    pub(crate) fn rsva_sim_iommu_unregister(
-        iommu: *mut bindings::iommu_device,
-        nb: *mut bindings::notifier_block,
-    );
     pub(crate) fn rsva_sim_device_create(
         iommu: *mut bindings::iommu_device,
         id: c_uint,

@@ -3,7 +3,11 @@
 //! rsva_sim's abstractions of kernel facilities that the kernel crate does
 //! not have and that rsva's layer (`rust/kext/`, another module) cannot
 //! lend it: the platform's bus, the kernel's SVA bind API as a driver uses
-//! it, a wait queue that C owns, and the mmu notifiers' barrier.
+//! it, a wait queue that C owns, and the mmu notifiers' barrier; and, laid
+//! out as `rust/kernel/` is, the IOMMU driver side of the IOMMU core
+//! ([`iommu`]).
+
+pub(crate) mod iommu;
 
 use core::ptr::NonNull;
 

@@ -29,6 +29,9 @@
 #include "iommu-priv.h"
 #include "rsva_sim_glue.h"
 
+/* mm_alloc() is exported for KUnit only; the IOMMU domain suite uses it. */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
+
 /*
  * The IOMMU driver whose SVA domains the simulator imitates (see
  * rust/sim/personality.rs). A string parameter, which the Rust module
@@ -169,6 +172,12 @@ struct device *rsva_sim_device_create(struct iommu_device *iommu,
 err_put:
 	put_device(&sdev->dev);
 	return ERR_PTR(rc);
+}
+
+/* The IOMMU driver's data of @dev (rust/sim/kext/iommu/driver.rs). */
+void *rsva_sim_dev_iommu_priv(struct device *dev)
+{
+	return dev_iommu_priv_get(dev);
 }
 
 void rsva_sim_device_destroy(struct device *dev)

@@ -125,7 +125,7 @@ impl kernel::Module for RsvaSim {
         let mut devices = Devices(KVec::new());
         for id in 0..ndev {
             let group = groups[(id / gsize) as usize].clone();
-            let dev = SimDevice::new(id, group, bits, iommu.raw(), iommu.prq())?;
+            let dev = SimDevice::new(id, group, bits, iommu.prq())?;
             // SAFETY: The IOMMU is registered; the device data is the
             // `SimDevice`, which `devices` keeps alive past the device.
             let raw = glue::from_err_ptr(unsafe {
