@@ -16,6 +16,11 @@
 //! the IOTLB keeps a bare page frame number that only invalidations keep
 //! right.
 
+#![allow(
+    unsafe_code,
+    reason = "the page walk, the page references and the page requests have no layer type yet"
+)]
+
 use core::ptr::{null_mut, NonNull};
 
 use kernel::{
@@ -40,6 +45,7 @@ use crate::{
     fault_log::{Fault, FaultLog, FaultReason},
     glue,
     iotlb::{Iotlb, IotlbStats},
+    kext::device::bus,
     personality::Blocked,
     prq::{self, Answer, PendingTable, PrqCounters, Response, GROUP_PAGES},
 };
@@ -226,8 +232,8 @@ impl SimDevice {
     }
 
     /// Records the `struct device` created for this device.
-    pub(crate) fn set_raw(&self, dev: *mut bindings::device) {
-        self.raw.store(dev as usize, Relaxed);
+    pub(crate) fn set_device(&self, dev: &Device) {
+        self.raw.store(core::ptr::from_ref(dev) as usize, Relaxed);
     }
 
     /// The `struct device` of this device, null before it is created.
@@ -249,11 +255,11 @@ impl SimDevice {
     /// used after the device is destroyed (the module's devices outlive every
     /// IOMMU callback on them).
     pub(crate) unsafe fn from_raw<'a>(dev: *mut bindings::device) -> Option<&'a SimDevice> {
+        if dev.is_null() {
+            return None;
+        }
         // SAFETY: `dev` is valid by the safety requirements.
-        let data = unsafe { glue::rsva_sim_device_data(dev) };
-        // SAFETY: The data of a device of our bus is the `SimDevice` the
-        // module keeps alive for as long as the device exists.
-        unsafe { data.cast::<SimDevice>().as_ref() }
+        bus::data_of(unsafe { Device::from_raw(dev) })
     }
 
     /// The PASID width of this device.
@@ -895,53 +901,6 @@ fn walk(mm: &MmWithUser, addr: u64, write: bool, pages: &mut [*mut bindings::pag
     };
     // Negative: none; at most `nr` otherwise.
     usize::try_from(n).unwrap_or(0).min(pages.len())
-}
-
-/// The bus's `dma_configure` (from `rsva_sim_glue.c`): DMA-API ownership
-/// for a driver without `driver_managed_dma`.
-#[no_mangle]
-extern "C" fn rsva_sim_dma_configure(
-    dev: *mut bindings::device,
-    driver_managed_dma: bool,
-) -> c_int {
-    // SAFETY: The driver core passes a device of our bus, alive.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
-        return ENODEV.to_errno();
-    };
-    // SAFETY: `dev` is `sdev`'s device, alive during the call; the driver
-    // core calls this under the device lock.
-    match unsafe {
-        sdev.dma_api
-            .configure(Device::from_raw(dev), driver_managed_dma)
-    } {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// The bus's `dma_cleanup`: gives back what `dma_configure` took, once.
-#[no_mangle]
-extern "C" fn rsva_sim_dma_cleanup(dev: *mut bindings::device) {
-    // SAFETY: The driver core passes a device of our bus, alive.
-    if let Some(sdev) = unsafe { SimDevice::from_raw(dev) } {
-        // SAFETY: `dev` is `sdev`'s device, alive during the call; the
-        // driver core calls this under the device lock.
-        unsafe { sdev.dma_api.cleanup(Device::from_raw(dev)) };
-    }
-}
-
-/// `rsva_sim_pasid_state()` of `include/rsva_sim.h`, for test modules.
-#[no_mangle]
-extern "C" fn rsva_sim_pasid_state(dev: *mut bindings::device, pasid: u32) -> c_int {
-    // SAFETY: Test modules pass a device from `rsva_sim_get_device()`,
-    // whose reference they hold; `from_raw` refuses other buses' devices.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
-        return ENODEV.to_errno();
-    };
-    match sdev.entry_live(pasid) {
-        Some(live) => c_int::from(live),
-        None => ENOENT.to_errno(),
-    }
 }
 
 #[kunit_tests(rsva_sim_pasid_table)]

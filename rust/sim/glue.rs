@@ -3,6 +3,11 @@
 //! The functions of `rsva_sim_glue.c` (see `rsva_sim_glue.h`), and small
 //! helpers for the C ABI shared by the platform's files.
 
+#![allow(
+    unsafe_code,
+    reason = "the declarations of rsva_sim_glue.c and the C ABI helpers, used by the layer"
+)]
+
 use core::cell::UnsafeCell;
 
 use kernel::{bindings, prelude::*};
@@ -28,7 +33,10 @@ extern "C" {
         id: c_uint,
         pasid_bits: c_uint,
         data: *mut c_void,
+        release_data: Option<unsafe extern "C" fn(*mut c_void)>,
     ) -> *mut bindings::device;
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn rsva_sim_get_device(id: c_uint) -> *mut bindings::device;
     pub(crate) fn rsva_sim_device_destroy(dev: *mut bindings::device);
     pub(crate) fn rsva_sim_device_data(dev: *mut bindings::device) -> *mut c_void;
     pub(crate) fn rsva_sim_page_access(

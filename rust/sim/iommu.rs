@@ -17,11 +17,17 @@
 //! DMA itself or VFIO does, but map nothing: the devices' DMA without a
 //! PASID is not simulated.
 
+#![allow(
+    unsafe_code,
+    reason = "the IOMMU driver's callbacks have no layer type yet"
+)]
+
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
 use crate::{
     device::SimDevice,
     glue::{self, CStatic},
+    kext::device::bus::BusIommu,
     sva_domain,
 };
 
@@ -274,6 +280,15 @@ impl SimIommu {
     pub(crate) fn raw(&self) -> *mut bindings::iommu_device {
         // SAFETY: `raw` is valid for as long as `self`.
         unsafe { &raw mut (*self.raw.get()).iommu }
+    }
+}
+
+// SAFETY: `register()` registers `raw`'s IOMMU device for the platform's
+// bus, and it stays registered until drop (type invariant); `raw` is pinned,
+// so the address is the same every time.
+unsafe impl BusIommu for SimIommu {
+    fn iommu_device(&self) -> *mut bindings::iommu_device {
+        self.raw()
     }
 }
 

@@ -91,15 +91,22 @@ void rsva_sim_driver_unregister(struct rsva_sim_driver *drv)
 }
 EXPORT_SYMBOL_GPL(rsva_sim_driver_unregister);
 
-/* A device of the simulated bus and the Rust object that models it. */
+/*
+ * A device of the simulated bus and the Rust object that models it, which
+ * the device owns until it is released (rust/sim/kext/device/bus.rs).
+ */
 struct rsva_sim_device {
 	struct device dev;
 	void *data;
+	void (*release_data)(void *data);
 };
 
 static void rsva_sim_device_release(struct device *dev)
 {
-	kfree(container_of(dev, struct rsva_sim_device, dev));
+	struct rsva_sim_device *sdev = container_of(dev, struct rsva_sim_device, dev);
+
+	sdev->release_data(sdev->data);
+	kfree(sdev);
 }
 
 int rsva_sim_bus_register(void)
@@ -135,9 +142,14 @@ void rsva_sim_iommu_unregister(struct iommu_device *iommu,
 	iommu_device_sysfs_remove(iommu);
 }
 
+/*
+ * Creates and adds a device of the bus. The device owns @data from the
+ * call on, failure included: @release_data releases it once, when the
+ * device is released (at once on failure).
+ */
 struct device *rsva_sim_device_create(struct iommu_device *iommu,
 				      unsigned int id, unsigned int pasid_bits,
-				      void *data)
+				      void *data, void (*release_data)(void *data))
 {
 	struct property_entry props[] = {
 		PROPERTY_ENTRY_U32("pasid-num-bits", pasid_bits),
@@ -147,13 +159,16 @@ struct device *rsva_sim_device_create(struct iommu_device *iommu,
 	int rc;
 
 	sdev = kzalloc_obj(*sdev);
-	if (!sdev)
+	if (!sdev) {
+		release_data(data);
 		return ERR_PTR(-ENOMEM);
+	}
 
 	device_initialize(&sdev->dev);
 	sdev->dev.bus = &rsva_sim_bus;
 	sdev->dev.release = rsva_sim_device_release;
 	sdev->data = data;
+	sdev->release_data = release_data;
 	rc = dev_set_name(&sdev->dev, "rsva_sim%u", id);
 	if (rc)
 		goto err_put;

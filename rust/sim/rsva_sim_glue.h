@@ -28,7 +28,7 @@ void rsva_sim_iommu_unregister(struct iommu_device *iommu,
 			       struct notifier_block *nb);
 struct device *rsva_sim_device_create(struct iommu_device *iommu,
 				      unsigned int id, unsigned int pasid_bits,
-				      void *data);
+				      void *data, void (*release_data)(void *data));
 void rsva_sim_device_destroy(struct device *dev);
 void *rsva_sim_device_data(struct device *dev);
 void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,

@@ -19,6 +19,11 @@
 //! with `mmu_notifier_synchronize()`); AMD unregisters it, synchronously,
 //! and frees the memory at once.
 
+#![allow(
+    unsafe_code,
+    reason = "the SVA domain's callbacks have no layer type yet"
+)]
+
 use core::ptr::NonNull;
 
 use kernel::{
