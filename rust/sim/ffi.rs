@@ -14,6 +14,20 @@ use kernel::{bindings, device::Device, prelude::*};
 
 use crate::{device::SimDevice, kext::device::bus};
 
+/// The simulated device behind `dev`, or `None` for a device of another
+/// bus: for the IOMMU driver's callbacks.
+///
+/// # Safety
+///
+/// `dev` is null or a valid device, which stays valid for `'a`.
+pub(crate) unsafe fn sim_device<'a>(dev: *mut bindings::device) -> Option<&'a SimDevice> {
+    if dev.is_null() {
+        return None;
+    }
+    // SAFETY: `dev` is valid for `'a` by the safety requirements.
+    SimDevice::of(unsafe { Device::from_raw(dev) })
+}
+
 /// The bus's `dma_configure` (from `rsva_sim_glue.c`): DMA-API ownership
 /// for a driver without `driver_managed_dma`.
 #[no_mangle]

@@ -37,6 +37,8 @@ extern "C" {
     ) -> *mut bindings::device;
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn rsva_sim_get_device(id: c_uint) -> *mut bindings::device;
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn rsva_sim_test_mm_alloc() -> *mut bindings::mm_struct;
     pub(crate) fn rsva_sim_device_destroy(dev: *mut bindings::device);
     pub(crate) fn rsva_sim_device_data(dev: *mut bindings::device) -> *mut c_void;
     pub(crate) fn rsva_sim_page_access(

@@ -22,10 +22,10 @@
     reason = "the IOMMU driver's callbacks have no layer type yet"
 )]
 
-use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
+use kernel::{bindings, error::to_result, prelude::*, sync::aref::ARef, types::Opaque};
 
 use crate::{
-    device::SimDevice,
+    ffi,
     glue::{self, CStatic},
     kext::device::bus::BusIommu,
     sva_domain,
@@ -144,7 +144,7 @@ unsafe extern "C" fn blocked_set_dev_pasid(
 /// `dev` must be a valid device whose fwspec names this IOMMU.
 unsafe extern "C" fn probe_device(dev: *mut bindings::device) -> *mut bindings::iommu_device {
     // SAFETY: The core passes a valid device.
-    match unsafe { SimDevice::from_raw(dev) } {
+    match unsafe { ffi::sim_device(dev) } {
         Some(sdev) => sdev.iommu(),
         None => glue::err_ptr(ENODEV),
     }
@@ -164,8 +164,11 @@ unsafe extern "C" fn release_device(_dev: *mut bindings::device) {}
 /// `dev` must be a valid device.
 unsafe extern "C" fn device_group(dev: *mut bindings::device) -> *mut bindings::iommu_group {
     // SAFETY: The core passes a valid device.
-    match unsafe { SimDevice::from_raw(dev) } {
-        Some(sdev) => sdev.group.get().unwrap_or_else(glue::err_ptr),
+    match unsafe { ffi::sim_device(dev) } {
+        Some(sdev) => match sdev.group.get() {
+            Ok(group) => ARef::into_raw(group).as_ptr().cast(),
+            Err(e) => glue::err_ptr(e),
+        },
         None => glue::err_ptr(ENODEV),
     }
 }
@@ -183,7 +186,7 @@ unsafe extern "C" fn page_response(
     msg: *mut bindings::iommu_page_response,
 ) {
     // SAFETY: The core passes a valid device.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+    let Some(sdev) = (unsafe { ffi::sim_device(dev) }) else {
         return;
     };
     // SAFETY: The core passes a valid response, for the duration of the call.

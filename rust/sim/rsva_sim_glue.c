@@ -29,6 +29,9 @@
 #include "iommu-priv.h"
 #include "rsva_sim_glue.h"
 
+/* mm_alloc() is exported for KUnit only; rsva_sim's KUnit suites use it. */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
+
 /*
  * The IOMMU driver whose SVA domains the simulator imitates (see
  * rust/sim/personality.rs). A string parameter, which the Rust module
@@ -241,6 +244,13 @@ struct page *rsva_sim_pfn_get_page(unsigned long pfn)
 	}
 	return page;
 }
+
+#if IS_ENABLED(CONFIG_KUNIT)
+struct mm_struct *rsva_sim_test_mm_alloc(void)
+{
+	return mm_alloc();
+}
+#endif
 
 unsigned long rsva_sim_page_to_pfn(struct page *page)
 {

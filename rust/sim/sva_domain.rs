@@ -40,7 +40,7 @@ use kernel::{
 
 use crate::{
     device::SimDevice,
-    glue,
+    ffi, glue,
     glue::CStatic,
     personality::{NotifierEnd, OnRelease, Personality},
 };
@@ -188,7 +188,7 @@ pub(crate) unsafe fn block_pasid(
     old: *mut bindings::iommu_domain,
 ) -> c_int {
     // SAFETY: By the safety requirements.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+    let Some(sdev) = (unsafe { ffi::sim_device(dev) }) else {
         return ENODEV.to_errno();
     };
     sdev.remove(pasid);
@@ -217,7 +217,7 @@ unsafe extern "C" fn set_dev_pasid(
     old: *mut bindings::iommu_domain,
 ) -> c_int {
     // SAFETY: The core passes a valid device.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
+    let Some(sdev) = (unsafe { ffi::sim_device(dev) }) else {
         return ENODEV.to_errno();
     };
     // SAFETY: `domain` is one of our SVA domains (these are its ops).
@@ -250,6 +250,9 @@ unsafe extern "C" fn set_dev_pasid(
             return undo(e.into());
         }
     }
+    // SAFETY: The core set `mm` when it allocated the SVA domain, and the
+    // domain's notifier holds an `mmgrab()` on it while the domain lives.
+    let mm = unsafe { kernel::mm::Mm::from_raw(mm.as_ptr()) };
     if let Err(e) = sdev.install(pasid, mm, sdom.key()) {
         sdom.detach(sdev, pasid);
         return undo(e);

@@ -18,8 +18,10 @@ use kernel::{
     bindings,
     device::Device,
     error::to_result,
+    iommu::dma_owner::Group,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{Atomic, Relaxed},
         Arc,
     },
@@ -258,6 +260,25 @@ pub(crate) fn data_of<T: 'static>(dev: &Device) -> Option<&T> {
     Some(unsafe { &(*data.cast::<Tagged<T>>()).data })
 }
 
+/// A new IOMMU group for devices of the bus (`iommu_group_alloc()`), with
+/// the reference it was allocated with.
+pub(crate) fn alloc_group() -> Result<ARef<Group>> {
+    // SAFETY: Allocates a group; returns a referenced group or an ERR_PTR.
+    let group = glue::from_err_ptr(unsafe { bindings::iommu_group_alloc() })?;
+    let group = NonNull::new(group).ok_or(ENOMEM)?;
+    // SAFETY: `iommu_group_alloc()` returned a reference, which the `ARef`
+    // owns; `Group` is `repr(transparent)` over `struct iommu_group`.
+    Ok(unsafe { ARef::from_raw(group.cast()) })
+}
+
+/// Whether an owner claimed the DMA of `group` through the DMA ownership
+/// API (`iommu_group_dma_owner_claimed()`).
+pub(crate) fn dma_owner_claimed(group: &Group) -> bool {
+    // SAFETY: `group` is a referenced group; the call only reads it under
+    // the group's lock.
+    unsafe { bindings::iommu_group_dma_owner_claimed(group.as_raw()) }
+}
+
 #[kunit_tests(rsva_sim_bus)]
 mod tests {
     use super::*;
@@ -268,6 +289,14 @@ mod tests {
     fn one_registration_at_a_time() {
         assert!(matches!(Registration::register(), Err(e) if e == EBUSY));
         assert!(BUS_REGISTERED.load(Relaxed));
+    }
+
+    /// A new group has no DMA owner; dropping the reference frees it.
+    #[test]
+    fn new_group_is_unowned() -> Result {
+        let group = alloc_group()?;
+        assert!(!dma_owner_claimed(&group));
+        Ok(())
     }
 
     /// Device 0 of the module's bus has data of the module's type only: any
@@ -283,7 +312,7 @@ mod tests {
         };
         // SAFETY: `raw` is a valid device with a reference, which the
         // `ARef` takes over.
-        let dev = unsafe { kernel::sync::aref::ARef::<Device>::from_raw(raw.cast()) };
+        let dev = unsafe { ARef::<Device>::from_raw(raw.cast()) };
         assert!(data_of::<u64>(&dev).is_none());
         assert!(data_of::<Tagged<u8>>(&dev).is_none());
     }
