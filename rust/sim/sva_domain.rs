@@ -21,8 +21,6 @@
 
 #![forbid(unsafe_code)]
 
-use core::ptr::NonNull;
-
 use kernel::{
     device::Device,
     mm::{Mm, MmWithUser},
@@ -135,7 +133,6 @@ impl SvaDomainOps for SimSvaDomain {
         mm: &Mm,
         old: Option<&SvaDomain<Self>>,
     ) -> Result {
-        let mm = NonNull::new(mm.as_raw()).ok_or(EINVAL)?;
         // A PASID that had no SVA domain gets page requests enabled.
         if old.is_none() {
             sdev.iopf_get()?;

@@ -31,7 +31,7 @@ use kernel::{
 };
 
 use super::domain::{PagingDomain, SvaDomain, SvaDomainOps};
-use crate::glue;
+use crate::{glue, kext::device::bus::BusIommu};
 
 // The prototypes name kernel structures only behind pointers; their layout
 // does not cross the boundary.
@@ -472,7 +472,9 @@ impl Drop for IopfQueue {
 ///
 /// It holds no reference: the module's devices on the bus must be removed
 /// before it is dropped (the core would call `T`'s code for them, and the
-/// ops and static domains are in this object). Dropping it unregisters the
+/// ops and static domains are in this object). As the IOMMU of a
+/// [`Bus`](crate::kext::device::bus::Bus), which every device of the bus
+/// holds, it is. Dropping it unregisters the
 /// IOMMU, then frees the queue. There is one at a time in the module
 /// ([`REGISTERED`]).
 ///
@@ -559,6 +561,16 @@ impl<T: IommuDriver> Registration<T> {
         // SAFETY: `raw` is valid for as long as `self`; only the field's
         // address is computed.
         unsafe { &raw mut (*self.raw.get()).iommu }
+    }
+}
+
+// SAFETY: Once initialised, `raw.iommu` is registered with the IOMMU core
+// for the platform's bus (`rsva_sim_iommu_register()`) until drop (type
+// invariant), and `raw` is pinned, so `iommu_device()` returns the same
+// address every time.
+unsafe impl<T: IommuDriver> BusIommu for Registration<T> {
+    fn iommu_device(&self) -> *mut bindings::iommu_device {
+        self.raw()
     }
 }
 
