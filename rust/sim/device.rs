@@ -14,15 +14,21 @@
 //! (block on fault, `prq.rs`), or ends the descriptor with a partial
 //! completion (report). A page is referenced only while it is accessed;
 //! the IOTLB keeps a bare page frame number that only invalidations keep
-//! right.
+//! right. The walk, the page references and the frame numbers are
+//! `kext/mm/remote.rs`'s.
 
-use core::ptr::{null_mut, NonNull};
+#![allow(
+    unsafe_code,
+    reason = "the page requests (the IOMMU's iopf queue, fault reports) have no layer type yet"
+)]
+
+use core::ptr::null_mut;
 
 use kernel::{
     bindings,
     device::Device,
     error::to_result,
-    iommu::dma_owner::DmaApiUse,
+    iommu::dma_owner::{DmaApiUse, Group},
     mm::{Mm, MmWithUser},
     new_condvar, new_mutex, new_spinlock,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -38,33 +44,29 @@ use kernel::{
 
 use crate::{
     fault_log::{Fault, FaultLog, FaultReason},
-    glue,
     iotlb::{Iotlb, IotlbStats},
+    kext::{
+        device::bus,
+        mm::remote::{self, PageRef, Pfn},
+    },
     personality::Blocked,
     prq::{self, Answer, PendingTable, PrqCounters, Response, GROUP_PAGES},
 };
 
 /// An IOMMU group of the platform: `group_size` consecutive devices share one.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct SimGroup {
-    #[pin]
     /// The group, allocated when its first device is probed.
-    raw: Mutex<*mut bindings::iommu_group>,
+    #[pin]
+    group: Mutex<Option<ARef<Group>>>,
     pub(crate) id: u32,
 }
-
-// SAFETY: The raw group pointer is only used under the mutex, with the IOMMU
-// core's reference counting, from any thread.
-unsafe impl Send for SimGroup {}
-// SAFETY: Shared references use the raw group pointer only under the
-// mutex, with the IOMMU core's reference counting.
-unsafe impl Sync for SimGroup {}
 
 impl SimGroup {
     pub(crate) fn new(id: u32) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                raw <- kernel::new_mutex!(null_mut()),
+                group <- kernel::new_mutex!(None),
                 id,
             }),
             GFP_KERNEL,
@@ -73,60 +75,37 @@ impl SimGroup {
 
     /// The group for a device being probed, with a reference for the caller
     /// (the IOMMU core's `device_group` contract).
-    pub(crate) fn get(&self) -> Result<*mut bindings::iommu_group> {
-        let mut raw = self.raw.lock();
-        if raw.is_null() {
-            // SAFETY: Allocates a new group; returns a referenced group or an
-            // ERR_PTR.
-            *raw = glue::from_err_ptr(unsafe { bindings::iommu_group_alloc() })?;
+    pub(crate) fn get(&self) -> Result<ARef<Group>> {
+        let mut group = self.group.lock();
+        if let Some(g) = &*group {
+            return Ok(g.clone());
         }
-        // SAFETY: `*raw` is a live group: we hold the reference it was
-        // allocated with until `drop`.
-        Ok(unsafe { bindings::iommu_group_ref_get(*raw) })
+        let g = bus::alloc_group()?;
+        *group = Some(g.clone());
+        Ok(g)
     }
 
     /// Whether an owner claimed the group's DMA; false before the group's
     /// first device, when there is no group yet.
     pub(crate) fn dma_owner_claimed(&self) -> bool {
-        let raw = self.raw.lock();
-        // SAFETY: `*raw` is null or a live group: we hold the reference it
-        // was allocated with until `drop`.
-        !raw.is_null() && unsafe { bindings::iommu_group_dma_owner_claimed(*raw) }
+        self.group
+            .lock()
+            .as_ref()
+            .is_some_and(|g| bus::dma_owner_claimed(g))
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for SimGroup {
-    fn drop(self: Pin<&mut Self>) {
-        let raw = *self.raw.lock();
-        if !raw.is_null() {
-            // SAFETY: Drops the reference taken by `iommu_group_alloc()`.
-            unsafe { bindings::iommu_group_put(raw) };
-        }
-    }
-}
-
-/// What the PASID table holds for one PASID: the SVA domain attached to it.
-///
-/// # Invariants
-///
-/// While the entry is in a device's table, `mm` is the address space of
-/// the attached SVA domain, which holds an `mmgrab()` reference on it (the
-/// domain is freed only after it is detached, which removes the entry).
+/// What the PASID table holds for one PASID: the SVA domain attached to it
+/// and its address space, on which the entry holds an `mmgrab()` reference
+/// of its own (dropped with the entry).
 pub(crate) struct PasidEntry {
-    mm: NonNull<bindings::mm_struct>,
-    domain: *const c_void,
+    mm: ARef<Mm>,
+    /// The address of the attached domain, only compared.
+    domain: usize,
     /// Set by the mm's release when the personality keeps the entry: the
     /// process is exiting and the entry no longer translates.
     blocked: Option<Blocked>,
 }
-
-// SAFETY: The pointers are only dereferenced under the table lock, while
-// the invariants keep them valid, from any thread.
-unsafe impl Send for PasidEntry {}
-// SAFETY: Shared references dereference the pointers only under the
-// table lock, while the invariants keep them valid.
-unsafe impl Sync for PasidEntry {}
 
 /// Per-device counters.
 pub(crate) struct DeviceCounters {
@@ -162,14 +141,12 @@ pub(crate) struct SimDevice {
     pub(crate) id: u32,
     pub(crate) group: Arc<SimGroup>,
     pub(crate) pasid_bits: u32,
-    /// The IOMMU serving the device; it outlives the device.
-    iommu: usize,
     /// The `struct device` on the simulated bus; set once it is created.
     raw: Atomic<usize>,
     #[pin]
     table: XArray<KBox<PasidEntry>>,
     #[pin]
-    iotlb: SpinLock<Iotlb>,
+    iotlb: SpinLock<Iotlb<Pfn>>,
     #[pin]
     faults: SpinLock<FaultLog>,
     /// The IOMMU's page request queue (`struct iopf_queue`); it outlives
@@ -199,7 +176,6 @@ impl SimDevice {
         id: u32,
         group: Arc<SimGroup>,
         pasid_bits: u32,
-        iommu: *mut bindings::iommu_device,
         iopf_queue: *mut bindings::iopf_queue,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
@@ -207,7 +183,6 @@ impl SimDevice {
                 id,
                 group,
                 pasid_bits,
-                iommu: iommu as usize,
                 raw: Atomic::new(0),
                 table <- XArray::new(AllocKind::Alloc),
                 iotlb <- new_spinlock!(Iotlb::new()),
@@ -226,8 +201,8 @@ impl SimDevice {
     }
 
     /// Records the `struct device` created for this device.
-    pub(crate) fn set_raw(&self, dev: *mut bindings::device) {
-        self.raw.store(dev as usize, Relaxed);
+    pub(crate) fn set_device(&self, dev: &Device) {
+        self.raw.store(core::ptr::from_ref(dev) as usize, Relaxed);
     }
 
     /// The `struct device` of this device, null before it is created.
@@ -235,25 +210,10 @@ impl SimDevice {
         self.raw.load(Relaxed) as *mut bindings::device
     }
 
-    /// The IOMMU serving this device.
-    pub(crate) fn iommu(&self) -> *mut bindings::iommu_device {
-        self.iommu as *mut bindings::iommu_device
-    }
-
-    /// The simulated device behind `dev`, or `None` for a device of
-    /// another bus.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must be a valid device, and the returned reference must not be
-    /// used after the device is destroyed (the module's devices outlive every
-    /// IOMMU callback on them).
-    pub(crate) unsafe fn from_raw<'a>(dev: *mut bindings::device) -> Option<&'a SimDevice> {
-        // SAFETY: `dev` is valid by the safety requirements.
-        let data = unsafe { glue::rsva_sim_device_data(dev) };
-        // SAFETY: The data of a device of our bus is the `SimDevice` the
-        // module keeps alive for as long as the device exists.
-        unsafe { data.cast::<SimDevice>().as_ref() }
+    /// The simulated device behind `dev`, with a reference, or `None` for
+    /// a device of another bus: for the IOMMU's `probe_device`.
+    pub(crate) fn of(dev: &Device) -> Option<Arc<SimDevice>> {
+        bus::data_of::<SimDevice>(dev).cloned()
     }
 
     /// The PASID width of this device.
@@ -262,16 +222,11 @@ impl SimDevice {
     }
 
     /// Points `pasid` at an SVA domain whose address space is `mm`.
-    pub(crate) fn install(
-        &self,
-        pasid: u32,
-        mm: NonNull<bindings::mm_struct>,
-        domain: *const c_void,
-    ) -> Result {
+    pub(crate) fn install(&self, pasid: u32, mm: &Mm, domain: *const c_void) -> Result {
         let entry = KBox::new(
             PasidEntry {
-                mm,
-                domain,
+                mm: mm.into(),
+                domain: domain as usize,
                 blocked: None,
             },
             GFP_KERNEL,
@@ -300,7 +255,7 @@ impl SimDevice {
         if let Ok(index) = usize::try_from(pasid) {
             let mut table = self.table.lock();
             if let Some(entry) = table.get_mut(index) {
-                if entry.domain == domain {
+                if entry.domain == domain as usize {
                     entry.blocked = Some(how);
                 }
             }
@@ -378,7 +333,7 @@ impl SimDevice {
     }
 
     /// The mm of `pasid` with a user reference, taken under the table lock
-    /// while the entry (and so the domain's mmgrab) keeps the mm valid.
+    /// while the entry (and so its mmgrab) keeps the mm valid.
     fn mm_of(
         &self,
         pasid: u32,
@@ -394,11 +349,8 @@ impl SimDevice {
                 blocked: Some(how), ..
             }) => how.fault(),
             Some(e) => {
-                // SAFETY: By the type invariant of `PasidEntry`, the mm is
-                // valid (mmgrab held by the domain) while the entry is in the
-                // table, and we hold the table lock.
-                let mm = unsafe { Mm::from_raw(e.mm.as_ptr()) };
-                match mm.mmget_not_zero() {
+                // The entry's mmgrab keeps the mm valid.
+                match e.mm.mmget_not_zero() {
                     Some(mm) => return Ok(mm),
                     None => FaultReason::MmGone,
                 }
@@ -476,14 +428,15 @@ impl SimDevice {
         let seq = {
             let mut tlb = self.iotlb.lock();
             if let Some(pfn) = tlb.lookup(pasid, vpn, write) {
-                // SAFETY: Only reads the page's reference count; a page the
-                // IOMMU was told to forget has none and is refused.
-                let page = unsafe { glue::rsva_sim_pfn_get_page(pfn as c_ulong) };
-                if page.is_null() {
+                // A page the IOMMU was told to forget has no reference left
+                // and is refused.
+                let Some(page) = PageRef::try_get(pfn) else {
                     drop(tlb);
                     return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
-                }
-                self.access(page, offset, buf, write);
+                };
+                let r = self.access(page, offset, buf, write);
+                drop(tlb);
+                r.map_err(|_| self.fault(pasid, addr, write, FaultReason::NotMapped))?;
                 return Ok(Step::Done);
             }
             tlb.seq()
@@ -492,49 +445,41 @@ impl SimDevice {
         // Miss: walk the page tables as the IOMMU's walker does, for this
         // page and the next ones the stream touches (as an IOMMU fetches a
         // cache line of page table entries).
-        let mut pages = [null_mut(); WALK_PAGES];
+        let mut pages: [Option<PageRef>; WALK_PAGES] = Default::default();
         // At most WALK_PAGES.
         let pages = &mut pages[..=after.min(WALK_PAGES as u64 - 1) as usize];
         let mm = self.mm_of(pasid, addr, write)?;
-        let walked = walk(&mm, addr, write, pages);
+        let walked = remote::walk(&mm, addr, write, pages);
         // Dropping the user reference may run exit_mmap() and so the
         // notifier's release here: no lock of ours is held.
         drop(mm);
-        let Some((&mut page, rest)) = pages[..walked].split_first_mut() else {
+        // The references left in `pages` are dropped when it goes, after
+        // the IOTLB lock: cached, only invalidations keep them right.
+        let Some((Some(page), rest)) = pages[..walked].split_first_mut() else {
             return Ok(Step::NotPresent);
-        };
-        let put_all = |pages: &[*mut bindings::page]| {
-            for &p in pages {
-                // SAFETY: Drops a reference the walk took.
-                unsafe { glue::rsva_sim_put_page(p) };
-            }
         };
 
         let mut tlb = self.iotlb.lock();
-        // SAFETY: `page` is referenced by the walk.
-        let pfn = unsafe { glue::rsva_sim_page_to_pfn(page) };
         // An invalidation came during the walk: the CPU may have dropped the
         // page since, and a real IOMMU's invalidation would have waited for
         // this access. Neither cache nor use the translation; walk again.
-        if !tlb.insert(seq, pasid, vpn, pfn as u64, write) {
+        if !tlb.insert(seq, pasid, vpn, page.pfn(), write) {
             drop(tlb);
-            put_all(&pages[..walked]);
             return Ok(Step::Raced);
         }
-        for (k, &p) in rest.iter().enumerate() {
-            // SAFETY: `p` is referenced by the walk.
-            let pfn = unsafe { glue::rsva_sim_page_to_pfn(p) };
-            // Same sequence: cannot fail.
-            tlb.insert(seq, pasid, vpn + 1 + k as u64, pfn as u64, write);
+        for (k, p) in rest.iter().enumerate() {
+            if let Some(p) = p {
+                // Same sequence: cannot fail.
+                tlb.insert(seq, pasid, vpn + 1 + k as u64, p.pfn(), write);
+            }
         }
         // The check that the above holds: never counts.
         if tlb.invalidated_since(seq, pasid, vpn) {
             self.counters.stale_walk_accesses.add(1, Relaxed);
         }
-        self.access(page, offset, buf, write);
+        let r = self.access_ref(page, offset, buf, write);
         drop(tlb);
-        // Cached: only invalidations keep them right from now on.
-        put_all(rest);
+        r.map_err(|_| self.fault(pasid, addr, write, FaultReason::NotMapped))?;
         Ok(Step::Done)
     }
 
@@ -560,60 +505,52 @@ impl SimDevice {
         ) else {
             return Ok(false);
         };
-        // SAFETY: Only reads the page's reference count; a page the
-        // IOMMU was told to forget has none and is refused.
-        let spage = unsafe { glue::rsva_sim_pfn_get_page(spfn as c_ulong) };
-        // SAFETY: Only reads the page's reference count; a page the
-        // IOMMU was told to forget has none and is refused.
-        let dpage = unsafe { glue::rsva_sim_pfn_get_page(dpfn as c_ulong) };
-        let stale = if spage.is_null() {
-            Some((src, false))
-        } else if dpage.is_null() {
-            Some((dst, true))
-        } else {
-            None
-        };
-        if let Some((addr, write)) = stale {
-            for p in [spage, dpage] {
-                if !p.is_null() {
-                    // SAFETY: Taken above.
-                    unsafe { glue::rsva_sim_put_page(p) };
-                }
+        // A page the IOMMU was told to forget has no reference left and is
+        // refused.
+        let (spage, dpage) = (PageRef::try_get(spfn), PageRef::try_get(dpfn));
+        let (spage, dpage) = match (spage, dpage) {
+            (Some(s), Some(d)) => (s, d),
+            (s, d) => {
+                let stale = if s.is_none() {
+                    (src, false)
+                } else {
+                    (dst, true)
+                };
+                drop((s, d));
+                drop(tlb);
+                return Err(self.fault(pasid, stale.0, stale.1, FaultReason::StaleTranslation));
             }
-            drop(tlb);
-            return Err(self.fault(pasid, addr, write, FaultReason::StaleTranslation));
-        }
-        // SAFETY: Both pages are referenced; both ranges are within their
-        // page (checked above); `n` is below PAGE_SIZE and fits.
-        unsafe {
-            glue::rsva_sim_page_copy(
-                dpage,
-                (dst % page) as c_uint,
-                spage,
-                (src % page) as c_uint,
-                n as c_uint,
-            )
         };
+        // Both ranges are within their page (checked above).
+        let r = PageRef::copy(
+            &dpage,
+            (dst % page) as usize,
+            &spage,
+            (src % page) as usize,
+            n,
+        );
         drop(tlb);
-        self.iotlb.lock().count_hits(2);
-        for p in [spage, dpage] {
-            // SAFETY: Taken above.
-            unsafe { glue::rsva_sim_put_page(p) };
+        if r.is_err() {
+            drop((spage, dpage));
+            return Err(self.fault(pasid, dst, true, FaultReason::NotMapped));
         }
+        self.iotlb.lock().count_hits(2);
+        drop((spage, dpage));
         self.counters.bytes.add(2 * n as u64, Relaxed);
         Ok(true)
     }
 
     /// Copies between `buf` and a referenced page, then drops the reference.
-    fn access(&self, page: *mut bindings::page, offset: u64, buf: &mut [u8], write: bool) {
-        // Both fit in c_uint: offset and length are below PAGE_SIZE.
-        let (off, len) = (offset as c_uint, buf.len() as c_uint);
-        // SAFETY: `page` is referenced by the caller; `offset + len` is within
-        // the page; `buf` is valid for `len` bytes.
-        unsafe { glue::rsva_sim_page_access(page, off, buf.as_mut_ptr().cast(), len, write) };
-        // SAFETY: Drops the reference the caller took.
-        unsafe { glue::rsva_sim_put_page(page) };
+    fn access(&self, page: PageRef, offset: u64, buf: &mut [u8], write: bool) -> Result {
+        self.access_ref(&page, offset, buf, write)
+    }
+
+    /// Copies between `buf` and a referenced page.
+    fn access_ref(&self, page: &PageRef, offset: u64, buf: &mut [u8], write: bool) -> Result {
+        // Below PAGE_SIZE: the caller checked.
+        page.access(offset as usize, buf, write)?;
         self.counters.bytes.add(buf.len() as u64, Relaxed);
+        Ok(())
     }
 
     /// Asks the OS to make the page of `addr` present (writable when
@@ -858,7 +795,7 @@ enum Step {
 
 /// Pages one walk translates at most: the one accessed and those the
 /// stream touches next.
-const WALK_PAGES: usize = 16;
+const WALK_PAGES: usize = remote::WALK_MAX;
 
 /// How many times a DMA access walks the page tables while invalidations
 /// keep overtaking the walk, before it faults `walk-raced`.
@@ -869,84 +806,10 @@ const WALK_TRIES: usize = 4;
 /// unmapped meanwhile), before it faults `walk-raced`.
 const PRQ_TRIES: usize = 8;
 
-/// Walks the page tables of `mm` from `addr` as an IOMMU does: present
-/// and permission bits only, never faulting, for up to `pages.len()`
-/// consecutive pages, stopping at the first that does not allow the
-/// access. Returns how many were found, each in `pages` with a reference.
-fn walk(mm: &MmWithUser, addr: u64, write: bool, pages: &mut [*mut bindings::page]) -> usize {
-    let _lock = mm.mmap_read_lock();
-    let mut flags = bindings::FOLL_NOFAULT;
-    if write {
-        flags |= bindings::FOLL_WRITE;
-    }
-    // At most WALK_PAGES.
-    let nr = pages.len() as c_ulong;
-    // SAFETY: `mm` has a user reference and its mmap lock is held for
-    // reading; `pages` has room for `nr` page pointers.
-    let n = unsafe {
-        bindings::get_user_pages_remote(
-            mm.as_raw(),
-            (addr & !(PAGE_SIZE as u64 - 1)) as c_ulong,
-            nr,
-            flags as c_uint,
-            pages.as_mut_ptr(),
-            null_mut(),
-        )
-    };
-    // Negative: none; at most `nr` otherwise.
-    usize::try_from(n).unwrap_or(0).min(pages.len())
-}
-
-/// The bus's `dma_configure` (from `rsva_sim_glue.c`): DMA-API ownership
-/// for a driver without `driver_managed_dma`.
-#[no_mangle]
-extern "C" fn rsva_sim_dma_configure(
-    dev: *mut bindings::device,
-    driver_managed_dma: bool,
-) -> c_int {
-    // SAFETY: The driver core passes a device of our bus, alive.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
-        return ENODEV.to_errno();
-    };
-    // SAFETY: `dev` is `sdev`'s device, alive during the call; the driver
-    // core calls this under the device lock.
-    match unsafe {
-        sdev.dma_api
-            .configure(Device::from_raw(dev), driver_managed_dma)
-    } {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// The bus's `dma_cleanup`: gives back what `dma_configure` took, once.
-#[no_mangle]
-extern "C" fn rsva_sim_dma_cleanup(dev: *mut bindings::device) {
-    // SAFETY: The driver core passes a device of our bus, alive.
-    if let Some(sdev) = unsafe { SimDevice::from_raw(dev) } {
-        // SAFETY: `dev` is `sdev`'s device, alive during the call; the
-        // driver core calls this under the device lock.
-        unsafe { sdev.dma_api.cleanup(Device::from_raw(dev)) };
-    }
-}
-
-/// `rsva_sim_pasid_state()` of `include/rsva_sim.h`, for test modules.
-#[no_mangle]
-extern "C" fn rsva_sim_pasid_state(dev: *mut bindings::device, pasid: u32) -> c_int {
-    // SAFETY: Test modules pass a device from `rsva_sim_get_device()`,
-    // whose reference they hold; `from_raw` refuses other buses' devices.
-    let Some(sdev) = (unsafe { SimDevice::from_raw(dev) }) else {
-        return ENODEV.to_errno();
-    };
-    match sdev.entry_live(pasid) {
-        Some(live) => c_int::from(live),
-        None => ENOENT.to_errno(),
-    }
-}
-
 #[kunit_tests(rsva_sim_pasid_table)]
 mod tests {
     use super::*;
+    use crate::kext::mm::test_mm;
 
     /// The table logic the SVA domain's release relies on: blocking only
     /// marks the entry, twice is the same as once, another domain's block
@@ -956,13 +819,14 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let dev = SimDevice::new(0, group, 4, null_mut(), null_mut());
+        let dev = SimDevice::new(0, group, 4, null_mut());
         assert!(dev.is_ok());
         let Ok(dev) = dev else {
             return;
         };
-        // Never dereferenced: no DMA runs in this test.
-        let mm = NonNull::<bindings::mm_struct>::dangling();
+        let Ok(mm) = test_mm() else {
+            return;
+        };
         let (mine, other) = (0x1000 as *const c_void, 0x2000 as *const c_void);
         let how = Blocked::FaultsIgnored;
         let state = |pasid| {
@@ -975,7 +839,7 @@ mod tests {
             found
         };
 
-        assert!(dev.install(5, mm, mine).is_ok());
+        assert!(dev.install(5, &mm, mine).is_ok());
         assert_eq!(state(5), Some(false));
         dev.block(5, other, how);
         assert_eq!(state(5), Some(false));
@@ -999,15 +863,17 @@ mod tests {
         let Ok(group) = SimGroup::new(0) else {
             return;
         };
-        let Ok(dev) = SimDevice::new(0, group, 4, null_mut(), null_mut()) else {
+        let Ok(dev) = SimDevice::new(0, group, 4, null_mut()) else {
             return;
         };
-        let mm = NonNull::<bindings::mm_struct>::dangling();
+        let Ok(mm) = test_mm() else {
+            return;
+        };
         let key = 0x1000 as *const c_void;
         let mut buf = [0u8; 8];
         let r = dev.dma(3, 0x1000, &mut buf, false, &mut Paging::blocking());
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::NoPasid));
-        assert!(dev.install(3, mm, key).is_ok());
+        assert!(dev.install(3, &mm, key).is_ok());
         dev.block(3, key, Blocked::FaultsIgnored);
         let r = dev.dma(3, 0x1000, &mut buf, true, &mut Paging::blocking());
         assert_eq!(r.map_err(|f| f.reason), Err(FaultReason::PasidCleared));

@@ -3,7 +3,10 @@
 //! The functions of `rsva_sim_glue.c` (see `rsva_sim_glue.h`), and small
 //! helpers for the C ABI shared by the platform's files.
 
-use core::cell::UnsafeCell;
+#![allow(
+    unsafe_code,
+    reason = "the declarations of rsva_sim_glue.c and the C ABI helpers, used by the layer"
+)]
 
 use kernel::{bindings, prelude::*};
 
@@ -14,21 +17,17 @@ extern "C" {
     fn rsva_sim_iommu_param() -> *const c_char;
     pub(crate) fn rsva_sim_bus_register() -> c_int;
     pub(crate) fn rsva_sim_bus_unregister();
-    pub(crate) fn rsva_sim_iommu_register(
-        iommu: *mut bindings::iommu_device,
-        ops: *const bindings::iommu_ops,
-        nb: *mut bindings::notifier_block,
-    ) -> c_int;
-    pub(crate) fn rsva_sim_iommu_unregister(
-        iommu: *mut bindings::iommu_device,
-        nb: *mut bindings::notifier_block,
-    );
     pub(crate) fn rsva_sim_device_create(
         iommu: *mut bindings::iommu_device,
         id: c_uint,
         pasid_bits: c_uint,
         data: *mut c_void,
+        release_data: Option<unsafe extern "C" fn(*mut c_void)>,
     ) -> *mut bindings::device;
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn rsva_sim_get_device(id: c_uint) -> *mut bindings::device;
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn rsva_sim_test_mm_alloc() -> *mut bindings::mm_struct;
     pub(crate) fn rsva_sim_device_destroy(dev: *mut bindings::device);
     pub(crate) fn rsva_sim_device_data(dev: *mut bindings::device) -> *mut c_void;
     pub(crate) fn rsva_sim_page_access(
@@ -75,32 +74,6 @@ pub(crate) fn from_err_ptr<T>(ptr: *mut T) -> Result<*mut T> {
 pub(crate) fn err_ptr<T>(err: Error) -> *mut T {
     // SAFETY: `rsva_sim_err_ptr` only builds a pointer value.
     unsafe { rsva_sim_err_ptr(err.to_errno()) }.cast()
-}
-
-/// A C structure that the kernel reads through a pointer for as long as the
-/// module is loaded (an ops table, a static IOMMU domain).
-///
-/// # Invariants
-///
-/// Rust never creates a reference to the inner value; only the C side reads
-/// or writes it, through [`CStatic::get`], under its own rules.
-#[repr(transparent)]
-pub(crate) struct CStatic<T>(UnsafeCell<T>);
-
-// SAFETY: Rust code never accesses the inner value (type invariant); the C
-// code that does synchronises its own accesses.
-unsafe impl<T> Sync for CStatic<T> {}
-
-impl<T> CStatic<T> {
-    /// Wraps `value`.
-    pub(crate) const fn new(value: T) -> Self {
-        Self(UnsafeCell::new(value))
-    }
-
-    /// The address the C side is given.
-    pub(crate) const fn get(&self) -> *mut T {
-        self.0.get()
-    }
 }
 
 /// The current task's mm with its user reference, or `None` for a kernel

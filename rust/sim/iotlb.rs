@@ -37,13 +37,14 @@ struct Invalidation {
     last: u64,
 }
 
-#[derive(Clone, Copy, Default)]
-struct Entry {
+#[derive(Clone, Copy)]
+struct Entry<P> {
     valid: bool,
     writable: bool,
     pasid: u32,
     vpn: u64,
-    pfn: u64,
+    /// `Some` when `valid`.
+    pfn: Option<P>,
 }
 
 /// Counters of an IOTLB, for debugfs and the stats ioctl.
@@ -58,8 +59,11 @@ pub(crate) struct IotlbStats {
 /// A fully associative translation cache. Callers serialise access (the device
 /// keeps it under a spinlock, so that an invalidation also waits for an
 /// access that is using a translation, as an IOMMU's invalidation-wait does).
-pub(crate) struct Iotlb {
-    entries: [Entry; IOTLB_ENTRIES],
+///
+/// `P` is what a translation gives: the device caches the page frame
+/// numbers of walked pages (`kext::mm::remote::Pfn`).
+pub(crate) struct Iotlb<P = u64> {
+    entries: [Entry<P>; IOTLB_ENTRIES],
     /// The entry replaced next when every entry is valid.
     victim: usize,
     seq: u64,
@@ -69,7 +73,7 @@ pub(crate) struct Iotlb {
     stats: IotlbStats,
 }
 
-impl Iotlb {
+impl<P: Copy> Iotlb<P> {
     /// An empty IOTLB.
     pub(crate) const fn new() -> Self {
         Self {
@@ -78,7 +82,7 @@ impl Iotlb {
                 writable: false,
                 pasid: 0,
                 vpn: 0,
-                pfn: 0,
+                pfn: None,
             }; IOTLB_ENTRIES],
             victim: 0,
             seq: 0,
@@ -104,11 +108,11 @@ impl Iotlb {
 
     /// The cached page frame for `(pasid, vpn)`, if any and if it allows
     /// the access (`write`); counts a hit or a miss.
-    pub(crate) fn lookup(&mut self, pasid: u32, vpn: u64, write: bool) -> Option<u64> {
+    pub(crate) fn lookup(&mut self, pasid: u32, vpn: u64, write: bool) -> Option<P> {
         match self.find(pasid, vpn).map(|i| self.entries[i]) {
             Some(e) if e.writable || !write => {
                 self.stats.hits += 1;
-                Some(e.pfn)
+                e.pfn
             }
             _ => {
                 self.stats.misses += 1;
@@ -119,9 +123,9 @@ impl Iotlb {
 
     /// The cached page frame for `(pasid, vpn)` if it allows the access,
     /// counting nothing (see [`Iotlb::count_hits`]).
-    pub(crate) fn peek(&self, pasid: u32, vpn: u64, write: bool) -> Option<u64> {
+    pub(crate) fn peek(&self, pasid: u32, vpn: u64, write: bool) -> Option<P> {
         match self.find(pasid, vpn).map(|i| self.entries[i]) {
-            Some(e) if e.writable || !write => Some(e.pfn),
+            Some(e) if e.writable || !write => e.pfn,
             _ => None,
         }
     }
@@ -143,7 +147,7 @@ impl Iotlb {
         seq: u64,
         pasid: u32,
         vpn: u64,
-        pfn: u64,
+        pfn: P,
         writable: bool,
     ) -> bool {
         if seq != self.seq {
@@ -166,7 +170,7 @@ impl Iotlb {
             writable,
             pasid,
             vpn,
-            pfn,
+            pfn: Some(pfn),
         };
         true
     }
@@ -227,7 +231,7 @@ mod tests {
 
     #[test]
     fn caches_what_was_inserted() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         assert_eq!(t.lookup(5, 0x10, false), None);
         let seq = t.seq();
         assert!(t.insert(seq, 5, 0x10, 0x1234, false));
@@ -240,7 +244,7 @@ mod tests {
 
     #[test]
     fn peek_counts_nothing() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let seq = t.seq();
         assert!(t.insert(seq, 2, 9, 90, false));
         assert_eq!(t.peek(2, 9, false), Some(90));
@@ -253,7 +257,7 @@ mod tests {
 
     #[test]
     fn read_only_translation_does_not_serve_a_write() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let seq = t.seq();
         assert!(t.insert(seq, 1, 7, 70, false));
         assert_eq!(t.lookup(1, 7, true), None);
@@ -264,7 +268,7 @@ mod tests {
 
     #[test]
     fn flush_range_drops_only_the_range() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         for vpn in 0..8u64 {
             let seq = t.seq();
             assert!(t.insert(seq, 3, vpn, 100 + vpn, true));
@@ -281,7 +285,7 @@ mod tests {
 
     #[test]
     fn flush_pasid_keeps_other_address_spaces() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let seq = t.seq();
         assert!(t.insert(seq, 1, 1, 11, true));
         let seq = t.seq();
@@ -293,7 +297,7 @@ mod tests {
 
     #[test]
     fn keeps_every_translation_until_full_then_replaces_round_robin() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let n = IOTLB_ENTRIES as u64;
         for vpn in 0..n {
             let seq = t.seq();
@@ -310,7 +314,7 @@ mod tests {
 
     #[test]
     fn knows_which_invalidations_covered_a_page() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let page = 1u64 << kernel::page::PAGE_SHIFT;
         let seq = t.seq();
         assert!(!t.invalidated_since(seq, 1, 3));
@@ -330,7 +334,7 @@ mod tests {
 
     #[test]
     fn walk_raced_by_an_invalidation_is_not_cached() {
-        let mut t = Iotlb::new();
+        let mut t = Iotlb::<u64>::new();
         let seq = t.seq();
         // The CPU page table changes while the walk runs.
         t.flush_range(9, 0, u64::MAX);

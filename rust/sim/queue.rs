@@ -26,7 +26,7 @@ use kernel::{
 use crate::{
     device::{Paging, SimDevice},
     engine,
-    kext::ForeignWaitQueue,
+    kext::uacce::ForeignWaitQueue,
     uapi::{self, Desc, Stats},
 };
 

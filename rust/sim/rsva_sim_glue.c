@@ -29,6 +29,9 @@
 #include "iommu-priv.h"
 #include "rsva_sim_glue.h"
 
+/* mm_alloc() is exported for KUnit only; rsva_sim's KUnit suites use it. */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
+
 /*
  * The IOMMU driver whose SVA domains the simulator imitates (see
  * rust/sim/personality.rs). A string parameter, which the Rust module
@@ -91,15 +94,22 @@ void rsva_sim_driver_unregister(struct rsva_sim_driver *drv)
 }
 EXPORT_SYMBOL_GPL(rsva_sim_driver_unregister);
 
-/* A device of the simulated bus and the Rust object that models it. */
+/*
+ * A device of the simulated bus and the Rust object that models it, which
+ * the device owns until it is released (rust/sim/kext/device/bus.rs).
+ */
 struct rsva_sim_device {
 	struct device dev;
 	void *data;
+	void (*release_data)(void *data);
 };
 
 static void rsva_sim_device_release(struct device *dev)
 {
-	kfree(container_of(dev, struct rsva_sim_device, dev));
+	struct rsva_sim_device *sdev = container_of(dev, struct rsva_sim_device, dev);
+
+	sdev->release_data(sdev->data);
+	kfree(sdev);
 }
 
 int rsva_sim_bus_register(void)
@@ -135,9 +145,14 @@ void rsva_sim_iommu_unregister(struct iommu_device *iommu,
 	iommu_device_sysfs_remove(iommu);
 }
 
+/*
+ * Creates and adds a device of the bus. The device owns @data from the
+ * call on, failure included: @release_data releases it once, when the
+ * device is released (at once on failure).
+ */
 struct device *rsva_sim_device_create(struct iommu_device *iommu,
 				      unsigned int id, unsigned int pasid_bits,
-				      void *data)
+				      void *data, void (*release_data)(void *data))
 {
 	struct property_entry props[] = {
 		PROPERTY_ENTRY_U32("pasid-num-bits", pasid_bits),
@@ -147,13 +162,16 @@ struct device *rsva_sim_device_create(struct iommu_device *iommu,
 	int rc;
 
 	sdev = kzalloc_obj(*sdev);
-	if (!sdev)
+	if (!sdev) {
+		release_data(data);
 		return ERR_PTR(-ENOMEM);
+	}
 
 	device_initialize(&sdev->dev);
 	sdev->dev.bus = &rsva_sim_bus;
 	sdev->dev.release = rsva_sim_device_release;
 	sdev->data = data;
+	sdev->release_data = release_data;
 	rc = dev_set_name(&sdev->dev, "rsva_sim%u", id);
 	if (rc)
 		goto err_put;
@@ -169,6 +187,12 @@ struct device *rsva_sim_device_create(struct iommu_device *iommu,
 err_put:
 	put_device(&sdev->dev);
 	return ERR_PTR(rc);
+}
+
+/* The IOMMU driver's data of @dev (rust/sim/kext/iommu/driver.rs). */
+void *rsva_sim_dev_iommu_priv(struct device *dev)
+{
+	return dev_iommu_priv_get(dev);
 }
 
 void rsva_sim_device_destroy(struct device *dev)
@@ -226,6 +250,13 @@ struct page *rsva_sim_pfn_get_page(unsigned long pfn)
 	}
 	return page;
 }
+
+#if IS_ENABLED(CONFIG_KUNIT)
+struct mm_struct *rsva_sim_test_mm_alloc(void)
+{
+	return mm_alloc();
+}
+#endif
 
 unsigned long rsva_sim_page_to_pfn(struct page *page)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * rsva_sim: prototypes of rsva_sim_glue.c, for its Rust callers
- * (declared again in rust/sim/glue.rs) and for the compiler's checks.
+ * (declared again in rust/sim/glue.rs, and the IOMMU's in
+ * rust/sim/kext/iommu/driver.rs) and for the compiler's checks.
  */
 #ifndef _RSVA_SIM_GLUE_H
 #define _RSVA_SIM_GLUE_H
@@ -28,7 +29,8 @@ void rsva_sim_iommu_unregister(struct iommu_device *iommu,
 			       struct notifier_block *nb);
 struct device *rsva_sim_device_create(struct iommu_device *iommu,
 				      unsigned int id, unsigned int pasid_bits,
-				      void *data);
+				      void *data, void (*release_data)(void *data));
+void *rsva_sim_dev_iommu_priv(struct device *dev);
 void rsva_sim_device_destroy(struct device *dev);
 void *rsva_sim_device_data(struct device *dev);
 void rsva_sim_page_access(struct page *page, unsigned int offset, void *buf,
@@ -38,6 +40,7 @@ void rsva_sim_page_copy(struct page *dst, unsigned int doff, struct page *src,
 struct page *rsva_sim_pfn_get_page(unsigned long pfn);
 unsigned long rsva_sim_page_to_pfn(struct page *page);
 void rsva_sim_put_page(struct page *page);
+struct mm_struct *rsva_sim_test_mm_alloc(void);
 int rsva_sim_err(const void *ptr);
 
 /* In Rust (rust/sim/device.rs, through rust/kext/iommu/dma_owner.rs): the bus's DMA ownership. */

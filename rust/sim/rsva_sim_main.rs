@@ -14,6 +14,12 @@
 //! `iommu_sva_bind_device()`, so whichever implementation serves that API
 //! is what runs. See Documentation/simulated-platform.rst.
 
+// Unsafe code is denied in the whole crate and allowed, file by file, only
+// in the abstraction layer (`kext`), the C declarations (`glue`), the C
+// entry points (`ffi`) and the logic files whose contracts no type carries
+// yet, each saying why.
+#![deny(unsafe_code)]
+
 use kernel::{prelude::*, sync::Arc};
 
 mod accel;
@@ -21,6 +27,7 @@ mod debugfs;
 mod device;
 mod engine;
 mod fault_log;
+mod ffi;
 mod glue;
 mod iommu;
 mod iotlb;
@@ -31,10 +38,13 @@ mod queue;
 mod sva_domain;
 mod uapi;
 
-use accel::{Accel, MAX_ACCELS};
+use accel::{Accel, SimBusDevice, MAX_ACCELS};
 use device::{SimDevice, SimGroup};
 use iommu::SimIommu;
-use kext::{Bus, NotifierSync};
+use kext::{
+    device::bus::{Bus, BusDevice},
+    NotifierSync,
+};
 
 module! {
     type: RsvaSim,
@@ -62,29 +72,24 @@ module! {
     },
 }
 
-/// The devices on the bus, removed from it when dropped.
-struct Devices(KVec<Arc<SimDevice>>);
+/// The devices on the bus, removed from it last first when dropped.
+struct Devices(KVec<Arc<SimBusDevice>>);
 
 impl Drop for Devices {
     fn drop(&mut self) {
-        for dev in self.0.iter().rev() {
-            let raw = dev.raw();
-            if !raw.is_null() {
-                // SAFETY: Created by `rsva_sim_device_create` and removed once.
-                unsafe { glue::rsva_sim_device_destroy(raw) };
-            }
+        while let Some(dev) = self.0.pop() {
+            drop(dev);
         }
     }
 }
 
 /// The module. Fields drop in order: user interfaces first, then the
-/// devices, the IOMMU, the bus, the groups, and last the notifier barrier.
+/// devices (the last one takes the IOMMU and the bus with it), the groups,
+/// and last the notifier barrier.
 struct RsvaSim {
     _debugfs: debugfs::Debugfs,
     _accels: KVec<Pin<KBox<Accel>>>,
     _devices: Devices,
-    _iommu: Pin<KBox<SimIommu>>,
-    _bus: Bus,
     _groups: KVec<Arc<SimGroup>>,
     _sync: NotifierSync,
 }
@@ -120,30 +125,22 @@ impl kernel::Module for RsvaSim {
         for g in 0..ndev.div_ceil(gsize) {
             groups.push(SimGroup::new(g)?, GFP_KERNEL)?;
         }
-        let bus = Bus::register()?;
-        let iommu = KBox::pin_init(SimIommu::register(1 << 20), GFP_KERNEL)?;
+        let bus = Bus::new(SimIommu::register(1 << 20))?;
         let mut devices = Devices(KVec::new());
+        let mut sims = KVec::new();
         for id in 0..ndev {
             let group = groups[(id / gsize) as usize].clone();
-            let dev = SimDevice::new(id, group, bits, iommu.raw(), iommu.prq())?;
-            // SAFETY: The IOMMU is registered; the device data is the
-            // `SimDevice`, which `devices` keeps alive past the device.
-            let raw = glue::from_err_ptr(unsafe {
-                glue::rsva_sim_device_create(
-                    iommu.raw(),
-                    id,
-                    bits,
-                    Arc::as_ptr(&dev).cast_mut().cast(),
-                )
-            })?;
-            dev.set_raw(raw);
+            let sim = SimDevice::new(id, group, bits, bus.iommu().prq())?;
+            let dev = BusDevice::add(&bus, id, bits, sim.clone())?;
+            sim.set_device(dev.device());
+            sims.push(dev.data().clone(), GFP_KERNEL)?;
             devices.0.push(dev, GFP_KERNEL)?;
         }
         let mut accels = KVec::new();
         for dev in devices.0.iter() {
             accels.push(Accel::new(dev.clone())?, GFP_KERNEL)?;
         }
-        let debugfs = debugfs::Debugfs::new(&devices.0, &groups)?;
+        let debugfs = debugfs::Debugfs::new(&sims, &groups)?;
         pr_info!(
             "{ndev} devices, {gsize} per IOMMU group, {bits}-bit PASIDs, {} SVA domains\n",
             personality.name()
@@ -152,8 +149,6 @@ impl kernel::Module for RsvaSim {
             _debugfs: debugfs,
             _accels: accels,
             _devices: devices,
-            _iommu: iommu,
-            _bus: bus,
             _groups: groups,
             _sync: sync,
         })

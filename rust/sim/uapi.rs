@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The user interface of `include/uapi/rsva_sim.h`, as Rust types. The
-//! layouts are checked against the header's sizes at build time.
+//! layouts are checked against the header's sizes at build time; their
+//! byte views (`FromBytes`, `AsBytes`) are implemented, with the checks
+//! that make them sound, in `kext/transmute.rs`.
+
+#![forbid(unsafe_code)]
 
 use kernel::{
     ioctl::{_IO, _IOR, _IOW},
     prelude::*,
-    transmute::{AsBytes, FromBytes},
 };
 
 pub(crate) const OP_MEMCPY: u32 = 1;
@@ -44,11 +47,6 @@ pub(crate) struct Desc {
     pub(crate) completion: u64,
 }
 
-// SAFETY: Plain integers: every bit pattern is valid.
-unsafe impl FromBytes for Desc {}
-// SAFETY: Plain integers without padding.
-unsafe impl AsBytes for Desc {}
-
 /// `struct rsva_sim_completion`.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -62,9 +60,6 @@ pub(crate) struct Completion {
     pub(crate) fault_addr: u64,
     pub(crate) rsvd2: u64,
 }
-
-// SAFETY: Plain integers without padding.
-unsafe impl AsBytes for Completion {}
 
 /// `struct rsva_sim_stats`.
 #[repr(C)]
@@ -88,9 +83,6 @@ pub(crate) struct Stats {
     pub(crate) dev_resp_undrained: u64,
     pub(crate) dev_resp_timeouts: u64,
 }
-
-// SAFETY: Plain integers without padding.
-unsafe impl AsBytes for Stats {}
 
 const _: () = assert!(core::mem::size_of::<Desc>() == 48);
 const _: () = assert!(core::mem::size_of::<Completion>() == 32);
