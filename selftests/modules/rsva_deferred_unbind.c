@@ -172,6 +172,22 @@ static void order_exit(struct kunit *test)
 }
 
 /*
+ * Binds the test's driver to the device (own_dma: one that manages DMA
+ * itself), then the test's mm with order_stop(); returns the handle.
+ */
+static struct rsva_sva *order_bind(struct kunit *test, bool own_dma)
+{
+	struct order_ctx *o = test->priv;
+	struct rsva_sva *h;
+
+	order_bind_driver(test, own_dma);
+	h = rsva_sva_bind_device_stop(o->dev, o->mm, order_stop, o);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+	o->pasid = rsva_sva_get_pasid(h);
+	return h;
+}
+
+/*
  * The device's driver goes while the stop callback that queued the unbind
  * still runs in the mm's release (another task), with rsva's settling work
  * held back: the devres action of the unbind's watch does the unbind then
@@ -185,12 +201,8 @@ static void unbind_in_release(struct kunit *test, bool own_dma)
 	struct order_ctx *o = test->priv;
 	unsigned long watches = rsva_test_watches();
 	unsigned long settled = rsva_test_settle_unbinds();
-	struct rsva_sva *h;
+	struct rsva_sva *h = order_bind(test, own_dma);
 
-	order_bind_driver(test, own_dma);
-	h = rsva_sva_bind_device_stop(o->dev, o->mm, order_stop, o);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
-	o->pasid = rsva_sva_get_pasid(h);
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(o->dev, o->pasid), 1);
 	o->wait_in_stop = true;
 	rsva_test_hold_settle(true);
@@ -235,12 +247,8 @@ static void unbind_of_a_dead_mm(struct kunit *test, bool own_dma)
 	struct order_ctx *o = test->priv;
 	unsigned long watches = rsva_test_watches();
 	unsigned long settled = rsva_test_settle_unbinds();
-	struct rsva_sva *h;
+	struct rsva_sva *h = order_bind(test, own_dma);
 
-	order_bind_driver(test, own_dma);
-	h = rsva_sva_bind_device_stop(o->dev, o->mm, order_stop, o);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(h));
-	o->pasid = rsva_sva_get_pasid(h);
 	rsva_test_hold_settle(true);
 	mmput(o->mm);
 	o->mm = NULL;
