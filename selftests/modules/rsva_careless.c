@@ -23,6 +23,7 @@
 #include <linux/err.h>
 #include <linux/errno.h>
 #include <linux/iommu.h>
+#include <linux/jiffies.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/mmu_context.h>
@@ -329,17 +330,26 @@ static void careless_mirror_bad_pointers(struct kunit *test)
 }
 
 /*
+ * The stale handle cases stop looking for a reuse of its address after this
+ * long: under KASAN and TCG a round of the SVA case costs about 10 ms, and
+ * the KUnit runner waits uninterruptibly, so that the hung task detector
+ * (45 s here) would report 4096 rounds without a reuse. Each round checks
+ * the stale handle, reused or not.
+ */
+#define CARELESS_REUSE_SECS	15
+
+/*
  * Review finding 13: a stale mirror handle must stay stale when the freed
  * mirror's memory is reused by a new one. Registers and unregisters until
  * a new mirror has the stale handle's value (an address registry hands out
- * the same address again) or a bound is reached; the stale handle must
+ * the same address again) or a bound (rounds, time) is reached; the stale handle must
  * unregister nothing, the live one must still work.
  */
 static void careless_mirror_stale_handle_reused(struct kunit *test)
 {
 	struct careless_ctx *c = test->priv;
 	struct rsva_mirror *anchor, *stale, *m = NULL;
-	unsigned long tries;
+	unsigned long tries, deadline;
 
 	/* Keeps the mm's shared mirror: each round adds and removes a client. */
 	anchor = rsva_mirror_register(c->mm, &careless_nop_ops, NULL);
@@ -353,7 +363,8 @@ static void careless_mirror_stale_handle_reused(struct kunit *test)
 	 */
 	for (tries = 0; tries < 24576; tries++)
 		kfree(kmalloc(4096, GFP_KERNEL));
-	for (tries = 1; tries <= 4096; tries++) {
+	deadline = jiffies + CARELESS_REUSE_SECS * HZ;
+	for (tries = 1; tries <= 4096 && time_before(jiffies, deadline); tries++) {
 		m = rsva_mirror_register(c->mm, &careless_nop_ops, NULL);
 		KUNIT_ASSERT_FALSE(test, IS_ERR(m));
 		if (m == stale)
@@ -380,7 +391,7 @@ static void careless_mirror_stale_handle_reused(struct kunit *test)
  * API meanwhile (the same bond, named anew), then across new bonds: binds
  * and unbinds until a new bond's struct iommu_sva (which
  * iommu_sva_bind_device() returns for the same bond) has the old one's
- * address, or a bound is reached. The stale handle must unbind nothing and
+ * address, or a bound (rounds, time) is reached. The stale handle must unbind nothing and
  * read no PASID, the live one must still work.
  */
 static void careless_sva_stale_handle_reused(struct kunit *test)
@@ -388,7 +399,7 @@ static void careless_sva_stale_handle_reused(struct kunit *test)
 	struct careless_ctx *c = test->priv;
 	struct rsva_sva *stale, *h = NULL;
 	struct iommu_sva *old, *core;
-	unsigned long tries;
+	unsigned long tries, deadline;
 	u32 pasid;
 
 	stale = rsva_sva_bind_device(c->dev0, c->mm);
@@ -415,7 +426,8 @@ static void careless_sva_stale_handle_reused(struct kunit *test)
 	/* Past KASAN's quarantine, as careless_mirror_stale_handle_reused(). */
 	for (tries = 0; tries < 24576; tries++)
 		kfree(kmalloc(4096, GFP_KERNEL));
-	for (tries = 1; tries <= 4096; tries++) {
+	deadline = jiffies + CARELESS_REUSE_SECS * HZ;
+	for (tries = 1; tries <= 4096 && time_before(jiffies, deadline); tries++) {
 		h = rsva_sva_bind_device(c->dev0, c->mm);
 		KUNIT_ASSERT_FALSE(test, IS_ERR(h));
 		KUNIT_EXPECT_PTR_NE(test, h, stale);
