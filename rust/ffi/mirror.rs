@@ -25,7 +25,7 @@ use crate::{
     kext::handles::{Handles, Token},
     kext::mm::interval_notifier::FaultMode,
     kext::sync::global::GlobalMutex,
-    mirror::registry::{self, span, Client, DriverHooks, MirrorClient},
+    mirror::registry::{self, span, Client, ClientRef, DriverHooks, MirrorClient},
 };
 
 use core::any::Any;
@@ -195,8 +195,8 @@ fn fault(
     let pfns = unsafe { core::slice::from_raw_parts_mut(pfns, npages) };
     client.fault(start, mode, None, pfns, |c, entries| {
         if let Some(hooks) = match c {
-            Client::Driver(d) => d.as_any().downcast_ref::<Hooks>(),
-            Client::Table(_) => None,
+            ClientRef::Driver(d) => d.as_any().downcast_ref::<Hooks>(),
+            ClientRef::Table(_) => None,
         } {
             // SAFETY: This client is in its mirror (this runs under its
             // lock); `entries` has `npages` entries.

@@ -15,8 +15,11 @@
 //!   use of an entry happens under that lock after the retry check, so a
 //!   frame the CPU page table dropped is never used. The table's type
 //!   ([`FrameTable`]) carries this: entries are set from proofs of the
-//!   notifier, and frames are reached only as
-//!   [`Frame`](crate::kext::mm::frame_table::Frame)s borrowed from it.
+//!   notifier, frames are reached only as
+//!   [`Frame`](crate::kext::mm::frame_table::Frame)s borrowed from it, and
+//!   the table is pinned in the state of the mirror's notifier and reached
+//!   only as `Pin<&mut FrameTable>` ([`Mirror::with_table`]), so it cannot
+//!   be swapped out from under the lock or for another mirror's table.
 //! - A frame is written only under that lock, while its entry is there.
 //!   Under the lock no page fault may happen (a fault can wait for an
 //!   invalidation, which waits for the lock), so a WRITE whose user page is
@@ -42,8 +45,6 @@
 
 #![forbid(unsafe_code)]
 
-use core::any::Any;
-
 use kernel::{
     mm::MmWithUser,
     page::{Page, PAGE_SIZE},
@@ -57,7 +58,7 @@ use crate::{
     kext::mm::frame_table::{BouncePage, FrameTable, PageRef, TableChunk, CHUNK},
     kext::mm::interval_notifier::{FaultMode, HmmPfn, Seq, Unchanged},
     kext::mm::pagemap::Owner,
-    mirror::registry::{span, Client, DeviceTable, MirrorClient},
+    mirror::registry::{span, Client, ClientRef, MirrorClient},
 };
 
 mod exclusive;
@@ -134,33 +135,6 @@ pub(crate) fn prot_of(e: HmmPfn<'_>, owner: Option<Owner>) -> u8 {
     }
 }
 
-/// A mirror's table: the frames it mirrors ([`FrameTable`], which keeps
-/// them under the protocol of the mirror's notifier), in chunks of
-/// [`CHUNK`] pages allocated before faults (not under the lock, which
-/// invalidations from reclaim take).
-///
-/// A mirror with device memory keeps the frames of its own device-private
-/// pages as the frames of the system pages that hold their data (test_hmm's
-/// `BACKING_PAGE()`), so that READ and WRITE reach them as any other page.
-impl DeviceTable for FrameTable {
-    /// The owner of the device memory of the table's device.
-    fn owner(&self) -> Option<Owner> {
-        FrameTable::owner(self)
-    }
-
-    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
-        FrameTable::invalidate(self, start, end, migrating_for);
-    }
-
-    fn forget(&mut self, start: usize, end: usize) {
-        FrameTable::forget(self, start, end);
-    }
-
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
 /// How a mirror reads its device's own device-private pages: calls `f`
 /// with the system page that holds the data of the device page of `e`, a
 /// page of `owner` (under the mirror's lock, with the page mapped), and
@@ -176,7 +150,15 @@ pub(crate) struct DeviceView {
     pub(crate) backing: BackingOf,
 }
 
-/// A mirror of one mm: a table client of the mm's shared mirror.
+/// A mirror of one mm: a table client of the mm's shared mirror. Its
+/// table holds the frames it mirrors ([`FrameTable`], which keeps them
+/// under the protocol of the mirror's notifier), in chunks of [`CHUNK`]
+/// pages allocated before faults (not under the lock, which invalidations
+/// from reclaim take).
+///
+/// A mirror with device memory keeps the frames of its own device-private
+/// pages as the frames of the system pages that hold their data (test_hmm's
+/// `BACKING_PAGE()`), so that READ and WRITE reach them as any other page.
 pub(crate) struct Mirror {
     client: MirrorClient,
     device: Option<DeviceView>,
@@ -220,9 +202,10 @@ fn user_at(uptr: u64, done: usize) -> u64 {
     uptr + (done * PAGE_SIZE) as u64
 }
 
-/// The table of a client, which a [`Mirror`] always is.
-fn table(c: &mut Client) -> Result<&mut FrameTable> {
-    c.table::<FrameTable>().ok_or(EINVAL)
+/// The table of a client, which a [`Mirror`] always is, pinned where the
+/// mirror keeps it.
+fn table(c: ClientRef<'_>) -> Result<Pin<&mut FrameTable>> {
+    c.table().ok_or(EINVAL)
 }
 
 impl Mirror {
@@ -233,7 +216,7 @@ impl Mirror {
         Ok(Self {
             client: MirrorClient::new(
                 mm,
-                Client::Table(KBox::new(FrameTable::new(owner), GFP_KERNEL)?),
+                Client::Table(KBox::pin_init(FrameTable::new(owner), GFP_KERNEL)?),
             )?,
             device,
         })
@@ -250,8 +233,11 @@ impl Mirror {
         self.client.mm().mmget_not_zero().ok_or(EINVAL)
     }
 
-    /// Runs `f` on the table, under the mirror's lock.
-    fn with_table<R>(&self, f: impl FnOnce(&mut FrameTable) -> R) -> Result<R> {
+    /// Runs `f` on the table, under the mirror's lock. The table is pinned
+    /// in the mirror's state: `f` sets and clears entries through the
+    /// `Pin`, reads frames through its `&FrameTable`, and can neither move
+    /// the table out nor put another in its place.
+    fn with_table<R>(&self, f: impl FnOnce(Pin<&mut FrameTable>) -> R) -> Result<R> {
         self.client.with(|c| table(c).map(f))?
     }
 
@@ -265,7 +251,7 @@ impl Mirror {
     pub(crate) fn with_table_unchanged<R>(
         &self,
         seq: Seq,
-        f: impl for<'a> FnOnce(&'a mut FrameTable, Unchanged<'a>) -> R,
+        f: impl for<'a> FnOnce(Pin<&'a mut FrameTable>, Unchanged<'a>) -> R,
     ) -> Result<Option<R>> {
         self.client
             .with_unless_changed(seq, |c, unchanged| table(c).map(|t| f(t, unchanged)))?
@@ -313,7 +299,7 @@ impl Mirror {
                 let done_batch =
                     self.client
                         .fault(addr, mode, owner, &mut pfns[..n], |c, entries| {
-                            let t = table(c)?;
+                            let mut t = table(c)?;
                             for (i, &e) in entries.iter().enumerate() {
                                 // The device's own pages are read through the
                                 // system pages that hold their data; no other

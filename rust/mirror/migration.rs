@@ -119,7 +119,7 @@ pub(crate) fn to_device(
             // mirror's table then mirrors the moved pages through their
             // data pages, unless an invalidation ran since.
             forget_moved(&mm, &m, owner);
-            let mapped = mirror.with_table_unchanged(seq, |t, unchanged| {
+            let mapped = mirror.with_table_unchanged(seq, |mut t, unchanged| {
                 let first = m.start() / PAGE_SIZE;
                 for_each_moved(&m, owner, |i, data, write| {
                     t.set_data(first + i, data, write, unchanged)
@@ -163,12 +163,12 @@ fn for_each_moved(m: &Migrated<'_>, owner: Owner, mut f: impl FnMut(usize, &Page
 /// finalizes.
 fn forget_moved(mm: &Mm, m: &Migrated<'_>, owner: Owner) {
     let start = m.start();
-    with_device_tables(mm, owner, |t| {
+    with_device_tables(mm, owner, |mut t| {
         for i in 0..m.len() {
             let dst = m.dst(i);
             if m.src(i).migrate() && dst.valid() {
                 let from = start + i * PAGE_SIZE;
-                t.forget(from, from + dst.nr_pages() * PAGE_SIZE);
+                t.as_mut().forget(from, from + dst.nr_pages() * PAGE_SIZE);
             }
         }
     });
@@ -235,14 +235,14 @@ fn alloc_and_copy(c: &mut Collected<'_>, memory: &DeviceMemory, flags: &Atomic<u
 /// is done, and the tables ignored the migration's invalidation.
 fn forget_moving(c: &Collected<'_>, owner: Owner) {
     let start = c.start();
-    with_device_tables(c.vma().mm(), owner, |t| {
+    with_device_tables(c.vma().mm(), owner, |mut t| {
         let mut i = 0;
         while i < c.len() {
             let s = c.src(i);
             let nr = s.nr_pages();
             if s.migrate() {
                 let from = start + i * PAGE_SIZE;
-                t.forget(from, from + nr * PAGE_SIZE);
+                t.as_mut().forget(from, from + nr * PAGE_SIZE);
             }
             i += nr;
         }

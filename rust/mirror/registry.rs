@@ -27,6 +27,16 @@
 //!   the types carry them: the registry is only reachable through its
 //!   guard, the clients only under the notifier's lock, and faulting needs
 //!   the mmap read guard (`hmm_range_fault()` asserts it too).
+//!
+//! A client stays in the state of the mirror it joined until it leaves:
+//! the registry inserts it there ([`MirrorClient::new`]) and takes it out
+//! only to drop it ([`MirrorClient::leave`]); no `&mut Client`, which could
+//! swap it with a client of another mirror, leaves this file. The client's
+//! own code reaches it as a [`ClientRef`]: its table pinned
+//! (`Pin<&mut FrameTable>`, which gives no `&mut FrameTable`: the table is
+//! `!Unpin`), a driver's hooks shared. So a table, whose frames only the
+//! notifier of its mirror clears, stays in that notifier's state
+//! ([`FrameTable`]'s invariants).
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +55,7 @@ use kernel::{
 use core::{any::Any, num::NonZeroUsize};
 
 use crate::{
+    kext::mm::frame_table::FrameTable,
     kext::mm::interval_notifier::{
         FaultMode, HmmPfn, IntervalNotifier, Invalidate, Seq, Unchanged,
     },
@@ -77,41 +88,47 @@ pub(crate) trait DriverHooks: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A device's table of the pages it mirrors, one client of the shared
-/// mirror of an mm (`kext::mm::frame_table::FrameTable`, for the mirror
-/// devices of `mirror/hmm.rs`). The registry knows it through this trait only.
-pub(crate) trait DeviceTable: Send + 'static {
-    /// The owner of the device memory whose migrations the table follows
-    /// itself.
-    fn owner(&self) -> Option<Owner>;
-
-    /// The invalidation of `[start, end)`, which a migration of the device
-    /// memory of `migrating_for` sends: the table forgets what it mirrors
-    /// there, except what its own device's migration updates itself
-    /// (`kext::mm::frame_table::FrameTable::invalidate`).
-    fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>);
-
-    /// Forgets `[start, end)`, whoever migrates it.
-    fn forget(&mut self, start: usize, end: usize);
-
-    /// The table as [`Any`], for [`Client::table`].
-    fn as_any(&mut self) -> &mut dyn Any;
-}
-
-/// A client of an [`MmMirror`].
+/// A client of an [`MmMirror`], as it joins one ([`MirrorClient::new`]):
+/// from then on only the registry holds it, and the client's code reaches
+/// it as a [`ClientRef`].
 pub(crate) enum Client {
-    /// A device's table of mirrored frames (`/dev/rsva_mirror*`).
-    Table(KBox<dyn DeviceTable>),
+    /// A device's table of mirrored frames (`/dev/rsva_mirror*`, the
+    /// mirrors of `mirror/hmm.rs`), pinned in its box: the mirror's
+    /// invalidations reach it ([`FrameTable::invalidate`]).
+    Table(Pin<KBox<FrameTable>>),
     /// A C driver, told through its hooks.
     Driver(KBox<dyn DriverHooks>),
 }
 
-impl Client {
-    /// The table of type `T` this client is, if it is one.
-    pub(crate) fn table<T: DeviceTable>(&mut self) -> Option<&mut T> {
+/// A client of an [`MmMirror`] as its code reaches it, under the mirror's
+/// lock ([`MirrorClient::with`], [`MirrorClient::fault`],
+/// [`MirrorClient::with_unless_changed`]): its table pinned, or its
+/// driver's hooks shared. Neither moves the client out of its mirror nor
+/// swaps it with another: with what this gives, `core::mem::swap()` of two
+/// clients' boxes or of two tables, `core::mem::replace()` of a table and
+/// `Pin::set()` do not compile (no `&mut Client`, no `&mut FrameTable`, no
+/// `FrameTable` value).
+pub(crate) enum ClientRef<'a> {
+    /// A device's table of mirrored frames.
+    Table(Pin<&'a mut FrameTable>),
+    /// A C driver's hooks.
+    Driver(&'a dyn DriverHooks),
+}
+
+impl<'a> ClientRef<'a> {
+    /// The view of `client`.
+    fn of(client: &'a mut Client) -> Self {
+        match client {
+            Client::Table(t) => ClientRef::Table(t.as_mut()),
+            Client::Driver(d) => ClientRef::Driver(&**d),
+        }
+    }
+
+    /// The table this client is, if it is one, pinned.
+    pub(crate) fn table(self) -> Option<Pin<&'a mut FrameTable>> {
         match self {
-            Client::Table(t) => t.as_any().downcast_mut::<T>(),
-            Client::Driver(_) => None,
+            ClientRef::Table(t) => Some(t),
+            ClientRef::Driver(_) => None,
         }
     }
 }
@@ -152,7 +169,7 @@ impl Clients {
             match client {
                 Client::Table(t) => {
                     if except.is_none() || owner_of(id) != except {
-                        t.invalidate(start, end, migrating_for);
+                        t.as_mut().invalidate(start, end, migrating_for);
                     }
                 }
                 Client::Driver(d) => d.invalidate(start, end),
@@ -224,7 +241,7 @@ pub(crate) fn counts() -> (usize, usize) {
 /// lock and the mirror's. Used when that device migrates its own pages back
 /// to system memory: its tables ignored the migration's invalidation, and
 /// must forget the pages before they are freed.
-pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut dyn DeviceTable)) {
+pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(Pin<&mut FrameTable>)) {
     let key = mm.as_raw() as usize;
     let g = MIRRORS.lock();
     if let Some(e) = g.iter().find(|e| e.mm == key) {
@@ -232,7 +249,7 @@ pub(crate) fn with_device_tables(mm: &Mm, owner: Owner, mut f: impl FnMut(&mut d
             for (_, client) in c.by_id.iter_mut() {
                 if let Client::Table(t) = client {
                     if t.owner() == Some(owner) {
-                        f(&mut **t);
+                        f(t.as_mut());
                     }
                 }
             }
@@ -342,10 +359,13 @@ impl MirrorClient {
 
     /// Runs `f` on this client under the mirror's lock; `ENOENT` after
     /// [`MirrorClient::leave`].
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Client) -> R) -> Result<R> {
-        self.mirror
-            .notifier
-            .with_state(|c| c.by_id.get_mut(&self.id).map(f).ok_or(ENOENT))
+    pub(crate) fn with<R>(&self, f: impl FnOnce(ClientRef<'_>) -> R) -> Result<R> {
+        self.mirror.notifier.with_state(|c| {
+            c.by_id
+                .get_mut(&self.id)
+                .map(|client| f(ClientRef::of(client)))
+                .ok_or(ENOENT)
+        })
     }
 
     /// Faults `pfns.len()` pages of the mirrored mm at `start` in `mode`,
@@ -358,12 +378,14 @@ impl MirrorClient {
         mode: FaultMode,
         owner: Option<Owner>,
         pfns: &mut [c_ulong],
-        f: impl for<'a> FnOnce(&'a mut Client, &'a [HmmPfn<'a>]) -> R,
+        f: impl for<'a> FnOnce(ClientRef<'a>, &'a [HmmPfn<'a>]) -> R,
     ) -> Result<R> {
         self.mirror
             .notifier
             .fault(start, mode, owner, pfns, |c, entries| {
-                c.by_id.get_mut(&self.id).map(|client| f(client, entries))
+                c.by_id
+                    .get_mut(&self.id)
+                    .map(|client| f(ClientRef::of(client), entries))
             })?
             .ok_or(ENOENT)
     }
@@ -392,14 +414,14 @@ impl MirrorClient {
     pub(crate) fn with_unless_changed<R>(
         &self,
         seq: Seq,
-        f: impl for<'a> FnOnce(&'a mut Client, Unchanged<'a>) -> R,
+        f: impl for<'a> FnOnce(ClientRef<'a>, Unchanged<'a>) -> R,
     ) -> Result<Option<R>> {
         self.mirror
             .notifier
             .with_state_unless_changed(seq, |c, unchanged| {
                 c.by_id
                     .get_mut(&self.id)
-                    .map(|client| f(client, unchanged))
+                    .map(|client| f(ClientRef::of(client), unchanged))
                     .ok_or(ENOENT)
             })
             .transpose()

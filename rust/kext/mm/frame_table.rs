@@ -14,20 +14,26 @@
 //!   [`IntervalNotifier::fault`] after its retry check, or an [`Unchanged`]
 //!   proof from [`IntervalNotifier::with_state_unless_changed`] together
 //!   with a page the caller holds (a device page's data page, a page made
-//!   device-exclusive);
+//!   device-exclusive), of the same taking of the lock as the table (the
+//!   proofs' lifetime is invariant, see [`FrameTable::set_faulted`]);
 //! - the notifier's invalidation clears the entries it covers, under the
 //!   same lock, before the page can be unmapped and freed
 //!   ([`FrameTable::invalidate`]);
 //! - a frame is reached only as a [`Frame<'a>`] borrowed from the table, so
 //!   only while the lock (which gave the `&FrameTable`) is held: its copies
 //!   are safe. A copy after the lock goes through a counted reference taken
-//!   under it ([`Frame::get_page`], [`PageRef`]).
+//!   under it ([`Frame::get_page`], [`PageRef`]);
+//! - the table stays in the notifier's state: it is pinned there and no
+//!   `&mut FrameTable` exists ([`FrameTable`]).
 //!
 //! [`IntervalNotifier::fault`]: super::interval_notifier::IntervalNotifier::fault
 //! [`IntervalNotifier::with_state_unless_changed`]:
 //!     super::interval_notifier::IntervalNotifier::with_state_unless_changed
 
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::{PhantomData, PhantomPinned},
+    ptr::NonNull,
+};
 
 use kernel::{
     bindings,
@@ -79,18 +85,43 @@ impl TableChunk {
 /// It owns its entries and chunks; dropping it frees them (nothing else:
 /// the frames are not referenced).
 ///
+/// The table never moves and is never replaced where it is: it is made
+/// only in place ([`FrameTable::new`] is an initializer, so no code outside
+/// this file holds a `FrameTable` value), it is `!Unpin` (`PhantomPinned`),
+/// and whoever reaches it gets a `Pin<&mut FrameTable>` (to set or clear
+/// entries) or a `&FrameTable` (to read frames), never a `&mut FrameTable`
+/// nor a `&mut` to its chunks (it projects by hand: `#[pin_data]`'s
+/// `project()` would have the struct's visibility).
+/// So safe code can neither take a table out of its notifier's state nor
+/// put another one in its place: `core::mem::swap(&mut *a, &mut *b)`,
+/// `core::mem::replace(&mut *t, ..)` and `Pin::set(&mut t, ..)` do not
+/// compile on a table (no `&mut FrameTable` for the first two, no
+/// `FrameTable` value for the third), and a check below this type fails
+/// the build if it ever becomes `Unpin`. Nor does setting an entry of a
+/// table with the proofs of a notifier whose state does not hold it: the
+/// setters take the table as `&mut Pin<&'a mut FrameTable>` and a proof
+/// branded with the same, invariant, `'a`, which only the state that the
+/// proof's taking of the lock borrowed has. The mirror keeps it as a
+/// `Pin<KBox<FrameTable>>` that only its registry holds, and hands it to
+/// the mirror's code under the lock as a `Pin<&mut FrameTable>`
+/// (`mirror/registry.rs`'s `ClientRef`).
+///
 /// # Invariants
 ///
 /// The table is part of the state of the [`IntervalNotifier`] registered on
-/// the mm whose proofs set its entries, and is reached only under that
-/// notifier's lock. A present entry's frame is mapped in that mm, or is the
-/// data page that the device memory of `owner` keeps for one of its pages
-/// mapped there (freed only by the `folio_free` of that page, see
-/// [`PagemapOps::folio_free`]): every invalidation of the page clears the
-/// entry first ([`FrameTable::invalidate`]), except a migration by the
-/// table's own device, which keeps the entries of the pages it does not move
-/// and replaces or forgets ([`FrameTable::forget`]) those it moves before
-/// the old pages are freed (test_hmm's `dmirror_interval_invalidate()`;
+/// the mm whose proofs set its entries, from its first entry until it is
+/// dropped, and is reached only under that notifier's lock: it is pinned
+/// where that state put it and set only with that state's proofs (see
+/// above; the registry inserts a table in one mirror's state and takes it
+/// out only to drop it). A present
+/// entry's frame is mapped in that mm, or is the data page that the device
+/// memory of `owner` keeps for one of its pages mapped there (freed only by
+/// the `folio_free` of that page, see [`PagemapOps::folio_free`]): every
+/// invalidation of the page clears the entry first
+/// ([`FrameTable::invalidate`]), except a migration by the table's own
+/// device, which keeps the entries of the pages it does not move and
+/// replaces or forgets ([`FrameTable::forget`]) those it moves before the
+/// old pages are freed (test_hmm's `dmirror_interval_invalidate()`;
 /// `mirror/migration.rs`).
 ///
 /// [`IntervalNotifier`]: super::interval_notifier::IntervalNotifier
@@ -98,15 +129,44 @@ impl TableChunk {
 pub(crate) struct FrameTable {
     chunks: RBTree<usize, KBox<[usize; CHUNK]>>,
     owner: Option<Owner>,
+    _pin: PhantomPinned,
 }
 
+// Fails the build if `FrameTable` is `Unpin`: `Pin<&mut FrameTable>` would
+// then give out `&mut FrameTable`, and a table could be swapped out of its
+// notifier's state. The path below is ambiguous exactly when both impls
+// apply, that is, when `FrameTable: Unpin`.
+const _: () = {
+    trait AmbiguousIfUnpin<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
+    impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+    let _ = <FrameTable as AmbiguousIfUnpin<_>>::check;
+};
+
 impl FrameTable {
-    /// An empty table of a device whose memory is `owner`'s, if any.
-    pub(crate) fn new(owner: Option<Owner>) -> Self {
+    /// An empty table of a device whose memory is `owner`'s, if any, to
+    /// be made in place (`KBox::pin_init`): a table is never a value that
+    /// safe code could move or swap.
+    pub(crate) fn new(owner: Option<Owner>) -> impl PinInit<Self> {
+        // A value is its own initializer; the opaque type keeps it one.
         Self {
             chunks: RBTree::new(),
             owner,
+            _pin: PhantomPinned,
         }
+    }
+
+    /// The chunks, to change in place. Private: no `&mut` to a part of the
+    /// table leaves this file (`#[pin_data]`'s `project()` would hand one
+    /// to the whole crate, which could then swap two tables' chunks).
+    fn chunks_mut(self: Pin<&mut Self>) -> &mut RBTree<usize, KBox<[usize; CHUNK]>> {
+        // SAFETY: The chunks are not structurally pinned: the table needs
+        // only itself to stay where it is. The reference changes entries
+        // and the tree in place and does not leave this file, and nothing
+        // here moves the table out of `self`.
+        unsafe { &mut self.get_unchecked_mut().chunks }
     }
 
     /// The owner of the device memory of the table's device.
@@ -120,9 +180,10 @@ impl FrameTable {
     }
 
     /// Inserts `chunk` unless its key has one already (then it is dropped).
-    pub(crate) fn insert_chunk(&mut self, chunk: TableChunk) {
-        if self.chunks.get(&chunk.key).is_none() {
-            drop(self.chunks.insert(chunk.node));
+    pub(crate) fn insert_chunk(self: Pin<&mut Self>, chunk: TableChunk) {
+        let chunks = self.chunks_mut();
+        if chunks.get(&chunk.key).is_none() {
+            drop(chunks.insert(chunk.node));
         }
     }
 
@@ -130,7 +191,12 @@ impl FrameTable {
     /// frames, unless it is a migration of the table's own device memory
     /// (`migrating_for` is `owner`): that migration updates the entries of
     /// the pages it moves itself, and those it does not move stay mapped.
-    pub(crate) fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
+    pub(crate) fn invalidate(
+        self: Pin<&mut Self>,
+        start: usize,
+        end: usize,
+        migrating_for: Option<Owner>,
+    ) {
         if migrating_for.is_some() && migrating_for == self.owner {
             return;
         }
@@ -138,12 +204,12 @@ impl FrameTable {
     }
 
     /// Forgets the frames of `[start, end)`.
-    pub(crate) fn forget(&mut self, start: usize, end: usize) {
+    pub(crate) fn forget(self: Pin<&mut Self>, start: usize, end: usize) {
         if end <= start {
             return;
         }
         let (first, last) = (start / PAGE_SIZE, (end - 1) / PAGE_SIZE);
-        for (&key, chunk) in self.chunks.iter_mut() {
+        for (&key, chunk) in self.chunks_mut().iter_mut() {
             let base = key * CHUNK;
             if base > last || base + CHUNK <= first {
                 continue;
@@ -158,8 +224,8 @@ impl FrameTable {
 
     /// Sets the entry of page `page` (index in the address space; ignored
     /// without a chunk for it).
-    fn set(&mut self, page: usize, value: usize) {
-        if let Some(c) = self.chunks.get_mut(&(page / CHUNK)) {
+    fn put(self: Pin<&mut Self>, page: usize, value: usize) {
+        if let Some(c) = self.chunks_mut().get_mut(&(page / CHUNK)) {
             c[page % CHUNK] = value;
         }
     }
@@ -170,17 +236,28 @@ impl FrameTable {
     /// the CPU can reach: the entry is cleared and false returned (the
     /// device's own pages are mirrored through their data pages,
     /// [`FrameTable::set_data`]).
-    pub(crate) fn set_faulted(&mut self, page: usize, e: HmmPfn<'_>) -> bool {
+    ///
+    /// `'a` is the brand of the taking of the lock that handed out `e`
+    /// (invariant): `self` must be the table that the same taking borrowed
+    /// from the notifier's state, for all of `'a`. A table of another
+    /// notifier, or one borrowed from outside the closure that got `e`,
+    /// does not compile here; so for [`FrameTable::set_data`] and
+    /// [`FrameTable::set_exclusive`] with their [`Unchanged<'a>`].
+    pub(crate) fn set_faulted<'a>(
+        self: &mut Pin<&'a mut Self>,
+        page: usize,
+        e: HmmPfn<'a>,
+    ) -> bool {
         let Some(pfn) = e.pfn() else {
-            self.set(page, 0);
+            self.as_mut().put(page, 0);
             return true;
         };
         if e.device_private_owner().is_some() {
-            self.set(page, 0);
+            self.as_mut().put(page, 0);
             return false;
         }
         let write = if e.writable() { WRITE } else { 0 };
-        self.set(page, pfn << SHIFT | PRESENT | write);
+        self.as_mut().put(page, pfn << SHIFT | PRESENT | write);
         true
     }
 
@@ -188,16 +265,28 @@ impl FrameTable {
     /// mm (proved by `unchanged`, under the lock), as `data`, the system
     /// page its device memory keeps its contents in (test_hmm's
     /// `BACKING_PAGE()`), writable if `write`.
-    pub(crate) fn set_data(&mut self, page: usize, data: &Page, write: bool, _: Unchanged<'_>) {
+    pub(crate) fn set_data<'a>(
+        self: &mut Pin<&'a mut Self>,
+        page: usize,
+        data: &Page,
+        write: bool,
+        _: Unchanged<'a>,
+    ) {
         let write = if write { WRITE } else { 0 };
-        self.set(page, page_pfn(data) << SHIFT | PRESENT | write);
+        self.as_mut()
+            .put(page, page_pfn(data) << SHIFT | PRESENT | write);
     }
 
     /// Mirrors page `page` as `p`, made exclusive to the device and held
     /// (locked) by the caller, with no invalidation since it was asked for
     /// (`unchanged`): present, `ATOMIC`, not writable.
-    pub(crate) fn set_exclusive(&mut self, page: usize, p: &ExclusivePage<'_>, _: Unchanged<'_>) {
-        self.set(page, p.pfn() << SHIFT | PRESENT | ATOMIC);
+    pub(crate) fn set_exclusive<'a>(
+        self: &mut Pin<&'a mut Self>,
+        page: usize,
+        p: &ExclusivePage<'_>,
+        _: Unchanged<'a>,
+    ) {
+        self.as_mut().put(page, p.pfn() << SHIFT | PRESENT | ATOMIC);
     }
 
     /// The mirrored frames from page `first` on, at most `max` and within
@@ -368,10 +457,10 @@ mod tests {
     use super::*;
     use crate::kext::mm::interval_notifier::{FaultMode, IntervalNotifier, Invalidate};
 
-    fn table_with(keys: &[usize]) -> Result<FrameTable> {
-        let mut t = FrameTable::new(None);
+    fn table_with(keys: &[usize]) -> Result<Pin<KBox<FrameTable>>> {
+        let mut t = KBox::pin_init(FrameTable::new(None), GFP_KERNEL)?;
         for &k in keys {
-            t.insert_chunk(TableChunk::new(k, GFP_KERNEL)?);
+            t.as_mut().insert_chunk(TableChunk::new(k, GFP_KERNEL)?);
         }
         Ok(t)
     }
@@ -380,29 +469,30 @@ mod tests {
     fn invalidation_clears_exactly_its_range() -> Result {
         let mut t = table_with(&[0, 1, 7])?;
         for page in 0..2 * CHUNK {
-            t.set(page, page << SHIFT | PRESENT);
+            t.as_mut().put(page, page << SHIFT | PRESENT);
         }
-        t.set(7 * CHUNK + 3, 1 << SHIFT | PRESENT | WRITE);
+        t.as_mut().put(7 * CHUNK + 3, 1 << SHIFT | PRESENT | WRITE);
         // Pages 10..=600, across the first two chunks.
-        t.invalidate(10 * PAGE_SIZE, 601 * PAGE_SIZE, None);
+        t.as_mut().invalidate(10 * PAGE_SIZE, 601 * PAGE_SIZE, None);
         assert_eq!(t.entry(9), 9 << SHIFT | PRESENT);
         assert_eq!(t.entry(10), 0);
         assert_eq!(t.entry(600), 0);
         assert_eq!(t.entry(601), 601 << SHIFT | PRESENT);
         // Unaligned ends cover the pages they touch.
-        t.invalidate(700 * PAGE_SIZE + 1, 700 * PAGE_SIZE + 2, None);
+        t.as_mut()
+            .invalidate(700 * PAGE_SIZE + 1, 700 * PAGE_SIZE + 2, None);
         assert_eq!(t.entry(700), 0);
         assert_eq!(t.entry(701), 701 << SHIFT | PRESENT);
         // exit_mmap invalidates everything.
-        t.invalidate(0, usize::MAX, None);
+        t.as_mut().invalidate(0, usize::MAX, None);
         assert_eq!(t.entry(7 * CHUNK + 3), 0);
         assert_eq!(t.entry(2 * CHUNK - 1), 0);
         // Pages without a chunk read as absent, and setting them is ignored.
-        t.set(3 * CHUNK, PRESENT);
+        t.as_mut().put(3 * CHUNK, PRESENT);
         assert_eq!(t.entry(3 * CHUNK), 0);
         // A second chunk for a key is dropped, not swapped in.
-        t.set(5, 5 << SHIFT | PRESENT);
-        t.insert_chunk(TableChunk::new(0, GFP_KERNEL)?);
+        t.as_mut().put(5, 5 << SHIFT | PRESENT);
+        t.as_mut().insert_chunk(TableChunk::new(0, GFP_KERNEL)?);
         assert_eq!(t.entry(5), 5 << SHIFT | PRESENT);
         Ok(())
     }
@@ -411,15 +501,15 @@ mod tests {
     fn own_migrations_keep_their_entries() -> Result {
         let owner = Owner::new(core::num::NonZeroUsize::new(0x77).ok_or(EINVAL)?);
         let other = Owner::new(core::num::NonZeroUsize::new(0x78).ok_or(EINVAL)?);
-        let mut t = FrameTable::new(Some(owner));
-        t.insert_chunk(TableChunk::new(0, GFP_KERNEL)?);
-        t.set(1, 1 << SHIFT | PRESENT);
-        t.invalidate(0, 4 * PAGE_SIZE, Some(owner));
+        let mut t = KBox::pin_init(FrameTable::new(Some(owner)), GFP_KERNEL)?;
+        t.as_mut().insert_chunk(TableChunk::new(0, GFP_KERNEL)?);
+        t.as_mut().put(1, 1 << SHIFT | PRESENT);
+        t.as_mut().invalidate(0, 4 * PAGE_SIZE, Some(owner));
         assert_eq!(t.entry(1), 1 << SHIFT | PRESENT);
-        t.invalidate(0, 4 * PAGE_SIZE, Some(other));
+        t.as_mut().invalidate(0, 4 * PAGE_SIZE, Some(other));
         assert_eq!(t.entry(1), 0);
-        t.set(1, 1 << SHIFT | PRESENT);
-        t.forget(PAGE_SIZE, 2 * PAGE_SIZE);
+        t.as_mut().put(1, 1 << SHIFT | PRESENT);
+        t.as_mut().forget(PAGE_SIZE, 2 * PAGE_SIZE);
         assert_eq!(t.entry(1), 0);
         Ok(())
     }
@@ -428,7 +518,7 @@ mod tests {
     fn frames_run_to_the_first_hole_within_a_chunk() -> Result {
         let mut t = table_with(&[0, 1])?;
         for page in [3, 4, 5, 7, CHUNK - 1, CHUNK] {
-            t.set(
+            t.as_mut().put(
                 page,
                 page << SHIFT | PRESENT | if page == 4 { WRITE } else { 0 },
             );
@@ -459,9 +549,9 @@ mod tests {
     fn atomic_entries_are_found_in_their_range_only() -> Result {
         let mut t = table_with(&[0, 3])?;
         let at = 3 * CHUNK + 10;
-        t.set(at, 5 << SHIFT | PRESENT | ATOMIC);
-        t.set(4, 6 << SHIFT | PRESENT);
-        t.set(5, 7 << SHIFT | PRESENT | WRITE);
+        t.as_mut().put(at, 5 << SHIFT | PRESENT | ATOMIC);
+        t.as_mut().put(4, 6 << SHIFT | PRESENT);
+        t.as_mut().put(5, 7 << SHIFT | PRESENT | WRITE);
         assert!(t.any_atomic(at, at + 1));
         assert!(t.any_atomic(0, usize::MAX / PAGE_SIZE));
         assert!(!t.any_atomic(at + 1, at + 100));
@@ -469,16 +559,19 @@ mod tests {
         // Present entries, writable or not, are not exclusive.
         assert!(!t.any_atomic(4, 6));
         // Invalidation clears them like any entry.
-        t.invalidate(at * PAGE_SIZE, (at + 1) * PAGE_SIZE, None);
+        t.as_mut()
+            .invalidate(at * PAGE_SIZE, (at + 1) * PAGE_SIZE, None);
         assert!(!t.any_atomic(0, usize::MAX / PAGE_SIZE));
         Ok(())
     }
 
-    struct Table(FrameTable);
+    /// A notifier's state that is one table, pinned in its box as a
+    /// mirror's.
+    struct Table(Pin<KBox<FrameTable>>);
 
     impl Invalidate for Table {
         fn invalidate(&mut self, start: usize, end: usize, migrating_for: Option<Owner>) {
-            self.0.invalidate(start, end, migrating_for);
+            self.0.as_mut().invalidate(start, end, migrating_for);
         }
     }
 
@@ -491,18 +584,19 @@ mod tests {
         let addr = glue::test_mmap(&mm, N * PAGE_SIZE, true)?;
         let first = addr / PAGE_SIZE;
         let n = KBox::pin_init(
-            IntervalNotifier::new(Table(FrameTable::new(None))),
+            IntervalNotifier::new(Table(KBox::pin_init(FrameTable::new(None), GFP_KERNEL)?)),
             GFP_KERNEL,
         )?;
         n.as_ref().register(&mm, 0, usize::MAX / 2)?;
         let chunk = TableChunk::new(first / CHUNK, GFP_KERNEL)?;
-        n.with_state(|s| s.0.insert_chunk(chunk));
+        n.with_state(|s| s.0.as_mut().insert_chunk(chunk));
         // The test mm is not the current task's: fault without copies.
         let mut pfns = [0 as c_ulong; N];
         let set = n.fault(addr, FaultMode::Write, None, &mut pfns, |s, e| {
+            let mut t = s.0.as_mut();
             e.iter()
                 .enumerate()
-                .all(|(i, &p)| s.0.set_faulted(first + i, p))
+                .all(|(i, &p)| t.set_faulted(first + i, p))
         })?;
         assert!(set);
         let run = n.with_state(|s| s.0.frames(first, N).all(|f| f.writable() && f.pfn() != 0));

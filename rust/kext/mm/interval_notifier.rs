@@ -95,22 +95,31 @@ impl FaultMode {
     }
 }
 
+/// The lifetime of one taking of one notifier's lock, as the proofs of
+/// that notifier carry it: invariant, so a proof branded `'a` is accepted
+/// only with a state borrowed for exactly `'a`, the one that lock taking
+/// handed out. Neither a table of another notifier (nested, its lock has
+/// another brand) nor one from outside the closure (borrowed for longer)
+/// can take it (see `kext::mm::frame_table::FrameTable`'s setters).
+type Brand<'a> = PhantomData<fn(&'a ()) -> &'a ()>;
+
 /// One entry `hmm_range_fault()` wrote: a page frame and its flags, handed
 /// out by [`IntervalNotifier::fault`] under the notifier's lock after the
-/// retry check, and borrowing that lock (`'a`): while it lives, the frame of
-/// a valid entry is mapped in the notifier's mm (its unmapping would send an
-/// invalidation, which waits for the lock), so it stays allocated.
+/// retry check, and borrowing that lock (`'a`, a [`Brand`]): while it
+/// lives, the frame of a valid entry is mapped in the notifier's mm (its
+/// unmapping would send an invalidation, which waits for the lock), so it
+/// stays allocated.
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HmmPfn<'a>(c_ulong, PhantomData<&'a ()>);
+pub(crate) struct HmmPfn<'a>(c_ulong, Brand<'a>);
 
 /// Proof that the lock of an [`IntervalNotifier`] is held for `'a` and that
 /// no invalidation bumped its sequence since the read the caller checked
 /// ([`IntervalNotifier::fault`], [`IntervalNotifier::with_state_unless_changed`]):
 /// what the caller read of the address space since then is still mapped.
-/// Only this module makes one.
+/// Only this module makes one; `'a` is a [`Brand`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Unchanged<'a>(PhantomData<&'a ()>);
+pub(crate) struct Unchanged<'a>(Brand<'a>);
 
 impl<'a> HmmPfn<'a> {
     /// The owner of the device-private page of a valid entry; `None` for a

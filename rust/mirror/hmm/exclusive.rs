@@ -91,7 +91,7 @@ impl Mirror {
                 let got = lock.make_exclusive(addr, owner)?;
                 self.client
                     .with_unless_changed(seq, |c, unchanged| {
-                        table(c).map(|t| t.set_exclusive(page, &got, unchanged))
+                        table(c).map(|mut t| t.set_exclusive(page, &got, unchanged))
                     })?
                     .transpose()?
                     .is_some()
