@@ -416,7 +416,7 @@ impl Claims {
     /// there is none. A claim that ended with the group's last device is
     /// released too (that is, forgotten).
     pub(crate) fn release_group(&self, dev: &Device, owner: OwnerCookie) -> Result {
-        self.release(owner, 0, Some(glue::dev_group_addr(dev)))
+        self.release(owner, 0, Some(Group::addr_of(dev)))
     }
 
     /// Releases one claim of the device at address `dev` by `owner`;

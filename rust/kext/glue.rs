@@ -40,7 +40,6 @@ extern "C" {
     pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
     pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
     fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
-    pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
     pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
     pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
     pub(crate) fn rsva_domain_of_iommu(
@@ -54,7 +53,6 @@ extern "C" {
     fn rsva_test_settled_unbinds(n: c_ulong);
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
-    pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
     fn rsva_test_bus_register() -> c_int;
     fn rsva_test_bus_unregister();
     fn rsva_test_bus_device_add() -> *mut bindings::device;
@@ -564,19 +562,6 @@ pub(crate) fn current_mm_user() -> Option<ARef<kernel::mm::MmWithUser>> {
     }
     // SAFETY: `current->mm` stays valid while the current task runs here.
     unsafe { Mm::from_raw(mm) }.mmget_not_zero()
-}
-
-/// The bus of `dev`, null for none; only compared and passed to the bus
-/// watch of the claims.
-pub(crate) fn dev_bus(dev: &Device) -> *const bindings::bus_type {
-    // SAFETY: `dev` is valid; the helper only reads.
-    unsafe { rsva_dev_bus(dev_ptr(dev)) }
-}
-
-/// The address of the IOMMU group of `dev` (0 for none), only compared.
-pub(crate) fn dev_group_addr(dev: &Device) -> usize {
-    // SAFETY: `dev` is valid; the helper only reads.
-    unsafe { rsva_dev_group(dev_ptr(dev)) as usize }
 }
 
 /// For KUnit: unmaps `[addr, addr + len)` of `mm`, from a kthread.
