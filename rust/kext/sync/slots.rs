@@ -34,14 +34,14 @@ use kernel::{
 };
 
 /// The slot holds no value.
-const EMPTY: i8 = 0;
+const EMPTY: i16 = 0;
 /// One thread has the slot to itself: it fills, reads or empties it.
-const BUSY: i8 = 1;
+const BUSY: i16 = 1;
 /// The slot holds a value that no thread is using.
-const FULL: i8 = 2;
+const FULL: i16 = 2;
 /// One thread has the slot to itself, from empty: a value is being
 /// inserted ([`Reserved`]).
-const RESERVED: i8 = 3;
+const RESERVED: i16 = 3;
 
 /// How long a look-up that met a busy slot sleeps before it scans again.
 const BUSY_WAIT: Delta = Delta::from_micros(20);
@@ -55,7 +55,7 @@ const BUSY_WAIT: Delta = Delta::from_micros(20);
 /// on; it is uninitialised while `state` is [`RESERVED`]. Only the thread
 /// that moved `state` to [`BUSY`] or [`RESERVED`] accesses `value`.
 struct Slot<T> {
-    state: Atomic<i8>,
+    state: Atomic<i16>,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -69,7 +69,7 @@ impl<T> Slot<T> {
     }
 
     /// Makes a full slot busy; `Err(state)` with the state found otherwise.
-    fn hold(&self) -> Result<(), i8> {
+    fn hold(&self) -> Result<(), i16> {
         self.state.cmpxchg(FULL, BUSY, Acquire).map(|_| ())
     }
 }
@@ -77,10 +77,13 @@ impl<T> Slot<T> {
 /// A table of at most `N` values of `T` (`N` below 2^15), inserted, looked
 /// at and taken out without a lock.
 ///
-/// The states and `top` are `i8` and `i16`, whose atomic loads and stores
-/// are plain `READ_ONCE()` / `WRITE_ONCE()`; those of `i32` and wider types
-/// call an instrumented C helper (`atomic_read()`), which under KASAN costs
-/// as much as a compare-and-exchange.
+/// The states and `top` are `i16`, whose atomic loads and stores are plain
+/// `READ_ONCE()` / `WRITE_ONCE()`; those of `i32` and wider types call an
+/// instrumented C helper (`atomic_read()`), which under KASAN costs as much
+/// as a compare-and-exchange. Not `i8`: each operation on an `Atomic<i8>`
+/// also calls the kernel crate's own `AtomicRepr<i8>::as_ptr()` out of line
+/// (an instance the kernel crate shares, not one inlined here), two calls
+/// per slot operation instead of one.
 ///
 /// The table owns its values: those still in it are dropped with it.
 ///
@@ -170,7 +173,7 @@ impl<T, const N: usize> Slots<T, N> {
         loop {
             let top = self.top();
             for slot in self.slots.get(..top).unwrap_or(&[]) {
-                // A look first: a load of an `i8` costs much less than a
+                // A look first: a load of an `i16` costs much less than a
                 // compare-and-exchange that fails.
                 if slot.state.load(Relaxed) == EMPTY
                     && slot.state.cmpxchg(EMPTY, RESERVED, Full).is_ok()
