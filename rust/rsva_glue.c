@@ -186,11 +186,6 @@ struct mm_struct *rsva_test_mm_alloc(void)
 }
 #endif
 
-struct iommu_group *rsva_dev_group(struct device *dev)
-{
-	return dev->iommu_group;
-}
-
 u32 rsva_dev_max_pasids(struct device *dev)
 {
 	return dev->iommu ? dev->iommu->max_pasids : 0;
@@ -384,12 +379,6 @@ void rsva_rwsem_unlock(int which, bool write)
 		up_write(rsva_rwsem(which));
 	else
 		up_read(rsva_rwsem(which));
-}
-
-/* The bus of @dev, NULL for none. */
-const struct bus_type *rsva_dev_bus(struct device *dev)
-{
-	return dev->bus;
 }
 
 #if IS_ENABLED(CONFIG_KUNIT)

@@ -37,7 +37,6 @@ int rsva_mm_set_pasid(struct mm_struct *mm, u32 pasid);
 void rsva_assert_mmap_unlocked(struct mm_struct *mm);
 struct mm_struct *rsva_test_mm_alloc(void);
 
-struct iommu_group *rsva_dev_group(struct device *dev);
 u32 rsva_dev_max_pasids(struct device *dev);
 
 bool rsva_domain_of_iommu(struct iommu_domain *domain, struct device *dev);
@@ -52,9 +51,6 @@ void rsva_device_gone(struct device *dev);
 void rsva_rwsem_lock(int which, bool write);
 void rsva_rwsem_unlock(int which, bool write);
 
-struct bus_type;
-
-const struct bus_type *rsva_dev_bus(struct device *dev);
 struct device *rsva_test_free_pci_device(void);
 int rsva_test_bus_register(void);
 void rsva_test_bus_unregister(void);

@@ -41,7 +41,8 @@
 //! starts or stops), taken before a claim holds its record's slot; the
 //! bus's notifier lock (a removal) -> a record's slot -> the group mutex
 //! (the claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are
-//! under way) -> a record's slot -> the group mutex.
+//! under way) -> a record's slot -> the group mutex; a record's slot -> the
+//! group mutex (a release).
 
 #![forbid(unsafe_code)]
 
@@ -416,7 +417,7 @@ impl Claims {
     /// there is none. A claim that ended with the group's last device is
     /// released too (that is, forgotten).
     pub(crate) fn release_group(&self, dev: &Device, owner: OwnerCookie) -> Result {
-        self.release(owner, 0, Some(glue::dev_group_addr(dev)))
+        self.release(owner, 0, Some(Group::addr_of(dev)))
     }
 
     /// Releases one claim of the device at address `dev` by `owner`;
@@ -426,17 +427,16 @@ impl Claims {
         self.release(owner, dev, None)
     }
 
-    /// Takes out the newest record of a claim of `owner` on the group
-    /// `group`, or else on the device `dev`, and releases it.
+    /// Drops the newest record of a claim of `owner` on the group `group`,
+    /// or else on the device `dev`, which releases it.
     fn release(&self, owner: OwnerCookie, dev: usize, group: Option<usize>) -> Result {
-        // No need to exclude binds: a release only lets them succeed.
-        let record = self
-            .shared
-            .records
-            .take(|r| r.is(owner.as_ptr() as usize, dev, group))
-            .ok_or(ENOENT)?;
-        // Released here, with no slot held.
-        drop(record);
+        let owner = owner.as_ptr() as usize;
+        // No need to exclude binds: a release only lets them succeed. The
+        // claim is released in its record's slot (a record's slot -> the
+        // group mutex, as when its device goes).
+        if !self.shared.records.remove(|r| r.is(owner, dev, group)) {
+            return Err(ENOENT);
+        }
         Ok(())
     }
 }

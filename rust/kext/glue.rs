@@ -40,7 +40,6 @@ extern "C" {
     pub(crate) fn rsva_mm_set_pasid(mm: *mut bindings::mm_struct, pasid: u32) -> c_int;
     pub(crate) fn rsva_assert_mmap_unlocked(mm: *mut bindings::mm_struct);
     fn rsva_test_mm_alloc() -> *mut bindings::mm_struct;
-    pub(crate) fn rsva_dev_group(dev: *mut bindings::device) -> *mut bindings::iommu_group;
     pub(crate) fn rsva_dev_max_pasids(dev: *mut bindings::device) -> u32;
     pub(crate) fn rsva_keep_for(dev: *mut bindings::device) -> c_int;
     pub(crate) fn rsva_domain_of_iommu(
@@ -54,7 +53,6 @@ extern "C" {
     fn rsva_test_settled_unbinds(n: c_ulong);
     fn rsva_rwsem_lock(which: c_int, write: bool);
     fn rsva_rwsem_unlock(which: c_int, write: bool);
-    pub(crate) fn rsva_dev_bus(dev: *mut bindings::device) -> *const bindings::bus_type;
     fn rsva_test_bus_register() -> c_int;
     fn rsva_test_bus_unregister();
     fn rsva_test_bus_device_add() -> *mut bindings::device;
@@ -337,12 +335,18 @@ impl<const N: usize> TaskMarks<N> {
     }
 
     /// Whether the current task runs inside [`Self::run`].
+    ///
+    /// Inlined: while no task is marked, one load in the caller.
+    #[inline]
     pub(crate) fn has_current(&self) -> bool {
         use kernel::sync::atomic::Relaxed;
         // The current task's own increment is seen by itself.
-        if self.inside.load(Relaxed) == 0 {
-            return false;
-        }
+        self.inside.load(Relaxed) != 0 && self.marks_current()
+    }
+
+    /// Whether a slot names the current task.
+    fn marks_current(&self) -> bool {
+        use kernel::sync::atomic::Relaxed;
         let me = kernel::task::Task::current_raw() as usize;
         self.slots.iter().any(|t| t.load(Relaxed) == me)
     }
@@ -564,19 +568,6 @@ pub(crate) fn current_mm_user() -> Option<ARef<kernel::mm::MmWithUser>> {
     }
     // SAFETY: `current->mm` stays valid while the current task runs here.
     unsafe { Mm::from_raw(mm) }.mmget_not_zero()
-}
-
-/// The bus of `dev`, null for none; only compared and passed to the bus
-/// watch of the claims.
-pub(crate) fn dev_bus(dev: &Device) -> *const bindings::bus_type {
-    // SAFETY: `dev` is valid; the helper only reads.
-    unsafe { rsva_dev_bus(dev_ptr(dev)) }
-}
-
-/// The address of the IOMMU group of `dev` (0 for none), only compared.
-pub(crate) fn dev_group_addr(dev: &Device) -> usize {
-    // SAFETY: `dev` is valid; the helper only reads.
-    unsafe { rsva_dev_group(dev_ptr(dev)) as usize }
 }
 
 /// For KUnit: unmaps `[addr, addr + len)` of `mm`, from a kthread.

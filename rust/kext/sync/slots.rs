@@ -34,14 +34,14 @@ use kernel::{
 };
 
 /// The slot holds no value.
-const EMPTY: i8 = 0;
+const EMPTY: i16 = 0;
 /// One thread has the slot to itself: it fills, reads or empties it.
-const BUSY: i8 = 1;
+const BUSY: i16 = 1;
 /// The slot holds a value that no thread is using.
-const FULL: i8 = 2;
+const FULL: i16 = 2;
 /// One thread has the slot to itself, from empty: a value is being
 /// inserted ([`Reserved`]).
-const RESERVED: i8 = 3;
+const RESERVED: i16 = 3;
 
 /// How long a look-up that met a busy slot sleeps before it scans again.
 const BUSY_WAIT: Delta = Delta::from_micros(20);
@@ -55,7 +55,7 @@ const BUSY_WAIT: Delta = Delta::from_micros(20);
 /// on; it is uninitialised while `state` is [`RESERVED`]. Only the thread
 /// that moved `state` to [`BUSY`] or [`RESERVED`] accesses `value`.
 struct Slot<T> {
-    state: Atomic<i8>,
+    state: Atomic<i16>,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -69,7 +69,7 @@ impl<T> Slot<T> {
     }
 
     /// Makes a full slot busy; `Err(state)` with the state found otherwise.
-    fn hold(&self) -> Result<(), i8> {
+    fn hold(&self) -> Result<(), i16> {
         self.state.cmpxchg(FULL, BUSY, Acquire).map(|_| ())
     }
 }
@@ -77,10 +77,13 @@ impl<T> Slot<T> {
 /// A table of at most `N` values of `T` (`N` below 2^15), inserted, looked
 /// at and taken out without a lock.
 ///
-/// The states and `top` are `i8` and `i16`, whose atomic loads and stores
-/// are plain `READ_ONCE()` / `WRITE_ONCE()`; those of `i32` and wider types
-/// call an instrumented C helper (`atomic_read()`), which under KASAN costs
-/// as much as a compare-and-exchange.
+/// The states and `top` are `i16`, whose atomic loads and stores are plain
+/// `READ_ONCE()` / `WRITE_ONCE()`; those of `i32` and wider types call an
+/// instrumented C helper (`atomic_read()`), which under KASAN costs as much
+/// as a compare-and-exchange. Not `i8`: each operation on an `Atomic<i8>`
+/// also calls the kernel crate's own `AtomicRepr<i8>::as_ptr()` out of line
+/// (an instance the kernel crate shares, not one inlined here), two calls
+/// per slot operation instead of one.
 ///
 /// The table owns its values: those still in it are dropped with it.
 ///
@@ -110,6 +113,8 @@ pub(crate) enum Visit {
     Keep,
     /// Take it out of the table and stop.
     Take,
+    /// Drop it in its slot, which empties, and stop.
+    Drop,
 }
 
 impl<T, const N: usize> Slots<T, N> {
@@ -170,7 +175,7 @@ impl<T, const N: usize> Slots<T, N> {
         loop {
             let top = self.top();
             for slot in self.slots.get(..top).unwrap_or(&[]) {
-                // A look first: a load of an `i8` costs much less than a
+                // A look first: a load of an `i16` costs much less than a
                 // compare-and-exchange that fails.
                 if slot.state.load(Relaxed) == EMPTY
                     && slot.state.cmpxchg(EMPTY, RESERVED, Full).is_ok()
@@ -198,8 +203,9 @@ impl<T, const N: usize> Slots<T, N> {
 
     /// Calls `visit` on the values of the table, newest slots first, one at
     /// a time and each while no other thread can reach it, until it answers
-    /// [`Visit::Take`]: returns that value, taken out of the table, or
-    /// `None` once it has seen them all.
+    /// [`Visit::Take`] or [`Visit::Drop`]: returns the value taken out of
+    /// the table, or `None` once it has dropped one or seen them all. A
+    /// value is dropped in its slot, which other look-ups wait for.
     ///
     /// A value being inserted or visited meanwhile is waited for and then
     /// visited: `visit` sees every value that was in the table when this
@@ -253,6 +259,14 @@ impl<T, const N: usize> Slots<T, N> {
                         slot.state.store(EMPTY, Release);
                         return Some(taken);
                     }
+                    Visit::Drop => {
+                        // SAFETY: Initialised (above) and dropped once: the
+                        // slot becomes empty at once.
+                        unsafe { (*slot.value.get()).assume_init_drop() };
+                        // INVARIANT: the value was dropped just above.
+                        slot.state.store(EMPTY, Release);
+                        return None;
+                    }
                 }
             }
             let busy = busy?;
@@ -265,6 +279,25 @@ impl<T, const N: usize> Slots<T, N> {
     /// values being inserted or visited; `None` if there is none. May sleep.
     pub(crate) fn take(&self, mut matches: impl FnMut(&T) -> bool) -> Option<T> {
         self.visit(|v| if matches(v) { Visit::Take } else { Visit::Keep })
+    }
+
+    /// Drops the newest value for which `matches` is true, as
+    /// [`Slots::take`] finds it, in its slot: not moved out (a copy of a
+    /// value of more than two words is a `memcpy()` call, checked under
+    /// KASAN); false if there is none. May sleep.
+    ///
+    /// The drop runs while the slot is busy, so look-ups wait for it: it
+    /// must not wait for anything that a look-up holds.
+    pub(crate) fn remove(&self, mut matches: impl FnMut(&T) -> bool) -> bool {
+        let mut found = false;
+        self.visit(|v| {
+            if matches(v) {
+                found = true;
+                return Visit::Drop;
+            }
+            Visit::Keep
+        });
+        found
     }
 }
 
@@ -345,6 +378,32 @@ mod tests {
         // What is left goes with the table.
         drop(slots);
         assert_eq!(drops.load(Relaxed), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn remove_drops_the_newest_match_in_place() -> Result {
+        let drops = Atomic::new(0u32);
+        let slots = KBox::new(Slots::<Counted<'_>, 4>::new(), GFP_KERNEL)?;
+        for n in [1, 2, 1] {
+            slots.insert(|| Ok(Counted(n, &drops)))?;
+        }
+        assert!(slots.remove(|c| c.0 == 1));
+        // Dropped by the call, not later.
+        assert_eq!(drops.load(Relaxed), 1);
+        // The newest 1 went: the one in slot 0 is left, then none.
+        let mut all = KVec::new();
+        slots.visit(|c| {
+            let _ = all.push(c.0, GFP_KERNEL);
+            Visit::Keep
+        });
+        assert_eq!(&all[..], &[2, 1]);
+        assert!(slots.remove(|c| c.0 == 1));
+        assert!(!slots.remove(|c| c.0 == 1));
+        assert_eq!(drops.load(Relaxed), 2);
+        // Its slot is free again, and used first.
+        slots.insert(|| Ok(Counted(3, &drops)))?;
+        assert_eq!(slots.top.load(Relaxed), 3);
         Ok(())
     }
 
