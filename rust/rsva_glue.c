@@ -440,6 +440,22 @@ void rsva_test_bus_device_del(struct device *dev)
 	device_unregister(dev);
 }
 
+/* Takes every device of rsva_test_bus (the bus has no match()). */
+static struct device_driver rsva_test_bus_driver = {
+	.name = "rsva_test_driver",
+	.bus = &rsva_test_bus,
+};
+
+int rsva_test_bus_driver_register(void)
+{
+	return driver_register(&rsva_test_bus_driver);
+}
+
+void rsva_test_bus_driver_unregister(void)
+{
+	driver_unregister(&rsva_test_bus_driver);
+}
+
 /* For KUnit: a device without IOMMU group, and its removal. */
 struct device *rsva_test_device_new(void)
 {

@@ -58,6 +58,8 @@ const struct bus_type *rsva_dev_bus(struct device *dev);
 struct device *rsva_test_free_pci_device(void);
 int rsva_test_bus_register(void);
 void rsva_test_bus_unregister(void);
+int rsva_test_bus_driver_register(void);
+void rsva_test_bus_driver_unregister(void);
 struct device *rsva_test_bus_device_add(void);
 void rsva_test_bus_device_del(struct device *dev);
 struct device *rsva_test_device_new(void);

@@ -59,6 +59,8 @@ extern "C" {
     fn rsva_test_bus_unregister();
     fn rsva_test_bus_device_add() -> *mut bindings::device;
     fn rsva_test_bus_device_del(dev: *mut bindings::device);
+    fn rsva_test_bus_driver_register() -> c_int;
+    fn rsva_test_bus_driver_unregister();
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
@@ -487,6 +489,34 @@ impl TestBus {
         NonNull::new(dev)
             .map(|dev| TestBusDevice(dev, PhantomData))
             .ok_or(ENOMEM)
+    }
+
+    /// Registers the bus's driver, which binds every device of the bus
+    /// (those added later too) until the result is dropped, which unbinds
+    /// them. One at a time.
+    pub(crate) fn add_driver(&self) -> Result<TestBusDriver<'_>> {
+        // SAFETY: The bus is registered (type invariant); registers a
+        // static driver of it, or fails (`EBUSY` while it is registered).
+        kernel::error::to_result(unsafe { rsva_test_bus_driver_register() })?;
+        // INVARIANT: registered just above.
+        Ok(TestBusDriver(PhantomData))
+    }
+}
+
+/// For KUnit: the driver of a [`TestBus`], bound to its devices.
+///
+/// # Invariants
+///
+/// The driver is registered while this lives.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct TestBusDriver<'a>(PhantomData<&'a TestBus>);
+
+#[cfg(CONFIG_KUNIT)]
+impl Drop for TestBusDriver<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `TestBus::add_driver`, unregistered once,
+        // here, before the bus (which it borrows) goes.
+        unsafe { rsva_test_bus_driver_unregister() };
     }
 }
 
