@@ -48,6 +48,7 @@ extern "C" {
         dev: *mut bindings::device,
     ) -> bool;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
+    fn rsva_kept_for(dev: *mut bindings::device) -> bool;
     #[cfg(CONFIG_KUNIT)]
     fn rsva_test_settle_gate();
     #[cfg(CONFIG_KUNIT)]
@@ -657,6 +658,12 @@ impl DeviceWatch {
     /// Whether this watches the device at address `dev` (only compared).
     pub(crate) fn watches(&self, dev: usize) -> bool {
         dev_ptr(&self.dev) as usize == dev
+    }
+
+    /// Whether a watch of `dev` lives. Takes the watches' mutex.
+    pub(crate) fn exists(dev: &Device) -> bool {
+        // SAFETY: `dev` is valid; its address is only compared.
+        unsafe { rsva_kept_for(dev_ptr(dev)) }
     }
 }
 
