@@ -207,6 +207,10 @@ bool rsva_domain_of_iommu(struct iommu_domain *domain, struct device *dev)
  * of the device it was last attached through, which may be a module. A
  * devres action on that device frees the kept domains when the device is
  * deleted or its driver unbound, while the IOMMU driver is still there.
+ * An unbind that a stop callback queued in an mm's release watches its
+ * device the same way; rsva's bus watch (DriverWatch of rust/sva/bond.rs)
+ * does both earlier, when the driver's unbind begins, for the devices
+ * rsva_kept_for() finds watched, and the action does what came after.
  *
  * Each watch pins rsva, so the action never outlives rsva's code. The pin
  * is dropped by a second devres action, registered first so that it runs
@@ -226,7 +230,7 @@ static DEFINE_MUTEX(rsva_watches_lock);
 
 static void rsva_watch_release(void *data)
 {
-	/* Frees what is kept for the device, which unkeeps it. */
+	/* Does what is queued and kept for the device, which unkeeps it. */
 	rsva_device_gone(data);
 }
 
@@ -282,6 +286,22 @@ int rsva_keep_for(struct device *dev)
 	w->kept = 1;
 	list_add(&w->node, &rsva_watches);
 	return 0;
+}
+
+/*
+ * Whether @dev is watched (a domain kept or an unbind queued for it): a
+ * driver about to be unbound has nothing of rsva's to settle otherwise.
+ */
+bool rsva_kept_for(struct device *dev)
+{
+	struct rsva_watch *w;
+
+	guard(mutex)(&rsva_watches_lock);
+	list_for_each_entry(w, &rsva_watches, node) {
+		if (w->dev == dev)
+			return true;
+	}
+	return false;
 }
 
 /* One domain kept for @dev less: the last one ends the watch. */
@@ -427,6 +447,22 @@ struct device *rsva_test_bus_device_add(void)
 void rsva_test_bus_device_del(struct device *dev)
 {
 	device_unregister(dev);
+}
+
+/* Takes every device of rsva_test_bus (the bus has no match()). */
+static struct device_driver rsva_test_bus_driver = {
+	.name = "rsva_test_driver",
+	.bus = &rsva_test_bus,
+};
+
+int rsva_test_bus_driver_register(void)
+{
+	return driver_register(&rsva_test_bus_driver);
+}
+
+void rsva_test_bus_driver_unregister(void)
+{
+	driver_unregister(&rsva_test_bus_driver);
 }
 
 /* For KUnit: a device without IOMMU group, and its removal. */

@@ -42,10 +42,14 @@ u32 rsva_dev_max_pasids(struct device *dev);
 bool rsva_domain_of_iommu(struct iommu_domain *domain, struct device *dev);
 int rsva_keep_for(struct device *dev);
 void rsva_unkeep_for(struct device *dev);
+bool rsva_kept_for(struct device *dev);
 /* For KUnit: the gate of rsva_test_hold_settle() and the count of its unbinds. */
 void rsva_test_settle_gate(void);
 void rsva_test_settled_unbinds(unsigned long n);
-/* In Rust (rust/sva/bond.rs): frees the domains kept for @dev. */
+/*
+ * In Rust (rust/ffi/sva.rs): the unbinds queued for @dev, and the domains
+ * kept for it.
+ */
 void rsva_device_gone(struct device *dev);
 
 void rsva_rwsem_lock(int which, bool write);
@@ -54,6 +58,8 @@ void rsva_rwsem_unlock(int which, bool write);
 struct device *rsva_test_free_pci_device(void);
 int rsva_test_bus_register(void);
 void rsva_test_bus_unregister(void);
+int rsva_test_bus_driver_register(void);
+void rsva_test_bus_driver_unregister(void);
 struct device *rsva_test_bus_device_add(void);
 void rsva_test_bus_device_del(struct device *dev);
 struct device *rsva_test_device_new(void);

@@ -11,12 +11,12 @@
 //! claimed the group and attaches its PASID while no claim is under way.
 //!
 //! A claim kept by a careless driver may outlive its device. rsva watches
-//! the bus of every device claimed through it, with one [`BusNotifier`]
-//! per bus (a watch, made at the bus's first claim and kept until module
-//! exit): when a device is about to be removed (for a group claim: the
-//! last device of the group), its claims end there, while the device is
-//! still in its group (the IOMMU core warns about a group left empty while
-//! owned, and `iommu_device_release_dma_owner()` would find no group
+//! the bus of every device claimed through it, with one notifier per bus
+//! (a [`BusWatches`] watch, made at the bus's first claim and kept until
+//! module exit): when a device is about to be removed (for a group claim:
+//! the last device of the group), its claims end there, while the device
+//! is still in its group (the IOMMU core warns about a group left empty
+//! while owned, and `iommu_device_release_dma_owner()` would find no group
 //! later). The record stays until its release call (which then succeeds)
 //! or module exit.
 //!
@@ -25,17 +25,9 @@
 //! lock, and a claim's reservation of its slot is also its pass through
 //! the gate ([`Claims::bind_pass`]), which takes no lock while no bind is
 //! under way. There is no allocation and no notifier registration except
-//! on a bus's first claim (which fails with `ENOMEM` if the watch cannot
-//! be allocated).
-//!
-//! A watch outlives the claims that needed it, so its bus may be
-//! unregistered meanwhile and another registered at the same address
-//! (rsva_sim reloaded), whose chain does not hold the notifier ([`BusId`]
-//! names a bus by its address). A bus is unregistered only once it has no
-//! device, so a watch whose bus lost its last device is marked stale, and
-//! the next claim on a device of that bus registers a notifier again; no
-//! claim can depend on a stale watch (the claims on that bus ended with
-//! their devices).
+//! on a bus's first claim (or its first since the bus lost its last
+//! device, see [`BusWatches`]), which fails with `ENOMEM` if the watch
+//! cannot be allocated, `ENOSPC` beyond eight buses.
 //!
 //! Lock order: `Claims::watches` -> the bus's notifier lock (a watch
 //! starts or stops), taken before a claim holds its record's slot; the
@@ -49,25 +41,21 @@
 use kernel::{
     device::Device,
     iommu::dma_owner::{DeviceClaim, Group, GroupClaim, OwnerCookie},
-    new_mutex,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Arc, Mutex,
+        atomic::{Atomic, Full, Relaxed},
+        Arc,
     },
     time::{delay::fsleep, Delta},
 };
 
 use crate::{
-    kext::device::bus_notifier::{BusEvent, BusId, BusListener, BusNotifier},
+    kext::device::bus_notifier::{BusEvent, BusId, BusListener},
+    kext::device::bus_watches::BusWatches,
     kext::glue::{self, Rwsem, RwsemGuard},
     kext::iommu::group::GroupExt,
     kext::sync::slots::{Slots, Visit},
 };
-
-/// How many buses the claims can watch at once; a claim on a device of a
-/// further bus fails with `ENOSPC` (a stale watch's slot is taken over).
-const BUSES: usize = 8;
 
 /// How many claims the C API keeps at once; one more fails with `ENOSPC`.
 const CLAIMS: usize = 256;
@@ -153,51 +141,6 @@ fn addr_of_dev(dev: &Device) -> usize {
     core::ptr::from_ref(dev) as usize
 }
 
-/// The bus one watch watches, read by claims without a lock: one word,
-/// so that a claim's look costs one atomic load, of a pointer (a plain
-/// `READ_ONCE()`; an integer's load calls an instrumented C helper).
-///
-/// It holds the address of that bus ([`BusId::addr`], aligned), with
-/// [`STALE`] set when that bus has lost its last device since the notifier
-/// was registered; 0 while the watch has no notifier. The pointer is only
-/// compared, never followed.
-struct Watched {
-    state: Atomic<*const c_void>,
-}
-
-/// The mark of a stale watch in [`Watched`] (bus addresses are aligned).
-const STALE: usize = 1;
-
-impl Watched {
-    /// No bus.
-    const fn new() -> Self {
-        Self {
-            state: Atomic::new(core::ptr::null()),
-        }
-    }
-
-    /// Sets the state to `addr`.
-    fn set(&self, addr: usize) {
-        self.state
-            .store(core::ptr::without_provenance(addr), Release);
-    }
-
-    /// Whether this watches `bus` and can be trusted to.
-    fn watches(&self, bus: BusId) -> bool {
-        self.state.load(Acquire).addr() == bus.addr()
-    }
-
-    /// The bus address, stale or not.
-    fn bus(&self) -> usize {
-        self.state.load(Relaxed).addr() & !STALE
-    }
-
-    /// Whether the watch is stale.
-    fn is_stale(&self) -> bool {
-        self.state.load(Acquire).addr() & STALE != 0
-    }
-}
-
 /// What the claims share with the notifiers of their buses.
 ///
 /// # Invariants
@@ -211,8 +154,6 @@ struct Shared {
     /// Every claim; a release takes the newest match out. A slot reserved
     /// and not filled yet is a claim under way.
     records: Slots<Record, CLAIMS>,
-    /// The state of each watch, by its index in `Claims::watches`.
-    watched: [Watched; BUSES],
 }
 
 impl Shared {
@@ -226,40 +167,23 @@ impl Shared {
     }
 }
 
-/// The listener of one watch: the watch at `index` of the claims
-/// sharing `shared`.
-struct Watcher {
+/// The listener of the watches of the claims' buses.
+struct Ender {
     shared: Arc<Shared>,
-    index: usize,
 }
 
-impl BusListener for Watcher {
+impl BusListener for Ender {
     /// Ends the claims of a device (or of the last device of a group) about
-    /// to be removed, and marks the watch stale when the bus has lost its
-    /// last device.
-    fn bus_event(&self, bus: BusId, event: BusEvent<'_>) {
-        match event {
-            BusEvent::DelDevice(dev) => {
-                self.shared.records.visit(|r| {
-                    r.end_if_removed(dev);
-                    Visit::Keep
-                });
-            }
-            BusEvent::RemovedDevice(_) => {
-                if !bus.has_devices() {
-                    if let Some(w) = self.shared.watched.get(self.index) {
-                        // Only this notifier's bus can be there: the state
-                        // changes otherwise only once the notifier is gone.
-                        w.set(bus.addr() | STALE);
-                    }
-                }
-            }
+    /// to be removed.
+    fn bus_event(&self, _bus: BusId, event: BusEvent<'_>) {
+        if let BusEvent::DelDevice(dev) = event {
+            self.shared.records.visit(|r| {
+                r.end_if_removed(dev);
+                Visit::Keep
+            });
         }
     }
 }
-
-/// The notifier of a watch.
-type Watch = Pin<KBox<BusNotifier<Watcher>>>;
 
 /// The claims made through the C API, and the watches of their buses.
 ///
@@ -267,10 +191,10 @@ type Watch = Pin<KBox<BusNotifier<Watcher>>>;
 /// records, which releases the claims left.
 #[pin_data]
 pub(crate) struct Claims {
-    /// The notifier of each watch, made and dropped under this lock.
+    /// The watches of the buses of the claimed devices.
     #[pin]
-    watches: Mutex<[Option<Watch>; BUSES]>,
-    /// The records and the watches' state, shared with the notifiers.
+    watches: BusWatches<Ender>,
+    /// The records, shared with the notifiers.
     shared: Arc<Shared>,
 }
 
@@ -278,12 +202,11 @@ impl Claims {
     /// No claims.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            watches <- new_mutex!([const { None }; BUSES]),
+            watches <- BusWatches::new(),
             shared: Arc::pin_init(
                 pin_init!(Shared {
                     binds: Atomic::new(0),
                     records <- Slots::empty(),
-                    watched: [const { Watched::new() }; BUSES],
                 }),
                 GFP_KERNEL,
             )?,
@@ -318,7 +241,9 @@ impl Claims {
         owner: OwnerCookie,
         make: impl FnOnce() -> Result<Claim>,
     ) -> Result {
-        self.watch(dev)?;
+        self.watches.watch(dev, || Ender {
+            shared: self.shared.clone(),
+        })?;
         let shared = &*self.shared;
         let mut slot = shared.records.reserve()?;
         let mut _exclusive = None;
@@ -366,51 +291,6 @@ impl Claims {
             shared,
             _owners: owners,
         }
-    }
-
-    /// Makes sure the bus of `dev` is watched: a look at the watches, and
-    /// on the bus's first claim (or its first since it lost its last
-    /// device) a notifier registration.
-    fn watch(&self, dev: &Device) -> Result {
-        let Some(bus) = BusId::of(dev) else {
-            return Ok(());
-        };
-        let watched = &self.shared.watched;
-        if watched.iter().any(|w| w.watches(bus)) {
-            return Ok(());
-        }
-        let mut watches = self.watches.lock();
-        if watched.iter().any(|w| w.watches(bus)) {
-            return Ok(());
-        }
-        // This bus's stale watch, or a free slot, or another bus's stale
-        // watch (no claim depends on it).
-        let index = watched
-            .iter()
-            .position(|w| w.bus() == bus.addr())
-            .or_else(|| watched.iter().position(|w| w.bus() == 0))
-            .or_else(|| watched.iter().position(Watched::is_stale))
-            .ok_or(ENOSPC)?;
-        let (Some(slot), Some(w)) = (watches.get_mut(index), watched.get(index)) else {
-            return Err(ENOSPC);
-        };
-        // The old notifier goes first (its callbacks under way with it),
-        // so nothing marks the new watch stale but its own.
-        *slot = None;
-        w.set(0);
-        let watcher = Watcher {
-            shared: self.shared.clone(),
-            index,
-        };
-        *slot = Some(KBox::pin_init(BusNotifier::new(bus, watcher), GFP_KERNEL)?);
-        // Release: claims that see the bus see a registered notifier. The
-        // new notifier may have marked it stale already: that stays.
-        let _ = w.state.cmpxchg(
-            core::ptr::null(),
-            core::ptr::without_provenance(bus.addr()),
-            Release,
-        );
-        Ok(())
     }
 
     /// Releases one claim of the group of `dev` by `owner`; `ENOENT` when

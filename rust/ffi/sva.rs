@@ -289,18 +289,18 @@ extern "C" fn rsva_dma_claimed(dev: *mut bindings::device) -> c_int {
     }
 }
 
-/// Called by the devres action of a watched device that goes away: frees
-/// the domains kept for it, while its IOMMU driver is still there. Leases
-/// that ended before left the map after queueing the free of their kept
-/// domains: waiting for those covers them.
+/// Called by the devres action of a watched device whose driver goes away:
+/// does the unbinds queued for it and frees the domains kept for it, while
+/// its IOMMU driver is still there ([`Sva::device_gone`]); while rsva is
+/// being loaded or unloaded, waits for its workqueue only.
+///
+/// [`Sva::device_gone`]: crate::sva::bond::Sva::device_gone
 #[no_mangle]
 extern "C" fn rsva_device_gone(dev: *mut bindings::device) {
-    if let Some(s) = service() {
-        s.sva
-            .pasids
-            .for_each(|m| m.data().device_gone(dev as usize));
+    match service() {
+        Some(s) => s.sva.device_gone(dev as usize),
+        None => glue::flush_deferred(),
     }
-    glue::flush_deferred();
 }
 
 /// See `rsva_test_tracked()` in `include/rsva_test.h`.

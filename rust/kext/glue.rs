@@ -47,6 +47,7 @@ extern "C" {
         dev: *mut bindings::device,
     ) -> bool;
     pub(crate) fn rsva_unkeep_for(dev: *mut bindings::device);
+    fn rsva_kept_for(dev: *mut bindings::device) -> bool;
     #[cfg(CONFIG_KUNIT)]
     fn rsva_test_settle_gate();
     #[cfg(CONFIG_KUNIT)]
@@ -57,6 +58,8 @@ extern "C" {
     fn rsva_test_bus_unregister();
     fn rsva_test_bus_device_add() -> *mut bindings::device;
     fn rsva_test_bus_device_del(dev: *mut bindings::device);
+    fn rsva_test_bus_driver_register() -> c_int;
+    fn rsva_test_bus_driver_unregister();
     pub(crate) fn rsva_test_free_pci_device() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_new() -> *mut bindings::device;
     pub(crate) fn rsva_test_device_free(dev: *mut bindings::device);
@@ -492,6 +495,34 @@ impl TestBus {
             .map(|dev| TestBusDevice(dev, PhantomData))
             .ok_or(ENOMEM)
     }
+
+    /// Registers the bus's driver, which binds every device of the bus
+    /// (those added later too) until the result is dropped, which unbinds
+    /// them. One at a time.
+    pub(crate) fn add_driver(&self) -> Result<TestBusDriver<'_>> {
+        // SAFETY: The bus is registered (type invariant); registers a
+        // static driver of it, or fails (`EBUSY` while it is registered).
+        kernel::error::to_result(unsafe { rsva_test_bus_driver_register() })?;
+        // INVARIANT: registered just above.
+        Ok(TestBusDriver(PhantomData))
+    }
+}
+
+/// For KUnit: the driver of a [`TestBus`], bound to its devices.
+///
+/// # Invariants
+///
+/// The driver is registered while this lives.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct TestBusDriver<'a>(PhantomData<&'a TestBus>);
+
+#[cfg(CONFIG_KUNIT)]
+impl Drop for TestBusDriver<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `TestBus::add_driver`, unregistered once,
+        // here, before the bus (which it borrows) goes.
+        unsafe { rsva_test_bus_driver_unregister() };
+    }
 }
 
 #[cfg(CONFIG_KUNIT)]
@@ -618,6 +649,12 @@ impl DeviceWatch {
     /// Whether this watches the device at address `dev` (only compared).
     pub(crate) fn watches(&self, dev: usize) -> bool {
         dev_ptr(&self.dev) as usize == dev
+    }
+
+    /// Whether a watch of `dev` lives. Takes the watches' mutex.
+    pub(crate) fn exists(dev: &Device) -> bool {
+        // SAFETY: `dev` is valid; its address is only compared.
+        unsafe { rsva_kept_for(dev_ptr(dev)) }
     }
 }
 

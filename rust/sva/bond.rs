@@ -52,8 +52,13 @@
 //! registration) ; [`MmBonds`]' mutex -> `iommu_sva_lock` (track, untrack),
 //! -> `mmap_lock` (the IOMMU driver's `domain_alloc_sva`) and -> the group
 //! mutex (attach, detach) ; the handle registries' spinlocks are innermost.
-//! The bind paths check with lockdep that the mmap lock is not held. Only
-//! an mm's first bind takes a global mutex; the hot path allocates one
+//! A bind watches its device's bus first (the watches' mutex -> the bus's
+//! notifier lock, on the bus's first bind), under the serve lock or the
+//! IOMMU core's provider rw-semaphore only; a driver's unbind runs the
+//! watch's listener under the device's lock and the bus's notifier lock
+//! -> [`MmBonds`]' mutex (a queued unbind), and waits for rsva's
+//! workqueue. The bind paths check with lockdep that the mmap lock is not
+//! held. Only an mm's first bind takes a global mutex; the hot path allocates one
 //! object (the bond), as the C implementation does (its handle).
 
 #![forbid(unsafe_code)]
@@ -75,6 +80,8 @@ use kernel::{
 
 use crate::{
     dma::claims::Claims,
+    kext::device::bus_notifier::{BusEvent, BusId, BusListener},
+    kext::device::bus_watches::BusWatches,
     kext::glue::{self, DeviceWatch},
     kext::handles::{Handles, Token},
     kext::iommu::domain::{IommuPresent, SvaDomain},
@@ -313,8 +320,10 @@ struct DeferredUnbind {
 }
 
 /// Unbinds that stop callbacks asked for in the mm's release, done after
-/// it from rsva's workqueue (or before the bond's device goes, whichever
-/// comes first), and the registry of the service they go to.
+/// it from rsva's workqueue or when the driver of the bond's device is
+/// about to be unbound (the watch of its bus, [`DriverWatch`], or for an
+/// unbind queued during the driver's `remove`, the device's devres action),
+/// whichever comes first, and the registry of the service they go to.
 struct Deferred {
     live: Option<Arc<LiveBonds>>,
     unbinds: KVec<DeferredUnbind>,
@@ -454,7 +463,8 @@ impl MmBonds {
 
     /// `dev`'s driver goes away: does the unbinds queued in the mm's
     /// release with a watch of `dev`, then frees the domains kept while
-    /// `dev` is watched. Runs in `dev`'s devres action, so its IOMMU driver
+    /// `dev` is watched. Runs when the driver's unbind begins
+    /// ([`DriverWatch`]) and in `dev`'s devres action, so its IOMMU driver
     /// is still there. A driver that unbinds its device from its own stop
     /// callback leaves its queued unbinds to rsva's workqueue (doing them
     /// here would wait for that callback); the domain's free then checks
@@ -541,9 +551,46 @@ pub(crate) struct LiveBonds {
     pub(crate) counters: Counters,
 }
 
+/// The listener of the watches of the bound devices' buses: a device's
+/// driver about to be unbound gets the unbinds queued for the device done
+/// (and the domains kept for it freed) before its `remove`, and so before
+/// the bus's `dma_cleanup`, which for a driver of the DMA API gives the
+/// group's default domain back and expects no PASID attached (the IOMMU
+/// core warns otherwise and keeps the group's ownership count). The
+/// device's devres action ([`DeviceWatch`]) runs after that cleanup.
+struct DriverWatch {
+    pasids: Arc<PasidService<MmBonds>>,
+}
+
+impl BusListener for DriverWatch {
+    fn bus_event(&self, _bus: BusId, event: BusEvent<'_>) {
+        // A device without a watch has no unbind queued and no domain kept.
+        if let BusEvent::UnbindDriver(dev) = event {
+            if DeviceWatch::exists(dev) {
+                device_gone(&self.pasids, core::ptr::from_ref(dev) as usize);
+            }
+        }
+    }
+}
+
+/// The driver of the device at address `dev` goes away (the device is only
+/// compared): the unbinds queued for the device in mms' releases are done,
+/// and the domains kept for it freed ([`MmBonds::device_gone`]); leases
+/// that ended before left the map after queueing their unbinds and frees
+/// on rsva's workqueue: waiting for it covers them. Process context; the
+/// driver is still bound, or its devres actions run.
+fn device_gone(pasids: &PasidService<MmBonds>, dev: usize) {
+    pasids.for_each(|m| m.data().device_gone(dev));
+    glue::flush_deferred();
+}
+
 /// The SVA service: the PASIDs and every bond rsva made.
 #[pin_data]
 pub(crate) struct Sva {
+    /// The buses of the bound devices, watched for their drivers' unbinds
+    /// (dropped first: no listener runs after).
+    #[pin]
+    watches: BusWatches<DriverWatch>,
     pub(crate) pasids: Arc<PasidService<MmBonds>>,
     live: Arc<LiveBonds>,
     provider: &'static Provider,
@@ -558,6 +605,7 @@ impl Sva {
         provider: &'static Provider,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            watches <- BusWatches::new(),
             pasids: Arc::pin_init(PasidService::new(range, limit), GFP_KERNEL)?,
             live: Arc::pin_init(
                 pin_init!(LiveBonds {
@@ -629,7 +677,9 @@ impl Sva {
     ///
     /// `dev` has a driver bound (the IOMMU core's rule for PASID
     /// attachment), and the caller keeps it bound until it unbinds. The
-    /// bind passes the gate of `claims` (rsva's DMA ownership claims).
+    /// bind passes the gate of `claims` (rsva's DMA ownership claims). The
+    /// bus of `dev` is watched from the bind on ([`BusWatches::watch`]:
+    /// `ENOSPC` beyond its buses).
     fn bind(
         &self,
         claims: &Claims,
@@ -643,6 +693,12 @@ impl Sva {
         }
         glue::assert_mmap_unlocked(mm);
         let group = Group::of(dev)?;
+        // Before the bond can exist: a stop callback of the mm may unbind
+        // it in the mm's release, where no notifier can be registered (the
+        // registration may wait for a listener that waits for the release).
+        self.watches.watch(dev, || DriverWatch {
+            pasids: self.pasids.clone(),
+        })?;
         let max_pasids = glue::dev_max_pasids(dev);
         let range = PasidRange::new(1, max_pasids.saturating_sub(1)).map_err(|_| EOPNOTSUPP)?;
         let lease = PasidService::get(&self.pasids, mm, range, glue::current_uid())?;
@@ -868,8 +924,9 @@ impl Sva {
     /// callback of another mm.
     ///
     /// From a stop callback of a bond of the same mm, the unbind is queued
-    /// and done from rsva's workqueue once the release is over (`ENOMEM` if
-    /// it cannot be queued): the release is an SRCU read-side section, and
+    /// and done from rsva's workqueue once the release is over, or before
+    /// the device's driver goes if it goes first ([`DriverWatch`]; `ENOMEM`
+    /// if it cannot be queued): the release is an SRCU read-side section, and
     /// detaching drains the PASID's page requests, which waits for fault
     /// handlers, one of which may be in `exit_mmap()` of another mm waiting
     /// for that very grace period (its `mmput()`). The stop callback does
@@ -900,6 +957,15 @@ impl Sva {
             return Err(EDEADLK);
         }
         self.live.unbind_bond(bond, via, IommuPresent::Bound(dev))
+    }
+
+    /// The driver of the device at address `dev` goes away: its devres
+    /// action (`rsva_keep_for()`) does what is left for the device, as the
+    /// watch of its bus did when the driver's unbind began ([`DriverWatch`];
+    /// an unbind queued since, during the driver's `remove`, is done here).
+    /// The device is only compared.
+    pub(crate) fn device_gone(&self, dev: usize) {
+        device_gone(&self.pasids, dev);
     }
 
     /// How many bonds have users.

@@ -3,13 +3,21 @@
  * rsva_deferred_unbind: KUnit suite rsva_deferred_unbind. A driver's stop
  * callback runs inside the mm's release and may unbind its own handle
  * there; rsva queues that unbind (rust/sva/bond.rs) and does it from its
- * workqueue once the release is over. The queued unbind holds a watch of
- * the bond's device (a devres action), so that when the device's driver
- * goes before the workqueue ran the unbind, it is done then, while the
- * device's driver and IOMMU driver are still there. These cases hold rsva's
+ * workqueue once the release is over. When the device's driver goes before
+ * the workqueue ran the unbind, it is done when the driver's unbind begins
+ * (rsva watches the bus of every bound device: BUS_NOTIFY_UNBIND_DRIVER),
+ * before the driver's remove and the bus's dma_cleanup, while the device's
+ * driver and IOMMU driver are still there. These cases hold rsva's
  * settling work back (rsva_test_hold_settle()) to have the unbind pending
  * when the driver is unbound, and check that it was done before the driver
  * went, and by whom.
+ *
+ * Each case runs with a driver that manages DMA itself (driver_managed_dma,
+ * as VFIO's) and with one that uses the DMA API. For the latter the driver
+ * core gives the group's default domain back (the bus's dma_cleanup,
+ * iommu_device_unuse_default_domain()) after the driver's remove and before
+ * its devres actions: with the PASID still attached there, the IOMMU core
+ * WARNs and keeps the group's ownership count, which the cases check.
  */
 #include <kunit/test.h>
 #include <linux/completion.h>
@@ -19,6 +27,7 @@
 #include <linux/iommu.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
+#include <linux/string.h>
 #include <linux/workqueue.h>
 #include <rsva.h>
 #include <rsva_sim.h>
@@ -26,16 +35,6 @@
 
 /* mm_alloc() is exported for KUnit only. */
 MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
-
-/*
- * The cases use a driver that manages DMA itself. With a DMA-API driver
- * (own_dma false) the driver core gives the group's default domain back
- * (the bus's dma_cleanup, iommu_device_unuse_default_domain()) before it
- * runs the device's devres actions, and the IOMMU core WARNs there when the
- * group still has a PASID attached: rsva's watch of a queued unbind is a
- * devres action, too late for such a driver. That is a known gap
- * (Documentation/sva.rst), not run here until it is closed.
- */
 
 /* How long the stop callback waits for another task to detach its PASID. */
 #define DETACH_WAIT_MS 5000
@@ -188,13 +187,29 @@ static struct rsva_sva *order_bind(struct kunit *test, bool own_dma)
 }
 
 /*
+ * Once the driver is gone, the group's DMA ownership was given back whole:
+ * a new owner can claim the device (a DMA-API driver's count kept by the
+ * IOMMU core would refuse it).
+ */
+static void order_expect_unowned(struct kunit *test)
+{
+	struct order_ctx *o = test->priv;
+	int ret = iommu_device_claim_dma_owner(o->dev, o);
+
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	if (!ret)
+		iommu_device_release_dma_owner(o->dev);
+}
+
+/*
  * The device's driver goes while the stop callback that queued the unbind
  * still runs in the mm's release (another task), with rsva's settling work
- * held back: the devres action of the unbind's watch does the unbind then
- * (device_gone(), the lease still in rsva's map), before the driver is
- * gone: the PASID is detached while the callback still waits, the bond is
- * gone and no watch is left when device_release_driver() returns, and the
- * held work, let go after the release, finds no unbind to do.
+ * held back: the watch of the device's bus does the unbind then, as the
+ * driver's unbind begins (device_gone(), the lease still in rsva's map),
+ * before the driver's remove and the bus's dma_cleanup: the PASID is
+ * detached while the callback still waits, the bond is gone, no watch is
+ * left and the group is unowned when device_release_driver() returns, and
+ * the held work, let go after the release, finds no unbind to do.
  */
 static void unbind_in_release(struct kunit *test, bool own_dma)
 {
@@ -222,6 +237,7 @@ static void unbind_in_release(struct kunit *test, bool own_dma)
 	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(o->dev, o->pasid), -ENOENT);
 	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), IOMMU_PASID_INVALID);
 	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+	order_expect_unowned(test);
 
 	/* The release finishes and lets rsva's work go. */
 	KUNIT_ASSERT_NE(test, wait_for_completion_timeout(&o->released, 30 * HZ), 0);
@@ -237,10 +253,11 @@ static void unbind_in_release(struct kunit *test, bool own_dma)
 /*
  * The mm is gone (its lease ended and left rsva's map) and its queued
  * unbind waits on rsva's held workqueue when the device's driver goes: the
- * watch's devres action waits for rsva's work, which runs once let go
- * (300 ms later, by another task), so the unbind is done by that work but
- * before the driver is gone: when device_release_driver() returns, the
- * PASID is detached, the bond gone and no watch left.
+ * watch of the device's bus waits for rsva's work as the driver's unbind
+ * begins, which runs once let go (300 ms later, by another task), so the
+ * unbind is done by that work but before the driver's remove: when
+ * device_release_driver() returns, the PASID is detached, the bond gone,
+ * no watch left and the group unowned.
  */
 static void unbind_of_a_dead_mm(struct kunit *test, bool own_dma)
 {
@@ -268,25 +285,51 @@ static void unbind_of_a_dead_mm(struct kunit *test, bool own_dma)
 	KUNIT_EXPECT_EQ(test, rsva_test_settle_unbinds(), settled + 1);
 	KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), IOMMU_PASID_INVALID);
 	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+	order_expect_unowned(test);
 
 	flush_delayed_work(&o->let_go);
 	KUNIT_EXPECT_EQ(test, rsva_test_settle_unbinds(), settled + 1);
 }
 
-/* A driver that manages DMA itself (driver_managed_dma, as VFIO's). */
-static void rsva_deferred_unbind_in_release_own_dma(struct kunit *test)
+/* The two kinds of driver each case runs with. */
+struct order_param {
+	/* driver_managed_dma: no DMA-API use of the group. */
+	bool own_dma;
+	const char *name;
+};
+
+static const struct order_param order_params[] = {
+	{ .own_dma = true, .name = "driver_managed_dma" },
+	{ .own_dma = false, .name = "dma_api" },
+};
+
+static void order_param_desc(const struct order_param *p, char *desc)
 {
-	unbind_in_release(test, true);
+	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
 }
 
-static void rsva_deferred_unbind_of_a_dead_mm_own_dma(struct kunit *test)
+KUNIT_ARRAY_PARAM(order, order_params, order_param_desc);
+
+static bool order_own_dma(struct kunit *test)
 {
-	unbind_of_a_dead_mm(test, true);
+	const struct order_param *p = test->param_value;
+
+	return p->own_dma;
+}
+
+static void rsva_deferred_unbind_in_release(struct kunit *test)
+{
+	unbind_in_release(test, order_own_dma(test));
+}
+
+static void rsva_deferred_unbind_of_a_dead_mm(struct kunit *test)
+{
+	unbind_of_a_dead_mm(test, order_own_dma(test));
 }
 
 static struct kunit_case rsva_deferred_unbind_cases[] = {
-	KUNIT_CASE(rsva_deferred_unbind_in_release_own_dma),
-	KUNIT_CASE(rsva_deferred_unbind_of_a_dead_mm_own_dma),
+	KUNIT_CASE_PARAM(rsva_deferred_unbind_in_release, order_gen_params),
+	KUNIT_CASE_PARAM(rsva_deferred_unbind_of_a_dead_mm, order_gen_params),
 	{}
 };
 

@@ -80,8 +80,13 @@ extern "C" fn any_device(_dev: *mut bindings::device, _data: *mut c_void) -> c_i
 }
 
 /// An event of a bus, about one of its devices (`enum bus_notifier_event`);
-/// a [`BusNotifier`] passes on these two and no other.
+/// a [`BusNotifier`] passes on these three and no other.
 pub(crate) enum BusEvent<'a> {
+    /// `BUS_NOTIFY_UNBIND_DRIVER`: the device's driver is about to be
+    /// unbound, under the device's lock: the driver is still bound (its
+    /// `remove` comes after), the bus's `dma_cleanup` and the driver's
+    /// devres actions too.
+    UnbindDriver(&'a Device),
     /// `BUS_NOTIFY_DEL_DEVICE`: the device is about to be removed. It is
     /// still on the bus's list and in its IOMMU group.
     DelDevice(&'a Device),
@@ -183,6 +188,9 @@ impl<T: BusListener> BusNotifier<T> {
         // for the call.
         let dev = unsafe { Device::from_raw(data.cast::<bindings::device>()) };
         let event = match u32::try_from(action) {
+            Ok(bindings::bus_notifier_event_BUS_NOTIFY_UNBIND_DRIVER) => {
+                BusEvent::UnbindDriver(dev)
+            }
             Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => BusEvent::DelDevice(dev),
             Ok(bindings::bus_notifier_event_BUS_NOTIFY_REMOVED_DEVICE) => {
                 BusEvent::RemovedDevice(dev)
@@ -217,6 +225,7 @@ mod tests {
     /// Counts the events of each kind, and the devices left on the bus
     /// when a removal ends.
     struct Counts {
+        unbind: Atomic<u32>,
         del: Atomic<u32>,
         removed: Atomic<u32>,
         same_device: Atomic<u32>,
@@ -231,6 +240,10 @@ mod tests {
     impl BusListener for Counter {
         fn bus_event(&self, bus: BusId, event: BusEvent<'_>) {
             let dev = match event {
+                BusEvent::UnbindDriver(dev) => {
+                    self.counts.unbind.add(1, Relaxed);
+                    dev
+                }
                 BusEvent::DelDevice(dev) => {
                     self.counts.del.add(1, Relaxed);
                     dev
@@ -251,6 +264,7 @@ mod tests {
 
     fn counts() -> Result<Arc<Counts>> {
         let counts = Counts {
+            unbind: Atomic::new(0),
             del: Atomic::new(0),
             removed: Atomic::new(0),
             same_device: Atomic::new(0),
@@ -295,6 +309,28 @@ mod tests {
         // The last device was off the list at its `RemovedDevice`.
         assert_eq!(counts.left_devices.load(Relaxed), 1);
         assert!(!id.has_devices());
+        drop(n);
+        Ok(())
+    }
+
+    #[test]
+    fn a_driver_unbound_is_told_before_its_device_goes() -> Result {
+        let bus = glue::TestBus::new()?;
+        let dev = bus.add_device()?;
+        let id = BusId::of(&dev).ok_or(ENODEV)?;
+        let counts = counts()?;
+        let n = listen(id, &counts, core::ptr::from_ref::<Device>(&dev) as usize)?;
+        let driver = bus.add_driver()?;
+        assert_eq!(counts.unbind.load(Relaxed), 0);
+        // Unbinds the device: one event, of that device.
+        drop(driver);
+        assert_eq!(counts.unbind.load(Relaxed), 1);
+        assert_eq!(counts.same_device.load(Relaxed), 1);
+        assert_eq!(counts.del.load(Relaxed), 0);
+        // A removal without a driver: no unbind.
+        drop(dev);
+        assert_eq!(counts.unbind.load(Relaxed), 1);
+        assert_eq!(counts.del.load(Relaxed), 1);
         drop(n);
         Ok(())
     }
