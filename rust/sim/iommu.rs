@@ -33,7 +33,6 @@ use crate::{
     kext::iommu::{
         domain::{PagingDomain, SvaDomain},
         driver::{IommuDriver, PageResponse, Registration},
-        iopf::IopfPort,
     },
     sva_domain::{self, SimSvaDomain},
 };
@@ -52,11 +51,8 @@ impl IommuDriver for SimIommuDriver {
     type SvaDomain = SimSvaDomain;
 
     /// Our devices are served by this IOMMU; another bus's are refused.
-    /// The device keeps its port to the iopf queue for its page requests.
-    fn probe_device(dev: &Device, iopf: IopfPort) -> Result<Arc<SimDevice>> {
-        let sdev = SimDevice::of(dev).ok_or(ENODEV)?;
-        sdev.set_iopf_port(iopf);
-        Ok(sdev)
+    fn probe_device(dev: &Device) -> Result<Arc<SimDevice>> {
+        SimDevice::of(dev).ok_or(ENODEV)
     }
 
     /// The group of the device, allocated with its first device.
