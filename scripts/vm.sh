@@ -5,7 +5,7 @@
 #
 # Boot the kernel of out/kernel.env with out/initramfs-PLAN.cpio.gz in QEMU:
 # q35 with an emulated Intel IOMMU, 2 vCPUs, 2 GiB, a hard timeout
-# (RSVA_VM_TIMEOUT seconds, default 1200). The kernel log (ttyS0) is kept in
+# (RSVA_VM_TIMEOUT seconds, default 2400). The kernel log (ttyS0) is kept in
 # out/vm-PLAN/console.log, what the plan prints (ttyS1) in
 # out/vm-PLAN/user.log; --follow shows the latter while the VM runs.
 #
@@ -18,7 +18,7 @@ load_kernel_env
 plan=${1:?usage: $0 PLAN [--follow]}
 follow=${2:-}
 dir=$RSVA_OUT/vm-$plan
-timeout_s=${RSVA_VM_TIMEOUT:-1200}
+timeout_s=${RSVA_VM_TIMEOUT:-2400}
 kernel=$KBUILD/arch/x86/boot/bzImage
 initrd=$RSVA_OUT/initramfs-$plan.cpio.gz
 [ -f "$kernel" ] || die "no $kernel"

@@ -581,7 +581,7 @@ static bool binders_rest(struct binders *b, int n, double secs)
 
 TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
 {
-	const int n = 6, seconds = 5;
+	const int n = 6, seconds = 10;
 	int i, on = 1, switches = 0, refused = 0, status;
 	struct binders *b;
 	unsigned int min, max;
@@ -635,7 +635,7 @@ TEST_F_TIMEOUT(race, c_binds_race_switching_off, 120)
 		 * they rest until the core's bonds are gone.
 		 */
 		__atomic_store_n(&b->pause, 1, __ATOMIC_RELEASE);
-		if (!binders_rest(b, n, 2))
+		if (!binders_rest(b, n, 5))
 			break;
 		if (on) {
 			__atomic_store_n(&b->pause, 0, __ATOMIC_RELEASE);
