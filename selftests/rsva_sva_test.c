@@ -14,6 +14,14 @@
 #include "kselftest_harness.h"
 #include "rsva_sim_util.h"
 
+/*
+ * The harness's 30 s per case is too short for a_rebind_reuses_the_kept_domain
+ * with rsva_sim's AMD personality on a slow TCG host: it took 28 to 30 s
+ * there (0.2 s with the Intel personality), a stall not yet explained.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 90
+
 #define RSVA_DEBUGFS "/sys/kernel/debug/rsva"
 
 static long long rsva_counter(const char *key)
