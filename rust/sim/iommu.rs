@@ -33,6 +33,7 @@ use crate::{
     kext::iommu::{
         domain::{PagingDomain, SvaDomain},
         driver::{IommuDriver, PageResponse, Registration},
+        iopf::IopfPort,
     },
     sva_domain::{self, SimSvaDomain},
 };
@@ -51,8 +52,11 @@ impl IommuDriver for SimIommuDriver {
     type SvaDomain = SimSvaDomain;
 
     /// Our devices are served by this IOMMU; another bus's are refused.
-    fn probe_device(dev: &Device) -> Result<Arc<SimDevice>> {
-        SimDevice::of(dev).ok_or(ENODEV)
+    /// The device keeps its port to the iopf queue for its page requests.
+    fn probe_device(dev: &Device, iopf: IopfPort) -> Result<Arc<SimDevice>> {
+        let sdev = SimDevice::of(dev).ok_or(ENODEV)?;
+        sdev.set_iopf_port(iopf);
+        Ok(sdev)
     }
 
     /// The group of the device, allocated with its first device.

@@ -130,9 +130,8 @@ impl kernel::Module for RsvaSim {
         let mut sims = KVec::new();
         for id in 0..ndev {
             let group = groups[(id / gsize) as usize].clone();
-            let sim = SimDevice::new(id, group, bits, bus.iommu().prq())?;
-            let dev = BusDevice::add(&bus, id, bits, sim.clone())?;
-            sim.set_device(dev.device());
+            let sim = SimDevice::new(id, group, bits)?;
+            let dev = BusDevice::add(&bus, id, bits, sim)?;
             sims.push(dev.data().clone(), GFP_KERNEL)?;
             devices.0.push(dev, GFP_KERNEL)?;
         }

@@ -7,6 +7,12 @@
 //!   [`driver::IommuDriver`] trait, its static identity and blocked
 //!   domains, and the [`driver::Registration`] of the IOMMU for a bus,
 //!   which unregisters it on drop, with its I/O page fault queue.
+//! - [`iopf`]: that queue ([`iopf::IopfQueue`]), the port of each device
+//!   the core probes to it ([`iopf::IopfPort`], closed by the core's
+//!   release of the device), and the device in the queue
+//!   ([`iopf::IopfMember`]), the only way to report a page request
+//!   ([`iopf::PageRequest`]) or flush the device's fault handlers; its drop
+//!   takes the device out of the queue.
 //! - [`domain`]: the domains such a driver allocates: an SVA domain
 //!   ([`domain::SvaDomain`], the driver's data, the `struct iommu_domain`
 //!   the core knows and an mmu notifier on the domain's mm, whose callbacks
@@ -17,3 +23,4 @@
 
 pub(crate) mod domain;
 pub(crate) mod driver;
+pub(crate) mod iopf;

@@ -114,11 +114,6 @@ impl<I: BusIommu> Bus<I> {
             GFP_KERNEL,
         )
     }
-
-    /// The IOMMU serving the bus.
-    pub(crate) fn iommu(&self) -> &I {
-        &self.iommu
-    }
 }
 
 /// What a device of the bus holds as its data: the data's type, checked
@@ -261,6 +256,18 @@ pub(crate) fn data_of<T: 'static>(dev: &Device) -> Option<&Arc<T>> {
     Some(unsafe { &(*data.cast::<Tagged<T>>()).data })
 }
 
+/// For KUnit: device `rsva_sim<id>` of the platform's bus, with a
+/// reference, or `None` when there is no such device.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn find_device(id: u32) -> Option<ARef<Device>> {
+    // SAFETY: Looks the device up by name on the module's bus; returns it
+    // with a reference, or null.
+    let raw = NonNull::new(unsafe { glue::rsva_sim_get_device(id) })?;
+    // SAFETY: `raw` is a valid device with a reference, which the `ARef`
+    // takes over; `Device` is `repr(transparent)` over `struct device`.
+    Some(unsafe { ARef::from_raw(raw.cast()) })
+}
+
 /// A new IOMMU group for devices of the bus (`iommu_group_alloc()`), with
 /// the reference it was allocated with.
 pub(crate) fn alloc_group() -> Result<ARef<Group>> {
@@ -304,16 +311,12 @@ mod tests {
     /// other type gets `None`.
     #[test]
     fn data_of_checks_bus_and_type() {
-        // SAFETY: Returns a referenced device of the bus or null.
-        let raw = unsafe { glue::rsva_sim_get_device(0) };
+        let dev = find_device(0);
         // The suite runs once the module is live, with at least one device.
-        assert!(!raw.is_null());
-        let Some(raw) = NonNull::new(raw) else {
+        assert!(dev.is_some());
+        let Some(dev) = dev else {
             return;
         };
-        // SAFETY: `raw` is a valid device with a reference, which the
-        // `ARef` takes over.
-        let dev = unsafe { ARef::<Device>::from_raw(raw.cast()) };
         assert!(data_of::<u64>(&dev).is_none());
         assert!(data_of::<Tagged<u8>>(&dev).is_none());
     }

@@ -342,7 +342,7 @@ impl PagingDomain {
 #[kunit_tests(rsva_sim_iommu_domain)]
 pub(super) mod tests {
     use super::*;
-    use crate::kext::iommu::driver::IommuDriver;
+    use crate::kext::iommu::{driver::IommuDriver, iopf::IopfPort};
     use core::ptr::NonNull;
     use kernel::{
         iommu::dma_owner::Group,
@@ -360,7 +360,7 @@ pub(super) mod tests {
         type DeviceData = ();
         type SvaDomain = TestDomain;
 
-        fn probe_device(_dev: &Device) -> Result {
+        fn probe_device(_dev: &Device, _iopf: IopfPort) -> Result {
             Err(ENODEV)
         }
 

@@ -8,12 +8,15 @@
 //! `probe_device` and its `release_device`. The driver's data of the
 //! device ([`IommuDriver::DeviceData`], returned by
 //! [`IommuDriver::probe_device`]) is kept by the core in the device's
-//! `dev_iommu` (`dev_iommu_priv_set()`) for that time, and every callback
-//! in between borrows it; `release_device` drops it.
+//! `dev_iommu` (`dev_iommu_priv_set()`) for that time, with the device's
+//! port to the IOMMU's page fault queue ([`IopfPort`], given to
+//! `probe_device`), and every callback in between borrows it;
+//! `release_device` closes the port (the device leaves the queue) and drops
+//! the data.
 //!
 //! C header: [`include/linux/iommu.h`](srctree/include/linux/iommu.h)
 
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{marker::PhantomData, ptr::null_mut};
 
 use kernel::{
     bindings,
@@ -30,7 +33,10 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::domain::{PagingDomain, SvaDomain, SvaDomainOps};
+use super::{
+    domain::{PagingDomain, SvaDomain, SvaDomainOps},
+    iopf::{IopfPort, IopfQueue},
+};
 use crate::{glue, kext::device::bus::BusIommu};
 
 // The prototypes name kernel structures only behind pointers; their layout
@@ -83,8 +89,10 @@ pub(crate) trait IommuDriver: Sized + 'static {
     type SvaDomain: SvaDomainOps<DeviceData = Self::DeviceData>;
 
     /// `probe_device`: `dev` is served by this driver's IOMMU; returns the
-    /// driver's data of it. `ENODEV` refuses the device.
-    fn probe_device(dev: &Device) -> Result<Self::DeviceData>;
+    /// driver's data of it. `ENODEV` refuses the device. `iopf` is the
+    /// device's port to the IOMMU's page fault queue, which the core's
+    /// release of the device closes.
+    fn probe_device(dev: &Device, iopf: IopfPort) -> Result<Self::DeviceData>;
 
     /// `device_group`: the IOMMU group of `dev`.
     fn device_group(dev: &Device, data: DeviceDataRef<'_, Self>) -> Result<ARef<Group>>;
@@ -123,6 +131,16 @@ pub(crate) trait IommuDriver: Sized + 'static {
     }
 }
 
+/// What the core keeps as a device's `dev_iommu` private data, from
+/// `probe_device` to `release_device`.
+struct Probed {
+    /// `into_foreign()` of the driver's data of the device.
+    data: *mut c_void,
+    /// The device's port to the IOMMU's page fault queue, closed by
+    /// `release_device`.
+    iopf: IopfPort,
+}
+
 /// The driver's data of `dev`, borrowed.
 ///
 /// # Safety
@@ -136,14 +154,15 @@ pub(super) unsafe fn device_data<'a, D: ForeignOwnable>(
 ) -> Option<D::Borrowed<'a>> {
     // SAFETY: `dev` is valid (the safety requirements); the helper reads
     // `dev->iommu->priv`.
-    let data = unsafe { rsva_sim_dev_iommu_priv(dev) };
-    if data.is_null() {
+    let probed = unsafe { rsva_sim_dev_iommu_priv(dev) }.cast::<Probed>();
+    if probed.is_null() {
         return None;
     }
-    // SAFETY: The driver's `probe_device` set the data to `into_foreign()`
-    // of a `D`, and only its `release_device`, which does not come before
-    // `'a` ends (the safety requirements), takes it back.
-    Some(unsafe { D::borrow(data) })
+    // SAFETY: The driver's `probe_device` set the private data to a
+    // `Probed` whose `data` is `into_foreign()` of a `D`, and only its
+    // `release_device`, which does not come before `'a` ends (the safety
+    // requirements), frees the one and takes the other back.
+    Some(unsafe { D::borrow((*probed).data) })
 }
 
 /// The `extern "C"` callbacks of `T`'s `struct iommu_ops` and of its static
@@ -237,26 +256,61 @@ impl<T: IommuDriver> Callbacks<T> {
         if iommu.is_null() {
             return glue::err_ptr(ENODEV);
         }
+        // SAFETY: The core calls `T`'s `probe_device` only while `T`'s ops
+        // are registered, so the one registration of the module, which
+        // `REGISTERED` names, is a `Registration<T>`, live for the call;
+        // `iommu` is the first field of the `#[repr(C)]` `RawIommu` that
+        // its `raw` wraps (`Opaque` is transparent).
+        let registration = unsafe {
+            &*kernel::container_of!(iommu.cast::<Opaque<RawIommu>>(), Registration<T>, raw)
+        };
         // SAFETY: The core passes a valid device, alive during the call.
         let device = unsafe { Device::from_raw(dev) };
-        match T::probe_device(device) {
-            Ok(data) => {
+        match Self::probe(device, &registration.prq) {
+            Ok(probed) => {
                 // SAFETY: `dev` is valid and being probed, so it has its
                 // `dev_iommu` and the core holds `iommu_probe_device_lock`;
                 // the core keeps the `dev_iommu` until after
                 // `release_device`, which takes the data back.
-                unsafe { bindings::dev_iommu_priv_set(dev, data.into_foreign()) };
-                // The core calls `T`'s `probe_device` only while `T`'s ops
-                // are registered, so the one registration of the module is
-                // `T`'s.
+                unsafe { bindings::dev_iommu_priv_set(dev, KBox::into_raw(probed).cast()) };
                 iommu
             }
             Err(e) => glue::err_ptr(e),
         }
     }
 
-    /// `release_device`: drops the driver's data of the device (the core
-    /// frees the `dev_iommu` that points at it just after).
+    /// The device's port to `queue` and the driver's data of it, for the
+    /// core to keep while it has the device probed.
+    fn probe(device: &Device, queue: &Arc<IopfQueue>) -> Result<KBox<Probed>> {
+        // SAFETY: The core is probing the device. On success, the port goes
+        // with the `Probed` record, which `release_device` closes before
+        // the core stops having the device probed; on failure, it is closed
+        // here, before the core learns of the failure.
+        let port = unsafe { IopfPort::new(device, queue.clone())? };
+        let mut probed = KBox::new(
+            Probed {
+                data: null_mut(),
+                iopf: port.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        match T::probe_device(device, port) {
+            Ok(data) => {
+                probed.data = data.into_foreign();
+                Ok(probed)
+            }
+            Err(e) => {
+                // The driver may have kept a clone.
+                probed.iopf.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// `release_device`: closes the device's port to the page fault queue,
+    /// which takes the device out of the queue if it is still in, and drops
+    /// the driver's data of the device (the core frees the `dev_iommu` that
+    /// points at them just after).
     ///
     /// # Safety
     ///
@@ -265,16 +319,22 @@ impl<T: IommuDriver> Callbacks<T> {
     unsafe extern "C" fn release_device(dev: *mut bindings::device) {
         // SAFETY: The core passes a valid device; the helper reads
         // `dev->iommu->priv`.
-        let data = unsafe { rsva_sim_dev_iommu_priv(dev) };
-        if data.is_null() {
+        let probed = unsafe { rsva_sim_dev_iommu_priv(dev) }.cast::<Probed>();
+        if probed.is_null() {
             return;
         }
-        // SAFETY: Set by `probe_device` to `into_foreign()` of a
-        // `T::DeviceData`, taken back once, here: the core calls
-        // `release_device` once per probe and frees the device's
-        // `dev_iommu`, and with it the pointer, right after; no callback of
-        // the device borrows the data any more.
-        drop(unsafe { T::DeviceData::from_foreign(data) });
+        // SAFETY: Set by `probe_device` to `KBox::into_raw()` of a
+        // `Probed`, taken back once, here: the core calls `release_device`
+        // once per probe and frees the device's `dev_iommu`, and with it
+        // the pointer, right after; no callback of the device borrows the
+        // record any more.
+        let probed = unsafe { KBox::from_raw(probed) };
+        // While the device is still probed: a member of the port left does
+        // nothing from here.
+        probed.iopf.release();
+        // SAFETY: `data` is `into_foreign()` of a `T::DeviceData`, set by
+        // `probe_device` and taken back once, here, with its record.
+        drop(unsafe { T::DeviceData::from_foreign(probed.data) });
     }
 
     /// `device_group`: the group of the device, with a reference.
@@ -427,56 +487,18 @@ struct RawIommu {
     blocked: bindings::iommu_domain,
 }
 
-/// An I/O page fault queue (`struct iopf_queue`): its workqueue runs the
-/// fault handlers of the domains attached to the devices in it. Freed on
-/// drop, which needs every device removed from it before.
-///
-/// # Invariants
-///
-/// `0` came from `iopf_queue_alloc()` and is freed on drop.
-pub(crate) struct IopfQueue(NonNull<bindings::iopf_queue>);
-
-// SAFETY: The queue may be used and freed from any thread; the core
-// serialises with its own locks.
-unsafe impl Send for IopfQueue {}
-// SAFETY: Shared references only hand out the queue's address.
-unsafe impl Sync for IopfQueue {}
-
-impl IopfQueue {
-    /// Allocates a queue, whose workqueue is named `name`.
-    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
-        // SAFETY: `name` is a static C string, which the queue may keep.
-        let q = unsafe { bindings::iopf_queue_alloc(name.as_char_ptr()) };
-        // INVARIANT: allocated just above.
-        NonNull::new(q).map(Self).ok_or(ENOMEM)
-    }
-
-    /// The C structure, for adding devices to the queue.
-    pub(crate) fn as_raw(&self) -> *mut bindings::iopf_queue {
-        self.0.as_ptr()
-    }
-}
-
-impl Drop for IopfQueue {
-    fn drop(&mut self) {
-        // SAFETY: From `iopf_queue_alloc()` (type invariant), freed once,
-        // here; the owner removed every device from it before (the
-        // registration's devices are gone before it is dropped).
-        unsafe { bindings::iopf_queue_free(self.0.as_ptr()) };
-    }
-}
-
 /// The IOMMU of driver `T`, registered with the IOMMU core for the
 /// module's bus while this lives, with its ops and static domains, and
-/// its page request queue ([`IopfQueue`]).
+/// its page request queue ([`IopfQueue`]), which it shares with the ports
+/// of the devices it probes ([`IopfPort`]).
 ///
 /// It holds no reference: the module's devices on the bus must be removed
 /// before it is dropped (the core would call `T`'s code for them, and the
 /// ops and static domains are in this object). As the IOMMU of a
 /// [`Bus`](crate::kext::device::bus::Bus), which every device of the bus
 /// holds, it is. Dropping it unregisters the
-/// IOMMU, then frees the queue. There is one at a time in the module
-/// ([`REGISTERED`]).
+/// IOMMU, then drops its reference to the queue. There is one at a time in
+/// the module ([`REGISTERED`]).
 ///
 /// # Invariants
 ///
@@ -489,7 +511,7 @@ impl Drop for IopfQueue {
 pub(crate) struct Registration<T: IommuDriver> {
     #[pin]
     raw: Opaque<RawIommu>,
-    prq: IopfQueue,
+    prq: Arc<IopfQueue>,
     _driver: PhantomData<T>,
 }
 
@@ -549,11 +571,6 @@ impl<T: IommuDriver> Registration<T> {
             }),
             _driver: PhantomData,
         })
-    }
-
-    /// The page request queue, for the devices.
-    pub(crate) fn prq(&self) -> *mut bindings::iopf_queue {
-        self.prq.as_raw()
     }
 
     /// The `struct iommu_device`, for adding devices to the bus.
@@ -626,15 +643,5 @@ mod tests {
         let r = KBox::pin_init(Registration::<TestDriver>::register(16), GFP_KERNEL);
         assert_eq!(r.err(), Some(EBUSY));
         assert_eq!(REGISTERED.load(Relaxed), before);
-    }
-
-    /// A page fault queue can be had without hardware, and goes on drop.
-    #[test]
-    fn an_iopf_queue_is_allocated_and_freed() {
-        let q = IopfQueue::new(c"rsva_sim_test");
-        assert!(q.is_ok());
-        if let Ok(q) = q {
-            assert!(!q.as_raw().is_null());
-        }
     }
 }
