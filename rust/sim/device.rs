@@ -796,20 +796,21 @@ mod tests {
     use super::*;
     use crate::{kext::mm::test_mm, prq::Response};
 
+    /// Device 0 of a new group, with 4 PASID bits, and an mm of its own;
+    /// `None` (the case checks nothing) when either cannot be allocated.
+    fn device_and_mm() -> Option<(Arc<SimDevice>, ARef<MmWithUser>)> {
+        let group = SimGroup::new(0).ok()?;
+        let dev = SimDevice::new(0, group, 4);
+        assert!(dev.is_ok());
+        Some((dev.ok()?, test_mm().ok()?))
+    }
+
     /// The table logic the SVA domain's release relies on: blocking only
     /// marks the entry, twice is the same as once, another domain's block
     /// changes nothing, and only detach removes the entry.
     #[test]
     fn release_clears_idempotently_and_detach_removes() {
-        let Ok(group) = SimGroup::new(0) else {
-            return;
-        };
-        let dev = SimDevice::new(0, group, 4);
-        assert!(dev.is_ok());
-        let Ok(dev) = dev else {
-            return;
-        };
-        let Ok(mm) = test_mm() else {
+        let Some((dev, mm)) = device_and_mm() else {
             return;
         };
         let (mine, other) = (0x1000 as *const c_void, 0x2000 as *const c_void);
@@ -845,13 +846,7 @@ mod tests {
     /// dereferenced.
     #[test]
     fn cleared_or_missing_pasid_faults() {
-        let Ok(group) = SimGroup::new(0) else {
-            return;
-        };
-        let Ok(dev) = SimDevice::new(0, group, 4) else {
-            return;
-        };
-        let Ok(mm) = test_mm() else {
+        let Some((dev, mm)) = device_and_mm() else {
             return;
         };
         let key = 0x1000 as *const c_void;
@@ -874,13 +869,7 @@ mod tests {
     /// refused, with nothing sent.
     #[test]
     fn without_page_requests_nothing_is_sent() {
-        let Ok(group) = SimGroup::new(0) else {
-            return;
-        };
-        let Ok(dev) = SimDevice::new(0, group, 4) else {
-            return;
-        };
-        let Ok(mm) = test_mm() else {
+        let Some((dev, mm)) = device_and_mm() else {
             return;
         };
         assert_eq!(dev.iopf_get().err(), Some(ENODEV));

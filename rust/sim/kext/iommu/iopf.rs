@@ -304,6 +304,17 @@ mod tests {
         unsafe { IopfPort::new(dev, queue) }
     }
 
+    /// Two ports of device 0 of the module's bus, each on a queue of its
+    /// own; `None` (the case checks nothing) without a device 0.
+    fn two_ports() -> Result<Option<(IopfPort, IopfPort)>> {
+        let dev = bus::find_device(0);
+        assert!(dev.is_some());
+        let Some(dev) = dev else {
+            return Ok(None);
+        };
+        Ok(Some((test_port(&dev)?, test_port(&dev)?)))
+    }
+
     /// A page fault queue can be had without hardware, and goes on drop.
     #[test]
     fn an_iopf_queue_is_allocated_and_freed() {
@@ -322,12 +333,9 @@ mod tests {
     fn a_member_is_in_the_queue_until_dropped() -> Result {
         // The suite runs once the module is live, with at least one device,
         // which nothing binds yet.
-        let dev = bus::find_device(0);
-        assert!(dev.is_some());
-        let Some(dev) = dev else {
+        let Some((a, b)) = two_ports()? else {
             return Ok(());
         };
-        let (a, b) = (test_port(&dev)?, test_port(&dev)?);
         let member = a.add()?;
         assert_eq!(a.add().err(), Some(EBUSY));
         assert_eq!(b.add().err(), Some(EBUSY));
@@ -345,12 +353,9 @@ mod tests {
     /// nothing and its drop removes nothing (the core would warn).
     #[test]
     fn a_released_port_serves_no_more() -> Result {
-        let dev = bus::find_device(0);
-        assert!(dev.is_some());
-        let Some(dev) = dev else {
+        let Some((a, b)) = two_ports()? else {
             return Ok(());
         };
-        let (a, b) = (test_port(&dev)?, test_port(&dev)?);
         let member = a.add()?;
         a.release();
         let request = PageRequest {
