@@ -228,12 +228,14 @@ bool rsva_sva_serving(void);
  *
  * Context: process context, may sleep.
  * Return: 0; -EINVAL for NULL or ERR_PTR() @dev or @owner, -ENODEV when
- * @dev has no group, -EPERM when another owner holds it, -EBUSY when
+ * @dev has no group or is being removed (for a group claim: when every
+ * device of the group is), -EPERM when another owner holds it, -EBUSY when
  * drivers using the DMA API hold it (the kernel itself answers -EPERM
  * there), the group is not on its default domain or has a PASID attached
- * (an SVA bond), -EDEADLK from a mirror's hook, -ENOMEM, -ENOSPC when
- * claims live on devices of eight other buses (rsva watches the bus of
- * each claimed device, eight buses at most).
+ * (an SVA bond), or while more than 16 devices of rsva's watched buses are
+ * being removed at once, -EDEADLK from a mirror's hook, -ENOMEM, -ENOSPC
+ * when claims live on devices of eight other buses (rsva watches the bus
+ * of each claimed device, eight buses at most).
  */
 int rsva_dma_claim_group(struct device *dev, const void *owner);
 

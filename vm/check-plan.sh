@@ -267,7 +267,12 @@ tap_begin unload
 CLAIMS=/sys/kernel/debug/rsva_careless/claims
 tap_check "a careless driver claims rsva_sim0 and rsva_sim1" \
 	sh -c "echo claim 0 > $CLAIMS && echo claim 1 > $CLAIMS"
+# And rsva_sim1 again while it is being removed, from its bus's notifier.
+tap_check "a careless driver will claim rsva_sim1 during its removal" \
+	sh -c "echo late 1 > $CLAIMS"
 tap_check "rsva_sim unloads" rmmod rsva_sim
+tap_check "the claim during rsva_sim1's removal got ENODEV" \
+	grep -qx -- -19 /sys/kernel/debug/rsva_careless/late
 tap_check "the claim of the removed rsva_sim0 is released" sh -c "echo release 0 > $CLAIMS"
 tap_check "rsva_careless unloads, leaving its claim of rsva_sim1" rmmod rsva_careless
 tap_check "rsva unloads" rmmod rsva

@@ -18,7 +18,9 @@
 //! is still in its group (the IOMMU core warns about a group left empty
 //! while owned, and `iommu_device_release_dma_owner()` would find no group
 //! later). The record stays until its release call (which then succeeds)
-//! or module exit.
+//! or module exit. A claim made after that event, while the device is
+//! still in its group, fails with `ENODEV` ([`Departing`]): the device is
+//! on its way out until the IOMMU core takes it out of its group.
 //!
 //! A claim and a release cost what the core's functions cost plus two
 //! atomic operations: the records are kept in a [`Slots`] table, without a
@@ -34,7 +36,10 @@
 //! bus's notifier lock (a removal) -> a record's slot -> the group mutex
 //! (the claim ends); [`Rwsem::Owner`] (a bind, or a claim while binds are
 //! under way) -> a record's slot -> the group mutex; a record's slot -> the
-//! group mutex (a release).
+//! group mutex (a release); a record's slot -> a slot of [`Departing`]'s
+//! table (a claim looks at the departing devices, as does a removal while
+//! it visits the claims); a departing device's slot is held for nothing
+//! else.
 
 #![forbid(unsafe_code)]
 
@@ -43,6 +48,7 @@ use kernel::{
     iommu::dma_owner::{DeviceClaim, Group, GroupClaim, OwnerCookie},
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{Atomic, Full, Relaxed},
         Arc,
     },
@@ -62,6 +68,123 @@ const CLAIMS: usize = 256;
 
 /// How long a bind that met a claim under way sleeps before it looks again.
 const CLAIM_WAIT: Delta = Delta::from_micros(20);
+
+/// How many devices of the watched buses [`Departing`] names at once; while
+/// more are being removed, every claim fails with `EBUSY`.
+const DEPARTING: usize = 16;
+
+/// Adds `delta` to `count`, fully ordered (no `add` for `i16`: a
+/// compare-and-exchange).
+fn add_full(count: &Atomic<i16>, delta: i16) {
+    let mut old = count.load(Relaxed);
+    while let Err(now) = count.cmpxchg(old, old.wrapping_add(delta), Full) {
+        old = now;
+    }
+}
+
+/// Takes one from `count` if it is positive, fully ordered; whether it did.
+fn take_one(count: &Atomic<i16>) -> bool {
+    let mut old = count.load(Relaxed);
+    while old > 0 {
+        match count.cmpxchg(old, old - 1, Full) {
+            Ok(_) => return true,
+            Err(now) => old = now,
+        }
+    }
+    false
+}
+
+/// The devices of the watched buses on their way out: from the first event
+/// of their removal ([`BusEvent::DelDevice`]), where their claims end, to
+/// its last ([`BusEvent::RemovedDevice`]), which comes after the IOMMU
+/// core took them out of their groups. A claim made in between would
+/// outlive the device's place in its group: its release would find no
+/// group (`iommu_device_release_dma_owner()` dereferences it), and a group
+/// left empty while owned makes the core warn. So a claim looks here
+/// first ([`Departing::admits`]) and fails with `ENODEV`.
+///
+/// A claim reserves its record's slot (fully ordered) and then reads
+/// `count`; a removal raises `count` (fully ordered) and then visits the
+/// records, waiting for the slots reserved: either the claim sees the
+/// device departing, or the removal sees the claim and ends it.
+struct Departing {
+    /// The devices departing, named or not; 0 on the claims' fast path,
+    /// an `i16` whose load is a plain `READ_ONCE()`.
+    count: Atomic<i16>,
+    /// Those that found `devices` full, and are not named.
+    unnamed: Atomic<i16>,
+    /// The devices departing, each with a reference.
+    devices: Slots<ARef<Device>, DEPARTING>,
+}
+
+impl Departing {
+    /// Marks `dev` departing, before its claims are looked at; whether it
+    /// is named (false: counted in `unnamed`, and no claim passes while it
+    /// departs).
+    fn begin(&self, dev: &Device) -> bool {
+        let named = self.devices.insert(|| Ok(dev.into())).is_ok();
+        if !named {
+            add_full(&self.unnamed, 1);
+        }
+        add_full(&self.count, 1);
+        named
+    }
+
+    /// `dev` is out of its group (and a claim of it fails in the core).
+    /// A device that departed before its bus was watched was not marked,
+    /// and leaves nothing to unmark (unless some are unnamed: then one of
+    /// those goes, the others still refuse every claim).
+    fn end(&self, dev: &Device) {
+        if self.devices.remove(|d| core::ptr::eq::<Device>(&**d, dev)) || take_one(&self.unnamed) {
+            add_full(&self.count, -1);
+        }
+    }
+
+    /// Whether a claim of `dev` (or of its group, `group`) may be made:
+    /// `ENODEV` if it (or every device of the group) is departing, `EBUSY`
+    /// while unnamed devices depart. Called with the claim's record's slot
+    /// reserved.
+    #[inline]
+    fn admits(&self, dev: &Device, group: bool) -> Result {
+        if self.count.load(Relaxed) == 0 {
+            return Ok(());
+        }
+        self.admits_slow(dev, group)
+    }
+
+    #[cold]
+    fn admits_slow(&self, dev: &Device, group: bool) -> Result {
+        if self.unnamed.load(Relaxed) != 0 {
+            return Err(EBUSY);
+        }
+        if !group {
+            let mut departing = false;
+            self.devices.visit(|d| {
+                departing |= core::ptr::eq::<Device>(&**d, dev);
+                Visit::Keep
+            });
+            return if departing { Err(ENODEV) } else { Ok(()) };
+        }
+        let group = Group::of(dev)?;
+        if self.empties(&group, 0) {
+            return Err(ENODEV);
+        }
+        Ok(())
+    }
+
+    /// Whether the departing devices of `group`, and `more`, are all its
+    /// devices. Takes the group mutex.
+    fn empties(&self, group: &Group, more: usize) -> bool {
+        let mut departing = more;
+        self.devices.visit(|d| {
+            if group.holds(d) {
+                departing += 1;
+            }
+            Visit::Keep
+        });
+        departing > 0 && departing >= group.device_count()
+    }
+}
 
 /// A bind's pass through the gate of rsva's claims ([`Claims::bind_pass`]),
 /// held while it checks the group's owner and attaches; no claim makes
@@ -120,14 +243,17 @@ impl Record {
     }
 
     /// Ends the claim if `dev`, about to be removed
-    /// ([`BusEvent::DelDevice`]), is its device or its group's last device.
-    fn end_if_removed(&mut self, dev: &Device) {
+    /// ([`BusEvent::DelDevice`]) and marked departing (`named`: in
+    /// `departing`'s table), is its device or its group's last device
+    /// not departing.
+    fn end_if_removed(&mut self, dev: &Device, departing: &Departing, named: bool) {
         let ends = match &self.claim {
             None => false,
             Some(Claim::Device(d)) => core::ptr::eq::<Device>(&**d.held(), dev),
-            // Still in its group at this event: the group's last device
-            // if the group has no other.
-            Some(Claim::Group(g)) => g.held().holds(dev) && g.held().device_count() == 1,
+            // Still in its group at this event.
+            Some(Claim::Group(g)) => {
+                g.held().holds(dev) && departing.empties(g.held(), usize::from(!named))
+            }
         };
         if ends {
             // Dropping the guard releases the claim and its reference.
@@ -154,16 +280,14 @@ struct Shared {
     /// Every claim; a release takes the newest match out. A slot reserved
     /// and not filled yet is a claim under way.
     records: Slots<Record, CLAIMS>,
+    /// The devices of the watched buses being removed.
+    departing: Departing,
 }
 
 impl Shared {
-    /// Adds `delta` to the binds under way, fully ordered (no `add` for
-    /// `i16`: a compare-and-exchange).
+    /// Adds `delta` to the binds under way, fully ordered.
     fn count_bind(&self, delta: i16) {
-        let mut old = self.binds.load(Relaxed);
-        while let Err(now) = self.binds.cmpxchg(old, old.wrapping_add(delta), Full) {
-            old = now;
-        }
+        add_full(&self.binds, delta);
     }
 }
 
@@ -174,13 +298,19 @@ struct Ender {
 
 impl BusListener for Ender {
     /// Ends the claims of a device (or of the last device of a group) about
-    /// to be removed.
+    /// to be removed, and refuses new ones until it is out of its group.
     fn bus_event(&self, _bus: BusId, event: BusEvent<'_>) {
-        if let BusEvent::DelDevice(dev) = event {
-            self.shared.records.visit(|r| {
-                r.end_if_removed(dev);
-                Visit::Keep
-            });
+        let shared = &*self.shared;
+        match event {
+            BusEvent::DelDevice(dev) => {
+                let named = shared.departing.begin(dev);
+                shared.records.visit(|r| {
+                    r.end_if_removed(dev, &shared.departing, named);
+                    Visit::Keep
+                });
+            }
+            BusEvent::RemovedDevice(dev) => shared.departing.end(dev),
+            BusEvent::UnbindDriver(_) => {}
         }
     }
 }
@@ -207,6 +337,11 @@ impl Claims {
                 pin_init!(Shared {
                     binds: Atomic::new(0),
                     records <- Slots::empty(),
+                    departing <- init!(Departing {
+                        count: Atomic::new(0),
+                        unnamed: Atomic::new(0),
+                        devices <- Slots::empty(),
+                    }),
                 }),
                 GFP_KERNEL,
             )?,
@@ -215,14 +350,14 @@ impl Claims {
 
     /// Claims the group of `dev` for `owner`.
     pub(crate) fn claim_group(&self, dev: &Device, owner: OwnerCookie) -> Result {
-        self.claim(dev, owner, || {
+        self.claim(dev, owner, true, || {
             GroupClaim::with_cookie(dev, owner).map(Claim::Group)
         })
     }
 
     /// Claims `dev` for `owner` (again, if it holds it already).
     pub(crate) fn claim_device(&self, dev: &Device, owner: OwnerCookie) -> Result {
-        self.claim(dev, owner, || {
+        self.claim(dev, owner, false, || {
             DeviceClaim::with_cookie(dev, owner).map(Claim::Device)
         })
     }
@@ -234,11 +369,14 @@ impl Claims {
     /// reserved ([`Claims::bind_pass`]); both steps are fully ordered, so
     /// the two cannot both miss each other. A claim that sees a bind gives
     /// its slot back and takes [`Rwsem::Owner`] for writing, which binds
-    /// hold for reading through their pass.
+    /// hold for reading through their pass. The slot's reservation also
+    /// orders the claim against a removal of `dev` ([`Departing`]); `group`
+    /// tells that the claim is of the group of `dev`.
     fn claim(
         &self,
         dev: &Device,
         owner: OwnerCookie,
+        group: bool,
         make: impl FnOnce() -> Result<Claim>,
     ) -> Result {
         self.watches.watch(dev, || Ender {
@@ -254,6 +392,7 @@ impl Claims {
             slot = shared.records.reserve()?;
         }
         // An error gives the slot back.
+        shared.departing.admits(dev, group)?;
         let claim = make().map_err(|e| busy_if_dma_api(dev, e))?;
         let (claimed, group) = match &claim {
             Claim::Group(g) => (0, core::ptr::from_ref::<Group>(g.held()) as usize),
@@ -359,6 +498,46 @@ mod tests {
         // One claim left: still owned.
         assert!(glue::user_owned(&dev));
         drop(second);
+        assert!(!glue::user_owned(&dev));
+        Ok(())
+    }
+
+    /// A device on its way out, between the first and the last event of
+    /// its removal, has its claims ended at the first and refuses new ones
+    /// until the last, when the IOMMU core has taken it out of its group:
+    /// a claim made in between would be released on a device with no
+    /// group. (The device is not really removed: the events are told to
+    /// the listener directly, and it can be claimed again after.)
+    #[test]
+    fn a_departing_device_refuses_claims() -> Result {
+        let dev = glue::test_free_pci_device()?;
+        let bus = BusId::of(&dev);
+        assert!(bus.is_some());
+        let Some(bus) = bus else {
+            return Ok(());
+        };
+        let a = owner()?;
+        let cookie = a.as_ref().cookie();
+        let claims = KBox::pin_init(Claims::new(), GFP_KERNEL)?;
+        let ender = Ender {
+            shared: claims.shared.clone(),
+        };
+        claims.claim_device(&dev, cookie)?;
+        ender.bus_event(bus, BusEvent::DelDevice(&dev));
+        assert!(!glue::user_owned(&dev));
+        assert_eq!(claims.claim_device(&dev, cookie), Err(ENODEV));
+        if Group::of(&dev)?.device_count() == 1 {
+            assert_eq!(claims.claim_group(&dev, cookie), Err(ENODEV));
+        }
+        assert!(!glue::user_owned(&dev));
+        ender.bus_event(bus, BusEvent::RemovedDevice(&dev));
+        claims.claim_device(&dev, cookie)?;
+        assert!(glue::user_owned(&dev));
+        // The claim that ended is forgotten, the new one released.
+        let addr = addr_of_dev(&dev);
+        assert_eq!(claims.release_device(addr, cookie), Ok(()));
+        assert_eq!(claims.release_device(addr, cookie), Ok(()));
+        assert_eq!(claims.release_device(addr, cookie), Err(ENOENT));
         assert!(!glue::user_owned(&dev));
         Ok(())
     }

@@ -14,6 +14,12 @@
  * through rsva without keeping a reference to it (so the device may go
  * away claimed), "release N" releases that claim; the claims left are not
  * released at module exit, on purpose: rsva keeps them until its unload.
+ * "late N" claims device N through rsva while it is being removed: from
+ * its bus's BUS_NOTIFY_DEL_DEVICE, after rsva's own notifier (registered
+ * by the bus's first claim through rsva), while the device is still in its
+ * IOMMU group; rsva_careless/late reads the claim's errno, which must be
+ * -ENODEV. A claim that passed would be released, at module exit, on a
+ * device that left its group.
  */
 #include <kunit/test.h>
 #include <linux/capability.h>
@@ -845,6 +851,69 @@ static struct device *held_dev[CARELESS_DEVS];
 static const char held_owner;
 static DEFINE_MUTEX(held_lock);
 
+/* The claim made during a removal ("late N"). */
+static struct device *late_dev;
+static const struct bus_type *late_bus;
+static const char late_owner;
+/* 1 until the claim is made, then its errno. */
+static int late_ret = 1;
+static bool late_armed, late_removed;
+
+static int careless_late_notify(struct notifier_block *nb, unsigned long action,
+				void *data)
+{
+	if (data != late_dev)
+		return NOTIFY_DONE;
+	if (action == BUS_NOTIFY_DEL_DEVICE)
+		WRITE_ONCE(late_ret, rsva_dma_claim_device(late_dev, &late_owner));
+	else if (action == BUS_NOTIFY_REMOVED_DEVICE)
+		WRITE_ONCE(late_removed, true);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block late_nb = {
+	.notifier_call = careless_late_notify,
+};
+
+/*
+ * Called with held_lock. The notifier is registered after rsva's: the
+ * device's bus must have had a claim through rsva. Once the device is
+ * removed the notifier is left on the bus's chain, which goes with the bus.
+ */
+static int careless_arm_late(unsigned int id)
+{
+	struct device *dev;
+	int ret;
+
+	if (late_armed)
+		return -EBUSY;
+	dev = careless_sim_device(id);
+	if (!dev)
+		return -ENODEV;
+	/* As for "claim": the address only, no reference. */
+	late_dev = dev;
+	late_bus = dev->bus;
+	put_device(dev);
+	ret = bus_register_notifier(late_bus, &late_nb);
+	if (!ret)
+		late_armed = true;
+	return ret;
+}
+
+static ssize_t careless_late_read(struct file *file, char __user *ubuf, size_t len,
+				  loff_t *ppos)
+{
+	char buf[16];
+	int n = scnprintf(buf, sizeof(buf), "%d\n", READ_ONCE(late_ret));
+
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
+static const struct file_operations careless_late_fops = {
+	.owner = THIS_MODULE,
+	.read = careless_late_read,
+};
+
 static int careless_claims_cmd(const char *cmd, unsigned int id)
 {
 	struct device *dev;
@@ -876,6 +945,8 @@ static int careless_claims_cmd(const char *cmd, unsigned int id)
 		held_dev[id] = NULL;
 		return ret;
 	}
+	if (!strcmp(cmd, "late"))
+		return careless_arm_late(id);
 	return -EINVAL;
 }
 
@@ -910,6 +981,7 @@ static int __init rsva_careless_init(void)
 {
 	careless_dir = debugfs_create_dir("rsva_careless", NULL);
 	debugfs_create_file("claims", 0200, careless_dir, NULL, &careless_claims_fops);
+	debugfs_create_file("late", 0400, careless_dir, NULL, &careless_late_fops);
 	return 0;
 }
 module_init(rsva_careless_init);
@@ -918,6 +990,11 @@ static void __exit rsva_careless_exit(void)
 {
 	/* Claims left in held_dev[] stay with rsva until its unload. */
 	debugfs_remove(careless_dir);
+	if (late_armed && !READ_ONCE(late_removed))
+		bus_unregister_notifier(late_bus, &late_nb);
+	/* A claim made during the removal is released as a driver would. */
+	if (!late_ret)
+		rsva_dma_release_device(late_dev, &late_owner);
 }
 module_exit(rsva_careless_exit);
 
