@@ -277,12 +277,18 @@ impl SimDevice {
 
     /// Visits the PASID table in PASID order: `(pasid, None)` for an entry
     /// that translates, `(pasid, Some(how))` for one a release blocked.
+    /// Costs what the entries cost, not what the PASID width does (a
+    /// lookup of every PASID of 20 bits took about a second under KASAN,
+    /// for each read of `pasid_table` that the tests poll).
     pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u32, Option<Blocked>)) {
         let table = self.table.lock();
-        for pasid in 0..self.max_pasids() {
-            if let Some(e) = table.get(pasid as usize) {
-                f(pasid, e.blocked);
-            }
+        let mut from = 0;
+        while let Some((index, e)) = table.find_next(from) {
+            let Ok(pasid) = u32::try_from(index) else {
+                return;
+            };
+            f(pasid, e.blocked);
+            from = index + 1;
         }
     }
 
@@ -795,6 +801,7 @@ const PRQ_TRIES: usize = 8;
 mod tests {
     use super::*;
     use crate::{kext::mm::test_mm, prq::Response};
+    use kernel::time::{Instant, Monotonic};
 
     /// Device 0 of a new group, with 4 PASID bits, and an mm of its own;
     /// `None` (the case checks nothing) when either cannot be allocated.
@@ -838,6 +845,32 @@ mod tests {
         dev.remove(5);
         dev.block(5, mine, how);
         assert_eq!(state(5), None);
+    }
+
+    /// A walk of a table of 20-bit PASIDs visits its entries in order,
+    /// the highest PASID too, without looking up the PASIDs between them:
+    /// it takes well under the time a million lookups take.
+    #[test]
+    fn a_walk_of_the_table_visits_only_its_entries() -> Result {
+        let dev = SimDevice::new(0, SimGroup::new(0)?, 20)?;
+        let mm = test_mm()?;
+        let last = dev.max_pasids() - 1;
+        for pasid in [last, 1, 7] {
+            dev.install(pasid, &mm, 0x1000 as *const c_void)?;
+        }
+        // Visited under the table's spinlock: no allocation there.
+        let (mut seen, mut n) = ([0u32; 4], 0);
+        let t0 = Instant::<Monotonic>::now();
+        dev.for_each_entry(|pasid, _| {
+            if let Some(slot) = seen.get_mut(n) {
+                *slot = pasid;
+            }
+            n += 1;
+        });
+        let took = t0.elapsed();
+        assert_eq!(seen.get(..n), Some(&[1, 7, last][..]));
+        assert!(took.as_millis() < 100);
+        Ok(())
     }
 
     /// A blocked or missing PASID does not translate: the access is a
