@@ -158,12 +158,8 @@ impl Departing {
             return Err(EBUSY);
         }
         if !group {
-            let mut departing = false;
-            self.devices.visit(|d| {
-                departing |= core::ptr::eq::<Device>(&**d, dev);
-                Visit::Keep
-            });
-            return if departing { Err(ENODEV) } else { Ok(()) };
+            let departing = self.devices.count(|d| core::ptr::eq::<Device>(&**d, dev));
+            return if departing > 0 { Err(ENODEV) } else { Ok(()) };
         }
         let group = Group::of(dev)?;
         if self.empties(&group, 0) {
@@ -175,13 +171,7 @@ impl Departing {
     /// Whether the departing devices of `group`, and `more`, are all its
     /// devices. Takes the group mutex.
     fn empties(&self, group: &Group, more: usize) -> bool {
-        let mut departing = more;
-        self.devices.visit(|d| {
-            if group.holds(d) {
-                departing += 1;
-            }
-            Visit::Keep
-        });
+        let departing = more + self.devices.count(|d| group.holds(d));
         departing > 0 && departing >= group.device_count()
     }
 }
@@ -199,7 +189,7 @@ impl Drop for BindPass<'_> {
         // Before the rw-semaphore goes (the fields drop after this): a
         // claim that waited for it for writing finds no bind counted.
         // INVARIANT: the bind leaves the count.
-        self.shared.count_bind(-1);
+        add_full(&self.shared.binds, -1);
     }
 }
 
@@ -282,13 +272,6 @@ struct Shared {
     records: Slots<Record, CLAIMS>,
     /// The devices of the watched buses being removed.
     departing: Departing,
-}
-
-impl Shared {
-    /// Adds `delta` to the binds under way, fully ordered.
-    fn count_bind(&self, delta: i16) {
-        add_full(&self.binds, delta);
-    }
 }
 
 /// The listener of the watches of the claims' buses.
@@ -422,7 +405,7 @@ impl Claims {
         let owners = RwsemGuard::lock(Rwsem::Owner, false);
         let shared = &*self.shared;
         // INVARIANT: counted here, out again in the pass's drop.
-        shared.count_bind(1);
+        add_full(&shared.binds, 1);
         while shared.records.inserting() {
             fsleep(CLAIM_WAIT);
         }

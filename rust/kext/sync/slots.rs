@@ -281,6 +281,18 @@ impl<T, const N: usize> Slots<T, N> {
         self.visit(|v| if matches(v) { Visit::Take } else { Visit::Keep })
     }
 
+    /// How many values `matches` is true for, each looked at as
+    /// [`Slots::visit`] does (waiting for values being inserted or
+    /// visited). May sleep.
+    pub(crate) fn count(&self, mut matches: impl FnMut(&T) -> bool) -> usize {
+        let mut n = 0;
+        self.visit(|v| {
+            n += usize::from(matches(v));
+            Visit::Keep
+        });
+        n
+    }
+
     /// Drops the newest value for which `matches` is true, as
     /// [`Slots::take`] finds it, in its slot: not moved out (a copy of a
     /// value of more than two words is a `memcpy()` call, checked under
@@ -360,13 +372,20 @@ mod tests {
         }
     }
 
+    /// A table of four slots holding 1, 2 and 1, which count their drops
+    /// in `drops`.
+    fn one_two_one(drops: &Atomic<u32>) -> Result<KBox<Slots<Counted<'_>, 4>>> {
+        let slots = KBox::new(Slots::new(), GFP_KERNEL)?;
+        for n in [1, 2, 1] {
+            slots.insert(|| Ok(Counted(n, drops)))?;
+        }
+        Ok(slots)
+    }
+
     #[test]
     fn values_come_out_once_and_the_newest_first() -> Result {
         let drops = Atomic::new(0u32);
-        let slots = KBox::new(Slots::<Counted<'_>, 4>::new(), GFP_KERNEL)?;
-        for n in [1, 2, 1] {
-            slots.insert(|| Ok(Counted(n, &drops)))?;
-        }
+        let slots = one_two_one(&drops)?;
         let first = slots.take(|c| c.0 == 1).ok_or(ENOENT)?;
         // The newest of the two 1s: the one in slot 2.
         assert!(core::ptr::eq(first.1, &drops));
@@ -382,12 +401,21 @@ mod tests {
     }
 
     #[test]
+    fn count_counts_every_match_and_keeps_them() -> Result {
+        let drops = Atomic::new(0u32);
+        let slots = one_two_one(&drops)?;
+        assert_eq!(slots.count(|c| c.0 == 1), 2);
+        assert_eq!(slots.count(|c| c.0 == 3), 0);
+        // Counting took nothing out.
+        assert_eq!(slots.count(|_| true), 3);
+        assert_eq!(drops.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
     fn remove_drops_the_newest_match_in_place() -> Result {
         let drops = Atomic::new(0u32);
-        let slots = KBox::new(Slots::<Counted<'_>, 4>::new(), GFP_KERNEL)?;
-        for n in [1, 2, 1] {
-            slots.insert(|| Ok(Counted(n, &drops)))?;
-        }
+        let slots = one_two_one(&drops)?;
         assert!(slots.remove(|c| c.0 == 1));
         // Dropped by the call, not later.
         assert_eq!(drops.load(Relaxed), 1);
