@@ -6,9 +6,25 @@
 # out/bench.json and plot how the costs grow in out/bench.png.
 # 'make bench T="part ..."' runs only those parts of the plan (no plot:
 # it needs the sva and mirror parts).
+#
+# The benchmarks run on a kernel built without the debugging options of
+# 'make check' (.config.release: no KASAN, lockdep, kmemleak or debug
+# objects), cached as the check's kernel is, with its own modules in
+# out/release/; 'make bench BENCH_KERNEL=debug' runs them on the check's
+# kernel, in out/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+case "${BENCH_KERNEL:-release}" in
+release)
+	RSVA_KERNEL=release
+	RSVA_OUT=$RSVA_OUT/release
+	export RSVA_KERNEL RSVA_OUT
+	;;
+debug) ;;
+*) die "BENCH_KERNEL=$BENCH_KERNEL: release or debug" ;;
+esac
+log "benchmarks on the ${BENCH_KERNEL:-release} kernel, in $RSVA_OUT"
 build_for_vm bench
 "$RSVA_TOP/scripts/vm.sh" bench
 log=$RSVA_OUT/vm-bench/user.log

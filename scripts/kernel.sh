@@ -9,8 +9,12 @@
 #   KDIR=/path scripts/kernel.sh use a tree the user built instead
 #
 # The cache entry is $RSVA_CACHE/linux-<key>, where key hashes the source
-# package version, patches/*.patch, .config.fragment and the tool versions:
-# changing any of them builds a new tree, nothing else does.
+# package version, patches/*.patch, the configuration fragment and the tool
+# versions: changing any of them builds a new tree, nothing else does.
+# The fragment is .config.fragment (the kernel of 'make check'), or with
+# RSVA_KERNEL=release (the kernel of 'make bench') .config.fragment without
+# the debugging options that .config.release turns off, and then
+# .config.release.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -69,12 +73,25 @@ if [ -z "$deb" ]; then
 fi
 srcver=$(dpkg-deb -f "$deb" Version)
 
+# --- the configuration fragment ----------------------------------------------
+frag=$RSVA_TOP/.config.fragment
+case "${RSVA_KERNEL:-debug}" in
+debug) ;;
+release)
+	frag=$RSVA_OUT/config.fragment.release
+	off=$(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "$RSVA_TOP/.config.release")
+	{ grep -v -E "^($(echo "$off" | paste -sd '|'))(_[A-Z0-9_]*)?[= ]" "$RSVA_TOP/.config.fragment"
+	  cat "$RSVA_TOP/.config.release"; } >"$frag"
+	;;
+*) die "RSVA_KERNEL=$RSVA_KERNEL: debug or release" ;;
+esac
+
 # --- the cache key -----------------------------------------------------------
 tools=$( { /usr/bin/rustc --version; "$RSVA_CACHE/tools/bin/bindgen" --version;
 	   clang --version | head -n 1; ld.lld --version; } 2>&1)
 key=$( { echo "$srcver"; echo "$tools";
 	 cat "$RSVA_TOP"/patches/*.patch 2>/dev/null || true;
-	 cat "$RSVA_TOP/.config.fragment"; } | sha256sum | cut -c1-16)
+	 cat "$frag"; } | sha256sum | cut -c1-16)
 tree=$RSVA_CACHE/linux-$key
 src=$tree/src
 build=$tree/build
@@ -108,13 +125,12 @@ done
 # --- configure ---------------------------------------------------------------
 kmake() { make -s -C "$src" O="$build" "${KMAKE_ARGS[@]}" "$@"; }
 mkdir -p "$build"
-frag=$RSVA_TOP/.config.fragment
 configure() {
 	kmake tinyconfig >/dev/null
 	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$frag" >/dev/null
 	kmake olddefconfig >/dev/null
 }
-timed "configuring (tinyconfig + .config.fragment)" configure
+timed "configuring (tinyconfig + $(basename "$frag"))" configure
 
 # Every option of the fragment must have survived: merge_config drops
 # silently what Kconfig refuses.
