@@ -10,8 +10,10 @@
  *   costs    the direct group cycle plus one 64-byte allocation and free,
  *            plus one bus notifier registration and unregistration, or
  *            plus the lock pairs of rsva's cycle (an rw-semaphore, a
- *            mutex twice): what these cost in this kernel (KASAN,
- *            kmemleak, lockdep), against which rsva's cycle can be read
+ *            mutex twice): what these cost in this kernel, against which
+ *            rsva's cycle can be read; and, paired as the two above, the
+ *            direct device cycle plus the device reference (get_device(),
+ *            put_device()) that rsva's device claims hold
  *
  * The cycles run in the kernel (debugfs rsva_client/bench). The ratios are
  * paired: PAIRS runs of the same number of cycles, C and rsva one right
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
 	double group = 0, alloc = 0, notify = 0, locks = 0;
-	struct paired g, d;
+	struct paired g, d, r;
 	unsigned int ng, nd, na, nn, nl;
 	int round;
 
@@ -135,6 +137,12 @@ int main(int argc, char **argv)
 	d = compare("dclaimc", "dclaim", nd);
 	print_paired("claim_release", "claim", &g);
 	print_paired("claim_release_device", "claim_device", &d);
+	/* What the device reference of rsva's device claims costs alone. */
+	r = compare("dclaimc", "devref", nd);
+	printf("bench: claim_release_device_c_plus_ref_vs_c %.3f ratio (median of %d pairs, quartiles %.3f..%.3f)\n",
+	       r.median, PAIRS, r.q1, r.q3);
+	printf("bench-json: {\"claim_device_plus_ref_vs_c\": %.3f, \"claim_device_plus_ref_q1\": %.3f, \"claim_device_plus_ref_q3\": %.3f}\n",
+	       r.median, r.q1, r.q3);
 
 	/* What the pieces of a cycle cost in this kernel, best of ROUNDS. */
 	na = calibrate("alloc", secs / ROUNDS);

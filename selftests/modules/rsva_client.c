@@ -901,7 +901,8 @@ kunit_test_suites(&rsva_client_suite, &rsva_client_bond_suite);
  * cycle also allocates and frees a PASID; "claim DEV N" and "claimc DEV N"
  * claim and release DEV's group through rsva and directly, "dclaim" and
  * "dclaimc" DEV itself, "alloc", "notify" and "locks" add an allocation, a
- * bus notifier or three lock pairs to the direct group cycle; "hold DEV N" and
+ * bus notifier or three lock pairs to the direct group cycle, "devref" a
+ * device reference to the direct device cycle; "hold DEV N" and
  * "drop DEV 1" keep bound address spaces (below); "leak DEV 1" binds the
  * writer's mm through rsva's API and never unbinds it, as a buggy driver
  * would (rsva must then refuse to unload). The write returns when done;
@@ -935,9 +936,12 @@ static int client_bench(struct device *dev, bool fresh_mm, unsigned int n)
  * cycle plus a 64-byte allocation and free, plus a bus notifier
  * registration and unregistration, or plus the locks rsva's cycle takes
  * (an rw-semaphore for writing, a mutex twice), for the costs of this
- * kernel's debug options.
+ * kernel's debug options; "devref" is the direct device cycle plus the
+ * device reference that rsva's device claims hold (get_device() and
+ * put_device()).
  */
-enum client_claim { CLAIM_GROUP, CLAIM_DEVICE, CLAIM_ALLOC, CLAIM_NOTIFIER, CLAIM_LOCKS };
+enum client_claim { CLAIM_GROUP, CLAIM_DEVICE, CLAIM_ALLOC, CLAIM_NOTIFIER, CLAIM_LOCKS,
+		    CLAIM_DEVICE_REF };
 
 static DECLARE_RWSEM(client_bench_rwsem);
 static DEFINE_MUTEX(client_bench_mutex);
@@ -983,6 +987,13 @@ static int client_claim_cycle(struct device *dev, struct iommu_group *group,
 			return ret;
 		bus_unregister_notifier(dev->bus, &nb);
 		break;
+	case CLAIM_DEVICE_REF:
+		get_device(dev);
+		ret = iommu_device_claim_dma_owner(dev, (void *)&owner);
+		if (!ret)
+			iommu_device_release_dma_owner(dev);
+		put_device(dev);
+		return ret;
 	case CLAIM_LOCKS:
 		down_write(&client_bench_rwsem);
 		mutex_lock(&client_bench_mutex);
@@ -1128,6 +1139,8 @@ static ssize_t client_bench_write(struct file *file, const char __user *ubuf,
 		ret = client_bench_claims(dev, CLAIM_NOTIFIER, true, n);
 	else if (!strcmp(mode, "locks"))
 		ret = client_bench_claims(dev, CLAIM_LOCKS, true, n);
+	else if (!strcmp(mode, "devref"))
+		ret = client_bench_claims(dev, CLAIM_DEVICE_REF, true, n);
 	else if (!strcmp(mode, "hold"))
 		ret = client_hold(dev, n);
 	else if (!strcmp(mode, "drop"))
