@@ -11,6 +11,7 @@ use kernel::{
     mm::{Mm, MmWithUser},
     new_mutex,
     prelude::*,
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{
         atomic::{Atomic, Relaxed},
         Mutex,
@@ -69,16 +70,21 @@ impl Drop for GlobalPasid {
 
 /// The mms on the IOMMU core's list of SVA mms, by address: at most one
 /// [`SvaListing`] puts an mm there (the list links `mm->iommu_mm`, one
-/// entry per mm). Its mutex initialises itself on first use.
-static LISTED: GlobalMutex<KVec<usize>> =
-    GlobalMutex::new(KVec::new, c"LISTED", kernel::static_lock_class!());
+/// entry per mm). A tree: an mm's first bind and last unbind look it up
+/// while thousands of other mms may be bound. Its mutex initialises itself
+/// on first use.
+static LISTED: GlobalMutex<RBTree<usize, ()>> =
+    GlobalMutex::new(RBTree::new, c"LISTED", kernel::static_lock_class!());
 
 /// Frees the set of listed mms; once, at module exit, after every listing
 /// is gone.
 pub(crate) fn exit() {
     let left = core::mem::take(&mut *LISTED.lock());
     if !left.is_empty() {
-        pr_warn!("rsva: {} mms left on the list of SVA mms\n", left.len());
+        pr_warn!(
+            "rsva: {} mms left on the list of SVA mms\n",
+            left.keys().count()
+        );
     }
 }
 
@@ -92,16 +98,24 @@ pub(crate) fn exit() {
 ///
 /// # Invariants
 ///
-/// - `on` is true exactly while this object has put the mm on the list
-///   and not taken it off; then the mm's address is in `LISTED` on this
-///   object's behalf, so no other listing puts it there twice.
-/// - `seen` is `on`, written under its lock.
+/// - `place` is [`Place::On`] exactly while this object has put the mm on
+///   the list and not taken it off; then the mm's address is in `LISTED`
+///   on this object's behalf, so no other listing puts it there twice.
+/// - `seen` is whether `place` is [`Place::On`], written under its lock.
 #[pin_data(PinnedDrop)]
 pub(crate) struct SvaListing {
     mm: MmGrab,
     #[pin]
-    on: Mutex<bool>,
+    place: Mutex<Place>,
     seen: Atomic<bool>,
+}
+
+/// Where a listing's mm is: off the list, with the node of `LISTED` that
+/// it had there (if it was ever on), so that an mm's binds and unbinds do
+/// not allocate one each time; or on the list, its node in `LISTED`.
+enum Place {
+    Off(Option<RBTreeNodeReservation<usize, ()>>),
+    On,
 }
 
 impl SvaListing {
@@ -109,7 +123,7 @@ impl SvaListing {
     pub(crate) fn new(mm: MmGrab) -> impl PinInit<Self> {
         pin_init!(Self {
             mm,
-            on <- new_mutex!(false),
+            place <- new_mutex!(Place::Off(None)),
             seen: Atomic::new(false),
         })
     }
@@ -123,10 +137,10 @@ impl SvaListing {
     /// `EINVAL` if the mm has no PASID, `EBUSY` if another listing put it
     /// there, `ENOMEM`. Process context.
     pub(crate) fn list(&self) -> Result {
-        let mut on = self.on.lock();
-        if *on {
+        let mut place = self.place.lock();
+        let Place::Off(spare) = &mut *place else {
             return Ok(());
-        }
+        };
         let mm = self.mm().as_raw();
         // SAFETY: The mm is live (`self.mm` grabs it); the helper only
         // reads `mm->iommu_mm`.
@@ -134,11 +148,16 @@ impl SvaListing {
             return Err(EINVAL);
         }
         let key = mm as usize;
+        let node = match spare.take() {
+            Some(node) => node,
+            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
+        };
         let mut listed = LISTED.lock();
-        if listed.iter().any(|&k| k == key) {
+        if listed.get(&key).is_some() {
+            *spare = Some(node);
             return Err(EBUSY);
         }
-        listed.push(key, GFP_KERNEL)?;
+        listed.insert(node.into_node(key, ()));
         // SAFETY: `mm->iommu_mm` is set (checked above; it lives as long as
         // the mm, which `self.mm` grabs) and the mm is not on the list: it
         // was not in `LISTED`, which every listing joins before it lists
@@ -147,7 +166,7 @@ impl SvaListing {
         unsafe { bindings::iommu_sva_track_mm(mm) };
         drop(listed);
         // INVARIANT: on the list, and in `LISTED`, on this object's behalf.
-        *on = true;
+        *place = Place::On;
         self.seen.store(true, Relaxed);
         Ok(())
     }
@@ -155,26 +174,22 @@ impl SvaListing {
     /// Takes the mm off the list if this listing put it there. Process
     /// context, outside mmu notifier callbacks.
     pub(crate) fn unlist(&self) {
-        let mut on = self.on.lock();
-        if !*on {
+        let mut place = self.place.lock();
+        if !matches!(*place, Place::On) {
             return;
         }
         let mm = self.mm().as_raw();
         let key = mm as usize;
         let mut listed = LISTED.lock();
-        // SAFETY: `on` is true, so this listing put the mm on the list and
+        // SAFETY: `place` is `On`, so this listing put the mm on the list and
         // it is still there (type invariants); `LISTED`'s lock, held here,
         // keeps any other listing from putting it there meanwhile, and the
         // mm and its `iommu_mm` are grabbed.
         unsafe { bindings::iommu_sva_untrack_mm(mm) };
-        if let Some(i) = listed.iter().position(|&k| k == key) {
-            let last = listed.len() - 1;
-            listed.swap(i, last);
-            listed.pop();
-        }
+        let node = listed.remove_node(&key);
         drop(listed);
         // INVARIANT: off the list and out of `LISTED`.
-        *on = false;
+        *place = Place::Off(node.map(RBTreeNode::into_reservation));
         self.seen.store(false, Relaxed);
     }
 
@@ -187,7 +202,7 @@ impl SvaListing {
 #[pinned_drop]
 impl PinnedDrop for SvaListing {
     fn drop(self: Pin<&mut Self>) {
-        // Nothing else uses the listing: `seen` is `on`. A listing still
+        // Nothing else uses the listing: `seen` is exact. A listing still
         // on the list here is a bug of its owner, but must not leave the
         // list pointing at a freed `iommu_mm`.
         if self.seen.load(Relaxed) {
