@@ -16,17 +16,14 @@
  *            put_device()) that rsva's device claims hold
  *
  * The cycles run in the kernel (debugfs rsva_client/bench). The ratios are
- * paired: PAIRS runs of the same number of cycles, C and rsva one right
- * after the other (which goes first alternates), each pair giving one
- * rsva/C time ratio, of which the median is printed with its quartiles.
- * Under TCG the speed of the guest drifts by a factor of two within a boot
- * (the host's other work), which a pair sees only as far as it drifts
- * within the pair. The rates (cycles/s) are the best run of each.
+ * paired (rsva_bench_pairs.h): PAIRS pairs of runs of the same number of
+ * cycles. The rates (cycles/s) are the best run of each.
  * Prints "bench: NAME VALUE UNIT" lines and a JSON object.
  * Needs rsva, rsva_sim and rsva_client loaded.
  * Usage: rsva_dma_bench [seconds per figure and implementation, default 2]
  */
 #include "rsva_sim_util.h"
+#include "rsva_bench_pairs.h"
 
 #define BENCH "/sys/kernel/debug/rsva_client/bench"
 #define ROUNDS 5
@@ -69,52 +66,38 @@ static double best(double a, double b)
 	return a > b ? a : b;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
+/* A figure's two modes of rsva_client/bench, C's and rsva's, over @n cycles. */
+struct modes {
+	const char *mode[2];
+	unsigned int n;
+};
 
-	return (x > y) - (x < y);
+static double run_side(int side, void *ctx)
+{
+	const struct modes *m = ctx;
+
+	return run(m->mode[side], m->n);
 }
 
 /* The paired comparison of @c against @rsva over @n cycles each. */
-struct paired {
-	double q1, median, q3;
-	double c_best, rsva_best;
-};
-
 static struct paired compare(const char *c, const char *rsva, unsigned int n)
 {
-	double ratio[PAIRS], tc, tr;
-	struct paired p = { 0 };
-	int i;
+	struct modes m = { .mode = { c, rsva }, .n = n };
 
-	for (i = 0; i < PAIRS; i++) {
-		if (i % 2) {
-			tr = run(rsva, n);
-			tc = run(c, n);
-		} else {
-			tc = run(c, n);
-			tr = run(rsva, n);
-		}
-		ratio[i] = tr / tc;
-		p.c_best = best(p.c_best, n / tc);
-		p.rsva_best = best(p.rsva_best, n / tr);
-	}
-	qsort(ratio, PAIRS, sizeof(ratio[0]), cmp_double);
-	p.q1 = ratio[PAIRS / 4];
-	p.median = ratio[PAIRS / 2];
-	p.q3 = ratio[PAIRS - 1 - PAIRS / 4];
-	return p;
+	return paired_compare(run_side, &m, PAIRS);
 }
 
-static void print_paired(const char *name, const char *json, const struct paired *p)
+static void print_paired(const char *name, const char *json, const struct paired *p,
+			 unsigned int n)
 {
-	printf("bench: %s_c %.0f cycles/s\n", name, p->c_best);
-	printf("bench: %s_rsva %.0f cycles/s\n", name, p->rsva_best);
-	printf("bench: %s_rsva_time_vs_c %.3f ratio (median of %d pairs, quartiles %.3f..%.3f; target <= 1.05)\n",
-	       name, p->median, PAIRS, p->q1, p->q3);
-	printf("bench-json: {\"%s_c_per_s\": %.0f, \"%s_rsva_per_s\": %.0f, ", json, p->c_best,
-	       json, p->rsva_best);
+	double c_best = n / p->fastest[SIDE_C], rsva_best = n / p->fastest[SIDE_RSVA];
+
+	printf("bench: %s_c %.0f cycles/s\n", name, c_best);
+	printf("bench: %s_rsva %.0f cycles/s\n", name, rsva_best);
+	printf("bench: %s_rsva_time_vs_c %.3f ratio (%s; target <= 1.05)\n", name, p->median,
+	       paired_spread(p));
+	printf("bench-json: {\"%s_c_per_s\": %.0f, \"%s_rsva_per_s\": %.0f, ", json, c_best,
+	       json, rsva_best);
 	printf("\"%s_rsva_time_vs_c\": %.3f, \"%s_q1\": %.3f, \"%s_q3\": %.3f}\n", json,
 	       p->median, json, p->q1, json, p->q3);
 }
@@ -135,12 +118,12 @@ int main(int argc, char **argv)
 	nd = calibrate("dclaimc", secs / PAIRS);
 	g = compare("claimc", "claim", ng);
 	d = compare("dclaimc", "dclaim", nd);
-	print_paired("claim_release", "claim", &g);
-	print_paired("claim_release_device", "claim_device", &d);
+	print_paired("claim_release", "claim", &g, ng);
+	print_paired("claim_release_device", "claim_device", &d, nd);
 	/* What the device reference of rsva's device claims costs alone. */
 	r = compare("dclaimc", "devref", nd);
-	printf("bench: claim_release_device_c_plus_ref_vs_c %.3f ratio (median of %d pairs, quartiles %.3f..%.3f)\n",
-	       r.median, PAIRS, r.q1, r.q3);
+	printf("bench: claim_release_device_c_plus_ref_vs_c %.3f ratio (%s)\n", r.median,
+	       paired_spread(&r));
 	printf("bench-json: {\"claim_device_plus_ref_vs_c\": %.3f, \"claim_device_plus_ref_q1\": %.3f, \"claim_device_plus_ref_q3\": %.3f}\n",
 	       r.median, r.q1, r.q3);
 

@@ -4,8 +4,10 @@
  * SNAPSHOT (hmm_range_fault without faulting) in pages per second and READ
  * (the device's view copied out, once mirrored) in MiB per second, from 64
  * KiB to 256 MiB, with the guest's memcpy of the same size as the limit.
+ * The ratios are paired (rsva_bench_pairs.h, PAIRS pairs of runs of the
+ * same calls); the rates are each side's calls over its time in them.
  * Prints "bench: NAME VALUE UNIT" lines and a JSON object.
- * Usage: rsva_mirror_bench [seconds per figure, default 1] [thp]
+ * Usage: rsva_mirror_bench [seconds per figure and side, default 1] [thp]
  * With "thp", the buffers are backed by transparent huge pages (figure
  * names end in _thp; no plot data); without, by 4 KiB pages.
  */
@@ -13,6 +15,7 @@
 #include <time.h>
 
 #include "rsva_sim_util.h"
+#include "rsva_bench_pairs.h"
 #include <test_hmm_uapi.h>
 
 /* rsva's mirror counters (debugfs). */
@@ -37,26 +40,69 @@ static void cmd(int fd, unsigned long req, void *addr, void *ptr, size_t npages)
 	faults_seen += c.faults;
 }
 
-/* The slowest and fastest call of the last rate(), in seconds. */
-static double slowest, fastest;
+/* Pairs per figure: large buffers take a second per call. */
+#define PAIRS 5
 
-/* Repeats @req over the whole buffer for about @secs; runs per second. */
-static double rate(int fd, unsigned long req, void *buf, void *out, size_t npages, double secs)
+/*
+ * A paired figure: @calls of @req over the buffer on each side (test_hmm is
+ * SIDE_C), with each side's total time and calls, its refaults and its
+ * fastest and slowest call.
+ */
+struct mirror_work {
+	int fd[2];
+	unsigned long req, calls;
+	void *buf, *out;
+	size_t npages;
+	double total[2], fastest[2], slowest[2];
+	unsigned long long done[2], faults[2];
+};
+
+static double run_side(int side, void *ctx)
 {
-	double t0 = now(), t = 0, last = 0;
-	unsigned long n = 0;
+	struct mirror_work *w = ctx;
+	double t0 = now(), t = t0, last;
+	unsigned long i;
 
-	slowest = 0;
-	fastest = 1e9;
-	do {
-		cmd(fd, req, buf, out, npages);
-		n++;
-		t = now() - t0;
-		slowest = t - last > slowest ? t - last : slowest;
-		fastest = t - last < fastest ? t - last : fastest;
+	for (i = 0; i < w->calls; i++) {
 		last = t;
-	} while (t < secs);
-	return n / t;
+		faults_seen = 0;
+		cmd(w->fd[side], w->req, w->buf, w->out, w->npages);
+		w->faults[side] += faults_seen;
+		t = now();
+		if (t - last > w->slowest[side])
+			w->slowest[side] = t - last;
+		if (t - last < w->fastest[side])
+			w->fastest[side] = t - last;
+	}
+	w->total[side] += t - t0;
+	w->done[side] += w->calls;
+	return t - t0;
+}
+
+/*
+ * Compares @req on both sides, each pair's runs lasting about @secs /
+ * PAIRS (at least a call); calls per second of each side in @rate.
+ */
+static struct paired compare(struct mirror_work *w, unsigned long req, double secs,
+			     double rate[2])
+{
+	double t0 = now();
+	struct paired p;
+	int d;
+
+	w->req = req;
+	cmd(w->fd[SIDE_C], req, w->buf, w->out, w->npages);
+	t0 = now() - t0;
+	w->calls = secs / PAIRS > t0 ? secs / PAIRS / t0 : 1;
+	for (d = 0; d < 2; d++) {
+		w->total[d] = w->slowest[d] = 0;
+		w->fastest[d] = 1e9;
+		w->done[d] = w->faults[d] = 0;
+	}
+	p = paired_compare(run_side, w, PAIRS);
+	for (d = 0; d < 2; d++)
+		rate[d] = w->done[d] / w->total[d];
+	return p;
 }
 
 #define NSIZES 5
@@ -125,6 +171,8 @@ int main(int argc, char **argv)
 		64UL << 10, 1UL << 20, 16UL << 20, 64UL << 20, 256UL << 20,
 	};
 	double kib[NSIZES], cpys[NSIZES], snaps[2][NSIZES], reads[2][NSIZES];
+	struct mirror_work w = { 0 };
+	struct paired sp, rp;
 	int s, d, fd[2];
 
 	for (d = 0; d < 2; d++) {
@@ -133,6 +181,7 @@ int main(int argc, char **argv)
 			perror(devices[d]);
 			return 1;
 		}
+		w.fd[d] = fd[d];
 	}
 	for (s = 0; s < NSIZES; s++) {
 		size_t len = sizes[s], npages = len / 4096;
@@ -165,29 +214,38 @@ int main(int argc, char **argv)
 		} while (t < secs);
 		cpy = n * len / t / (1 << 20);
 		kcpy = kernel_copy(buf, out, len, secs);
+		w.buf = buf;
+		w.npages = npages;
+		w.out = perm;
+		sp = compare(&w, HMM_DMIRROR_SNAPSHOT, secs, snap);
+		w.out = out;
 		for (d = 0; d < 2; d++) {
-			snap[d] = rate(fd[d], HMM_DMIRROR_SNAPSHOT, buf, perm, npages, secs) * npages;
 			/* The first read mirrors the buffer; then copies only. */
 			cmd(fd[d], HMM_DMIRROR_READ, buf, out, npages);
 			if (memcmp(buf, out, len)) {
 				fprintf(stderr, "%s: READ returned wrong data\n", names[d]);
 				return 1;
 			}
-			faults_seen = 0;
-			under = text_counter(MIRRORS, "copied_under_lock");
-			after = text_counter(MIRRORS, "copied_after_lock");
-			rd[d] = rate(fd[d], HMM_DMIRROR_READ, buf, out, npages, secs) * len /
-				(1 << 20);
+		}
+		under = text_counter(MIRRORS, "copied_under_lock");
+		after = text_counter(MIRRORS, "copied_after_lock");
+		rp = compare(&w, HMM_DMIRROR_READ, secs, rd);
+		if (memcmp(buf, out, len)) {
+			fprintf(stderr, "READ returned wrong data\n");
+			return 1;
+		}
+		for (d = 0; d < 2; d++) {
+			snap[d] *= npages;
+			rd[d] *= len / (double)(1 << 20);
 			printf("bench: read_%s_%s_calls refaults %llu, fastest %.4f s, slowest %.4f s\n",
-			       names[d], name, faults_seen, fastest, slowest);
-			/* rsva's pages copied under its lock and after it. */
-			if (d == 1)
-				printf("bench: read_rsva_%s_pages under the lock %lld, after it %lld\n",
-				       name, text_counter(MIRRORS, "copied_under_lock") - under,
-				       text_counter(MIRRORS, "copied_after_lock") - after);
+			       names[d], name, w.faults[d], w.fastest[d], w.slowest[d]);
 			snaps[d][s] = snap[d];
 			reads[d][s] = rd[d];
 		}
+		/* rsva's pages copied under its lock and after it. */
+		printf("bench: read_rsva_%s_pages under the lock %lld, after it %lld\n", name,
+		       text_counter(MIRRORS, "copied_under_lock") - under,
+		       text_counter(MIRRORS, "copied_after_lock") - after);
 		kib[s] = len >> 10;
 		cpys[s] = cpy;
 		printf("bench: memcpy_%s %.0f MiB/s\n", name, cpy);
@@ -198,12 +256,13 @@ int main(int argc, char **argv)
 			printf("bench: read_%s_%s %.0f MiB/s (%.2f of memcpy)\n", names[d],
 			       name, rd[d], rd[d] / cpy);
 		}
-		printf("bench: snapshot_rsva_vs_test_hmm_%s %.2f ratio (target >= 1)\n",
-		       name, snap[1] / snap[0]);
-		printf("bench: read_rsva_vs_test_hmm_%s %.2f ratio (target >= 1.5)\n",
-		       name, rd[1] / rd[0]);
+		/* Speed ratios: 1 / the pairs' time ratios. */
+		printf("bench: snapshot_rsva_vs_test_hmm_%s %.2f ratio (time ratios: %s; target >= 1)\n",
+		       name, 1 / sp.median, paired_spread(&sp));
+		printf("bench: read_rsva_vs_test_hmm_%s %.2f ratio (time ratios: %s; target >= 1.5)\n",
+		       name, 1 / rp.median, paired_spread(&rp));
 		printf("bench-json: {\"memcpy_%s\": %.0f, \"snapshot_rsva_vs_test_hmm_%s\": %.3f, \"read_rsva_vs_test_hmm_%s\": %.3f, \"read_rsva_of_memcpy_%s\": %.3f}\n",
-		       name, cpy, name, snap[1] / snap[0], name, rd[1] / rd[0], name,
+		       name, cpy, name, 1 / sp.median, name, 1 / rp.median, name,
 		       rd[1] / cpy);
 		munmap(buf, len);
 		munmap(out, len);

@@ -2,7 +2,10 @@
 /*
  * rsva's SVA core against the kernel's C implementation, in one boot: the
  * same work goes through iommu_sva_bind_device() with debugfs rsva/serve
- * at 0 (the IOMMU core's C code) and at 1 (rsva), in alternating rounds.
+ * at 0 (the IOMMU core's C code) and at 1 (rsva). "bind" and "concurrent"
+ * are paired (rsva_bench_pairs.h, PAIRS pairs): their ratios are medians
+ * of the pairs' ratios, their rates the best run of each side; the other
+ * figures are the best of alternating rounds.
  *
  *   bind        bind+unbind of this process's mm on simulated device 0
  *   pasid       bind+unbind of a fresh mm each time: a PASID allocated
@@ -26,11 +29,13 @@
 #include <time.h>
 
 #include "rsva_sim_util.h"
+#include "rsva_bench_pairs.h"
 
 #define SERVE "/sys/kernel/debug/rsva/serve"
 #define BENCH "/sys/kernel/debug/rsva_client/bench"
 #define CPU1 "/sys/devices/system/cpu/cpu1/online"
 #define ROUNDS 5
+#define PAIRS 15
 
 static void serve(int rsva)
 {
@@ -83,7 +88,7 @@ static double single(const char *mode, unsigned int n)
 	return n / run(mode, 0, n);
 }
 
-/* Total cycles per second of two processes binding at once. */
+/* Seconds two processes take to bind+unbind @n times each, at once. */
 static double concurrent(unsigned int n)
 {
 	pid_t pids[2];
@@ -107,12 +112,30 @@ static double concurrent(unsigned int n)
 		fprintf(stderr, "two processes binding at once: one failed\n");
 		exit(1);
 	}
-	return 2.0 * n / (now() - t0);
+	return now() - t0;
 }
 
 static double best(double a, double b)
 {
 	return a > b ? a : b;
+}
+
+/* A paired figure: bind+unbind @n times, in one process or in two at once. */
+struct bind_work {
+	unsigned int n;
+	int two;
+};
+
+/* One side's run of a paired figure; seconds. */
+static double run_side(int side, void *ctx)
+{
+	const struct bind_work *w = ctx;
+
+	serve(side);
+	if (w->two)
+		return concurrent(w->n);
+	settle();
+	return run("bind", 0, w->n);
 }
 
 /*
@@ -168,8 +191,9 @@ int main(int argc, char **argv)
 	double secs = argc > 1 ? atof(argv[1]) : 2.0;
 	unsigned int max_live = argc > 2 ? strtoul(argv[2], NULL, 0) : 10000;
 	static const unsigned int live_all[] = { 1, 10, 100, 1000, 10000 };
-	double bind[2] = { 0 }, pasid[2] = { 0 }, conc[2] = { 0 };
+	double bind[2], pasid[2] = { 0 }, conc[2];
 	double conc1[2] = { 0 }, live_rate[2][8];
+	struct paired bindp, concp;
 	unsigned int nb, np;
 	int round, impl, steps, i;
 
@@ -177,26 +201,23 @@ int main(int argc, char **argv)
 	serve(0);
 	nb = calibrate("bind", secs / ROUNDS);
 	np = calibrate("pasid", secs / ROUNDS);
+	bindp = paired_compare(run_side, &(struct bind_work){ .n = nb }, PAIRS);
+	concp = paired_compare(run_side, &(struct bind_work){ .n = nb, .two = 1 }, PAIRS);
+	for (impl = 0; impl < 2; impl++) {
+		bind[impl] = nb / bindp.fastest[impl];
+		conc[impl] = 2.0 * nb / concp.fastest[impl];
+	}
 	for (round = 0; round < ROUNDS; round++) {
 		for (impl = 0; impl < 2; impl++) {
-			double b, p, c;
-
 			serve(impl);
-			b = single("bind", nb);
-			p = single("pasid", np);
-			c = concurrent(nb);
-			printf("# round %d %s: bind %.0f/s pasid %.0f/s concurrent %.0f/s\n",
-			       round, impl ? "rsva" : "c", b, p, c);
-			bind[impl] = best(bind[impl], b);
-			pasid[impl] = best(pasid[impl], p);
-			conc[impl] = best(conc[impl], c);
+			pasid[impl] = best(pasid[impl], single("pasid", np));
 		}
 	}
 	cpu1_online(0);
 	for (round = 0; round < 3; round++) {
 		for (impl = 0; impl < 2; impl++) {
 			serve(impl);
-			conc1[impl] = best(conc1[impl], concurrent(nb));
+			conc1[impl] = best(conc1[impl], 2.0 * nb / concurrent(nb));
 		}
 	}
 	cpu1_online(1);
@@ -207,14 +228,15 @@ int main(int argc, char **argv)
 
 	printf("bench: bind_unbind_c %.0f cycles/s\n", bind[0]);
 	printf("bench: bind_unbind_rsva %.0f cycles/s\n", bind[1]);
-	printf("bench: bind_unbind_rsva_time_vs_c %.3f ratio (target <= 0.9)\n",
-	       bind[0] / bind[1]);
+	printf("bench: bind_unbind_rsva_time_vs_c %.3f ratio (%s; target <= 0.9)\n",
+	       bindp.median, paired_spread(&bindp));
 	printf("bench: pasid_alloc_free_c %.0f cycles/s\n", pasid[0]);
 	printf("bench: pasid_alloc_free_rsva %.0f cycles/s\n", pasid[1]);
 	printf("bench: pasid_alloc_free_rsva_time_vs_c %.3f ratio\n", pasid[0] / pasid[1]);
 	printf("bench: concurrent_c %.0f cycles/s\n", conc[0]);
 	printf("bench: concurrent_rsva %.0f cycles/s\n", conc[1]);
-	printf("bench: concurrent_rsva_vs_c %.3f ratio (target >= 1.5)\n", conc[1] / conc[0]);
+	printf("bench: concurrent_rsva_vs_c %.3f ratio (time ratios: %s; target >= 1.5)\n",
+	       1 / concp.median, paired_spread(&concp));
 	printf("bench: concurrent_1vcpu_c %.0f cycles/s\n", conc1[0]);
 	printf("bench: concurrent_1vcpu_rsva %.0f cycles/s\n", conc1[1]);
 	printf("bench: concurrent_2_vs_1_vcpus_c %.2f ratio\n", conc[0] / conc1[0]);
@@ -226,13 +248,17 @@ int main(int argc, char **argv)
 	printf("bench-json: {");
 	printf("\"bind_unbind_c_per_s\": %.0f, ", bind[0]);
 	printf("\"bind_unbind_rsva_per_s\": %.0f, ", bind[1]);
-	printf("\"bind_rsva_time_vs_c\": %.3f, ", bind[0] / bind[1]);
+	printf("\"bind_rsva_time_vs_c\": %.3f, ", bindp.median);
+	printf("\"bind_rsva_time_vs_c_q1\": %.3f, ", bindp.q1);
+	printf("\"bind_rsva_time_vs_c_q3\": %.3f, ", bindp.q3);
 	printf("\"pasid_c_per_s\": %.0f, ", pasid[0]);
 	printf("\"pasid_rsva_per_s\": %.0f, ", pasid[1]);
 	printf("\"pasid_rsva_time_vs_c\": %.3f, ", pasid[0] / pasid[1]);
 	printf("\"concurrent_c_per_s\": %.0f, ", conc[0]);
 	printf("\"concurrent_rsva_per_s\": %.0f, ", conc[1]);
-	printf("\"concurrent_rsva_vs_c\": %.3f, ", conc[1] / conc[0]);
+	printf("\"concurrent_rsva_vs_c\": %.3f, ", 1 / concp.median);
+	printf("\"concurrent_rsva_vs_c_q1\": %.3f, ", 1 / concp.q3);
+	printf("\"concurrent_rsva_vs_c_q3\": %.3f, ", 1 / concp.q1);
 	printf("\"vcpus\": {\"cpus\": [1, 2], \"concurrent_c_per_s\": [%.0f, %.0f], ",
 	       conc1[0], conc[0]);
 	printf("\"concurrent_rsva_per_s\": [%.0f, %.0f]}, ", conc1[1], conc[1]);
