@@ -651,6 +651,11 @@ impl DeviceWatch {
         dev_ptr(&self.dev) as usize == dev
     }
 
+    /// Whether this watches `dev`.
+    pub(crate) fn is_of(&self, dev: &Device) -> bool {
+        core::ptr::eq::<Device>(&*self.dev, dev)
+    }
+
     /// Whether a watch of `dev` lives. Takes the watches' mutex.
     pub(crate) fn exists(dev: &Device) -> bool {
         // SAFETY: `dev` is valid; its address is only compared.

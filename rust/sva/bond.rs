@@ -260,9 +260,13 @@ struct GroupAttach {
 /// A domain whose last attachment went (`users == 0`) is kept for the
 /// mm's next bind until the PASID's lease ends or `watched`, the device it
 /// was detached from, goes away: `rsva_keep_for()` watches that device
-/// while the domain is kept, and the watch ends when the domain is used
-/// again or freed. Only a kept domain may be watched (`watched` is null
-/// while `users > 0`).
+/// while the domain is kept, and the watch ends when the domain is freed,
+/// when another device uses it, or when the device goes while the domain
+/// is in use. Used again by the watched device, the domain keeps its watch
+/// for that device's next detach: an mm that binds and unbinds one device
+/// over and over makes one watch (two devres actions and a module pin),
+/// not one per cycle. A watched domain in use (`users > 0`) is watched by
+/// a device it is attached through.
 ///
 /// Freeing a domain may wait for an SRCU grace period (AMD's SVA domain
 /// unregisters its mmu notifier), so a domain is never freed under the
@@ -275,7 +279,8 @@ struct DomainUse {
 }
 
 impl DomainUse {
-    /// Ends the watch of a kept domain that is used again or freed.
+    /// Ends the domain's watch: it is freed, used by another device, or
+    /// its device goes while it is in use.
     fn unwatch(&mut self) {
         self.watched = None;
     }
@@ -462,8 +467,9 @@ impl MmBonds {
     }
 
     /// `dev`'s driver goes away: does the unbinds queued in the mm's
-    /// release with a watch of `dev`, then frees the domains kept while
-    /// `dev` is watched. Runs when the driver's unbind begins
+    /// release with a watch of `dev`, ends the watches of `dev` that
+    /// domains in use kept, then frees the domains kept while `dev` is
+    /// watched. Runs when the driver's unbind begins
     /// ([`DriverWatch`]) and in `dev`'s devres action, so its IOMMU driver
     /// is still there. A driver that unbinds its device from its own stop
     /// callback leaves its queued unbinds to rsva's workqueue (doing them
@@ -472,6 +478,11 @@ impl MmBonds {
     pub(crate) fn device_gone(&self, dev: usize) {
         if !in_stop_callback() {
             self.finish_deferred_unbinds(|w| w.watches(dev));
+        }
+        for d in self.inner.lock().domains.iter_mut() {
+            if d.users > 0 && d.watched.as_ref().is_some_and(|w| w.watches(dev)) {
+                d.unwatch();
+            }
         }
         while let Some(d) = self.take_kept(|d| d.watched.as_ref().is_some_and(|w| w.watches(dev))) {
             d.free_kept();
@@ -843,8 +854,11 @@ impl Sva {
                 let d = &mut inner.domains[j];
                 if d.users == 0 {
                     self.live.counters.reused.add(1, Relaxed);
-                    // In use again: no longer kept, so no longer watched.
-                    d.unwatch();
+                    // In use again: watched only by the device it was kept
+                    // for, if that is the one binding.
+                    if !d.watched.as_ref().is_some_and(|w| w.is_of(dev)) {
+                        d.unwatch();
+                    }
                 }
                 d.users += 1;
                 d.domain.key()
@@ -1112,6 +1126,14 @@ fn detach(inner: &mut BondsInner, bond: &Bond, present: IommuPresent<'_>) -> Opt
         return None;
     }
     if bond.mm.leased() {
+        // Kept, watched by the device it was detached from: the watch it
+        // kept while in use if that is this bond's device, else a new one.
+        if d.watched
+            .as_ref()
+            .is_some_and(|w| w.is_of(bond.sva.device()))
+        {
+            return None;
+        }
         if let Ok(watch) = present.watch() {
             d.watched = Some(watch);
             return None;

@@ -441,6 +441,40 @@ static void rsva_client_kept_domain_watch_follows_reuse(struct kunit *test)
 }
 
 /*
+ * A kept domain used again by the device it was kept for keeps that
+ * device's watch while in use: an mm that binds and unbinds one device
+ * over and over makes one watch (two devres actions and a module pin), not
+ * one per cycle. The watch still ends when the domain is freed, here by
+ * the mm's death.
+ */
+static void rsva_client_kept_domain_keeps_its_watch_on_its_device(struct kunit *test)
+{
+	struct client_ctx *c = test->priv;
+	unsigned long watches = rsva_test_watches();
+	u32 pasid = IOMMU_PASID_INVALID;
+	struct rsva_sva *h;
+	int i, tries;
+
+	for (i = 0; i < 3; i++) {
+		h = rsva_sva_bind_device(c->dev0, c->mm);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(h));
+		if (!i)
+			pasid = rsva_sva_get_pasid(h);
+		KUNIT_EXPECT_EQ(test, rsva_sva_get_pasid(h), pasid);
+		/* Watched from the first unbind on, in use or kept. */
+		KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches + !!i);
+		KUNIT_EXPECT_EQ(test, rsva_sva_unbind_device(h), 0);
+		KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches + 1);
+	}
+	mmput(c->mm);
+	c->mm = NULL;
+	for (tries = 0; tries < 100 && rsva_test_watches() != watches; tries++)
+		msleep(20);
+	KUNIT_EXPECT_EQ(test, rsva_test_watches(), watches);
+	KUNIT_EXPECT_EQ(test, rsva_sim_pasid_state(c->dev0, pasid), -ENOENT);
+}
+
+/*
  * DMA ownership through rsva's C API: one owner at a time, SVA binds
  * refused on a claimed group, a claim refused while an SVA bond lives and
  * accepted once it is unbound, every release exactly once.
@@ -873,6 +907,7 @@ static struct kunit_case rsva_client_bond_cases[] = {
 	KUNIT_CASE(rsva_client_handles_stay_with_their_api),
 	KUNIT_CASE(rsva_client_stop_may_unbind),
 	KUNIT_CASE(rsva_client_kept_domain_watch_follows_reuse),
+	KUNIT_CASE(rsva_client_kept_domain_keeps_its_watch_on_its_device),
 	KUNIT_CASE(rsva_client_dma_claims),
 	KUNIT_CASE(rsva_client_binds_and_claims_never_overlap),
 	KUNIT_CASE(rsva_client_kernel_driver_domain_binds),
