@@ -265,8 +265,9 @@ struct GroupAttach {
 /// is in use. Used again by the watched device, the domain keeps its watch
 /// for that device's next detach: an mm that binds and unbinds one device
 /// over and over makes one watch (two devres actions and a module pin),
-/// not one per cycle. A watched domain in use (`users > 0`) is watched by
-/// a device it is attached through.
+/// not one per cycle. A watched domain in use (`users > 0`) keeps the
+/// watch of the device it was last kept for, until another device reuses
+/// it or it is kept for another, freed, or that device's driver goes.
 ///
 /// Freeing a domain may wait for an SRCU grace period (AMD's SVA domain
 /// unregisters its mmu notifier), so a domain is never freed under the
