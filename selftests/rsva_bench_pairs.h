@@ -13,8 +13,7 @@
 #ifndef _RSVA_BENCH_PAIRS_H
 #define _RSVA_BENCH_PAIRS_H
 
-#include <stdio.h>
-#include <stdlib.h>
+#include "rsva_sim_util.h"
 
 /* The two sides of a pair. */
 enum { SIDE_C, SIDE_RSVA };
@@ -31,20 +30,13 @@ struct paired {
 /* Runs one side's share of a pair (the same work for both); seconds. */
 typedef double (*paired_run_fn)(int side, void *ctx);
 
-static inline int paired_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* @pairs pairs of @run, C first in the even ones, rsva in the odd ones. */
 static inline struct paired paired_compare(paired_run_fn run, void *ctx, int pairs)
 {
 	struct paired p = { .fastest = { 1e30, 1e30 }, .pairs = pairs };
 	double *ratio = calloc(pairs, sizeof(*ratio));
 	double t[2];
-	int i, first;
+	int i, first, side;
 
 	if (!ratio) {
 		perror("calloc");
@@ -55,11 +47,11 @@ static inline struct paired paired_compare(paired_run_fn run, void *ctx, int pai
 		t[first] = run(first, ctx);
 		t[!first] = run(!first, ctx);
 		ratio[i] = t[SIDE_RSVA] / t[SIDE_C];
-		for (first = 0; first < 2; first++)
-			if (t[first] < p.fastest[first])
-				p.fastest[first] = t[first];
+		for (side = 0; side < 2; side++)
+			if (t[side] < p.fastest[side])
+				p.fastest[side] = t[side];
 	}
-	qsort(ratio, pairs, sizeof(*ratio), paired_cmp);
+	qsort(ratio, pairs, sizeof(*ratio), cmp_double);
 	p.q1 = ratio[pairs / 4];
 	p.median = ratio[pairs / 2];
 	p.q3 = ratio[pairs - 1 - pairs / 4];

@@ -137,13 +137,6 @@ static int run_all(int fd, struct rsva_sim_desc *d)
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* The @q quantile (0..1) of @n values, which it sorts. */
 static double quantile(double *v, int n, double q)
 {

@@ -107,13 +107,6 @@ static void round_trip(int fd, size_t len, int huge, unsigned long seed,
 	free(out);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Migrates LAT_PAGES pages to the device, then reads one word of each from
  * the CPU: each read faults the page back through migrate_to_ram(). Stores
